@@ -1,0 +1,113 @@
+"""Hearthgate: the application factory.
+
+``create_app`` is a list of small named steps; nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from app.config import ConfigurationRefused, configuration_problems, load_settings
+from app.db import db
+from app.logs import configure_logging, redactor
+from app.secrets import resolve_secret_settings, split_store_url
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    load_configuration(app, test_config)
+    register_extensions(app)
+    register_plugins(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    refuse_unsafe_configuration(app)
+    return app
+
+
+def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> None:
+    """Settings from the environment, then ``test_config`` on top (tests only)."""
+    app.config.update(load_settings(os.environ, overrides=test_config))
+    app.config["DEBUG"] = bool(app.config["DEBUG"])
+    app.config["JSON_SORT_KEYS"] = False
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
+
+
+def register_extensions(app: Flask) -> None:
+    from app.gateway.clientip import init_client_ip
+    from app.gateway.headers import init_headers
+    from app.meta.readiness import add_check, database_check
+
+    db.init_app(app)
+    add_check(app, "database", database_check)
+    init_headers(app)
+    init_client_ip(app)
+
+
+def register_plugins(app: Flask) -> None:
+    """Plugin manager, then the secret store it provides, then what needs secrets."""
+    from app.auth.tokens import AccessTokens
+    from app.meta.readiness import add_check
+    from app.plugins import build_manager
+
+    pm = build_manager(app.config["HEARTHGATE_PLUGINS"])
+    app.extensions["hearthgate.plugins"] = pm
+
+    scheme, url, query = split_store_url(app.config["SECRET_STORE_URL"])
+    query.setdefault("cache_ttl", [str(app.config["SECRET_STORE_CACHE_TTL_SECONDS"])])
+    store = pm.hook.secret_store(scheme=scheme, url=url, query=query, config=dict(app.config))
+    if store is None:
+        raise ConfigurationRefused([f"SECRET_STORE_URL has no store for scheme '{scheme}'"])
+    store.on_value = redactor.add
+    app.extensions["hearthgate.secrets"] = store
+    add_check(app, "secrets", lambda _app: store.check())
+    resolve_secret_settings(app.config, store)
+
+    problems = _problems(app)
+    if problems:
+        if app.config["HEARTHGATE_ENV"] == "production":
+            raise ConfigurationRefused(problems)
+        app.logger.warning("unsafe configuration: %s", "; ".join(problems))
+    app.extensions["hearthgate.tokens"] = AccessTokens(app.config)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app import auth, buyflow, households, internal, meta, voice, webhooks
+    from app.plugins import hook
+
+    app.register_blueprint(meta.bp)
+    for feature in (auth, households, buyflow, internal, webhooks, voice):
+        app.register_blueprint(feature.bp, url_prefix="/api")
+    for blueprints in hook(app).register_blueprints(app=app):
+        for blueprint in blueprints or []:
+            app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from app.gateway.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import register_cli
+
+    register_cli(app)
+
+
+def refuse_unsafe_configuration(app: Flask) -> None:
+    """Production with debug on is refused like any other unsafe setting (checked last, since a
+    plugin or blueprint may have changed it)."""
+    if app.config["HEARTHGATE_ENV"] == "production" and (app.debug or app.config["DEBUG"]):
+        raise ConfigurationRefused(["DEBUG is true"])
+
+
+def _problems(app: Flask) -> list[str]:
+    from app.plugins import hook
+
+    extra = [m for found in hook(app).startup_checks(config=dict(app.config)) for m in found or []]
+    return configuration_problems(app.config, extra)

@@ -1,0 +1,3 @@
+"""Routes of the buyflow blueprint."""
+
+from app.buyflow import bp  # noqa: F401

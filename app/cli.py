@@ -1,0 +1,142 @@
+"""The ``flask`` command line (``FLASK_APP=wsgi``): db, plugins, security, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.config import configuration_problems
+from app.db import Database
+from app.plugins import describe, hook
+from app.secrets import SecretStore, SecretStoreError
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+db_cli = AppGroup("db", help="Database migrations (Alembic).")
+plugins_cli = AppGroup("plugins", help="Installed plugins.")
+security_cli = AppGroup("security", help="Security checks.")
+secrets_cli = AppGroup("secrets", help="Read and write the secret store.")
+
+
+def alembic_config() -> object:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = Database.engine()
+    return config
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(), revision)  # type: ignore[arg-type]
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (default: one step)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(), revision)  # type: ignore[arg-type]
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the database's revision."""
+    from alembic import command
+
+    command.current(alembic_config())  # type: ignore[arg-type]
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message: str) -> None:
+    """Create a migration from the difference between the models and the database."""
+    from alembic import command
+
+    command.revision(alembic_config(), message=message, autogenerate=True)  # type: ignore[arg-type]
+
+
+@plugins_cli.command("list")
+def plugins_list() -> None:
+    """Name, version and hooks of every loaded plugin."""
+    for info in describe(current_app.extensions["hearthgate.plugins"]):
+        origin = "built-in" if info.builtin else "installed"
+        click.echo(f"{info.name}  {info.version}  ({origin})  hooks: {', '.join(info.hooks)}")
+
+
+@security_cli.command("check")
+def security_check() -> None:
+    """Report every unsafe setting; exit 1 when there is one (or a store is unreachable)."""
+    app = current_app
+    extra = [m for found in hook(app).startup_checks(config=dict(app.config)) for m in found or []]
+    problems = configuration_problems(app.config, extra)
+    store: SecretStore = app.extensions["hearthgate.secrets"]
+    try:
+        store.check()
+        click.echo(f"secret store: {store.name} reachable")
+    except SecretStoreError as exc:
+        problems.append(str(exc))
+    if not problems:
+        click.echo(f"OK ({app.config['HEARTHGATE_ENV']})")
+        return
+    for problem in problems:
+        click.echo(f"UNSAFE: {problem}", err=True)
+    raise SystemExit(1)
+
+
+def _mask(value: str) -> str:
+    return "*" * 8 if len(value) <= 8 else value[:2] + "*" * 6 + value[-2:]
+
+
+@secrets_cli.command("get")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--reveal", is_flag=True, help="Print the values instead of masked ones.")
+def secrets_get(names: tuple[str, ...], reveal: bool) -> None:
+    """Print secrets by name (masked unless --reveal)."""
+    store: SecretStore = current_app.extensions["hearthgate.secrets"]
+    try:
+        values = store.get(*names)
+    except SecretStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, value in values.items():
+        click.echo(f"{name}={value if reveal else _mask(value)}")
+
+
+@secrets_cli.command("set")
+@click.argument("name")
+@click.option("--value", prompt=True, hide_input=True, confirmation_prompt=False)
+def secrets_set(name: str, value: str) -> None:
+    """Store a secret (when the store enables set); the value is prompted for, never echoed."""
+    store: SecretStore = current_app.extensions["hearthgate.secrets"]
+    try:
+        store.set(name, value)
+    except SecretStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name} set")
+
+
+@secrets_cli.command("rm")
+@click.argument("name")
+def secrets_rm(name: str) -> None:
+    """Remove a secret (when the store enables remove)."""
+    store: SecretStore = current_app.extensions["hearthgate.secrets"]
+    try:
+        store.remove(name)
+    except SecretStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name} removed")
+
+
+def register_cli(app: Flask) -> None:
+    for group in (db_cli, plugins_cli, security_cli, secrets_cli):
+        app.cli.add_command(group)
+    hook(app).register_commands(cli=app.cli)

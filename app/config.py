@@ -1,0 +1,257 @@
+"""Settings from the environment (12-factor), per-environment defaults and production refusals.
+
+Every setting the service reads is declared once in ``SETTINGS``: its type, its default in
+development/test and in production, whether it is a secret (read through the secret store), and a
+line of documentation. The README's configuration table is checked against this list by a test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ENVIRONMENTS = ("development", "test", "production")
+DEV_JWT_SECRET = "dev-secret-change-me"  # noqa: S105 - the known development value that production refuses
+
+Kind = Literal["str", "int", "bool", "list"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: Kind
+    default: Any
+    doc: str
+    production: Any = ...  # ``...`` means "same as default"
+    secret: bool = False
+
+    def default_for(self, env: str) -> Any:
+        return self.default if env != "production" or self.production is ... else self.production
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HEARTHGATE_ENV", "str", "development", "development, test or production"),
+    Setting("DEBUG", "bool", False, "Flask debug mode; refused in production"),
+    Setting("DATABASE_URL", "str", "", "SQLAlchemy URL; Heroku's postgres:// is accepted. Empty: "
+            "SQLite file in the instance folder"),
+    Setting("DATABASE_POOL_SIZE", "int", 5, "connections per worker (PostgreSQL)"),
+    Setting("DATABASE_CONNECT_TIMEOUT_SECONDS", "int", 2,
+            "seconds before a database connection attempt gives up (then 503)"),
+    Setting("SECRET_STORE_URL", "str", "memory://", "secret store, see 'Secret stores'",
+            production="env://"),
+    Setting("SECRET_STORE_CACHE_TTL_SECONDS", "int", 0,
+            "cache secret values this long (0: no cache)"),
+    Setting("HEARTHGATE_PLUGINS", "list", None,
+            "allow-list of third-party plugin (entry point) names; unset: all installed"),
+    Setting("MAX_CONTENT_LENGTH", "int", 1024 * 1024, "largest request body in bytes (413 above)"),
+    Setting("MAX_JSON_DEPTH", "int", 32, "deepest nesting accepted in a JSON body (400 above)"),
+    Setting("LOG_LEVEL", "str", "INFO", "root log level"),
+    Setting("LOG_JSON", "bool", True, "structured JSON log lines"),
+    Setting("CORS_ORIGINS", "list", [], "origins allowed to read API responses"),
+    Setting("CORS_ALLOW_CREDENTIALS", "bool", False, "send Access-Control-Allow-Credentials"),
+    Setting("WEB_CONCURRENCY", "int", 2, "gunicorn workers"),
+    Setting("TRUSTED_PROXY_COUNT", "int", 0,
+            "proxies in front of the app whose X-Forwarded-For is trusted (Heroku: 1)"),
+    # Identity
+    Setting("AUTH_JWT_SECRET", "str", DEV_JWT_SECRET, "HS256 signing secret (development)",
+            production=None, secret=True),
+    Setting("AUTH_JWT_ALGORITHM", "str", "HS256", "internal JWT algorithm: HS256, RS256, ES256, "
+            "EdDSA", production="RS256"),
+    Setting("AUTH_JWT_PRIVATE_KEY", "str", None, "PEM private key for asymmetric signing",
+            secret=True),
+    Setting("AUTH_JWT_PREVIOUS_PUBLIC_KEYS", "str", None,
+            "PEM public keys of earlier signing keys, still accepted and published", secret=True),
+    Setting("AUTH_JWT_ISSUER", "str", "hearthgate", "iss of internal tokens"),
+    Setting("AUTH_JWT_AUDIENCE", "str", "hearthgate-api", "aud of internal tokens"),
+    Setting("AUTH_ACCESS_TOKEN_TTL_SECONDS", "int", 3600, "lifetime of an access token"),
+    Setting("AUTH_REFRESH_TOKEN_TTL_SECONDS", "int", 30 * 24 * 3600, "lifetime of a refresh token"),
+    Setting("AUTH_OIDC_ISSUER", "str", None, "OpenID provider issuer URL"),
+    Setting("AUTH_OIDC_AUDIENCE", "str", None, "client id expected in ID tokens' aud"),
+    Setting("AUTH_OIDC_LEEWAY_SECONDS", "int", 60, "clock leeway for exp/nbf/iat"),
+    Setting("AUTH_DEFAULT_PERMISSIONS", "list", None,
+            "permissions of new users (default: the catalogue but users:admin)"),
+    Setting("AUTH_LOCAL_ACCOUNTS_ENABLED", "bool", False, "local email/password accounts"),
+    Setting("DEVELOPMENT_AUTH_ENABLED", "bool", False,
+            "requests without a token act as DEVELOPMENT_AUTH_USER; refused in production"),
+    Setting("DEVELOPMENT_AUTH_USER", "str", "dev@example.test", "email of the development user"),
+    # Buy-flow and machine-to-machine
+    Setting("CHECKOUT_CONFIRMATION_TTL_SECONDS", "int", 900, "confirmation token lifetime"),
+    Setting("BUYFLOW_ALLOW_OWNER_SELF_APPROVAL", "bool", False,
+            "an owner may approve their own request"),
+    Setting("BUYFLOW_INTERNAL_TOKEN", "list", None,
+            "X-Internal-Token values for buy-flow callbacks (several during rotation)",
+            secret=True),
+    Setting("REQUIRE_BUYFLOW_INTERNAL_TOKEN", "bool", False, "enforce BUYFLOW_INTERNAL_TOKEN",
+            production=True),
+    Setting("ORCHESTRATOR_INTERNAL_TOKEN", "list", None,
+            "X-Internal-Token values for orchestrator events and artifacts", secret=True),
+    Setting("REQUIRE_INTERNAL_EVENT_TOKEN", "bool", False, "enforce ORCHESTRATOR_INTERNAL_TOKEN",
+            production=True),
+    Setting("HYPERBEAM_EVENT_SIGNING_SECRET", "list", None,
+            "webhook secrets (whsec_<base64> or raw; several during rotation)", secret=True),
+    Setting("HYPERBEAM_ENFORCE_EVENT_SIGNATURES", "bool", False, "reject unsigned webhooks",
+            production=True),
+    Setting("VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS", "int", 12, "voice sessions per window"),
+    Setting("VOICE_LIVE_PUBLIC_RATE_LIMIT_WINDOW_SECONDS", "int", 60, "voice window in seconds"),
+    # Rate limits
+    Setting("RATELIMIT_ENABLED", "bool", True, "apply rate limits"),
+    Setting("RATELIMIT_STORAGE_URI", "str", "memory://",
+            "limiter storage: memory://, redis://, redis+sentinel://, redis+cluster://, "
+            "memcached://; REDIS_URL is used when this is unset"),
+    Setting("RATELIMIT_STRATEGY", "str", "fixed-window",
+            "fixed-window, moving-window or sliding-window-counter"),
+    Setting("RATELIMIT_AUTHENTICATED", "str", "100/minute", "per verified sub, all routes"),
+    Setting("RATELIMIT_ANONYMOUS", "str", "10/minute", "per client IP, all routes"),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+SECRET_SETTINGS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.secret)
+
+
+class ConfigurationError(Exception):
+    """A setting has a value that cannot be parsed."""
+
+
+class ConfigurationRefused(Exception):
+    """Production refuses to start; ``problems`` names every offending setting.
+
+    Raised as an ordinary exception (not SystemExit) so that gunicorn halts instead of
+    respawning workers forever.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("refusing to start: " + "; ".join(problems))
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_value(setting: Setting, raw: str) -> Any:
+    if setting.kind == "str":
+        return raw
+    if setting.kind == "int":
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ConfigurationError(f"{setting.name} must be an integer") from None
+    if setting.kind == "bool":
+        value = raw.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise ConfigurationError(f"{setting.name} must be true or false")
+    return [part for part in raw.replace(",", " ").split() if part]
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Read every declared setting from ``environ`` with the environment's defaults.
+
+    ``overrides`` (typed values, as tests pass them to ``create_app``) win over the environment.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    env = str(
+        overrides.get("HEARTHGATE_ENV") or environ.get("HEARTHGATE_ENV") or "development"
+    ).strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ConfigurationError(f"HEARTHGATE_ENV must be one of {', '.join(ENVIRONMENTS)}")
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
+        value = setting.default_for(env) if raw is None else parse_value(setting, raw)
+        values[setting.name] = list(value) if isinstance(value, list) else value
+    values["HEARTHGATE_ENV"] = env
+    if not environ.get("RATELIMIT_STORAGE_URI") and environ.get("REDIS_URL"):
+        values["RATELIMIT_STORAGE_URI"] = environ["REDIS_URL"]
+    values.update(overrides)
+    return values
+
+
+# A refusal rule looks at the whole configuration and returns a message naming the setting, or None.
+Rule = Callable[[Mapping[str, Any]], "str | None"]
+
+
+def _dev_secret(c: Mapping[str, Any]) -> str | None:
+    if c.get("AUTH_JWT_ALGORITHM") == "HS256":
+        if c.get("AUTH_JWT_SECRET") in (None, "", DEV_JWT_SECRET):
+            return "AUTH_JWT_SECRET is unset or the development default"
+        if len(str(c["AUTH_JWT_SECRET"])) < 32:
+            return "AUTH_JWT_SECRET is shorter than 32 characters"
+    elif not c.get("AUTH_JWT_PRIVATE_KEY"):
+        return f"AUTH_JWT_PRIVATE_KEY is unset for AUTH_JWT_ALGORITHM={c.get('AUTH_JWT_ALGORITHM')}"
+    return None
+
+
+def _flag(name: str, message: str) -> Rule:
+    return lambda c: message if c.get(name) else None
+
+
+def _required_token(flag: str, token: str) -> Rule:
+    def rule(c: Mapping[str, Any]) -> str | None:
+        if not c.get(flag):
+            return f"{flag} is false"
+        if not c.get(token):
+            return f"{token} is unset while {flag} is true"
+        return None
+
+    return rule
+
+
+def _webhook_secret(c: Mapping[str, Any]) -> str | None:
+    if not c.get("HYPERBEAM_ENFORCE_EVENT_SIGNATURES"):
+        return "HYPERBEAM_ENFORCE_EVENT_SIGNATURES is false"
+    if not c.get("HYPERBEAM_EVENT_SIGNING_SECRET"):
+        return "HYPERBEAM_EVENT_SIGNING_SECRET is unset while signatures are enforced"
+    return None
+
+
+def _cors(c: Mapping[str, Any]) -> str | None:
+    if "*" in (c.get("CORS_ORIGINS") or []) and c.get("CORS_ALLOW_CREDENTIALS"):
+        return "CORS_ORIGINS has '*' while CORS_ALLOW_CREDENTIALS is true"
+    return None
+
+
+def _limiter_storage(c: Mapping[str, Any]) -> str | None:
+    uri = str(c.get("RATELIMIT_STORAGE_URI") or "memory://")
+    if uri.startswith("memory://") and int(c.get("WEB_CONCURRENCY") or 1) > 1:
+        return (
+            "RATELIMIT_STORAGE_URI is in-process (memory://) while WEB_CONCURRENCY > 1: "
+            "limits would not hold across workers"
+        )
+    return None
+
+
+def _secret_store(c: Mapping[str, Any]) -> str | None:
+    if str(c.get("SECRET_STORE_URL", "")).startswith("memory://"):
+        return "SECRET_STORE_URL is memory:// (development only)"
+    return None
+
+
+PRODUCTION_RULES: tuple[Rule, ...] = (
+    _dev_secret,
+    _flag("DEVELOPMENT_AUTH_ENABLED", "DEVELOPMENT_AUTH_ENABLED is true"),
+    _flag("DEBUG", "DEBUG is true"),
+    _required_token("REQUIRE_BUYFLOW_INTERNAL_TOKEN", "BUYFLOW_INTERNAL_TOKEN"),
+    _required_token("REQUIRE_INTERNAL_EVENT_TOKEN", "ORCHESTRATOR_INTERNAL_TOKEN"),
+    _webhook_secret,
+    _cors,
+    _limiter_storage,
+    _secret_store,
+)
+
+ALWAYS_RULES: tuple[Rule, ...] = (_cors,)
+
+
+def configuration_problems(config: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
+    """Every unsafe setting of ``config``; in production all rules apply, elsewhere a few."""
+    rules = PRODUCTION_RULES if config.get("HEARTHGATE_ENV") == "production" else ALWAYS_RULES
+    problems = [msg for rule in rules if (msg := rule(config))]
+    problems.extend(extra)
+    return problems

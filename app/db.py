@@ -1,0 +1,121 @@
+"""The database: one engine per app, one session per request, committed by the gateway.
+
+Plain SQLAlchemy 2.0 rather than Flask-SQLAlchemy: the request path opens a session lazily,
+the endpoint wrapper commits it after the handler and its after guards (so an audit write and the
+change it records share one transaction), and teardown closes it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def new_id(prefix: str) -> str:
+    """An opaque random id such as ``hh_4x9…`` (128 bits, never sequential)."""
+    n = secrets.randbits(128)
+    chars = []
+    for _ in range(26):
+        n, r = divmod(n, 32)
+        chars.append(_ID_ALPHABET[r])
+    return f"{prefix}_{''.join(chars)}"
+
+
+def utcnow() -> datetime:
+    """Naive UTC, stored as such on every backend (SQLite keeps no zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def database_url(configured: str | None, instance_path: str) -> str:
+    """Normalise ``DATABASE_URL``; default to SQLite in the instance folder."""
+    if not configured:
+        return f"sqlite:///{Path(instance_path) / 'hearthgate.sqlite3'}"
+    if configured.startswith("postgres://"):
+        configured = "postgresql://" + configured[len("postgres://"):]
+    if configured.startswith("postgresql://"):
+        configured = "postgresql+psycopg://" + configured[len("postgresql://"):]
+    return configured
+
+
+def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> Engine:
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}
+    else:
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = pool_size
+        kwargs["pool_timeout"] = connect_timeout
+        kwargs["connect_args"] = {"connect_timeout": connect_timeout}
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()
+
+
+class Database:
+    """Flask extension holding the engine and handing out the request's session."""
+
+    def init_app(self, app: Flask) -> None:
+        url = database_url(app.config.get("DATABASE_URL"), app.instance_path)
+        if url.startswith("sqlite:///"):
+            Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        engine = build_engine(
+            url,
+            pool_size=app.config["DATABASE_POOL_SIZE"],
+            connect_timeout=app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
+        )
+        app.extensions["hearthgate.db"] = sessionmaker(engine, expire_on_commit=False)
+        app.teardown_appcontext(self._close)
+
+    @staticmethod
+    def engine(app: Flask | None = None) -> Engine:
+        factory = (app or current_app).extensions["hearthgate.db"]
+        engine: Engine = factory.kw["bind"]
+        return engine
+
+    @property
+    def session(self) -> Session:
+        session: Session | None = g.get("_db_session")
+        if session is None:
+            session = current_app.extensions["hearthgate.db"]()
+            g._db_session = session
+        return session
+
+    @staticmethod
+    def _close(_exc: BaseException | None) -> None:
+        session: Session | None = g.pop("_db_session", None)
+        if session is not None:
+            session.close()
+
+
+db = Database()

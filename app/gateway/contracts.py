@@ -1,0 +1,266 @@
+"""Endpoint contracts: one decorator per route declares what the gateway enforces.
+
+The request path, top to bottom (DESIGN.md "One request, one path"):
+
+    request id, client IP      app.gateway.headers / app.gateway.clientip (before_request)
+    authentication             public, bearer (Principal) or internal token
+    rate limit                 app.extensions["hearthgate.rate_limit"], when installed
+    body / query schema        pydantic; unknown fields dropped
+    permissions                all of ``permissions`` or 403
+    household + role           HouseholdScope from the path's household_id; roles, else 403
+    before guards              business rules declared on the contract
+    handler
+    response schema            strips every undeclared field
+    after guards               auditing, in the same transaction
+    commit                     one transaction per request
+    security headers           app.gateway.headers (after_request)
+
+Handlers receive, by parameter name, only what they ask for: the path's arguments, ``body``,
+``query``, ``household`` (the scope), ``principal`` and ``call``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flask import Response, current_app, g, request
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from app.db import db
+from app.gateway.errors import Forbidden, ValidationError
+from app.gateway.jsonbody import read_json_body
+from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
+from app.gateway.tenancy import HouseholdScope, load_scope
+
+Auth = Literal["public", "bearer", "internal"]
+Guard = Callable[["Call"], None]
+
+ROLE_ORDER = ("owner", "adult", "child")
+
+
+@dataclass(frozen=True)
+class Contract:
+    auth: Auth = "bearer"
+    permissions: tuple[str, ...] = ()
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    household: bool = False
+    roles: tuple[str, ...] | None = None
+    rate_limit: str | None = None
+    sensitive: bool = False
+    internal_token: tuple[str, str] | None = None  # (token setting, "required" flag setting)
+    before: tuple[Guard, ...] = ()
+    after: tuple[Guard, ...] = ()
+    raw_body: bool = False
+    summary: str = ""
+    tags: tuple[str, ...] = ()
+    errors: tuple[int, ...] = ()
+
+
+@dataclass
+class Call:
+    """Everything the gateway learned about one request, handed to guards and handlers."""
+
+    contract: Contract
+    path: dict[str, Any]
+    principal: Principal | None = None
+    household: HouseholdScope | None = None
+    body: Any = None
+    query: Any = None
+    result: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    """A handler's answer when the status or headers differ from the contract's."""
+
+    body: Any = None
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def endpoint(
+    *,
+    auth: Auth = "bearer",
+    permissions: Iterable[str] = (),
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    household: bool = False,
+    roles: Iterable[str] | None = None,
+    rate_limit: str | None = None,
+    sensitive: bool = False,
+    internal_token: tuple[str, str] | None = None,
+    before: Iterable[Guard] = (),
+    after: Iterable[Guard] = (),
+    raw_body: bool = False,
+    summary: str = "",
+    tags: Iterable[str] = (),
+    errors: Iterable[int] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Declare a route's contract; the gateway enforces it and OpenAPI documents it."""
+    contract = Contract(
+        auth=auth,
+        permissions=tuple(permissions),
+        body=body,
+        query=query,
+        response=response,
+        status=status,
+        household=household,
+        roles=tuple(roles) if roles is not None else None,
+        rate_limit=rate_limit,
+        sensitive=sensitive,
+        internal_token=internal_token,
+        before=tuple(before),
+        after=tuple(after),
+        raw_body=raw_body,
+        summary=summary,
+        tags=tuple(tags),
+        errors=tuple(errors),
+    )
+    if auth == "internal" and internal_token is None:
+        raise ValueError("an internal endpoint names its token setting")
+    if household and auth != "bearer":
+        raise ValueError("household scoping needs a bearer principal")
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
+        wanted = set(inspect.signature(view).parameters)
+
+        @functools.wraps(view)
+        def wrapper(**path: Any) -> Response:
+            call = Call(contract=contract, path=path, status=contract.status)
+            _authenticate(call)
+            limiter = current_app.extensions.get("hearthgate.rate_limit")
+            if limiter is not None:
+                limiter(call)
+            _validate_input(call)
+            _check_permissions(call)
+            if contract.household:
+                assert call.principal is not None  # noqa: S101 - guaranteed by the bearer step
+                call.household = load_scope(path.pop("household_id"), call.principal.user_id)
+                _check_role(call)
+            for guard in contract.before:
+                guard(call)
+            result = view(**_arguments(call, wanted))
+            if isinstance(result, Reply):
+                call.status = result.status or call.status
+                call.headers.update(result.headers)
+                result = result.body
+            call.result = result
+            if g.get("_db_session") is not None:
+                db.session.flush()  # ids and defaults of new rows, for the response
+            payload = _serialize(contract, result)
+            for guard in contract.after:
+                guard(call)
+            db.session.commit()
+            return _respond(payload, call)
+
+        wrapper.contract = contract  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def contract_of(view: Callable[..., Any]) -> Contract | None:
+    return getattr(view, "contract", None)
+
+
+# -- the steps -------------------------------------------------------------------------------
+
+
+def _authenticate(call: Call) -> None:
+    contract = call.contract
+    if contract.auth == "bearer":
+        call.principal = authenticate_bearer()
+    elif contract.auth == "internal":
+        assert contract.internal_token is not None  # noqa: S101 - checked at declaration
+        check_internal_token(*contract.internal_token)
+
+
+def _validation_details(exc: PydanticValidationError) -> list[dict[str, str]]:
+    # Never echo the input: it may be a password or a token.
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def _validate_input(call: Call) -> None:
+    contract = call.contract
+    try:
+        if contract.query is not None:
+            call.query = contract.query.model_validate(request.args.to_dict())
+        if contract.body is not None and not contract.raw_body:
+            call.body = contract.body.model_validate(read_json_body())
+    except PydanticValidationError as exc:
+        raise ValidationError(
+            "Request failed validation", details=_validation_details(exc)
+        ) from None
+
+
+def _check_permissions(call: Call) -> None:
+    required = call.contract.permissions
+    if not required or call.principal is None:
+        return
+    held = call.principal.permissions
+    missing = [p for p in required if p not in held]
+    if missing:
+        raise Forbidden(
+            "Missing required permission: " + ", ".join(missing),
+            requiredPermissions=list(required),
+            userPermissions=sorted(held),
+        )
+
+
+def _check_role(call: Call) -> None:
+    allowed = call.contract.roles
+    assert call.household is not None  # noqa: S101 - called only for household routes
+    if allowed is not None and call.household.role not in allowed:
+        raise Forbidden(
+            f"Household role '{call.household.role}' may not do this",
+            requiredRoles=list(allowed),
+        )
+
+
+def _arguments(call: Call, wanted: set[str]) -> dict[str, Any]:
+    available = {
+        "body": call.body,
+        "query": call.query,
+        "household": call.household,
+        "principal": call.principal,
+        "call": call,
+    }
+    args = {name: value for name, value in available.items() if name in wanted}
+    args.update(call.path)
+    return args
+
+
+def _serialize(contract: Contract, result: Any) -> bytes | None:
+    if result is None:
+        return None
+    if contract.response is None:
+        raise TypeError("this endpoint declares no response schema but its handler returned one")
+    if isinstance(result, contract.response):
+        return result.model_dump_json(by_alias=True).encode()
+    model = contract.response.model_validate(result, from_attributes=True)
+    return model.model_dump_json(by_alias=True).encode()
+
+
+def _respond(payload: bytes | None, call: Call) -> Response:
+    if payload is None:
+        response = Response(status=204 if call.status in (200, 204) else call.status)
+    else:
+        response = Response(payload, status=call.status, mimetype="application/json")
+    for key, value in call.headers.items():
+        response.headers[key] = value
+    return response

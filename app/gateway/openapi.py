@@ -1,0 +1,132 @@
+"""OpenAPI 3.1, generated from the endpoint contracts so that the documentation cannot drift."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from app.gateway.contracts import Contract, contract_of
+from app.gateway.errors import ERROR_NAMES
+from app.gateway.schemas import ErrorBody
+
+_PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
+_REF = "#/components/schemas/{model}"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _default_errors(contract: Contract, rule: str) -> list[int]:
+    codes = {400, 429, 500, 503}
+    if contract.auth != "public":
+        codes.add(401)
+    if contract.permissions or contract.roles is not None or contract.before:
+        codes.add(403)
+    if contract.household or "<" in rule:
+        codes.add(404)
+    if contract.body is not None:
+        codes.update({413, 415})
+    codes.update(contract.errors)
+    return sorted(codes)
+
+
+def build_openapi(app: Flask) -> dict[str, Any]:
+    routes: list[tuple[str, str, Contract, str]] = []
+    models: set[type[BaseModel]] = {ErrorBody}
+    for url_rule in app.url_map.iter_rules():
+        contract = contract_of(app.view_functions[url_rule.endpoint])
+        if contract is None:
+            continue
+        for method in sorted((url_rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((url_rule.rule, method, contract, url_rule.endpoint))
+        for model in (contract.body, contract.query, contract.response):
+            if model is not None:
+                models.add(model)
+
+    ordered = sorted(models, key=lambda m: m.__name__)
+    keyed = [(m, "validation") for m in ordered] + [(m, "serialization") for m in ordered]
+    refs, definitions = models_json_schema(keyed, ref_template=_REF, by_alias=True)  # type: ignore[arg-type]
+
+    def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
+        schema: dict[str, Any] = refs[(model, mode)]  # type: ignore[index]
+        return schema
+
+    paths: dict[str, dict[str, Any]] = {}
+    for rule, method, contract, endpoint_name in routes:
+        path = _PATH_ARG.sub(lambda m: "{" + _camel(m.group(1)) + "}", rule)
+        operation: dict[str, Any] = {
+            "operationId": endpoint_name.replace(".", "_") + "_" + method.lower(),
+            "summary": contract.summary or endpoint_name,
+            "tags": list(contract.tags) or [endpoint_name.split(".")[0]],
+            "x-public": contract.auth == "public",
+            "x-required-permissions": list(contract.permissions),
+            "x-rate-limit": contract.rate_limit
+            or ("anonymous" if contract.auth != "bearer" else "authenticated"),
+        }
+        if contract.roles is not None:
+            operation["x-household-roles"] = list(contract.roles)
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in (_camel(m.group(1)) for m in _PATH_ARG.finditer(rule))
+        ]
+        if contract.query is not None:
+            query_schema = contract.query.model_json_schema(by_alias=True)
+            for name, prop in query_schema.get("properties", {}).items():
+                parameters.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in query_schema.get("required", []),
+                        "schema": prop,
+                    }
+                )
+        if parameters:
+            operation["parameters"] = parameters
+        if contract.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(contract.body, "validation")}},
+            }
+        if contract.auth == "bearer":
+            operation["security"] = [{"bearer": []}]
+        elif contract.auth == "internal":
+            operation["security"] = [{"internalToken": []}]
+        else:
+            operation["security"] = []
+        responses: dict[str, Any] = {}
+        ok = str(contract.status)
+        if contract.response is not None:
+            responses[ok] = {
+                "description": "Success",
+                "content": {
+                    "application/json": {"schema": ref(contract.response, "serialization")}
+                },
+            }
+        else:
+            responses["204" if contract.status in (200, 204) else ok] = {"description": "Success"}
+        for code in _default_errors(contract, rule):
+            responses[str(code)] = {
+                "description": ERROR_NAMES.get(code, "Error"),
+                "content": {"application/json": {"schema": ref(ErrorBody, "serialization")}},
+            }
+        operation["responses"] = responses
+        paths.setdefault(path, {})[method.lower()] = operation
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Hearthgate API", "version": "1"},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "internalToken": {"type": "apiKey", "in": "header", "name": "X-Internal-Token"},
+            },
+        },
+    }

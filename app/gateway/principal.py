@@ -1,0 +1,82 @@
+"""Who is calling: bearer verification (once per request) into a ``Principal``, and
+``X-Internal-Token`` checks for machine-to-machine routes."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass, field
+
+from flask import current_app, g, request
+
+from app.auth.tokens import AccessTokens, TokenError
+from app.gateway.errors import Unauthorized
+
+log = logging.getLogger(__name__)
+
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    email: str | None
+    name: str | None
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    session_id: str | None = None
+    correlation_id: str | None = None
+    kind: str = "user"  # "user" or "service"
+
+
+def current_principal() -> Principal | None:
+    principal: Principal | None = g.get("principal")
+    return principal
+
+
+def authenticate_bearer() -> Principal:
+    """Verify the bearer token, or act as the development user when that is enabled."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        dev = current_app.extensions.get("hearthgate.dev_principal")
+        if dev is not None:
+            principal: Principal = dev()
+            g.principal = principal
+            return principal
+        raise Unauthorized("Missing bearer token")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Malformed Authorization header", invalid_token=True)
+    tokens: AccessTokens = current_app.extensions["hearthgate.tokens"]
+    try:
+        claims = tokens.verify(token.strip())
+    except TokenError as exc:
+        log.info("bearer token rejected: %s", exc)
+        raise Unauthorized("Invalid or expired token", invalid_token=True) from None
+    principal = Principal(
+        user_id=str(claims["sub"]),
+        email=claims.get("email"),
+        name=claims.get("name"),
+        permissions=frozenset(str(p) for p in claims.get("permissions", [])),
+        session_id=claims.get("sid"),
+        correlation_id=g.get("request_id"),
+    )
+    g.principal = principal
+    return principal
+
+
+def check_internal_token(setting: str, required_flag: str) -> None:
+    """Compare ``X-Internal-Token`` in constant time with every configured value of ``setting``.
+
+    When ``required_flag`` is off (development) a missing token is tolerated, but a wrong one never.
+    """
+    offered = request.headers.get(INTERNAL_TOKEN_HEADER, "")
+    accepted: list[str] = current_app.config.get(setting) or []
+    if not offered:
+        if current_app.config.get(required_flag):
+            raise Unauthorized("Missing internal token")
+        return
+    matched = False
+    for value in accepted:  # no early exit: every value is compared
+        matched |= hmac.compare_digest(offered.encode(), str(value).encode())
+    if not matched:
+        raise Unauthorized("Invalid internal token")

@@ -1,0 +1,61 @@
+"""Base classes of request and response schemas (camelCase on the wire, snake_case in code)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+
+
+class Schema(BaseModel):
+    """Response schema: built from ORM objects; only the declared fields are serialized."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, from_attributes=True, extra="ignore"
+    )
+
+
+class Body(BaseModel):
+    """Request body: strict types, unknown fields dropped (never stored)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True,
+        str_strip_whitespace=True,
+    )
+
+
+class Query(BaseModel):
+    """Query string: values arrive as strings, so types are coerced; unknown keys ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+def _rfc3339(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Stored naive UTC; rendered as RFC 3339 with a Z.
+Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
+
+
+class Page(Schema, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class PageQuery(Query):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=200)
+
+
+class ErrorBody(Schema):
+    error: str
+    message: str
+    correlation_id: str | None = None
+    timestamp: str

@@ -1,0 +1,84 @@
+"""Household isolation: every household-scoped read and write goes through a ``HouseholdScope``.
+
+The gateway builds the scope from the path's ``household_id`` and the caller's membership, read
+from the database on every request. A non-member and an unknown household get the same 404, and a
+child object of another household is 404 too, so a handler cannot leak by forgetting a filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
+
+from app.db import db
+from app.gateway.errors import NotFound
+from app.models import Household, Member
+
+T = TypeVar("T")
+
+HOUSEHOLD_NOT_FOUND = "Household not found"
+
+
+@dataclass(frozen=True)
+class HouseholdScope:
+    household: Household
+    member: Member
+
+    @property
+    def id(self) -> str:
+        return self.household.id
+
+    @property
+    def role(self) -> str:
+        return self.member.role
+
+    @property
+    def user_id(self) -> str:
+        return self.member.user_id
+
+    def select(self, model: type[T]) -> Select[tuple[T]]:
+        """``SELECT model WHERE household_id = this household``; refine it further as needed."""
+        return select(model).where(model.household_id == self.id)  # type: ignore[attr-defined]
+
+    def get(self, model: type[T], object_id: Any, what: str | None = None) -> T:
+        """The object with this id in this household, else 404 (also for other households')."""
+        found = db.session.scalars(
+            self.select(model).where(model.id == object_id)  # type: ignore[attr-defined]
+        ).first()
+        if found is None:
+            raise NotFound(f"{what or model.__name__} not found")
+        return found
+
+    def get_many(self, model: type[T], ids: Iterable[str], what: str | None = None) -> list[T]:
+        """Every id must name an object of this household, else 404; order follows ``ids``."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        rows = db.session.scalars(
+            self.select(model).where(model.id.in_(wanted))  # type: ignore[attr-defined]
+        ).all()
+        by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
+        if len(by_id) != len(wanted):
+            raise NotFound(f"{what or model.__name__} not found")
+        return [by_id[i] for i in wanted]
+
+    def add(self, obj: T) -> T:
+        """Stage a new object in this household; its ``household_id`` is set here, nowhere else."""
+        obj.household_id = self.id  # type: ignore[attr-defined]
+        db.session.add(obj)
+        return obj
+
+
+def load_scope(household_id: str, user_id: str) -> HouseholdScope:
+    """One query: the household and the caller's membership, or the uniform 404."""
+    row = db.session.execute(
+        select(Household, Member)
+        .join(Member, Member.household_id == Household.id)
+        .where(Household.id == household_id, Member.user_id == user_id)
+    ).first()
+    if row is None:
+        raise NotFound(HOUSEHOLD_NOT_FOUND)
+    return HouseholdScope(household=row[0], member=row[1])

@@ -1,0 +1,111 @@
+"""The plugin contract. Every hook is declared here, typed and documented; a plugin module
+implements some of them with ``@hookimpl``. Built-in plugins (``plugins/``) use the same hooks
+as third-party packages registered under the ``hearthgate`` entry-point group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from urllib.parse import SplitResult
+
+    import click
+    from flask import Blueprint, Flask
+
+    from app.secrets import SecretStore
+
+hookspec = pluggy.HookspecMarker("hearthgate")
+hookimpl = pluggy.HookimplMarker("hearthgate")
+
+
+@hookspec(firstresult=True)
+def secret_store(
+    scheme: str, url: SplitResult, query: dict[str, list[str]], config: dict[str, Any]
+) -> SecretStore | None:
+    """Open the secret store for ``SECRET_STORE_URL``.
+
+    :param scheme: the URL's scheme, e.g. ``vault``; return ``None`` for a scheme you don't serve.
+    :param url: the split URL.
+    :param query: the URL's parsed query string (store options such as ``enable_set``).
+    :param config: the settings read so far (no secrets yet).
+    """
+
+
+@hookspec
+def login_providers(app: Flask) -> list[Any] | None:
+    """Login providers for ``POST /api/auth/login``; each decides whether it handles a body.
+
+    :param app: the application being built.
+    """
+
+
+@hookspec
+def webhook_verifiers(app: Flask) -> dict[str, Callable[..., Any]] | None:
+    """Webhook signature verifiers by provider name (e.g. ``{"hyperbeam": verify}``).
+
+    :param app: the application being built.
+    """
+
+
+@hookspec(firstresult=True)
+def limiter_storage(uri: str, config: dict[str, Any]) -> str | None:
+    """Accept a rate-limiter storage URI (return it, possibly rewritten) or ``None``.
+
+    :param uri: ``RATELIMIT_STORAGE_URI``.
+    :param config: the application's settings.
+    """
+
+
+@hookspec
+def permissions_for_user(user: Any, claims: dict[str, Any] | None) -> list[str] | None:
+    """Extra permissions for a user at login or refresh (e.g. mapped from provider groups).
+
+    :param user: the ``User`` row.
+    :param claims: the verified ID-token claims, when the login came from an identity provider.
+    """
+
+
+@hookspec
+def audit_sink(event: dict[str, Any]) -> None:
+    """Forward a committed audit event (already redacted) to an external sink.
+
+    :param event: the event as stored: chain, seq, action, resource, decision, hashes...
+    """
+
+
+@hookspec(firstresult=True)
+def mail_sender(
+    config: dict[str, Any], instance_path: str
+) -> Callable[[str, str, str], None] | None:
+    """A ``send(to, subject, body)`` callable for outgoing mail (password resets).
+
+    :param config: the application's settings.
+    :param instance_path: the Flask instance folder.
+    """
+
+
+@hookspec
+def register_blueprints(app: Flask) -> list[Blueprint] | None:
+    """Extra blueprints to register on the application.
+
+    :param app: the application being built.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``flask`` command line.
+
+    :param cli: the application's command group.
+    """
+
+
+@hookspec
+def startup_checks(config: dict[str, Any]) -> list[str] | None:
+    """Unsafe-configuration messages; in production any message refuses the start.
+
+    :param config: the application's settings, secrets resolved.
+    """

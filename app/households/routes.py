@@ -1,0 +1,3 @@
+"""Routes of the households blueprint."""
+
+from app.households import bp  # noqa: F401

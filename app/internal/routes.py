@@ -1,0 +1,3 @@
+"""Routes of the internal blueprint."""
+
+from app.internal import bp  # noqa: F401

@@ -1,0 +1,106 @@
+"""Structured logging: JSON lines carrying the request id, and a filter that redacts secrets.
+
+The redaction masks every value the secret store has handed out (registered through
+``Redactor.add``) and anything shaped like a bearer token, a JWT or an ``X-Internal-Token`` value,
+in the message, its arguments and the formatted traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import g, has_request_context
+from pythonjsonlogger.json import JsonFormatter
+
+MASK = "[REDACTED]"
+_SHORTEST_REDACTED = 6  # shorter values would mask ordinary words; such secrets are refused anyway
+
+_TOKEN_PATTERNS = re.compile(
+    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"
+    r"|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"
+    r"|(x-internal-token[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+)
+
+
+class Redactor:
+    """The set of secret values to mask; shared by every handler of the process."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        if not value or len(value) < _SHORTEST_REDACTED or value in self._values:
+            return
+        with self._lock:
+            self._values.add(value)
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def redact(self, text: str) -> str:
+        pattern = self._pattern
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
+        return _TOKEN_PATTERNS.sub(_mask_token, text)
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    prefix = match.group(1) or match.group(2) or ""
+    return prefix + MASK
+
+
+redactor = Redactor()
+
+
+def _redacting_factory(base: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """Redact at record creation, so that every handler (pytest's capture included) sees only
+    the masked text: a filter on one handler would leave the others unprotected."""
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        record.msg = redactor.redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = redactor.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return record
+
+    factory._hearthgate = True  # type: ignore[attr-defined]
+    return factory
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id") if has_request_context() else None
+        return True
+
+
+def configure_logging(level: str, json_lines: bool) -> None:
+    """Install one redacting handler on the root logger (idempotent across app instances)."""
+    if not getattr(logging.getLogRecordFactory(), "_hearthgate", False):
+        logging.setLogRecordFactory(_redacting_factory(logging.getLogRecordFactory()))
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    for handler in root.handlers:
+        if getattr(handler, "_hearthgate", False):
+            return
+    handler = logging.StreamHandler()
+    handler._hearthgate = True  # type: ignore[attr-defined]
+    handler.addFilter(RequestIdFilter())
+    if json_lines:
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    root.addHandler(handler)

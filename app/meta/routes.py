@@ -1,0 +1,38 @@
+"""Operations: liveness, readiness and the OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify
+from flask.typing import ResponseReturnValue
+
+from app.gateway.openapi import build_openapi
+from app.meta import bp
+from app.meta.readiness import run_checks
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    results = run_checks(current_app)
+    down = [name for name, ok in results.items() if not ok]
+    body = {
+        "status": "ok" if not down else "unavailable",
+        "components": {name: ("ok" if ok else "down") for name, ok in results.items()},
+    }
+    if down:
+        body["error"] = "ServiceUnavailable"
+        body["message"] = "Unavailable: " + ", ".join(down)
+        return jsonify(body), 503
+    return jsonify(body)
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> ResponseReturnValue:
+    document = current_app.extensions.get("hearthgate.openapi")
+    if document is None:
+        document = current_app.extensions["hearthgate.openapi"] = build_openapi(current_app)
+    return jsonify(document)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+SYSTEM_CHAIN = "system"
+
+
+class AuditEvent(Base):
+    """One entry of a hash chain: one chain per household plus the system chain.
+
+    ``(chain, seq)`` is unique, so two concurrent appends can never fork a chain.
+    ``household_id`` is deliberately not a foreign key: the erasure record of a deleted household
+    stays on the system chain.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("chain", "seq"),)
+
+    # BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    chain: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    household_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    principal_id: Mapped[str | None] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(100))
+    resource: Mapped[str | None] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(10), default="allowed")
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,3 @@
+"""Routes of the voice blueprint."""
+
+from app.voice import bp  # noqa: F401

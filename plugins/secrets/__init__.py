@@ -1,0 +1,1 @@
+"""Secret stores, one module per URL scheme."""

@@ -1,0 +1,83 @@
+"""Test helpers: users with tokens, table snapshots for "nothing changed" assertions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select, text
+
+from app.db import Base, Database
+from app.models import User
+
+CATALOGUE = (
+    "households:create households:read households:update households:delete members:read "
+    "members:manage items:read items:write outfits:read outfits:write requests:read "
+    "requests:create requests:approve purchases:create purchases:confirm audit:read"
+).split()
+
+
+class AuthActions:
+    """Creates users directly in the database and mints genuine access tokens for them."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def user(self, email: str, name: str = "", permissions: list[str] | None = None) -> User:
+        factory = self.app.extensions["hearthgate.db"]
+        with factory() as session:
+            user = User(
+                email=email, name=name or email.split("@")[0], issuer="test", subject=email,
+                permissions=list(CATALOGUE if permissions is None else permissions),
+            )
+            session.add(user)
+            session.commit()
+            session.refresh(user)
+            session.expunge(user)
+            return user
+
+    def token(self, user: User, permissions: list[str] | None = None, **claims: Any) -> str:
+        minted = self.app.extensions["hearthgate.tokens"].mint(
+            {
+                "sub": user.id,
+                "email": user.email,
+                "name": user.name,
+                "permissions": list(user.permissions if permissions is None else permissions),
+                "sid": "rtf_test",
+                **claims,
+            }
+        )
+        token: str = minted.token
+        return token
+
+    def headers(self, user: User, **kwargs: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user, **kwargs)}"}
+
+    def find_user(self, email: str) -> User | None:
+        with self.app.extensions["hearthgate.db"]() as session:
+            return session.scalars(select(User).where(User.email == email)).first()
+
+
+def snapshot(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, for comparing before and after a denied call."""
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    with Database.engine(app).connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            query = f"SELECT * FROM {table.name}"  # noqa: S608 - names from our own metadata
+            result = connection.execute(text(query))
+            rows[table.name] = sorted((tuple(r) for r in result), key=repr)
+    return rows
+
+
+def make_household(app: Flask, name: str, members: dict[str, str]) -> str:
+    """A household with ``{user_id: role}`` members, written directly; returns its id."""
+    from app.models import Household, Member
+
+    with app.extensions["hearthgate.db"]() as session:
+        household = Household(name=name)
+        session.add(household)
+        session.flush()
+        for user_id, role in members.items():
+            session.add(Member(household_id=household.id, user_id=user_id, role=role))
+        session.commit()
+        return household.id

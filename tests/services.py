@@ -1,0 +1,153 @@
+"""Real components for the tests (TESTING.md): started on 127.0.0.1 at free ports, stopped by PID.
+
+In CI (``CI=true``) a missing component fails the test; on a laptop it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def missing(reason: str) -> None:
+    """Fail in CI, skip elsewhere."""
+    if IN_CI:
+        pytest.fail(f"required test component missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    return None
+
+
+@dataclass
+class Postgres:
+    port: int
+    directory: Path
+    proc: subprocess.Popen[bytes]
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> None:
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname={database}", autocommit=True
+        ) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        stop(self.proc, signal.SIGINT)
+
+    def start_again(self) -> None:
+        self.proc = _spawn_postgres(self.directory, self.port)
+        wait_for_port(self.port, proc=self.proc)
+        _wait_accepting(self.port)
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+def _spawn_postgres(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    postgres = _postgres_bin("postgres")
+    assert postgres
+    with open(directory / "postgres.log", "ab") as log:
+        return subprocess.Popen(
+            _as_postgres([
+                postgres, "-D", str(directory / "data"), "-c", "listen_addresses=127.0.0.1",
+                "-p", str(port), "-k", str(directory), "-c", "fsync=off",
+                "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                "-c", "max_connections=200",
+            ]),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+
+def _wait_accepting(port: int, timeout: float = 20) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres").close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    initdb = _postgres_bin("initdb")
+    if initdb is None or _postgres_bin("postgres") is None:
+        missing("PostgreSQL (initdb/postgres) is not installed")
+    directory = Path(tempfile.mkdtemp(prefix="hg-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    assert initdb
+    subprocess.run(
+        _as_postgres([initdb, "-D", str(directory / "data"), "-A", "trust", "-U", "postgres",
+                      "--no-sync", "-E", "UTF8"]),
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    port = free_port()
+    server = Postgres(port=port, directory=directory, proc=_spawn_postgres(directory, port))
+    try:
+        wait_for_port(port, proc=server.proc)
+        _wait_accepting(port)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
