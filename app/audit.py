@@ -145,3 +145,28 @@ def record_denial(
                            decision="denied", details=details, principal_id=principal_id)
         _append(session, event)
         session.commit()
+
+
+def erase_household(household_id: str, session: Session | None = None) -> AuditEvent | None:
+    """Delete a household's chain and append to the system chain an erasure record that carries
+    the deleted chain's final head hash, so the erasure itself is provable. Same transaction."""
+    from sqlalchemy import delete
+
+    session = session or db.session
+    head = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.chain == household_id)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).first()
+    session.execute(delete(AuditEvent).where(AuditEvent.chain == household_id))
+    return record(
+        "household.erased",
+        resource=f"household:{household_id}",
+        details={
+            "erasedHouseholdId": household_id,
+            "finalSeq": head[0] if head else 0,
+            "finalHeadHash": head[1] if head else GENESIS,
+        },
+        session=session,
+    )
