@@ -49,8 +49,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_plugins(app: Flask) -> None:
-    """Plugin manager, then the secret store it provides, then what needs secrets."""
+    """Plugin manager, then the secret store it provides, then what needs secrets, then the rate
+    limits (their storage comes from the ``limiter_storage`` hook)."""
     from app.auth.tokens import AccessTokens
+    from app.gateway.limits import init_rate_limits
     from app.meta.readiness import add_check
     from app.plugins import build_manager
 
@@ -73,6 +75,7 @@ def register_plugins(app: Flask) -> None:
             raise ConfigurationRefused(problems)
         app.logger.warning("unsafe configuration: %s", "; ".join(problems))
     app.extensions["hearthgate.tokens"] = AccessTokens(app.config)
+    init_rate_limits(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from app.db import db
-from app.gateway.errors import Forbidden, ValidationError
+from app.gateway.errors import Forbidden, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdScope, load_scope
@@ -139,8 +139,13 @@ def endpoint(
         @functools.wraps(view)
         def wrapper(**path: Any) -> Response:
             call = Call(contract=contract, path=path, status=contract.status)
-            _authenticate(call)
             limiter = current_app.extensions.get("hearthgate.rate_limit")
+            try:
+                _authenticate(call)
+            except Unauthorized:
+                if limiter is not None:
+                    limiter(call)  # a failed authentication costs the client IP's anonymous quota
+                raise
             if limiter is not None:
                 limiter(call)
             _validate_input(call)
