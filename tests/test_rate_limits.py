@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ LimitedApp = Callable[..., Flask]
 
 
 @pytest.fixture
-def limited_app(make_app: Callable[..., Flask]) -> LimitedApp:
+def limited_app(make_app: Callable[..., Flask]) -> Iterator[LimitedApp]:
     """An app with rate limiting on, the test routes, and the given limits."""
 
     def build(**overrides: Any) -> Flask:
@@ -39,9 +39,14 @@ def limited_app(make_app: Callable[..., Flask]) -> LimitedApp:
         }
         app = make_app(**config)
         app.register_blueprint(limit_routes.bp)
+        built.append(app)
         return app
 
-    return build
+    built: list[Flask] = []
+    yield build
+    for app in built:
+        if "hearthgate.limiter" in app.extensions:
+            app.extensions["hearthgate.limiter"].close()
 
 
 def statuses(client: FlaskClient, path: str, n: int, **kwargs: Any) -> list[int]:

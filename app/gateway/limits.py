@@ -208,6 +208,13 @@ class ContractLimiter:
             self._last_warned[kind] = now
         log.warning(message, *args)
 
+    def close(self) -> None:
+        """Close the shared storage's connections (tests build many applications)."""
+        client = getattr(self.storage, "storage", None)
+        closer = getattr(client, "close", None)
+        if callable(closer):
+            closer()
+
     def check_storage(self, _app: Flask) -> None:
         """Readiness: the shared storage answers."""
         if not self.storage.check():
