@@ -3,6 +3,7 @@ and the failure policy while Redis is down (sensitive: limited per process; ordi
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from app.gateway import limits
 from tests import limit_routes
 from tests.limit_services import Redis, memcached_server, redis_server
+from tests.services import missing
 
 LimitedApp = Callable[..., Flask]
 
@@ -137,7 +139,8 @@ def test_no_500_when_redis_is_down_from_the_start(limited_app: LimitedApp, redis
 
 
 def test_memcached_limits_hold_across_application_instances(limited_app: LimitedApp) -> None:
-    pytest.importorskip("pymemcache")
+    if importlib.util.find_spec("pymemcache") is None:
+        missing("pymemcache is not installed (pip install .[memcached])")
     with memcached_server() as uri:
         one = limited_app(RATELIMIT_STORAGE_URI=uri, RATELIMIT_ANONYMOUS="4/minute")
         two = limited_app(RATELIMIT_STORAGE_URI=uri, RATELIMIT_ANONYMOUS="4/minute")
