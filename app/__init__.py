@@ -14,7 +14,7 @@ from flask import Flask
 from app.config import ConfigurationRefused, configuration_problems, load_settings
 from app.db import db
 from app.logs import configure_logging, redactor
-from app.secrets import resolve_secret_settings, split_store_url
+from app.secrets import SecretStoreError, resolve_secret_settings, split_store_url
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -59,13 +59,21 @@ def register_plugins(app: Flask) -> None:
 
     scheme, url, query = split_store_url(app.config["SECRET_STORE_URL"])
     query.setdefault("cache_ttl", [str(app.config["SECRET_STORE_CACHE_TTL_SECONDS"])])
-    store = pm.hook.secret_store(scheme=scheme, url=url, query=query, config=dict(app.config))
+    try:
+        store = pm.hook.secret_store(scheme=scheme, url=url, query=query, config=dict(app.config))
+    except (ValueError, ImportError) as exc:
+        raise ConfigurationRefused([f"SECRET_STORE_URL: {exc}"]) from None
     if store is None:
         raise ConfigurationRefused([f"SECRET_STORE_URL has no store for scheme '{scheme}'"])
     store.on_value = redactor.add
     app.extensions["hearthgate.secrets"] = store
     add_check(app, "secrets", lambda _app: store.check())
-    resolve_secret_settings(app.config, store)
+    # Unreachable or unreadable: refuse in every environment, never fall back to defaults.
+    try:
+        store.check()
+        resolve_secret_settings(app.config, store)
+    except SecretStoreError as exc:
+        raise ConfigurationRefused([f"SECRET_STORE_URL ({store.describe()}): {exc}"]) from None
 
     problems = _problems(app)
     if problems:

@@ -43,6 +43,10 @@ SETTINGS: tuple[Setting, ...] = (
             production="env://"),
     Setting("SECRET_STORE_CACHE_TTL_SECONDS", "int", 0,
             "cache secret values this long (0: no cache)"),
+    Setting("VAULT_TOKEN", "str", None, "vault:// token (a bootstrap credential: never read "
+            "through the store)"),
+    Setting("VAULT_ROLE_ID", "str", None, "vault:// AppRole role id (with VAULT_SECRET_ID)"),
+    Setting("VAULT_SECRET_ID", "str", None, "vault:// AppRole secret id (bootstrap credential)"),
     Setting("HEARTHGATE_PLUGINS", "list", None,
             "allow-list of third-party plugin (entry point) names; unset: all installed"),
     Setting("MAX_CONTENT_LENGTH", "int", 1024 * 1024, "largest request body in bytes (413 above)"),
