@@ -33,7 +33,7 @@ def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> Non
     """Settings from the environment, then ``test_config`` on top (tests only)."""
     app.config.update(load_settings(os.environ, overrides=test_config))
     app.config["DEBUG"] = bool(app.config["DEBUG"])
-    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in declared order
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
 
 

@@ -1,0 +1,66 @@
+"""Keyset (cursor) pagination, stable under inserts: rows are ordered by (timestamp, id) and the
+cursor names the last row served, so a row inserted meanwhile neither repeats nor shifts a page."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.db import db
+from app.gateway.errors import ValidationError
+
+T = TypeVar("T")
+
+
+def encode_cursor(stamp: datetime, ident: str) -> str:
+    raw = json.dumps([stamp.isoformat(), ident], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, ident = json.loads(raw)
+        return datetime.fromisoformat(stamp), str(ident)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(
+            "Request failed validation", details=[{"field": "cursor", "message": "Invalid cursor"}]
+        ) from None
+
+
+def paginate(
+    statement: Select[Any],
+    stamp_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[str],
+    *,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = False,
+) -> tuple[list[Any], str | None]:
+    """One query for a page of rows (``limit + 1`` fetched to know whether another page exists).
+
+    ``statement`` may select several entities; the page holds rows as ``execute`` returns them
+    when it does, scalars otherwise. Returns ``(rows, next_cursor)``.
+    """
+    if cursor:
+        stamp, ident = decode_cursor(cursor)
+        if newest_first:
+            after = or_(stamp_column < stamp, and_(stamp_column == stamp, id_column < ident))
+        else:
+            after = or_(stamp_column > stamp, and_(stamp_column == stamp, id_column > ident))
+        statement = statement.where(after)
+    order = (stamp_column.desc(), id_column.desc()) if newest_first else (stamp_column, id_column)
+    statement = statement.order_by(*order).limit(limit + 1)
+    several = len(statement.column_descriptions) > 1
+    rows = list(db.session.execute(statement).all() if several else db.session.scalars(statement))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1][0] if several else rows[-1]
+    return rows, encode_cursor(getattr(last, stamp_column.key), getattr(last, id_column.key))
