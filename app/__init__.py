@@ -14,7 +14,13 @@ from flask import Flask
 from app.config import ConfigurationRefused, configuration_problems, load_settings
 from app.db import db
 from app.logs import configure_logging, redactor
-from app.secrets import SecretStoreError, resolve_secret_settings, split_store_url
+from app.secrets import (
+    BackendUnavailable,
+    SecretStoreError,
+    resolve_secret_settings,
+    secret_store_unavailable,
+    split_store_url,
+)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -68,6 +74,7 @@ def register_plugins(app: Flask) -> None:
     store.on_value = redactor.add
     app.extensions["hearthgate.secrets"] = store
     add_check(app, "secrets", lambda _app: store.check())
+    app.register_error_handler(BackendUnavailable, secret_store_unavailable)
     # Unreachable or unreadable: refuse in every environment, never fall back to defaults.
     try:
         store.check()

@@ -264,6 +264,14 @@ class TenantSecrets:
         self.store._remove(self.name_of(name))
 
 
+def secret_store_unavailable(exc: BackendUnavailable) -> Any:
+    """A request that needed a secret while the backend was down: 503 naming the component."""
+    from app.gateway.errors import error_response
+
+    log.error("%s", exc)
+    return error_response(503, "A dependency is unavailable: secrets", component="secrets")
+
+
 def split_store_url(url: str) -> tuple[str, Any, dict[str, list[str]]]:
     """``(scheme, SplitResult, query)`` of a ``SECRET_STORE_URL``."""
     parts = urlsplit(url)
