@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
 def register_plugins(app: Flask) -> None:
     """Plugin manager, then the secret store it provides, then what needs secrets."""
     from app.auth.tokens import AccessTokens
+    from app.gateway.tokencache import VerifiedTokens
     from app.meta.readiness import add_check
     from app.plugins import build_manager
 
@@ -87,7 +88,11 @@ def register_plugins(app: Flask) -> None:
         if app.config["HEARTHGATE_ENV"] == "production":
             raise ConfigurationRefused(problems)
         app.logger.warning("unsafe configuration: %s", "; ".join(problems))
-    app.extensions["hearthgate.tokens"] = AccessTokens(app.config)
+    tokens = AccessTokens(app.config)
+    app.extensions["hearthgate.tokens"] = tokens
+    app.extensions["hearthgate.verified_tokens"] = VerifiedTokens(
+        tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]
+    )
 
 
 def register_blueprints(app: Flask) -> None:
