@@ -4,7 +4,7 @@ plugin hook, write values straight into the backend (behind the store's back), c
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -222,9 +222,3 @@ def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
         return VaultBackend(request.getfixturevalue("openbao"), stack)
     request.getfixturevalue("aws_credentials")
     return AwsBackend(request.getfixturevalue("moto"), stack)
-
-
-def with_outage_support(backend: Backend) -> Backend:
-    """Backends whose outage stops a server get a server of their own."""
-    private: Callable[[], Backend] | None = getattr(backend, "private", None)
-    return private() if private else backend
