@@ -24,6 +24,7 @@ ENTRY_POINT_GROUP = "hearthgate"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.secrets.memory",
     "plugins.secrets.env",
+    "plugins.hyperbeam",
 )
 
 
