@@ -30,7 +30,8 @@ MAX_SIGNATURES = 20
 def secret_bytes(secret: str) -> bytes:
     if secret.startswith(SECRET_PREFIX):
         try:
-            return base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+            encoded = secret[len(SECRET_PREFIX):].rstrip("=")
+            return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except binascii.Error:
             raise WebhookRejected("a configured whsec_ secret is not base64") from None
     return secret.encode()
