@@ -311,3 +311,26 @@ def test_intent_of_another_household_is_404(make_app) -> None:  # type: ignore[n
     assert r.status_code == 404
     r = other.confirm(other_request, intent["intentId"], intent["confirmationToken"])
     assert r.status_code == 404
+
+
+def test_tokens_never_reach_the_logs(family: Family) -> None:
+    import io
+    import logging
+
+    stream = io.StringIO()
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_hearthgate", False))
+    old_stream = handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        request_id, intent = family.cart_ready_intent()
+        token = intent["confirmationToken"]
+        family.confirm(request_id, intent["intentId"], token + "x")
+        family.client.post(family.url(f"/{request_id}/confirm-checkout"),
+                           json={"intentId": intent["intentId"], "confirmationToken": token},
+                           headers={"Authorization": f"Bearer {token}"})  # a bad bearer is logged
+        family.confirm(request_id, intent["intentId"], token)
+        family.confirm(request_id, intent["intentId"], token)
+    finally:
+        handler.setStream(old_stream)  # type: ignore[attr-defined]
+    text = stream.getvalue()
+    assert "app.gateway.principal" in text  # the log lines were captured
+    assert token not in text
