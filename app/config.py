@@ -101,6 +101,10 @@ SETTINGS: tuple[Setting, ...] = (
             production=True),
     Setting("VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS", "int", 12, "voice sessions per window"),
     Setting("VOICE_LIVE_PUBLIC_RATE_LIMIT_WINDOW_SECONDS", "int", 60, "voice window in seconds"),
+    Setting("VOICE_SESSION_SECRET", "str", None,
+            "key signing public voice-session tokens (unset: derived from AUTH_JWT_SECRET; "
+            "with neither, the voice route answers 503)", secret=True),
+    Setting("VOICE_SESSION_TTL_SECONDS", "int", 120, "lifetime of a public voice-session token"),
     # Rate limits
     Setting("RATELIMIT_ENABLED", "bool", True, "apply rate limits"),
     Setting("RATELIMIT_STORAGE_URI", "str", "memory://",

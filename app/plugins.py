@@ -27,6 +27,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.secrets.file",
     "plugins.secrets.vault",
     "plugins.secrets.aws",
+    "plugins.hyperbeam",
 )
 
 
