@@ -57,10 +57,27 @@ def paginate(
         statement = statement.where(after)
     order = (stamp_column.desc(), id_column.desc()) if newest_first else (stamp_column, id_column)
     statement = statement.order_by(*order).limit(limit + 1)
-    several = len(statement.column_descriptions) > 1
-    rows = list(db.session.execute(statement).all() if several else db.session.scalars(statement))
+    descriptions = statement.column_descriptions
+    entities = [d for d in descriptions if d.get("entity") is not None and d["entity"] is d["type"]]
+    if not entities:  # plain rows: Core execution on the session's connection, no ORM work
+        rows: list[Any] = list(db.session.connection().execute(statement).all())
+        last_of = _itself
+    elif len(descriptions) > 1:  # (entity, extra columns...) tuples, keyed on the first entity
+        rows = list(db.session.execute(statement).all())
+        last_of = _first
+    else:
+        rows = list(db.session.scalars(statement))
+        last_of = _itself
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
-    last = rows[-1][0] if several else rows[-1]
+    last = last_of(rows[-1])
     return rows, encode_cursor(getattr(last, stamp_column.key), getattr(last, id_column.key))
+
+
+def _itself(row: Any) -> Any:
+    return row
+
+
+def _first(row: Any) -> Any:
+    return row[0]

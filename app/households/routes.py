@@ -86,7 +86,8 @@ def list_households(query: PageQuery, principal: Principal) -> HouseholdPage:
 @endpoint(permissions=["households:read"], response=HouseholdOut, household=True,
           tags=[HOUSEHOLD], summary="A household of the caller")
 def get_household(household: HouseholdScope) -> HouseholdOut:
-    return _household_out(household.household, household.role)
+    return HouseholdOut(id=household.id, name=household.name, role=household.role,  # type: ignore[arg-type]
+                        created_at=household.created_at)
 
 
 @bp.patch("/households/<household_id>")
@@ -188,7 +189,7 @@ def remove_member(call: Call, user_id: str) -> Reply:
 @endpoint(permissions=["items:read"], query=ItemQuery, response=ItemPage, household=True,
           tags=["items"], summary="Wardrobe items, filterable by category, color and size")
 def list_items(household: HouseholdScope, query: ItemQuery) -> ItemPage:
-    statement = household.select(Item)
+    statement = household.select_rows(Item)
     for column, value in ((Item.category, query.category), (Item.color, query.color),
                           (Item.size, query.size)):
         if value is not None:

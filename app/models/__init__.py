@@ -3,12 +3,16 @@
 
 from app.models.audit import AuditEvent
 from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
+from app.models.buyflow_extra import IdempotencyKey, IntentArtifact, IntentEvent
 from app.models.households import Household, Item, Member, Outfit, OutfitItem
 from app.models.users import RefreshToken, User
 
 __all__ = [
     "AuditEvent",
     "Household",
+    "IdempotencyKey",
+    "IntentArtifact",
+    "IntentEvent",
     "Item",
     "Member",
     "Outfit",
