@@ -112,7 +112,8 @@ def test_headers_are_consistent_across_workers_within_a_window(
     assert {r.headers["X-RateLimit-Limit"] for r in responses} == {str(LIMIT)}
     assert {r.headers["RateLimit-Policy"] for r in responses} == {f'"anonymous";q={LIMIT};w=60'}
     resets = [int(r.headers["X-RateLimit-Reset"]) for r in responses]
-    # Redis reports a key's TTL in whole seconds, so the computed reset may differ by one.
+    # Each worker computes the reset from the key's remaining lifetime when it answers, then rounds
+    # up to whole seconds: a boundary crossed between two answers shows as one second more.
     assert max(resets) - min(resets) <= 1
     assert int(denied.headers["Retry-After"]) == denied.json()["retryAfter"] >= 1
 

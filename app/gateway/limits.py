@@ -34,11 +34,12 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, Storage
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import STRATEGIES, FixedWindowRateLimiter, RateLimiter
 
 from app.config import ConfigurationError, ConfigurationRefused
 from app.gateway.errors import ApiError
+from app.gateway.limit_redis import RedisFixedWindow
 from app.logs import redactor
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ WARN_EVERY_SECONDS = 30.0
 # After a storage error, sensitive calls use the local fallback for this long before the shared
 # storage is tried again: a dead Redis costs one failed round trip per second, not per request.
 RETRY_STORAGE_AFTER_SECONDS = 1.0
-
-WINDOW_CACHE_SIZE = 10_000
 
 STRATEGY_ALIASES = {
     "fixed": "fixed-window",
@@ -111,7 +110,9 @@ class ContractLimiter:
         self._lock = threading.Lock()
         self._suspended_until = 0.0
         self._last_warned: dict[str, float] = {}
-        self._window_ends: dict[tuple[int, str], float] = {}
+        self._redis_window = (
+            RedisFixedWindow(storage) if isinstance(storage, RedisStorage) else None
+        )
 
     # -- the contract hook ----------------------------------------------------------------------
 
@@ -179,35 +180,14 @@ class ContractLimiter:
     def _measure(
         self, strategy: RateLimiter, policy: str, item: RateLimitItem, ids: tuple[str, ...]
     ) -> Quota:
-        if isinstance(strategy, FixedWindowRateLimiter):
-            return self._measure_fixed_window(strategy, policy, item, ids)
+        redis_window = self._redis_window
+        fixed = isinstance(strategy, FixedWindowRateLimiter)
+        if redis_window is not None and fixed and strategy is self.shared:
+            count, reset_at = redis_window.hit(item.key_for(NAMESPACE, *ids), item.get_expiry())
+            return Quota(policy, item, max(0, item.amount - count), reset_at, count <= item.amount)
         allowed = strategy.hit(item, NAMESPACE, *ids)
         stats = strategy.get_window_stats(item, NAMESPACE, *ids)
         return Quota(policy, item, max(0, stats.remaining), stats.reset_time, allowed)
-
-    def _measure_fixed_window(
-        self, strategy: FixedWindowRateLimiter, policy: str, item: RateLimitItem,
-        ids: tuple[str, ...],
-    ) -> Quota:
-        """The fixed-window hit as ``limits`` does it (one atomic increment), with the window's
-        end remembered per process: a window's expiry is set once, when it opens, so asking the
-        storage for it again on every request (two more round trips) would only halve
-        throughput."""
-        key = item.key_for(NAMESPACE, *ids)
-        count = strategy.storage.incr(key, item.get_expiry(), amount=1)
-        now = time.time()
-        cache_key = (id(strategy), key)
-        reset_at = self._window_ends.get(cache_key)
-        if count == 1:
-            reset_at = now + item.get_expiry()
-        elif reset_at is None or reset_at <= now:
-            reset_at = strategy.storage.get_expiry(key)
-        else:
-            return Quota(policy, item, max(0, item.amount - count), reset_at, count <= item.amount)
-        if len(self._window_ends) >= WINDOW_CACHE_SIZE:
-            self._window_ends.clear()  # bounded; a miss costs one round trip, nothing more
-        self._window_ends[cache_key] = reset_at
-        return Quota(policy, item, max(0, item.amount - count), reset_at, count <= item.amount)
 
     @staticmethod
     def _apply(
