@@ -1,8 +1,8 @@
 """One Redis round trip per fixed-window hit: the count and the window's end together.
 
 ``limits`` increments a fixed window with one script call, then asks again (GET and TTL, two more
-round trips) when the headers need the remaining count and the reset time; under load that halved
-the throughput. This script makes the same increment, on the same key, and answers both at once.
+round trips) when the headers need the remaining count and the reset time. This script makes the
+same increment (``limits``' incr_expire), on the same key, and answers both at once.
 """
 
 from __future__ import annotations
