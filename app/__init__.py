@@ -50,6 +50,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_plugins(app: Flask) -> None:
     """Plugin manager, then the secret store it provides, then what needs secrets."""
+    from app.auth import init_auth
     from app.auth.tokens import AccessTokens
     from app.meta.readiness import add_check
     from app.plugins import build_manager
@@ -73,6 +74,7 @@ def register_plugins(app: Flask) -> None:
             raise ConfigurationRefused(problems)
         app.logger.warning("unsafe configuration: %s", "; ".join(problems))
     app.extensions["hearthgate.tokens"] = AccessTokens(app.config)
+    init_auth(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -80,6 +82,7 @@ def register_blueprints(app: Flask) -> None:
     from app.plugins import hook
 
     app.register_blueprint(meta.bp)
+    app.register_blueprint(auth.wellknown)
     for feature in (auth, households, buyflow, internal, webhooks, voice):
         app.register_blueprint(feature.bp, url_prefix="/api")
     for blueprints in hook(app).register_blueprints(app=app):
@@ -94,9 +97,11 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from app.auth.cli import users_cli
     from app.cli import register_cli
 
     register_cli(app)
+    app.cli.add_command(users_cli)
 
 
 def refuse_unsafe_configuration(app: Flask) -> None:

@@ -24,6 +24,8 @@ ENTRY_POINT_GROUP = "hearthgate"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.secrets.memory",
     "plugins.secrets.env",
+    "plugins.oidc",
+    "plugins.passwords",
 )
 
 

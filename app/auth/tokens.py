@@ -20,6 +20,16 @@ ASYMMETRIC = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 MAX_TOKEN_LENGTH = 8192
 
 
+PEM_END = "-----END PUBLIC KEY-----"
+
+
+def split_pems(value: str | None) -> list[str]:
+    """Several concatenated PEM public keys, one string each."""
+    if not value:
+        return []
+    return [part.strip() + "\n" + PEM_END + "\n" for part in value.split(PEM_END) if part.strip()]
+
+
 class TokenError(Exception):
     """The token is not a valid access token of this service (the reason is for logs only)."""
 
@@ -40,6 +50,7 @@ class AccessTokens:
         self.audience: str = config["AUTH_JWT_AUDIENCE"]
         self.ttl: int = config["AUTH_ACCESS_TOKEN_TTL_SECONDS"]
         self.leeway = 0
+        self.public_keys: list[dict[str, Any]] = []
         if self.algorithm == "HS256":
             secret = config.get("AUTH_JWT_SECRET")
             if not secret:
@@ -55,9 +66,21 @@ class AccessTokens:
             self.signing_key.ensure_kid()
             self.kid = self.signing_key.kid
             public = [self.signing_key.as_dict(private=False)]
+            for previous in split_pems(config.get("AUTH_JWT_PREVIOUS_PUBLIC_KEYS")):
+                key = import_key(previous, ASYMMETRIC[self.algorithm])  # type: ignore[call-overload]
+                key.ensure_kid()
+                if key.kid != self.kid:
+                    public.append(key.as_dict(private=False))
+            for jwk in public:
+                jwk.update({"alg": self.algorithm, "use": "sig"})
+            self.public_keys = public
             self.verify_keys = KeySet.import_key_set({"keys": public})
         else:
             raise ValueError(f"unsupported AUTH_JWT_ALGORITHM {self.algorithm}")
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys (current first, then previous ones) for ``/.well-known/jwks.json``."""
+        return {"keys": [dict(key) for key in self.public_keys]}
 
     def mint(self, claims: dict[str, Any], now: int | None = None) -> Minted:
         now = int(time.time()) if now is None else now

@@ -4,12 +4,14 @@
 from app.models.audit import AuditEvent
 from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
 from app.models.households import Household, Item, Member, Outfit, OutfitItem
+from app.models.login_flows import LoginFlow
 from app.models.users import RefreshToken, User
 
 __all__ = [
     "AuditEvent",
     "Household",
     "Item",
+    "LoginFlow",
     "Member",
     "Outfit",
     "OutfitItem",
