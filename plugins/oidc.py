@@ -219,6 +219,7 @@ def exchange(body: ExchangeIn) -> Any:
         )
     user = db.session.get(User, flow.user_id) if flow is not None and flow.user_id else None
     if spent is None or spent.rowcount != 1 or user is None or user.disabled:  # type: ignore[attr-defined]
+        db.session.rollback()  # before the denial's own session writes (SQLite: one writer)
         audit.record_denial("auth.login", details={"method": "oidc-code",
                                                    "reason": "unknown, used or expired code"})
         raise Unauthorized("Invalid or expired code", invalid_token=True)
