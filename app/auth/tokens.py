@@ -16,7 +16,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OctKey, import_key
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JOSE type name
-ASYMMETRIC = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
+ASYMMETRIC = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP", "Ed25519": "OKP"}
+# RFC 9864 deprecates the polymorphic "EdDSA" name (joserfc warns on it): tokens carry the
+# fully specified "Ed25519" whichever of the two names is configured.
+JOSE_NAMES = {"EdDSA": "Ed25519"}
 MAX_TOKEN_LENGTH = 8192
 
 
@@ -45,7 +48,8 @@ class AccessTokens:
     """Mints and verifies this service's access tokens."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self.algorithm: str = config["AUTH_JWT_ALGORITHM"]
+        self.algorithm: str = JOSE_NAMES.get(config["AUTH_JWT_ALGORITHM"],
+                                             config["AUTH_JWT_ALGORITHM"])
         self.issuer: str = config["AUTH_JWT_ISSUER"]
         self.audience: str = config["AUTH_JWT_AUDIENCE"]
         self.ttl: int = config["AUTH_ACCESS_TOKEN_TTL_SECONDS"]
