@@ -33,7 +33,7 @@ def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> Non
     """Settings from the environment, then ``test_config`` on top (tests only)."""
     app.config.update(load_settings(os.environ, overrides=test_config))
     app.config["DEBUG"] = bool(app.config["DEBUG"])
-    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in declared order
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
 
 
@@ -52,6 +52,7 @@ def register_plugins(app: Flask) -> None:
     """Plugin manager, then the secret store it provides, then what needs secrets."""
     from app.auth import init_auth
     from app.auth.tokens import AccessTokens
+    from app.gateway.tokencache import VerifiedTokens
     from app.meta.readiness import add_check
     from app.plugins import build_manager
 
@@ -73,7 +74,11 @@ def register_plugins(app: Flask) -> None:
         if app.config["HEARTHGATE_ENV"] == "production":
             raise ConfigurationRefused(problems)
         app.logger.warning("unsafe configuration: %s", "; ".join(problems))
-    app.extensions["hearthgate.tokens"] = AccessTokens(app.config)
+    tokens = AccessTokens(app.config)
+    app.extensions["hearthgate.tokens"] = tokens
+    app.extensions["hearthgate.verified_tokens"] = VerifiedTokens(
+        tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]
+    )
     init_auth(app)
 
 

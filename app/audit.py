@@ -27,7 +27,9 @@ from app.models.audit import SYSTEM_CHAIN, AuditEvent
 
 GENESIS = "0" * 64
 APPEND_ATTEMPTS = 20
-_SENSITIVE_KEYS = ("token", "secret", "password", "authorization", "apikey", "privatekey", "signature")
+_SENSITIVE_KEYS = (
+    "token", "secret", "password", "authorization", "apikey", "privatekey", "signature",
+)
 
 
 def redact_details(details: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -67,6 +67,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUTH_JWT_AUDIENCE", "str", "hearthgate-api", "aud of internal tokens"),
     Setting("AUTH_ACCESS_TOKEN_TTL_SECONDS", "int", 3600, "lifetime of an access token"),
     Setting("AUTH_REFRESH_TOKEN_TTL_SECONDS", "int", 30 * 24 * 3600, "lifetime of a refresh token"),
+    Setting("AUTH_VERIFIED_TOKEN_CACHE_SIZE", "int", 10000,
+            "verified access tokens remembered per worker until they expire (0: verify always)"),
     Setting("AUTH_OIDC_ISSUER", "str", None, "OpenID provider issuer URL"),
     Setting("AUTH_OIDC_AUDIENCE", "str", None, "client id expected in ID tokens' aud"),
     Setting("AUTH_OIDC_LEEWAY_SECONDS", "int", 60, "clock leeway for exp/nbf/iat"),

@@ -1,5 +1,7 @@
 """A real OpenID provider (npm ``oidc-provider``, tests/oidc_provider/server.mjs) for the identity
-tests, plus helpers every ``test_auth_*`` module shares."""
+tests, plus helpers every ``test_auth_*`` module shares.
+
+The fixtures live in ``tests/identity_fixtures.py``."""
 
 from __future__ import annotations
 
@@ -7,12 +9,10 @@ import base64
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from tests.services import free_port, missing, stop, wait_for_port
@@ -107,21 +107,6 @@ def start_provider(tmp: Path) -> OidcProvider:
     return provider
 
 
-@pytest.fixture(scope="session")
-def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    """One provider for the session; tests that rotate keys or stop it start their own."""
-    provider = start_provider(tmp_path_factory.mktemp("oidc"))
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture
-def own_provider(tmp_path: Path) -> Iterator[OidcProvider]:
-    provider = start_provider(tmp_path)
-    yield provider
-    provider.stop()
-
-
 # -- JOSE helpers for hand-made tokens ---------------------------------------------------------
 
 
@@ -153,18 +138,3 @@ class SecretWatch:
         for value in values:
             if value and len(value) >= 8:
                 self.values.add(value)
-
-
-@pytest.fixture(autouse=True)
-def secret_watch(caplog: pytest.LogCaptureFixture) -> Iterator[SecretWatch]:
-    import logging
-
-    caplog.set_level(logging.DEBUG)
-    watch = SecretWatch()
-    yield watch
-    text = "\n".join(
-        f"{r.getMessage()} {r.exc_text or ''}"
-        for phase in ("setup", "call") for r in caplog.get_records(phase)  # type: ignore[arg-type]
-    )
-    leaked = [v[:12] + "…" for v in watch.values if v in text]
-    assert not leaked, f"secret values in log output: {leaked}"

@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from app.models import User
 from tests.helpers import snapshot
-from tests.identity_services import SecretWatch, secret_watch  # noqa: F401 - fixture
+from tests.identity_services import SecretWatch
+
+pytest_plugins = ["tests.identity_fixtures"]
+pytestmark = pytest.mark.usefixtures("secret_watch")
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - test values
 NEW_PASSWORD = "a brand new passphrase 42"  # noqa: S105

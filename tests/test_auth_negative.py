@@ -18,15 +18,10 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from tests.helpers import snapshot
-from tests.identity_services import (  # noqa: F401 - fixtures
-    OidcProvider,
-    SecretWatch,
-    b64,
-    oidc_provider,
-    parts,
-    secret_watch,
-    segment,
-)
+from tests.identity_services import OidcProvider, SecretWatch, b64, parts, segment
+
+pytest_plugins = ["tests.identity_fixtures"]
+pytestmark = pytest.mark.usefixtures("secret_watch")
 
 
 class Listener:

@@ -6,20 +6,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import pytest
 import requests
 from flask import Flask
 from sqlalchemy import select
 
 from app.models import AuditEvent, LoginFlow, RefreshToken, User
 from tests.helpers import snapshot
-from tests.identity_services import (  # noqa: F401 - fixtures
-    SPA_URL,
-    OidcProvider,
-    SecretWatch,
-    oidc_provider,
-    own_provider,
-    secret_watch,
-)
+from tests.identity_services import SPA_URL, OidcProvider, SecretWatch
+
+pytest_plugins = ["tests.identity_fixtures"]
+pytestmark = pytest.mark.usefixtures("secret_watch")
 
 
 def login(app: Flask, id_token: str, **extra: Any) -> Any:

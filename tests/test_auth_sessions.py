@@ -16,7 +16,10 @@ from app.gateway.contracts import endpoint
 from app.hookspecs import hookimpl
 from app.models import AuditEvent, RefreshToken
 from tests.helpers import snapshot
-from tests.identity_services import SecretWatch, parts, secret_watch  # noqa: F401
+from tests.identity_services import SecretWatch, parts
+
+pytest_plugins = ["tests.identity_fixtures"]
+pytestmark = pytest.mark.usefixtures("secret_watch")
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test password
 

@@ -13,7 +13,7 @@ from flask import current_app, g, request
 from app.gateway.errors import Unauthorized
 
 if TYPE_CHECKING:
-    from app.auth.tokens import AccessTokens
+    from app.gateway.tokencache import VerifiedTokens
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ def authenticate_bearer() -> Principal:
         raise Unauthorized("Missing bearer token")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Malformed Authorization header", invalid_token=True)
-    tokens: AccessTokens = current_app.extensions["hearthgate.tokens"]
+    verified: VerifiedTokens = current_app.extensions["hearthgate.verified_tokens"]
     try:
-        claims = tokens.verify(token.strip())
+        claims = verified.verify(token.strip())
     except TokenError as exc:
         log.info("bearer token rejected: %s", exc)
         raise Unauthorized("Invalid or expired token", invalid_token=True) from None
