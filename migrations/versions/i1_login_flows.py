@@ -1,13 +1,13 @@
 """login flows of the authorization-code login
 
 Revision ID: i1
-Revises: 0001
+Revises: b1
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i1"
-down_revision = "0001"
+down_revision = "b1"
 branch_labels = None
 depends_on = None
 
