@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
 def register_plugins(app: Flask) -> None:
     """Plugin manager, then the secret store it provides, then what needs secrets, then the rate
     limits (their storage comes from the ``limiter_storage`` hook)."""
+    from app.auth import init_auth
     from app.auth.tokens import AccessTokens
     from app.gateway.limits import init_rate_limits
     from app.gateway.tokencache import VerifiedTokens
@@ -96,6 +97,7 @@ def register_plugins(app: Flask) -> None:
         tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]
     )
     init_rate_limits(app)
+    init_auth(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -103,6 +105,7 @@ def register_blueprints(app: Flask) -> None:
     from app.plugins import hook
 
     app.register_blueprint(meta.bp)
+    app.register_blueprint(auth.wellknown)
     for feature in (auth, households, buyflow, internal, webhooks, voice):
         app.register_blueprint(feature.bp, url_prefix="/api")
     for blueprints in hook(app).register_blueprints(app=app):
@@ -117,9 +120,11 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from app.auth.cli import users_cli
     from app.cli import register_cli
 
     register_cli(app)
+    app.cli.add_command(users_cli)
 
 
 def refuse_unsafe_configuration(app: Flask) -> None:

@@ -5,6 +5,7 @@ from app.models.audit import AuditEvent
 from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
 from app.models.buyflow_extra import IdempotencyKey, IntentArtifact, IntentEvent
 from app.models.households import Household, Item, Member, Outfit, OutfitItem
+from app.models.login_flows import LoginFlow
 from app.models.users import RefreshToken, User
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "IntentArtifact",
     "IntentEvent",
     "Item",
+    "LoginFlow",
     "Member",
     "Outfit",
     "OutfitItem",
