@@ -130,6 +130,10 @@ SETTINGS: tuple[Setting, ...] = (
             "fixed-window, moving-window or sliding-window-counter"),
     Setting("RATELIMIT_AUTHENTICATED", "str", "100/minute", "per verified sub, all routes"),
     Setting("RATELIMIT_ANONYMOUS", "str", "10/minute", "per client IP, all routes"),
+    Setting("RATELIMIT_INTERNAL", "str", "1200/minute",
+            "per internal token (orchestrator callbacks), all internal routes"),
+    Setting("WEBHOOK_RATE_LIMIT", "str", "600/minute",
+            "webhook deliveries per sending IP (instead of the anonymous limit)"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

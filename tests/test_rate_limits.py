@@ -310,3 +310,45 @@ def test_storage_password_is_redacted_from_logs(
         logging.getLogger("hearthgate.test").warning("connecting to %s",
                                                      app.config["RATELIMIT_STORAGE_URI"])
     assert caplog.records and password not in caplog.text
+
+
+# -- machine callers and routes outside the caller's bucket (main app routes) ---------------------
+
+INTERNAL = "internal-token-for-rate-limit-tests"
+
+
+def test_internal_callers_share_a_service_bucket_not_the_ip_budget(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_ANONYMOUS="3/minute", RATELIMIT_INTERNAL="5/minute",
+                   ORCHESTRATOR_INTERNAL_TOKEN=[INTERNAL], REQUIRE_INTERNAL_EVENT_TOKEN=True)
+    client = app.test_client()
+    body = {"intentId": "pi_00000000000000000000000000", "type": "page", "data": {}}
+    statuses = [client.post("/api/internal/events", json=body, headers={"X-Internal-Token": INTERNAL}).status_code
+                for _ in range(7)]
+    assert 429 not in statuses[:5] and statuses[5:] == [429, 429]
+    r = client.post("/api/internal/events", json=body, headers={"X-Internal-Token": INTERNAL})
+    assert r.get_json()["limit"] == 5 and '"service"' in r.headers["RateLimit-Policy"]
+    # the same address as an anonymous visitor still has its own, untouched budget
+    assert client.get("/api/openapi.json").status_code == 200
+    assert client.post("/api/voice/live/public-session").status_code == 201
+
+
+def test_voice_sessions_follow_their_own_limit_only(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_ANONYMOUS="3/minute",
+                   VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS=12, VOICE_LIVE_PUBLIC_RATE_LIMIT_WINDOW_SECONDS=60)
+    client = app.test_client()
+    statuses = [client.post("/api/voice/live/public-session").status_code for _ in range(13)]
+    assert statuses[:12] == [201] * 12 and statuses[12] == 429
+    other = client.post("/api/voice/live/public-session", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert other.status_code == 201  # per client IP
+
+
+def test_webhooks_are_not_cut_by_the_anonymous_limit(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_ANONYMOUS="2/minute", WEBHOOK_RATE_LIMIT="4/minute",
+                   HYPERBEAM_ENFORCE_EVENT_SIGNATURES=False)
+    client = app.test_client()
+    statuses = []
+    for n in range(5):
+        statuses.append(client.post("/api/webhooks/hyperbeam", json={"type": "t", "intentId": None, "data": {}},
+                                    headers={"webhook-id": f"msg_{n}", "webhook-timestamp": "1",
+                                             "webhook-signature": "v1,x"}).status_code)
+    assert 429 not in statuses[:4] and statuses[4] == 429

@@ -54,6 +54,7 @@ class Contract:
     household: bool = False
     roles: tuple[str, ...] | None = None
     rate_limit: str | None = None
+    caller_bucket: bool = True  # False: only the endpoint's own limit applies (see limits.py)
     sensitive: bool = False
     internal_token: tuple[str, str] | None = None  # (token setting, "required" flag setting)
     before: tuple[Guard, ...] = ()
@@ -99,6 +100,7 @@ def endpoint(
     household: bool = False,
     roles: Iterable[str] | None = None,
     rate_limit: str | None = None,
+    caller_bucket: bool = True,
     sensitive: bool = False,
     internal_token: tuple[str, str] | None = None,
     before: Iterable[Guard] = (),
@@ -119,6 +121,7 @@ def endpoint(
         household=household,
         roles=tuple(roles) if roles is not None else None,
         rate_limit=rate_limit,
+        caller_bucket=caller_bucket,
         sensitive=sensitive,
         internal_token=internal_token,
         before=tuple(before),
@@ -132,6 +135,8 @@ def endpoint(
         raise ValueError("an internal endpoint names its token setting")
     if household and auth != "bearer":
         raise ValueError("household scoping needs a bearer principal")
+    if not caller_bucket and rate_limit is None:
+        raise ValueError("an endpoint outside the caller's bucket declares its own rate_limit")
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         wanted = set(inspect.signature(view).parameters)

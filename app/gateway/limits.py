@@ -97,6 +97,7 @@ class ContractLimiter:
         storage: Storage,
         authenticated: RateLimitItem,
         anonymous: RateLimitItem,
+        service: RateLimitItem,
         config: Mapping[str, Any],
     ) -> None:
         self.shared = shared
@@ -104,6 +105,7 @@ class ContractLimiter:
         self.storage = storage
         self.authenticated = authenticated
         self.anonymous = anonymous
+        self.service = service
         self.failures: Counter[str] = Counter()
         self._config = config
         self._items: dict[str, RateLimitItem] = {}
@@ -117,16 +119,28 @@ class ContractLimiter:
     # -- the contract hook ----------------------------------------------------------------------
 
     def __call__(self, call: Call) -> None:
-        """Hit the caller's bucket, then the endpoint's own; raise 429 on the first breach."""
+        """Hit the caller's bucket, then the endpoint's own; raise 429 on the first breach.
+
+        The caller is the verified ``sub``, else the internal token's name (machine callers such
+        as the orchestrator share one service bucket, not a visitor's per-IP budget), else the
+        client IP. A contract with ``caller_bucket=False`` (webhooks, public voice sessions) is
+        limited by its own per-IP limit only.
+        """
         contract = call.contract
         if call.principal is not None:
             policy, item, key = "authenticated", self.authenticated, "sub:" + call.principal.user_id
+        elif contract.auth == "internal" and contract.internal_token is not None:
+            policy, item, key = "service", self.service, "svc:" + contract.internal_token[0]
         else:
             policy, item = "anonymous", self.anonymous
             key = "ip:" + str(g.get("client_ip") or "unknown")
         quotas: list[Quota] = []
         g.rate_limit_quotas = quotas
-        caller = self._hit(policy, item, ("caller", key), contract.sensitive)
+        caller = (
+            self._hit(policy, item, ("caller", key), contract.sensitive)
+            if contract.caller_bucket
+            else None
+        )
         if caller is not None:
             quotas.append(caller)
         if contract.rate_limit and (caller is None or caller.allowed):
@@ -325,6 +339,7 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
     strategy = strategy_name(str(config["RATELIMIT_STRATEGY"]))
     authenticated = _limit_setting(config, "RATELIMIT_AUTHENTICATED")
     anonymous = _limit_setting(config, "RATELIMIT_ANONYMOUS")
+    service = _limit_setting(config, "RATELIMIT_INTERNAL")
     uri = storage_uri(app, hook(app).limiter_storage)
     # No limits of its own: Flask-Limiter opens the storage and builds the strategy over it.
     extension = Limiter(
@@ -345,6 +360,7 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
         storage=extension.storage,
         authenticated=authenticated,
         anonymous=anonymous,
+        service=service,
         config=config,
     )
     app.extensions["hearthgate.limiter"] = limiter

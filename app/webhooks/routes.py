@@ -70,7 +70,7 @@ def _parse() -> HyperbeamEventIn:
 @bp.post("/webhooks/hyperbeam")
 @endpoint(
     auth="public", raw_body=True, sensitive=True, body=HyperbeamEventIn, response=WebhookAck,
-    tags=("webhooks",), errors=(401,),
+    rate_limit="{WEBHOOK_RATE_LIMIT}", caller_bucket=False, tags=("webhooks",), errors=(401,),
     summary="Hyperbeam event (Standard Webhooks signature over the raw body, ±5 min). A repeated "
             "webhook-id is acknowledged without effect; an unknown intentId is stored unattached.",
 )
