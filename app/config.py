@@ -130,6 +130,9 @@ SETTINGS: tuple[Setting, ...] = (
             "fixed-window, moving-window or sliding-window-counter"),
     Setting("RATELIMIT_AUTHENTICATED", "str", "100/minute", "per verified sub, all routes"),
     Setting("RATELIMIT_ANONYMOUS", "str", "10/minute", "per client IP, all routes"),
+    # Development
+    Setting("DEMO_HELPERS_ENABLED", "bool", False,
+            "/api/dev/* helpers for the demo SPA (simulated orchestrator); refused in production"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -264,6 +267,7 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _dev_secret,
     _flag("DEVELOPMENT_AUTH_ENABLED", "DEVELOPMENT_AUTH_ENABLED is true"),
     _flag("DEBUG", "DEBUG is true"),
+    _flag("DEMO_HELPERS_ENABLED", "DEMO_HELPERS_ENABLED is true"),
     _required_token("REQUIRE_BUYFLOW_INTERNAL_TOKEN", "BUYFLOW_INTERNAL_TOKEN"),
     _required_token("REQUIRE_INTERNAL_EVENT_TOKEN", "ORCHESTRATOR_INTERNAL_TOKEN"),
     _webhook_secret,

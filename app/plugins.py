@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.hyperbeam",
     "plugins.oidc",
     "plugins.passwords",
+    "app.devtools.plugin",
 )
 
 
