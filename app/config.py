@@ -134,6 +134,9 @@ SETTINGS: tuple[Setting, ...] = (
             "per internal token (orchestrator callbacks), all internal routes"),
     Setting("WEBHOOK_RATE_LIMIT", "str", "600/minute",
             "webhook deliveries per sending IP (instead of the anonymous limit)"),
+    # Development
+    Setting("DEMO_HELPERS_ENABLED", "bool", False,
+            "/api/dev/* helpers for the demo SPA (simulated orchestrator); refused in production"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -268,6 +271,7 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _dev_secret,
     _flag("DEVELOPMENT_AUTH_ENABLED", "DEVELOPMENT_AUTH_ENABLED is true"),
     _flag("DEBUG", "DEBUG is true"),
+    _flag("DEMO_HELPERS_ENABLED", "DEMO_HELPERS_ENABLED is true"),
     _required_token("REQUIRE_BUYFLOW_INTERNAL_TOKEN", "BUYFLOW_INTERNAL_TOKEN"),
     _required_token("REQUIRE_INTERNAL_EVENT_TOKEN", "ORCHESTRATOR_INTERNAL_TOKEN"),
     _webhook_secret,

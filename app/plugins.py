@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.oidc",
     "plugins.passwords",
     "plugins.limiter",
+    "app.devtools.plugin",
 )
 
 
