@@ -197,7 +197,7 @@ def _authenticate(call: Call) -> None:
         check_internal_token(*contract.internal_token)
 
 
-def _validation_details(exc: PydanticValidationError) -> list[dict[str, str]]:
+def validation_details(exc: PydanticValidationError) -> list[dict[str, str]]:
     # Never echo the input: it may be a password or a token.
     return [
         {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
@@ -214,7 +214,7 @@ def _validate_input(call: Call) -> None:
             call.body = contract.body.model_validate(read_json_body())
     except PydanticValidationError as exc:
         raise ValidationError(
-            "Request failed validation", details=_validation_details(exc)
+            "Request failed validation", details=validation_details(exc)
         ) from None
 
 

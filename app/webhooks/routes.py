@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.db import db
-from app.gateway.contracts import endpoint
+from app.gateway.contracts import endpoint, validation_details
 from app.gateway.errors import BadRequest, ServiceUnavailable, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.schemas import Body, Schema
@@ -62,9 +62,9 @@ def _parse() -> HyperbeamEventIn:
     try:
         return HyperbeamEventIn.model_validate(read_json_body())
     except PydanticValidationError as exc:
-        details = [{"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
-                   for e in exc.errors(include_url=False, include_input=False)]
-        raise ValidationError("Request failed validation", details=details) from None
+        raise ValidationError(
+            "Request failed validation", details=validation_details(exc)
+        ) from None
 
 
 @bp.post("/webhooks/hyperbeam")
