@@ -50,6 +50,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_plugins(app: Flask) -> None:
     """Plugin manager, then the secret store it provides, then what needs secrets."""
+    from app.audit import init_audit
     from app.auth.tokens import AccessTokens
     from app.meta.readiness import add_check
     from app.plugins import build_manager
@@ -73,6 +74,7 @@ def register_plugins(app: Flask) -> None:
             raise ConfigurationRefused(problems)
         app.logger.warning("unsafe configuration: %s", "; ".join(problems))
     app.extensions["hearthgate.tokens"] = AccessTokens(app.config)
+    init_audit(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,12 +1,13 @@
 """SQLAlchemy 2.0 typed models. Household-scoped tables carry ``household_id`` with
 ``ON DELETE CASCADE`` and are reached through ``app.gateway.tenancy`` only."""
 
-from app.models.audit import AuditEvent
+from app.models.audit import AuditCheckpoint, AuditEvent
 from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
 from app.models.households import Household, Item, Member, Outfit, OutfitItem
 from app.models.users import RefreshToken, User
 
 __all__ = [
+    "AuditCheckpoint",
     "AuditEvent",
     "Household",
     "Item",
