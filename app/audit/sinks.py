@@ -2,7 +2,8 @@
 
 Events appended on a session wait in ``session.info`` and leave only after that session's commit;
 an event whose savepoint or transaction rolled back is no longer in the session and is dropped. A
-failing sink is logged and never undoes a committed change.
+failing sink is logged, never undoes a committed change and never keeps the other sinks from
+their copy.
 """
 
 from __future__ import annotations
@@ -30,14 +31,18 @@ def init_sinks(app: Flask) -> None:
     def forward(session: Session) -> None:
         pending: list[AuditEvent] = session.info.pop(PENDING_KEY, [])
         committed = [e for e in pending if e in session]
-        if not committed or not relay.audit_sink.get_hookimpls():
+        sinks = relay.audit_sink.get_hookimpls()
+        if not committed or not sinks:
             return
         for audit_event in committed:
             record = event_record(audit_event)
-            try:
-                relay.audit_sink(event=record)
-            except Exception:
-                log.exception("audit sink failed for %s seq %s", record["chain"], record["seq"])
+            # Each sink on its own: one that is down must not starve the others.
+            for sink in sinks:
+                try:
+                    sink.function(event=dict(record))
+                except Exception:
+                    log.exception("audit sink %s failed for %s seq %s", sink.plugin_name,
+                                  record["chain"], record["seq"])
 
     def forget(session: Session, *_: Any) -> None:
         if not session.in_transaction():
