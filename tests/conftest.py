@@ -19,6 +19,8 @@ from app.db import Base, Database, build_engine
 from tests.helpers import AuthActions
 from tests.services import Postgres, postgres_server
 
+pytest_plugins = ["tests.audit_secret_scan"]
+
 DB_BACKEND = os.environ.get("HEARTHGATE_TEST_DB", "sqlite")
 TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef-not-for-production"
 
