@@ -5,10 +5,11 @@ function and by ``flask audit verify``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -77,6 +78,10 @@ CASES: list[tuple[str, Tamper, int, str]] = [
     ("edited", lambda s, c: edit(s, c, 4, action="test.forged"), 4, "edited"),
     ("edited-details", lambda s, c: edit(s, c, 7, details={"n": 700}), 7, "edited"),
     ("edited-decision", lambda s, c: edit(s, c, 2, decision="denied"), 2, "edited"),
+    ("edited-time", lambda s, c: edit(s, c, 9, created_at=datetime(2020, 1, 1)), 9, "edited"),
+    ("edited-time-text", lambda s, c: s.execute(text(
+        "UPDATE audit_events SET created_at = '2020-01-01 00:00:00' WHERE chain = :c AND seq = 6"
+    ), {"c": c}), 6, "edited"),
     ("deleted", lambda s, c: remove(s, c, 6), 6, "deleted"),
     ("deleted-first", lambda s, c: remove(s, c, 1), 1, "deleted"),
     ("reordered", lambda s, c: swap(s, c, 3, 4), 3, "reordered"),

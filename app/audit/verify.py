@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.audit.chain import GENESIS, fields_hash, timestamp
@@ -150,19 +150,37 @@ _COLUMNS = (
 )
 
 
+def _sqlite_timestamp(raw: str) -> str:
+    # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff', microseconds always
+    # six digits: the hashed form is that text with a T and a Z, no datetime round trip needed.
+    # Any other shape was not written by us: kept as is, it cannot match the hash ("edited").
+    if len(raw) != 26 or raw[10] != " ":
+        return raw
+    return f"{raw[:10]}T{raw[11:]}Z"
+
+
 def stored_entries(session: Session, chain: str | None = None) -> Iterator[Entry]:
-    """Every stored entry as (hashed fields, hash), sorted by chain and seq, streamed."""
-    query = select(*_COLUMNS).order_by(AuditEvent.chain, AuditEvent.seq)
+    """Every stored entry as (hashed fields, hash), sorted by chain and seq, streamed.
+
+    Read through Core rather than the ORM, and on SQLite with the timestamp as stored text: at
+    100,000 entries row handling would otherwise cost more than the hashing itself."""
+    connection = session.connection()
+    raw_time = connection.dialect.name == "sqlite"
+    created_column = type_coerce(AuditEvent.created_at, String) if raw_time else (
+        AuditEvent.created_at)
+    query = select(*_COLUMNS[:9], created_column, *_COLUMNS[10:]).order_by(
+        AuditEvent.chain, AuditEvent.seq)
     if chain is not None:
         query = query.where(AuditEvent.chain == chain)
-    result = session.execute(query.execution_options(yield_per=5000))
+    render = _sqlite_timestamp if raw_time else timestamp
+    result = connection.execution_options(yield_per=10_000).execute(query)
     for (c, seq, household, principal, action, resource, decision, correlation, details,
          created, prev, stored) in result:
         yield {
             "chain": c, "seq": seq, "householdId": household, "principalId": principal,
             "action": action, "resource": resource, "decision": decision,
             "correlationId": correlation, "details": details,
-            "createdAt": timestamp(created), "prevHash": prev,
+            "createdAt": render(created), "prevHash": prev,
         }, stored
 
 
