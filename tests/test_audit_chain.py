@@ -164,3 +164,31 @@ def test_erasure_drops_the_chain_and_is_itself_on_the_verified_system_chain(
     report = verify(app)
     assert report.ok, report.problems
     assert report.chains == 1
+
+
+def test_awkward_details_round_trip_and_verify(app: Flask) -> None:
+    details = {"name": 'é "quoted" \\ 東京 \u2028', "ratio": 1.5, "big": 2**62, "none": None,
+               "list": [{"b": 1, "a": [True, False]}], "zeta": {"z": 1, "a": 2}, "empty": ""}
+    write_events(app, 3, None, **details)
+    report = verify(app)
+    assert report.ok and report.entries == 3, report.problems
+    stored = chain_rows(app, "system")[0]
+    assert stored.details == {"n": 0, **details}
+
+
+def test_stored_json_text_is_canonical_and_a_respaced_copy_is_no_false_alarm(app: Flask) -> None:
+    write_events(app, 3)
+    with session_of(app) as session:
+        raw = session.execute(text("SELECT CAST(details AS TEXT) FROM audit_events "
+                                   "WHERE seq = 2")).scalar_one()
+        assert raw == '{"n":1}'
+        # Same content, other spelling (as another writer might store it): still the same entry.
+        session.execute(text("UPDATE audit_events SET details = :d WHERE seq = 2"),
+                        {"d": '{ "n" : 1 }'})
+        session.commit()
+    assert verify(app).ok
+    with session_of(app) as session:
+        session.execute(text("UPDATE audit_events SET details = :d WHERE seq = 2"),
+                        {"d": '{"n": 2}'})
+        session.commit()
+    assert [(p.seq, p.reason) for p in verify(app).problems] == [(2, "edited")]

@@ -46,8 +46,48 @@ def timestamp(value: datetime) -> str:
     return value.isoformat(timespec="microseconds") + "Z"
 
 
+class RawJSON(str):
+    """``details`` as the text the database holds (``CanonicalJSON`` writes it canonical): the
+    verifier splices it into the entry's serialization instead of parsing and re-serializing."""
+
+    def parsed(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self)
+        return value
+
+
+_encode_text = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else str(_encode_text(value))
+
+
+def _spliced(f: Mapping[str, Any]) -> bytes:
+    # The keys of FIELDS in sorted order, as canonical() would write them.
+    return (
+        '{"action":' + _text(f["action"]) + ',"chain":' + _text(f["chain"])
+        + ',"correlationId":' + _text(f["correlationId"]) + ',"createdAt":' + _text(f["createdAt"])
+        + ',"decision":' + _text(f["decision"]) + ',"details":' + str(f["details"])
+        + ',"householdId":' + _text(f["householdId"]) + ',"prevHash":' + _text(f["prevHash"])
+        + ',"principalId":' + _text(f["principalId"]) + ',"resource":' + _text(f["resource"])
+        + ',"seq":' + str(int(f["seq"])) + "}"
+    ).encode()
+
+
 def fields_hash(fields: Mapping[str, Any]) -> str:
+    details = fields.get("details")
+    if isinstance(details, RawJSON):
+        return hashlib.sha256(_spliced(fields)).hexdigest()
     return hashlib.sha256(canonical(fields)).hexdigest()
+
+
+def parsed_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` with raw stored details parsed (for exports, and when the stored text is not
+    canonical, e.g. rewritten by hand)."""
+    details = fields.get("details")
+    if isinstance(details, RawJSON):
+        return {**fields, "details": details.parsed()}
+    return dict(fields)
 
 
 def hashed_fields(event: AuditEvent) -> dict[str, Any]:

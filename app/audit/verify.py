@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import String, select, type_coerce
+from sqlalchemy import String, Text, cast, select, type_coerce
 from sqlalchemy.orm import Session
 
-from app.audit.chain import GENESIS, fields_hash, timestamp
+from app.audit.chain import GENESIS, RawJSON, fields_hash, parsed_fields, timestamp
 from app.audit.checkpoints import checkpoint_record
 from app.audit.signing import PublicKeys
 from app.models.audit import AuditCheckpoint, AuditEvent
@@ -65,6 +65,13 @@ def _original_seq(fields: dict[str, Any], stored: str, highest: int) -> int | No
     return None
 
 
+def _parsed(fields: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return parsed_fields(fields)
+    except ValueError:
+        return {**fields, "details": {"(unparseable)": str(fields["details"])}}
+
+
 def _walk(chain: str, entries: list[Entry]) -> tuple[Problem | None, dict[int, str]]:
     expected_seq, expected_prev = 1, GENESIS
     hashes: dict[int, str] = {}
@@ -74,7 +81,10 @@ def _walk(chain: str, entries: list[Entry]) -> tuple[Problem | None, dict[int, s
         if seq != expected_seq:
             return Problem(chain, expected_seq, "deleted",
                            f"entry {expected_seq} is missing; the next entry is {seq}"), hashes
-        if fields_hash(fields) != stored:
+        if fields_hash(fields) != stored and (
+            not isinstance(fields["details"], RawJSON)
+            or fields_hash(fields := _parsed(fields)) != stored
+        ):
             original = _original_seq(fields, stored, highest)
             if original is not None:
                 return Problem(chain, seq, "reordered",
@@ -159,29 +169,36 @@ def _sqlite_timestamp(raw: str) -> str:
     return f"{raw[:10]}T{raw[11:]}Z"
 
 
-def stored_entries(session: Session, chain: str | None = None) -> Iterator[Entry]:
+def stored_entries(session: Session, chain: str | None = None, raw_details: bool = False
+                   ) -> Iterator[Entry]:
     """Every stored entry as (hashed fields, hash), sorted by chain and seq, streamed.
 
-    Read through Core rather than the ORM, and on SQLite with the timestamp as stored text: at
-    100,000 entries row handling would otherwise cost more than the hashing itself."""
+    Read through Core rather than the ORM, with SQLite timestamps as stored text and, when
+    ``raw_details``, details as stored text (``RawJSON``): at 100,000 entries row handling and
+    JSON parsing would otherwise cost more than the hashing itself."""
     connection = session.connection()
-    raw_time = connection.dialect.name == "sqlite"
-    created_column = type_coerce(AuditEvent.created_at, String) if raw_time else (
-        AuditEvent.created_at)
-    query = select(*_COLUMNS[:9], created_column, *_COLUMNS[10:]).order_by(
+    sqlite = connection.dialect.name == "sqlite"
+    created = type_coerce(AuditEvent.created_at, String) if sqlite else AuditEvent.created_at
+    details = cast(AuditEvent.details, Text) if raw_details else AuditEvent.details
+    query = select(*_COLUMNS[:8], details, created, *_COLUMNS[10:]).order_by(
         AuditEvent.chain, AuditEvent.seq)
     if chain is not None:
         query = query.where(AuditEvent.chain == chain)
-    render = _sqlite_timestamp if raw_time else timestamp
+    render = _sqlite_timestamp if sqlite else timestamp
+    wrap = RawJSON if raw_details else _same
     result = connection.execution_options(yield_per=10_000).execute(query)
-    for (c, seq, household, principal, action, resource, decision, correlation, details,
-         created, prev, stored) in result:
+    for (c, seq, household, principal, action, resource, decision, correlation, detail,
+         stamp, prev, stored) in result:
         yield {
             "chain": c, "seq": seq, "householdId": household, "principalId": principal,
             "action": action, "resource": resource, "decision": decision,
-            "correlationId": correlation, "details": details,
-            "createdAt": render(created), "prevHash": prev,
+            "correlationId": correlation, "details": wrap(detail),
+            "createdAt": render(stamp), "prevHash": prev,
         }, stored
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def stored_checkpoints(session: Session, chain: str | None = None) -> list[dict[str, Any]]:
@@ -193,5 +210,5 @@ def stored_checkpoints(session: Session, chain: str | None = None) -> list[dict[
 
 def verify_database(session: Session, keys: PublicKeys | None, chain: str | None = None
                     ) -> Report:
-    return verify_chains(stored_entries(session, chain), stored_checkpoints(session, chain),
-                         keys)
+    return verify_chains(stored_entries(session, chain, raw_details=True),
+                         stored_checkpoints(session, chain), keys)
