@@ -14,7 +14,13 @@ from flask import Flask
 from app.config import ConfigurationRefused, configuration_problems, load_settings
 from app.db import db
 from app.logs import configure_logging, redactor
-from app.secrets import resolve_secret_settings, split_store_url
+from app.secrets import (
+    BackendUnavailable,
+    SecretStoreError,
+    resolve_secret_settings,
+    secret_store_unavailable,
+    split_store_url,
+)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -33,7 +39,7 @@ def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> Non
     """Settings from the environment, then ``test_config`` on top (tests only)."""
     app.config.update(load_settings(os.environ, overrides=test_config))
     app.config["DEBUG"] = bool(app.config["DEBUG"])
-    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in declared order
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
 
 
@@ -52,6 +58,7 @@ def register_plugins(app: Flask) -> None:
     """Plugin manager, then the secret store it provides, then what needs secrets."""
     from app.audit import init_audit
     from app.auth.tokens import AccessTokens
+    from app.gateway.tokencache import VerifiedTokens
     from app.meta.readiness import add_check
     from app.plugins import build_manager
 
@@ -60,20 +67,33 @@ def register_plugins(app: Flask) -> None:
 
     scheme, url, query = split_store_url(app.config["SECRET_STORE_URL"])
     query.setdefault("cache_ttl", [str(app.config["SECRET_STORE_CACHE_TTL_SECONDS"])])
-    store = pm.hook.secret_store(scheme=scheme, url=url, query=query, config=dict(app.config))
+    try:
+        store = pm.hook.secret_store(scheme=scheme, url=url, query=query, config=dict(app.config))
+    except (ValueError, ImportError) as exc:
+        raise ConfigurationRefused([f"SECRET_STORE_URL: {exc}"]) from None
     if store is None:
         raise ConfigurationRefused([f"SECRET_STORE_URL has no store for scheme '{scheme}'"])
     store.on_value = redactor.add
     app.extensions["hearthgate.secrets"] = store
     add_check(app, "secrets", lambda _app: store.check())
-    resolve_secret_settings(app.config, store)
+    app.register_error_handler(BackendUnavailable, secret_store_unavailable)
+    # Unreachable or unreadable: refuse in every environment, never fall back to defaults.
+    try:
+        store.check()
+        resolve_secret_settings(app.config, store)
+    except SecretStoreError as exc:
+        raise ConfigurationRefused([f"SECRET_STORE_URL ({store.describe()}): {exc}"]) from None
 
     problems = _problems(app)
     if problems:
         if app.config["HEARTHGATE_ENV"] == "production":
             raise ConfigurationRefused(problems)
         app.logger.warning("unsafe configuration: %s", "; ".join(problems))
-    app.extensions["hearthgate.tokens"] = AccessTokens(app.config)
+    tokens = AccessTokens(app.config)
+    app.extensions["hearthgate.tokens"] = tokens
+    app.extensions["hearthgate.verified_tokens"] = VerifiedTokens(
+        tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]
+    )
     init_audit(app)
 
 

@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 from app.config import configuration_problems
 from app.db import Database
 from app.plugins import describe, hook
-from app.secrets import SecretStore, SecretStoreError
+from app.secrets import SecretStore, SecretStoreError, TenantSecrets
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -97,14 +97,24 @@ def _mask(value: str) -> str:
     return "*" * 8 if len(value) <= 8 else value[:2] + "*" * 6 + value[-2:]
 
 
+_household_option = click.option(
+    "--household", default=None, help="A household's secret (tenant:<id>:NAME)."
+)
+
+
+def _scoped(household: str | None) -> SecretStore | TenantSecrets:
+    store: SecretStore = current_app.extensions["hearthgate.secrets"]
+    return store if household is None else store.for_tenant(household)
+
+
 @secrets_cli.command("get")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--reveal", is_flag=True, help="Print the values instead of masked ones.")
-def secrets_get(names: tuple[str, ...], reveal: bool) -> None:
+@_household_option
+def secrets_get(names: tuple[str, ...], reveal: bool, household: str | None) -> None:
     """Print secrets by name (masked unless --reveal)."""
-    store: SecretStore = current_app.extensions["hearthgate.secrets"]
     try:
-        values = store.get(*names)
+        values = _scoped(household).get(*names)
     except SecretStoreError as exc:
         raise click.ClickException(str(exc)) from None
     for name, value in values.items():
@@ -114,11 +124,11 @@ def secrets_get(names: tuple[str, ...], reveal: bool) -> None:
 @secrets_cli.command("set")
 @click.argument("name")
 @click.option("--value", prompt=True, hide_input=True, confirmation_prompt=False)
-def secrets_set(name: str, value: str) -> None:
+@_household_option
+def secrets_set(name: str, value: str, household: str | None) -> None:
     """Store a secret (when the store enables set); the value is prompted for, never echoed."""
-    store: SecretStore = current_app.extensions["hearthgate.secrets"]
     try:
-        store.set(name, value)
+        _scoped(household).set(name, value)
     except SecretStoreError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name} set")
@@ -126,11 +136,11 @@ def secrets_set(name: str, value: str) -> None:
 
 @secrets_cli.command("rm")
 @click.argument("name")
-def secrets_rm(name: str) -> None:
+@_household_option
+def secrets_rm(name: str, household: str | None) -> None:
     """Remove a secret (when the store enables remove)."""
-    store: SecretStore = current_app.extensions["hearthgate.secrets"]
     try:
-        store.remove(name)
+        _scoped(household).remove(name)
     except SecretStoreError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name} removed")

@@ -43,6 +43,10 @@ SETTINGS: tuple[Setting, ...] = (
             production="env://"),
     Setting("SECRET_STORE_CACHE_TTL_SECONDS", "int", 0,
             "cache secret values this long (0: no cache)"),
+    Setting("VAULT_TOKEN", "str", None, "vault:// token (a bootstrap credential: never read "
+            "through the store)"),
+    Setting("VAULT_ROLE_ID", "str", None, "vault:// AppRole role id (with VAULT_SECRET_ID)"),
+    Setting("VAULT_SECRET_ID", "str", None, "vault:// AppRole secret id (bootstrap credential)"),
     Setting("HEARTHGATE_PLUGINS", "list", None,
             "allow-list of third-party plugin (entry point) names; unset: all installed"),
     Setting("MAX_CONTENT_LENGTH", "int", 1024 * 1024, "largest request body in bytes (413 above)"),
@@ -67,6 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUTH_JWT_AUDIENCE", "str", "hearthgate-api", "aud of internal tokens"),
     Setting("AUTH_ACCESS_TOKEN_TTL_SECONDS", "int", 3600, "lifetime of an access token"),
     Setting("AUTH_REFRESH_TOKEN_TTL_SECONDS", "int", 30 * 24 * 3600, "lifetime of a refresh token"),
+    Setting("AUTH_VERIFIED_TOKEN_CACHE_SIZE", "int", 10000,
+            "verified access tokens remembered per worker until they expire (0: verify always)"),
     Setting("AUTH_OIDC_ISSUER", "str", None, "OpenID provider issuer URL"),
     Setting("AUTH_OIDC_AUDIENCE", "str", None, "client id expected in ID tokens' aud"),
     Setting("AUTH_OIDC_LEEWAY_SECONDS", "int", 60, "clock leeway for exp/nbf/iat"),
@@ -95,6 +101,10 @@ SETTINGS: tuple[Setting, ...] = (
             production=True),
     Setting("VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS", "int", 12, "voice sessions per window"),
     Setting("VOICE_LIVE_PUBLIC_RATE_LIMIT_WINDOW_SECONDS", "int", 60, "voice window in seconds"),
+    Setting("VOICE_SESSION_SECRET", "str", None,
+            "key signing public voice-session tokens (unset: derived from AUTH_JWT_SECRET; "
+            "with neither, the voice route answers 503)", secret=True),
+    Setting("VOICE_SESSION_TTL_SECONDS", "int", 120, "lifetime of a public voice-session token"),
     # Rate limits
     Setting("RATELIMIT_ENABLED", "bool", True, "apply rate limits"),
     Setting("RATELIMIT_STORAGE_URI", "str", "memory://",

@@ -60,10 +60,12 @@ def database_url(configured: str | None, instance_path: str) -> str:
 
 def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> Engine:
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}
     else:
+        # A server may restart under us: test each pooled connection before handing it out.
+        kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
         kwargs["pool_timeout"] = connect_timeout

@@ -24,6 +24,10 @@ ENTRY_POINT_GROUP = "hearthgate"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.secrets.memory",
     "plugins.secrets.env",
+    "plugins.secrets.file",
+    "plugins.secrets.vault",
+    "plugins.secrets.aws",
+    "plugins.hyperbeam",
 )
 
 

@@ -4,12 +4,18 @@ A store answers ``get(*names) -> dict`` for several names at once; ``set`` and `
 when the store's settings enable them. Errors carry names, never values. Every value a store hands
 out is registered with the log redaction filter before the caller sees it.
 
+Household secrets live under ``tenant:<householdId>:<name>`` and are reached only through
+``store.for_tenant(household_id)``: the root store refuses names containing ``:``, so a caller can
+neither forget the prefix nor build another household's name from user input.
+
 Concrete stores are plugins (``plugins/secrets/``) found through the ``secret_store`` hook by the
 scheme of ``SECRET_STORE_URL``.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -19,6 +25,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from app.config import BY_NAME, SECRET_SETTINGS, parse_value
+
+log = logging.getLogger(__name__)
+
+TENANT_PREFIX = "tenant"
+# Plain names: no ':' (reserved for the tenant prefix), no '/' (a path separator in every backend
+# that has paths), no leading '.' (hidden files, '..'). Household ids follow app.db.new_id.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_HOUSEHOLD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class SecretStoreError(Exception):
@@ -39,7 +53,48 @@ class OperationDisabled(SecretStoreError):
 
 class BackendUnavailable(SecretStoreError):
     def __init__(self, store: str, reason: str = "") -> None:
+        self.store = store
         super().__init__(f"{store} secret store is unavailable" + (f": {reason}" if reason else ""))
+
+
+class SecretAccessDenied(SecretStoreError):
+    """The backend refused these names to the store's credentials (e.g. a Vault policy)."""
+
+    def __init__(self, names: Iterable[str], store: str) -> None:
+        self.names = tuple(names)
+        super().__init__(f"{store} secret store denied access to: " + ", ".join(self.names))
+
+
+class InvalidSecretName(SecretStoreError, ValueError):
+    def __init__(self, name: str) -> None:
+        # The name is user-supplied at times: show its shape, not all of it.
+        super().__init__(f"invalid secret name {name[:40]!r}")
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidSecretName(str(name))
+    return name
+
+
+def check_household_id(household_id: str) -> str:
+    if not isinstance(household_id, str) or not _HOUSEHOLD_ID.fullmatch(household_id):
+        raise InvalidSecretName(f"household {household_id}")
+    return household_id
+
+
+def tenant_name(household_id: str, name: str) -> str:
+    """``tenant:<householdId>:<name>``; neither part may contain ``:``, so the split is unique."""
+    return f"{TENANT_PREFIX}:{check_household_id(household_id)}:{check_name(name)}"
+
+
+def backend_path(name: str) -> str:
+    """The name as a path below a store's prefix: ``tenant:H:N`` becomes ``tenant/H/N`` (so that
+    Vault policies and IAM conditions can grant one household's subtree); plain names are kept."""
+    if name.startswith(TENANT_PREFIX + ":"):
+        _, household_id, short = name.split(":", 2)
+        return f"{TENANT_PREFIX}/{household_id}/{short}"
+    return name
 
 
 @dataclass(frozen=True)
@@ -56,67 +111,119 @@ class StoreOptions:
             return query.get(name, ["false"])[-1].lower() in {"1", "true", "yes", "on"}
 
         ttl = float(query.get("cache_ttl", [default_ttl])[-1])
+        if ttl < 0:
+            raise ValueError("cache_ttl must not be negative")
         return cls(
             enable_set=flag("enable_set"), enable_remove=flag("enable_remove"), cache_ttl=ttl
         )
 
 
+@dataclass
+class _Cached:
+    value: str
+    expires: float
+
+
 class SecretStore(ABC):
-    """Base class of every store. Subclasses implement ``_fetch`` and, if writable, the rest."""
+    """Base class of every store. Subclasses implement ``_fetch`` and, if writable, the rest.
+
+    ``_fetch`` and the writers receive full names (``tenant:…`` included) and raise
+    ``BackendUnavailable`` (or ``SecretAccessDenied``) for anything but a missing secret.
+    """
 
     name = "secret"
 
     def __init__(self, options: StoreOptions | None = None) -> None:
         self.options = options or StoreOptions()
-        self._cache: dict[str, tuple[str, float]] = {}
+        self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
         self.on_value: Callable[[str], None] = lambda value: None
 
     # -- the interface --------------------------------------------------------------------
     def get(self, *names: str) -> dict[str, str]:
         """Return ``{name: value}`` for every name; ``SecretNotFound`` names the missing ones."""
+        return self._get([check_name(n) for n in names])
+
+    def set(self, name: str, value: str) -> None:
+        self._set(check_name(name), value)
+
+    def remove(self, name: str) -> None:
+        self._remove(check_name(name))
+
+    def for_tenant(self, household_id: str) -> TenantSecrets:
+        """The household's secrets: every name is prefixed with ``tenant:<household_id>:``."""
+        return TenantSecrets(self, household_id)
+
+    def check(self) -> None:  # noqa: B027 - optional: in-process stores are always reachable
+        """Raise ``BackendUnavailable`` when the backend cannot be reached (readiness)."""
+
+    def describe(self) -> str:
+        """Where the store is, for operators (no credentials, no values)."""
+        return self.name
+
+    # -- shared mechanics (full names) ----------------------------------------------------
+    def _get(self, names: list[str]) -> dict[str, str]:
         now = time.monotonic()
         found: dict[str, str] = {}
+        stale: dict[str, str] = {}
         wanted = []
         with self._lock:
             for name in names:
                 cached = self._cache.get(name)
-                if cached and cached[1] > now:
-                    found[name] = cached[0]
+                if cached is not None and cached.expires > now:
+                    found[name] = cached.value
                 else:
-                    wanted.append(name)
+                    if cached is not None:
+                        stale[name] = cached.value
+                    if name not in wanted:
+                        wanted.append(name)
         if wanted:
-            fetched = self._fetch(wanted)
-            missing = [n for n in wanted if n not in fetched]
-            if missing:
-                raise SecretNotFound(missing)
-            for value in fetched.values():
-                self.on_value(value)
-            if self.options.cache_ttl > 0:
-                with self._lock:
-                    for name, value in fetched.items():
-                        self._cache[name] = (value, now + self.options.cache_ttl)
+            try:
+                fetched = self._fetch(wanted)
+            except BackendUnavailable:
+                if not all(name in stale for name in wanted):
+                    raise
+                # Rotation must not turn a backend outage into an outage of ours: the last good
+                # values keep serving until the backend answers again.
+                log.warning(
+                    "%s secret store unavailable while refreshing %s; serving the last good values",
+                    self.name, ", ".join(wanted),
+                )
+                fetched = {name: stale[name] for name in wanted}
+            else:
+                missing = [n for n in wanted if n not in fetched]
+                if missing:
+                    with self._lock:
+                        for name in missing:
+                            self._cache.pop(name, None)
+                    raise SecretNotFound(missing)
+                for value in fetched.values():
+                    self.on_value(value)
+                self._remember(fetched, now)
             found.update(fetched)
         return {name: found[name] for name in names}
 
-    def set(self, name: str, value: str) -> None:
+    def _set(self, name: str, value: str) -> None:
         if not self.options.enable_set:
             raise OperationDisabled("set", self.name)
         self.on_value(value)
         self._store(name, value)
-        if self.options.cache_ttl > 0:
-            with self._lock:
-                self._cache[name] = (value, time.monotonic() + self.options.cache_ttl)
+        self._remember({name: value}, time.monotonic())
 
-    def remove(self, name: str) -> None:
+    def _remove(self, name: str) -> None:
         if not self.options.enable_remove:
             raise OperationDisabled("remove", self.name)
-        self._delete(name)
-        with self._lock:
-            self._cache.pop(name, None)
+        try:
+            self._delete(name)
+        finally:
+            with self._lock:
+                self._cache.pop(name, None)
 
-    def check(self) -> None:  # noqa: B027 - optional: in-process stores are always reachable
-        """Raise ``BackendUnavailable`` when the backend cannot be reached (readiness)."""
+    def _remember(self, values: dict[str, str], now: float) -> None:
+        if self.options.cache_ttl > 0:
+            with self._lock:
+                for name, value in values.items():
+                    self._cache[name] = _Cached(value, now + self.options.cache_ttl)
 
     # -- what a store implements ----------------------------------------------------------
     @abstractmethod
@@ -128,6 +235,41 @@ class SecretStore(ABC):
 
     def _delete(self, name: str) -> None:
         raise OperationDisabled("remove", self.name)
+
+
+class TenantSecrets:
+    """A household's view of a store: ``get``/``set``/``remove`` take short names and prefix
+    them; results are keyed by the short names again."""
+
+    def __init__(self, store: SecretStore, household_id: str) -> None:
+        self.store = store
+        self.household_id = check_household_id(household_id)
+
+    def name_of(self, name: str) -> str:
+        return tenant_name(self.household_id, name)
+
+    def get(self, *names: str) -> dict[str, str]:
+        full = {name: self.name_of(name) for name in names}
+        try:
+            values = self.store._get(list(full.values()))
+        except SecretNotFound as exc:
+            short = {v: k for k, v in full.items()}
+            raise SecretNotFound(short[n] for n in exc.names) from None
+        return {name: values[full_name] for name, full_name in full.items()}
+
+    def set(self, name: str, value: str) -> None:
+        self.store._set(self.name_of(name), value)
+
+    def remove(self, name: str) -> None:
+        self.store._remove(self.name_of(name))
+
+
+def secret_store_unavailable(exc: BackendUnavailable) -> Any:
+    """A request that needed a secret while the backend was down: 503 naming the component."""
+    from app.gateway.errors import error_response
+
+    log.error("%s", exc)
+    return error_response(503, "A dependency is unavailable: secrets", component="secrets")
 
 
 def split_store_url(url: str) -> tuple[str, Any, dict[str, list[str]]]:

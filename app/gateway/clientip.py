@@ -26,6 +26,8 @@ def _parse_ip(value: str) -> str | None:
 
 
 def client_ip(remote_addr: str | None, forwarded_for: list[str], trusted: int) -> str:
+    if trusted <= 0 and remote_addr:
+        return remote_addr  # the server's own peer address: already a valid IP
     socket_ip = _parse_ip(remote_addr or "") or "0.0.0.0"  # noqa: S104 - a key, not a bind address
     if trusted <= 0:
         return socket_ip

@@ -30,17 +30,32 @@ def _assign_request_id() -> None:
     g.request_id = offered if _SANE_REQUEST_ID.match(offered) else "cor_" + secrets.token_hex(12)
 
 
+_EVERY_RESPONSE = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+)
+_API_RESPONSE = (
+    ("Content-Security-Policy", API_CSP),
+    # API responses may carry tokens or personal data: never cached anywhere.
+    ("Cache-Control", "no-store"),
+)
+
+
 def _secure(response: Response) -> Response:
     headers = response.headers
     headers[REQUEST_ID_HEADER] = g.get("request_id") or "cor_unassigned"
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
-    headers.setdefault("X-Frame-Options", "DENY")
-    response.vary.add("Origin")  # CORS answers differ by Origin: shared caches must key on it
+    for key, value in _EVERY_RESPONSE:
+        headers[key] = value
+    # CORS answers differ by Origin: shared caches must key on it.
+    vary = headers.get("Vary")
+    if not vary:
+        headers["Vary"] = "Origin"
+    elif "origin" not in vary.lower():
+        headers["Vary"] = vary + ", Origin"
     if _is_api(request.path):
-        headers["Content-Security-Policy"] = API_CSP
-        # API responses may carry tokens or personal data: never cached anywhere.
-        headers["Cache-Control"] = "no-store"
+        for key, value in _API_RESPONSE:
+            headers[key] = value
     if g.get("hsts"):
         headers["Strict-Transport-Security"] = HSTS
     if request.method == "OPTIONS" and "Access-Control-Allow-Methods" in headers:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 from flask import current_app, g, request
 
-from app.auth.tokens import AccessTokens, TokenError
+from app.auth.tokens import TokenError
 from app.gateway.errors import Unauthorized
+from app.gateway.tokencache import VerifiedTokens
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ def authenticate_bearer() -> Principal:
         raise Unauthorized("Missing bearer token")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Malformed Authorization header", invalid_token=True)
-    tokens: AccessTokens = current_app.extensions["hearthgate.tokens"]
+    verified: VerifiedTokens = current_app.extensions["hearthgate.verified_tokens"]
     try:
-        claims = tokens.verify(token.strip())
+        claims = verified.verify(token.strip())
     except TokenError as exc:
         log.info("bearer token rejected: %s", exc)
         raise Unauthorized("Invalid or expired token", invalid_token=True) from None

@@ -37,7 +37,7 @@ class Query(BaseModel):
 def _rfc3339(value: datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat(timespec="seconds") + "Z"
 
 
 # Stored naive UTC; rendered as RFC 3339 with a Z.

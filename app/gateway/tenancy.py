@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from app.db import db
 from app.gateway.errors import NotFound
@@ -24,24 +25,36 @@ HOUSEHOLD_NOT_FOUND = "Household not found"
 
 @dataclass(frozen=True)
 class HouseholdScope:
-    household: Household
-    member: Member
+    """The path's household as seen by a member: its id, name and the caller's role."""
+
+    id: str
+    name: str
+    created_at: datetime
+    user_id: str
+    role: str
 
     @property
-    def id(self) -> str:
-        return self.household.id
+    def household(self) -> Household:
+        """The ORM row, loaded only by handlers that change the household itself."""
+        household = db.session.get(Household, self.id)
+        assert household is not None  # noqa: S101 - the scope was loaded in this request
+        return household
 
     @property
-    def role(self) -> str:
-        return self.member.role
-
-    @property
-    def user_id(self) -> str:
-        return self.member.user_id
+    def member(self) -> Member:
+        member = db.session.get(Member, (self.id, self.user_id))
+        assert member is not None  # noqa: S101 - the scope was loaded in this request
+        return member
 
     def select(self, model: type[T]) -> Select[tuple[T]]:
         """``SELECT model WHERE household_id = this household``; refine it further as needed."""
         return select(model).where(model.household_id == self.id)  # type: ignore[attr-defined]
+
+    def select_rows(self, model: type[Any]) -> Select[Any]:
+        """Like ``select`` but yields plain rows (attribute access by column name), for read-only
+        lists: no ORM identity map work per row."""
+        table = model.__table__
+        return select(table).where(table.c.household_id == self.id)
 
     def get(self, model: type[T], object_id: Any, what: str | None = None) -> T:
         """The object with this id in this household, else 404 (also for other households')."""
@@ -72,13 +85,20 @@ class HouseholdScope:
         return obj
 
 
+# Built once: this query runs on every household-scoped request.
+_SCOPE_QUERY = (
+    select(Household.id, Household.name, Household.created_at, Member.user_id, Member.role)
+    .join(Member, Member.household_id == Household.id)
+    .where(Household.id == bindparam("household_id"), Member.user_id == bindparam("user_id"))
+)
+
+
 def load_scope(household_id: str, user_id: str) -> HouseholdScope:
     """One query: the household and the caller's membership, or the uniform 404."""
-    row = db.session.execute(
-        select(Household, Member)
-        .join(Member, Member.household_id == Household.id)
-        .where(Household.id == household_id, Member.user_id == user_id)
+    # Core execution on the session's connection: same transaction, no ORM bookkeeping.
+    row = db.session.connection().execute(
+        _SCOPE_QUERY, {"household_id": household_id, "user_id": user_id}
     ).first()
     if row is None:
         raise NotFound(HOUSEHOLD_NOT_FOUND)
-    return HouseholdScope(household=row[0], member=row[1])
+    return HouseholdScope(*row)

@@ -3,6 +3,7 @@
 
 from app.models.audit import AuditCheckpoint, AuditEvent
 from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
+from app.models.buyflow_extra import IdempotencyKey, IntentArtifact, IntentEvent
 from app.models.households import Household, Item, Member, Outfit, OutfitItem
 from app.models.users import RefreshToken, User
 
@@ -10,6 +11,9 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "Household",
+    "IdempotencyKey",
+    "IntentArtifact",
+    "IntentEvent",
     "Item",
     "Member",
     "Outfit",

@@ -1,0 +1,158 @@
+"""Purchase intents: creation (with the one-time confirmation token), reading, expiry and the
+exactly-once checkout confirmation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from app import audit
+from app.buyflow import clock
+from app.buyflow.requests import visible_request
+from app.buyflow.schemas import CheckoutOut, ConfirmIn, IntentCreated
+from app.buyflow.tokens import new_token, token_hash, token_matches
+from app.buyflow.transitions import transition, transition_or_conflict
+from app.db import db, new_id
+from app.gateway.errors import Conflict, Forbidden, Gone, NotFound
+from app.gateway.tenancy import HouseholdScope
+from app.models import IntentArtifact, IntentEvent, PurchaseIntent, PurchaseRequest, WebhookEvent
+
+ACTIVE = ("PURCHASING", "CART_READY")
+RESTARTABLE = ("APPROVED", "FAILED")
+INTENT_NOT_FOUND = "Purchase intent not found"
+EVENTS_SHOWN = 100
+
+
+def is_expired(intent: PurchaseIntent) -> bool:
+    return clock.now() >= intent.expires_at
+
+
+def expire_and_raise(intent: PurchaseIntent) -> None:
+    """Mark a timed-out intent EXPIRED (its request FAILED) and answer 410.
+
+    The request's transaction has only read so far (plus, perhaps, an idempotency key that must
+    not outlive this error), so it is rolled back and the expiry committed on its own.
+    """
+    intent_id, request_id = intent.id, intent.request_id
+    household_id, actor = intent.household_id, intent.actor_user_id
+    db.session.rollback()
+    now = clock.now()
+    if transition(
+        PurchaseIntent, intent_id, ACTIVE, "EXPIRED", where=[PurchaseIntent.expires_at <= now]
+    ):
+        transition(PurchaseRequest, request_id, ACTIVE, "FAILED")
+        audit.record("intent.expired", household_id=household_id, resource=f"intent:{intent_id}",
+                     principal_id=actor)
+        db.session.commit()
+    raise Gone("The purchase intent and its confirmation token have expired")
+
+
+def create(household: HouseholdScope, request_id: str) -> IntentCreated:
+    """A new intent for an APPROVED request, or to retry a FAILED or timed-out purchase."""
+    found = household.get(PurchaseRequest, request_id, "Purchase request")
+    now = clock.now()
+    if found.status in ACTIVE:
+        current = db.session.scalars(
+            select(PurchaseIntent)
+            .where(PurchaseIntent.request_id == found.id, PurchaseIntent.status.in_(ACTIVE))
+            .order_by(PurchaseIntent.created_at.desc())
+            .limit(1)
+        ).first()
+        if current is None or now < current.expires_at:
+            raise Conflict("A purchase is already in progress for this request")
+        transition_or_conflict(
+            PurchaseIntent, current.id, ACTIVE, "EXPIRED", what="Purchase intent",
+            where=[PurchaseIntent.expires_at <= now],
+        )
+        audit.record("intent.expired", household_id=household.id,
+                     resource=f"intent:{current.id}", principal_id=current.actor_user_id)
+    elif found.status not in RESTARTABLE:
+        raise Conflict(f"A {found.status} request cannot start a purchase")
+    transition_or_conflict(
+        PurchaseRequest, found.id, (found.status,), "PURCHASING", what="Purchase request"
+    )
+    token = new_token()
+    intent_id = new_id("pi")
+    expires_at = now + timedelta(seconds=current_app.config["CHECKOUT_CONFIRMATION_TTL_SECONDS"])
+    household.add(
+        PurchaseIntent(
+            id=intent_id, request_id=found.id, actor_user_id=household.user_id,
+            status="PURCHASING", token_hash=token_hash(intent_id, household.user_id, token),
+            expires_at=expires_at,
+        )
+    )
+    db.session.flush()
+    audit.record("intent.created", household_id=household.id, resource=f"intent:{intent_id}",
+                 details={"requestId": found.id, "expiresAt": expires_at.isoformat()})
+    return IntentCreated(intent_id=intent_id, confirmation_token=token, expires_at=expires_at)
+
+
+def _intent_of(household: HouseholdScope, request_id: str, intent_id: str) -> PurchaseIntent:
+    found = visible_request(household, request_id)
+    intent = household.get(PurchaseIntent, intent_id, "Purchase intent")
+    if intent.request_id != found.id:
+        raise NotFound(INTENT_NOT_FOUND)
+    return intent
+
+
+def read(household: HouseholdScope, request_id: str, intent_id: str) -> dict[str, Any]:
+    """Status, cart, orchestrator and webhook events, artifacts; never the token nor its hash."""
+    intent = _intent_of(household, request_id, intent_id)
+    events: list[dict[str, Any]] = [
+        {"id": e.id, "source": "orchestrator", "type": e.type, "data": e.data,
+         "received_at": e.received_at}
+        for e in db.session.scalars(
+            select(IntentEvent).where(IntentEvent.intent_id == intent.id)
+            .order_by(IntentEvent.received_at.desc()).limit(EVENTS_SHOWN)
+        )
+    ]
+    events += [
+        {"id": w.id, "source": w.provider, "type": w.type, "data": w.payload.get("data") or {},
+         "received_at": w.received_at}
+        for w in db.session.scalars(
+            select(WebhookEvent).where(WebhookEvent.intent_id == intent.id)
+            .order_by(WebhookEvent.received_at.desc()).limit(EVENTS_SHOWN)
+        )
+    ]
+    events.sort(key=lambda e: e["received_at"])
+    artifacts = db.session.scalars(
+        select(IntentArtifact).where(IntentArtifact.intent_id == intent.id)
+        .order_by(IntentArtifact.created_at)
+    ).all()
+    view = {column: getattr(intent, column) for column in (
+        "id", "request_id", "household_id", "actor_user_id", "status", "expires_at", "cart",
+        "failure_reason", "completed_at", "created_at", "updated_at",
+    )}
+    return {**view, "events": events, "artifacts": list(artifacts)}
+
+
+def confirm(household: HouseholdScope, request_id: str, body: ConfirmIn) -> CheckoutOut:
+    """CART_READY → COMPLETED, exactly once; the order of checks decides the status code."""
+    intent = _intent_of(household, request_id, body.intent_id)
+    resource = f"intent:{intent.id}"
+    if intent.actor_user_id != household.user_id:
+        audit.record_denial("checkout.confirm", household_id=household.id, resource=resource,
+                            details={"reason": "not the intent's actor"})
+        raise Forbidden("Only the intent's actor may confirm this checkout")
+    if not token_matches(intent.token_hash, intent.id, intent.actor_user_id,
+                         body.confirmation_token):
+        audit.record_denial("checkout.confirm", household_id=household.id, resource=resource,
+                            details={"reason": "wrong confirmation token"})
+        raise Forbidden("Invalid confirmation token")
+    if intent.status == "EXPIRED":
+        raise Gone("The purchase intent and its confirmation token have expired")
+    if intent.status in ACTIVE and is_expired(intent):
+        expire_and_raise(intent)
+    now = clock.now()
+    if not transition(PurchaseIntent, intent.id, ("CART_READY",), "COMPLETED",
+                      where=[PurchaseIntent.expires_at > now], completed_at=now):
+        raise Conflict("This checkout cannot be confirmed now")
+    transition_or_conflict(PurchaseRequest, intent.request_id, ("CART_READY",), "COMPLETED",
+                           what="Purchase request")
+    audit.record("checkout.completed", household_id=household.id, resource=resource,
+                 details={"requestId": intent.request_id})
+    return CheckoutOut(intent_id=intent.id, request_id=intent.request_id, status="COMPLETED",
+                       completed_at=now)

@@ -1,0 +1,154 @@
+"""Purchase requests: creation, reading and the decisions (approve, reject, cancel).
+
+Every decision is one conditional update (app.buyflow.transitions) in the same transaction as its
+audit event.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import and_, or_
+
+from app import audit
+from app.buyflow import clock
+from app.buyflow.schemas import RequestIn, RequestListQuery
+from app.buyflow.transitions import transition_or_conflict
+from app.db import db
+from app.gateway.contracts import Call
+from app.gateway.errors import BadRequest, Forbidden, NotFound
+from app.gateway.tenancy import HouseholdScope
+from app.models import Item, PurchaseRequest
+
+DECIDERS = ("owner", "adult")
+CANCELLABLE = ("SUBMITTED", "APPROVED", "FAILED")
+REQUEST_NOT_FOUND = "Purchase request not found"
+
+
+def visible_request(household: HouseholdScope, request_id: str) -> PurchaseRequest:
+    """The request, if the caller may see it: children see only their own (else 404)."""
+    found = household.get(PurchaseRequest, request_id, "Purchase request")
+    if household.role not in DECIDERS and found.requested_by != household.user_id:
+        raise NotFound(REQUEST_NOT_FOUND)
+    return found
+
+
+def create(household: HouseholdScope, body: RequestIn) -> PurchaseRequest:
+    if body.item_id is not None:
+        household.get(Item, body.item_id, "Item")
+    created = household.add(
+        PurchaseRequest(
+            title=body.title,
+            amount_minor=body.amount_minor,
+            currency=body.currency,
+            url=str(body.url) if body.url is not None else None,
+            item_id=body.item_id,
+            note=body.note,
+            requested_by=household.user_id,
+            status="SUBMITTED",
+        )
+    )
+    db.session.flush()
+    audit.record(
+        "request.created", household_id=household.id, resource=f"request:{created.id}",
+        details={"amountMinor": created.amount_minor, "currency": created.currency},
+    )
+    return created
+
+
+def _encode_cursor(row: PurchaseRequest) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, row_id = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), row_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequest("Malformed cursor") from None
+
+
+def page(household: HouseholdScope, query: RequestListQuery) -> dict[str, object]:
+    """Newest first; children list only their own requests."""
+    statement = household.select(PurchaseRequest)
+    if household.role not in DECIDERS:
+        statement = statement.where(PurchaseRequest.requested_by == household.user_id)
+    if query.status is not None:
+        statement = statement.where(PurchaseRequest.status == query.status)
+    if query.cursor:
+        stamp, row_id = _decode_cursor(query.cursor)
+        statement = statement.where(
+            or_(
+                PurchaseRequest.created_at < stamp,
+                and_(PurchaseRequest.created_at == stamp, PurchaseRequest.id < row_id),
+            )
+        )
+    statement = statement.order_by(
+        PurchaseRequest.created_at.desc(), PurchaseRequest.id.desc()
+    ).limit(query.limit + 1)
+    rows = list(db.session.scalars(statement))
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    return {"items": rows, "next_cursor": _encode_cursor(rows[-1]) if more and rows else None}
+
+
+# -- before guards ----------------------------------------------------------------------------
+
+
+def not_the_requester(call: Call) -> None:
+    """Nobody decides on their own request; an owner may when BUYFLOW_ALLOW_OWNER_SELF_APPROVAL."""
+    household = call.household
+    assert household is not None  # noqa: S101 - household routes only
+    found = household.get(PurchaseRequest, call.path["request_id"], "Purchase request")
+    if found.requested_by != household.user_id:
+        return
+    if household.role == "owner" and current_app.config["BUYFLOW_ALLOW_OWNER_SELF_APPROVAL"]:
+        return
+    raise Forbidden("A request cannot be decided by its requester")
+
+
+def requester_or_decider(call: Call) -> None:
+    """The requester may cancel their own request; an owner or adult may cancel any."""
+    household = call.household
+    assert household is not None  # noqa: S101 - household routes only
+    found = visible_request(household, call.path["request_id"])
+    if household.role in DECIDERS or found.requested_by == household.user_id:
+        return
+    raise Forbidden("Only the requester, an owner or an adult may cancel a request")
+
+
+# -- decisions --------------------------------------------------------------------------------
+
+
+def decide(household: HouseholdScope, request_id: str, approve: bool) -> PurchaseRequest:
+    found = household.get(PurchaseRequest, request_id, "Purchase request")
+    new_status = "APPROVED" if approve else "REJECTED"
+    transition_or_conflict(
+        PurchaseRequest, found.id, ("SUBMITTED",), new_status, what="Purchase request",
+        decided_by=household.user_id, decided_at=clock.now(),
+    )
+    audit.record(
+        "request.approved" if approve else "request.rejected",
+        household_id=household.id, resource=f"request:{found.id}",
+        details={"requestedBy": found.requested_by},
+    )
+    db.session.refresh(found)
+    return found
+
+
+def cancel(household: HouseholdScope, request_id: str) -> PurchaseRequest:
+    found = visible_request(household, request_id)
+    transition_or_conflict(
+        PurchaseRequest, found.id, CANCELLABLE, "CANCELLED", what="Purchase request"
+    )
+    audit.record(
+        "request.cancelled", household_id=household.id, resource=f"request:{found.id}",
+        details={"requestedBy": found.requested_by},
+    )
+    db.session.refresh(found)
+    return found

@@ -1,0 +1,59 @@
+"""Atomic state transitions: one conditional ``UPDATE … WHERE status IN (:expected)`` per row.
+
+The row count says whether this transaction won: under concurrent calls PostgreSQL re-checks the
+``WHERE`` clause after a competing writer commits, so exactly one caller sees ``1`` and every other
+sees ``0`` and answers 409. Callers write the audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import CursorResult, update
+from sqlalchemy.orm import Session
+
+from app.db import db, utcnow
+from app.gateway.errors import Conflict
+from app.models import PurchaseIntent, PurchaseRequest
+
+Model = type[PurchaseRequest] | type[PurchaseIntent]
+
+
+def transition(
+    model: Model,
+    row_id: str,
+    expected: Iterable[str],
+    new_status: str,
+    *,
+    where: Iterable[Any] = (),
+    session: Session | None = None,
+    **values: Any,
+) -> bool:
+    """Move ``row_id`` from one of ``expected`` to ``new_status``; ``True`` when this call did."""
+    statement = (
+        update(model)
+        .where(model.id == row_id, model.status.in_(tuple(expected)), *where)
+        .values(status=new_status, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = (session or db.session).execute(statement)  # type: ignore[assignment]
+    return result.rowcount == 1
+
+
+def transition_or_conflict(
+    model: Model,
+    row_id: str,
+    expected: Iterable[str],
+    new_status: str,
+    *,
+    what: str,
+    where: Iterable[Any] = (),
+    **values: Any,
+) -> None:
+    expected = tuple(expected)
+    if not transition(model, row_id, expected, new_status, where=where, **values):
+        raise Conflict(
+            f"{what} cannot become {new_status} now",
+            allowedFrom=list(expected),
+        )

@@ -1,0 +1,86 @@
+"""Secured household read vs a bare Flask endpoint returning the same body, same gunicorn config.
+
+    .venv/bin/python bench/bench_read.py [--seconds 10] [--workers 2]
+
+Measures GET /api/households/{id}/items?limit=20 (20 items, bearer token, membership check,
+rate limiter on, response schema) against the bare endpoint; prints both, the ratio (target: at
+least 55 %), the p99 ratio and the SQL statements per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import gunicorn, report, scratch_dir, wrk  # noqa: E402
+
+
+def prepare(directory: Path) -> tuple[dict[str, str], str, str]:
+    """A migrated SQLite database with one household of 20 items; returns env, path, token."""
+    from sqlalchemy import event
+
+    from app import create_app
+    from app.db import Database
+    from tests.conftest import migrate
+    from tests.helpers import AuthActions
+
+    env = {
+        "HEARTHGATE_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{directory / 'bench.sqlite3'}",
+        "AUTH_JWT_SECRET": "bench-secret-0123456789abcdef0123456789",
+        "AUTH_ACCESS_TOKEN_TTL_SECONDS": "86400",
+        "RATELIMIT_AUTHENTICATED": "100000000/minute",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    migrate(env["DATABASE_URL"])
+    app = create_app()
+    auth = AuthActions(app)
+    user = auth.user("bench@example.test")
+    token = auth.token(user)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    household = client.post("/api/households", json={"name": "Bench"}, headers=headers).get_json()["id"]
+    for n in range(20):
+        client.post(f"/api/households/{household}/items",
+                    json={"name": f"Item {n}", "category": "top", "color": "blue", "size": "M"},
+                    headers=headers)
+    path = f"/api/households/{household}/items?limit=20"
+    statements: list[str] = []
+    event.listen(Database.engine(app), "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+    body = client.get(path, headers=headers)
+    assert body.status_code == 200 and len(body.get_json()["items"]) == 20
+    print(f"SQL statements per secured read: {len(statements)}")
+    for statement in statements:
+        print("   ", " ".join(statement.split())[:110])
+    (directory / "body.json").write_bytes(body.data)
+    Database.engine(app).dispose()
+    return env, path, token
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    with scratch_dir() as directory:
+        env, path, token = prepare(directory)
+        with gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": str(directory / "body.json")},
+                      args.workers) as url:
+            baseline = wrk(url + "/bare", seconds=args.seconds, connections=args.connections)
+        with gunicorn("wsgi:app", env, args.workers) as url:
+            secured = wrk(url + path, seconds=args.seconds, connections=args.connections,
+                          headers={"Authorization": f"Bearer {token}"})
+        report(f"Secured household read (GET {path.split('?')[0].rsplit('/', 1)[0]}/…/items?limit=20,"
+               f" {args.workers} workers, {args.connections} connections, {args.seconds}s)",
+               baseline, secured, target=0.55)
+
+
+if __name__ == "__main__":
+    main()

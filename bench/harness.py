@@ -1,0 +1,98 @@
+"""Shared pieces of the benchmarks: gunicorn processes, wrk runs and a bare Flask baseline.
+
+Every figure is a ratio against a baseline measured in the same run on the same machine:
+absolute requests/s vary between runs on a shared 2-core machine; the ratio is what we track.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services import free_port, stop, wait_for_port  # noqa: E402
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    requests: int
+
+
+def _ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if match is None:
+        return float("nan")
+    return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[match.group(2)]
+
+
+def wrk(url: str, *, seconds: int = 10, connections: int = 16, headers: dict[str, str] | None = None,
+        script: str | None = None) -> WrkResult:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for key, value in (headers or {}).items():
+        args += ["-H", f"{key}: {value}"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return WrkResult(rps, p50, p99, int(non2xx.group(1)) if non2xx else 0, total)
+
+
+@contextmanager
+def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2) -> Iterator[str]:
+    """Run ``gunicorn -c gunicorn.conf.py APP`` on 127.0.0.1; yields the base URL."""
+    port = free_port()
+    environ = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port),
+               "WEB_CONCURRENCY": str(workers), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app_spec],
+        cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=30, proc=proc)
+        time.sleep(0.5)  # let every worker finish booting
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="hg-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def report(title: str, baseline: WrkResult, measured: WrkResult, target: float | None = None) -> float:
+    ratio = measured.requests_per_second / baseline.requests_per_second
+    print(f"\n{title}")
+    print(f"  bare baseline : {baseline.requests_per_second:10.1f} req/s  p50 {baseline.p50_ms:.2f} ms"
+          f"  p99 {baseline.p99_ms:.2f} ms  non-2xx {baseline.non_2xx}")
+    print(f"  measured      : {measured.requests_per_second:10.1f} req/s  p50 {measured.p50_ms:.2f} ms"
+          f"  p99 {measured.p99_ms:.2f} ms  non-2xx {measured.non_2xx}")
+    verdict = "" if target is None else ("  (target ≥ {:.0%}: {})".format(target, "met" if ratio >= target else "NOT met"))
+    print(f"  ratio         : {ratio:.1%}{verdict}")
+    print(f"  p99 ratio     : {measured.p99_ms / baseline.p99_ms:.2f}x")
+    return ratio

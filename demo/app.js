@@ -1,0 +1,133 @@
+// Hearthgate demo SPA: plain JavaScript, no build step.
+// Every token (access tokens, the confirmation token) is held in the `session` object below and
+// nowhere else: never localStorage, sessionStorage, cookies or the URL.
+"use strict";
+
+const params = new URLSearchParams(window.location.search);
+const apiInput = document.getElementById("api");
+apiInput.value = params.get("api") || "http://127.0.0.1:8000";
+
+const session = {
+  a: null,          // {token, user}
+  b: null,
+  householdId: null,
+  requestId: null,
+  intentId: null,
+  confirmationToken: null,
+};
+
+function $(id) { return document.getElementById(id); }
+
+function log(line) {
+  const li = document.createElement("li");
+  li.textContent = line;
+  $("log").appendChild(li);
+}
+
+function status(id, text, ok = true) {
+  const el = $(id);
+  el.textContent = text;
+  el.className = "status " + (ok ? "ok" : "err");
+}
+
+async function api(method, path, { token, body } = {}) {
+  const headers = { "Accept": "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers["Authorization"] = "Bearer " + token;
+  const response = await fetch(apiInput.value.replace(/\/$/, "") + path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "omit", cache: "no-store",
+  });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  log(`${method} ${path.replace(/\/(hh|req|pi)_[a-z0-9]+/g, "/$1_…")} → ${response.status}`);
+  if (!response.ok) {
+    const message = data && data.message ? data.message : response.statusText;
+    throw new Error(`${response.status} ${message}`);
+  }
+  return data;
+}
+
+async function registerAndLogin(who) {
+  const email = $(`${who}-email`).value;
+  const password = $(`${who}-password`).value;
+  const name = who === "a" ? "Alex" : "Blair";
+  try {
+    await api("POST", "/api/auth/register", { body: { email, password, name } });
+  } catch (error) {
+    if (!String(error.message).startsWith("409")) throw error;  // already registered: log in
+  }
+  const login = await api("POST", "/api/auth/login", { body: { email, password } });
+  session[who] = { token: login.token, user: login.user };
+  status(`${who}-status`, `logged in as ${login.user.email}`);
+  $("create-household").disabled = !(session.a && session.b);
+}
+
+async function step(id, run) {
+  const button = $(id);
+  button.disabled = true;
+  try {
+    await run();
+  } catch (error) {
+    status("flow-status", error.message, false);
+    button.disabled = false;
+  }
+}
+
+$("a-login").addEventListener("click", () => step("a-login", () => registerAndLogin("a")));
+$("b-login").addEventListener("click", () => step("b-login", () => registerAndLogin("b")));
+
+$("create-household").addEventListener("click", () => step("create-household", async () => {
+  const household = await api("POST", "/api/households", { token: session.b.token, body: { name: "Home" } });
+  session.householdId = household.id;
+  await api("POST", `/api/households/${household.id}/members`,
+            { token: session.b.token, body: { email: session.a.user.email, role: "adult" } });
+  status("household-status", "Home: approver is owner, requester is adult");
+  $("create-request").disabled = false;
+}));
+
+$("create-request").addEventListener("click", () => step("create-request", async () => {
+  const request = await api("POST", `/api/households/${session.householdId}/requests`, {
+    token: session.a.token,
+    body: { title: "Winter boots", amountMinor: 8900, currency: "EUR", note: "size 42" },
+  });
+  session.requestId = request.id;
+  status("flow-status", `request ${request.status}`);
+  $("approve").disabled = false;
+}));
+
+$("approve").addEventListener("click", () => step("approve", async () => {
+  const request = await api("POST",
+    `/api/households/${session.householdId}/requests/${session.requestId}/approve`,
+    { token: session.b.token, body: {} });
+  status("flow-status", `request ${request.status}`);
+  $("intent").disabled = false;
+}));
+
+$("intent").addEventListener("click", () => step("intent", async () => {
+  const intent = await api("POST",
+    `/api/households/${session.householdId}/requests/${session.requestId}/purchase-intents`,
+    { token: session.b.token, body: {} });
+  session.intentId = intent.intentId;
+  session.confirmationToken = intent.confirmationToken;  // shown once, kept in memory only
+  status("flow-status", `checkout started, token valid until ${intent.expiresAt}`);
+  $("cart-ready").disabled = false;
+}));
+
+$("cart-ready").addEventListener("click", () => step("cart-ready", async () => {
+  await api("POST", `/api/dev/purchase-intents/${session.intentId}/cart-ready`,
+            { token: session.b.token, body: {} });
+  status("flow-status", "cart ready: waiting for your confirmation");
+  $("confirm").disabled = false;
+}));
+
+$("confirm").addEventListener("click", () => step("confirm", async () => {
+  const result = await api("POST",
+    `/api/households/${session.householdId}/requests/${session.requestId}/confirm-checkout`,
+    { token: session.b.token,
+      body: { intentId: session.intentId, confirmationToken: session.confirmationToken } });
+  session.confirmationToken = null;  // spent: forget it
+  const el = $("flow-status");
+  el.textContent = `Checkout ${result.status}`;
+  el.className = "status ok done";
+}));

@@ -1,0 +1,123 @@
+"""Idempotency-Key on the buy-flow's POSTs: replay, mismatch, scope, and no token at rest."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.models import IdempotencyKey
+from tests.buyflow_services import INTERNAL_CONFIG, Family, build_family
+from tests.helpers import snapshot
+
+BODY = {"title": "Skates", "amountMinor": 9000, "currency": "EUR"}
+
+
+@pytest.fixture
+def family(make_app) -> Family:  # type: ignore[no-untyped-def]
+    return build_family(make_app(**INTERNAL_CONFIG))
+
+
+def keys(family: Family) -> list[IdempotencyKey]:
+    with family.app.extensions["hearthgate.db"]() as session:
+        return list(session.scalars(select(IdempotencyKey)))
+
+
+def test_same_key_and_body_replays_the_stored_response(family: Family) -> None:
+    first = family.post(family.child, "", BODY, **{"Idempotency-Key": "k-1"})
+    assert first.status_code == 201
+    before = snapshot(family.app)
+    again = family.post(family.child, "", {"currency": "EUR", "amountMinor": 9000,
+                                           "title": "Skates"}, **{"Idempotency-Key": "k-1"})
+    assert again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert snapshot(family.app) == before
+
+
+def test_same_key_with_another_body_is_422(family: Family) -> None:
+    assert family.post(family.child, "", BODY, **{"Idempotency-Key": "k-2"}).status_code == 201
+    before = snapshot(family.app)
+    r = family.post(family.child, "", {**BODY, "amountMinor": 9001}, **{"Idempotency-Key": "k-2"})
+    assert r.status_code == 422 and r.get_json()["error"] == "UnprocessableEntity"
+    assert snapshot(family.app) == before
+
+
+def test_same_key_on_another_route_is_422(family: Family) -> None:
+    request_id = family.submit()
+    assert family.post(family.adult, f"/{request_id}/approve",
+                       **{"Idempotency-Key": "k-3"}).status_code == 200
+    other = family.submit()
+    before = snapshot(family.app)
+    r = family.post(family.adult, f"/{other}/approve", **{"Idempotency-Key": "k-3"})
+    assert r.status_code == 422
+    assert snapshot(family.app) == before
+
+
+def test_keys_belong_to_their_user(family: Family) -> None:
+    assert family.post(family.child, "", BODY, **{"Idempotency-Key": "shared"}).status_code == 201
+    r = family.post(family.adult, "", BODY, **{"Idempotency-Key": "shared"})
+    assert r.status_code == 201
+    assert r.get_json()["requestedBy"] == family.adult.id
+    assert len(keys(family)) == 2
+
+
+def test_a_replayed_approval_is_not_a_second_transition(family: Family) -> None:
+    request_id = family.submit()
+    first = family.post(family.adult, f"/{request_id}/approve", **{"Idempotency-Key": "ap-1"})
+    before = snapshot(family.app)
+    again = family.post(family.adult, f"/{request_id}/approve", **{"Idempotency-Key": "ap-1"})
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+    assert snapshot(family.app) == before
+    assert family.post(family.adult, f"/{request_id}/approve").status_code == 409
+
+
+def test_errors_are_not_stored_and_the_key_can_be_retried(family: Family) -> None:
+    request_id = family.submit()
+    before = snapshot(family.app)
+    r = family.post(family.child, f"/{request_id}/approve", **{"Idempotency-Key": "ap-2"})
+    assert r.status_code == 403
+    r = family.post(family.owner, f"/{request_id}/purchase-intents", **{"Idempotency-Key": "pi-0"})
+    assert r.status_code == 409
+    assert snapshot(family.app) == before
+    r = family.post(family.owner, f"/{request_id}/approve", **{"Idempotency-Key": "pi-0"})
+    assert r.status_code == 200
+
+
+def test_intent_creation_replay_is_409_and_the_token_is_never_at_rest(family: Family) -> None:
+    request_id = family.approved()
+    first = family.post(family.adult, f"/{request_id}/purchase-intents",
+                        **{"Idempotency-Key": "pi-1"})
+    assert first.status_code == 201
+    token = first.get_json()["confirmationToken"]
+    assert token not in repr(snapshot(family.app))
+    stored = keys(family)
+    assert len(stored) == 1 and "confirmationToken" not in (stored[0].response_body or "")
+    before = snapshot(family.app)
+    again = family.post(family.adult, f"/{request_id}/purchase-intents",
+                        **{"Idempotency-Key": "pi-1"})
+    assert again.status_code == 409
+    assert again.get_json()["intentId"] == first.get_json()["intentId"]
+    assert token not in again.get_data(as_text=True)
+    assert snapshot(family.app) == before
+
+
+def test_confirm_checkout_replay_returns_the_completion(family: Family) -> None:
+    request_id, intent = family.cart_ready_intent()
+    first = family.confirm(request_id, intent["intentId"], intent["confirmationToken"],
+                           **{"Idempotency-Key": "c-1"})
+    assert first.status_code == 200
+    before = snapshot(family.app)
+    again = family.confirm(request_id, intent["intentId"], intent["confirmationToken"],
+                           **{"Idempotency-Key": "c-1"})
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+    assert snapshot(family.app) == before
+    assert intent["confirmationToken"] not in repr(snapshot(family.app))
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "with space", "tab\there", "ünïcode"])
+def test_malformed_keys_are_400(family: Family, key: str) -> None:
+    before = snapshot(family.app)
+    r = family.client.post(family.url(), json=BODY,
+                           headers={**family.headers(family.child),
+                                    "Idempotency-Key": key.encode().decode("latin-1")})
+    assert r.status_code == 400
+    assert snapshot(family.app) == before

@@ -1,0 +1,173 @@
+"""Machine-to-machine: internal tokens (missing, wrong, rotated), actor binding, cart checks,
+orchestrator events and artifacts stored against their intent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.buyflow_services import (
+    BUYFLOW_TOKEN,
+    BUYFLOW_TOKEN_NEXT,
+    CART,
+    INTERNAL_CONFIG,
+    ORCHESTRATOR_TOKEN,
+    Family,
+    build_family,
+)
+from tests.helpers import snapshot
+
+SHA = "a" * 64
+
+
+@pytest.fixture
+def family(make_app) -> Family:  # type: ignore[no-untyped-def]
+    return build_family(make_app(**INTERNAL_CONFIG))
+
+
+def purchasing(family: Family) -> tuple[str, dict[str, Any]]:
+    request_id = family.approved()
+    return request_id, family.intent(request_id)
+
+
+@pytest.mark.parametrize("callback", ["cart-ready", "failed"])
+@pytest.mark.parametrize("token", [None, "", "wrong", ORCHESTRATOR_TOKEN, BUYFLOW_TOKEN + "x"])
+def test_callbacks_without_or_with_a_wrong_token_are_401(
+    family: Family, callback: str, token: str | None
+) -> None:
+    _, intent = purchasing(family)
+    before = snapshot(family.app)
+    headers = {} if token is None else {"X-Internal-Token": token}
+    body = {"actorUserId": family.adult.id, "cart": CART, "reason": "x"}
+    r = family.client.post(f"/api/internal/purchase-intents/{intent['intentId']}/{callback}",
+                           json=body, headers=headers)
+    assert r.status_code == 401 and r.get_json()["error"] == "Unauthorized"
+    assert snapshot(family.app) == before
+
+
+def test_both_rotation_values_are_accepted(family: Family) -> None:
+    _, first = purchasing(family)
+    assert family.cart_ready(first["intentId"], token=BUYFLOW_TOKEN_NEXT).status_code == 200
+    _, second = purchasing(family)
+    assert family.failed(second["intentId"], token=BUYFLOW_TOKEN).status_code == 200
+
+
+def test_a_wrong_token_is_refused_even_when_not_required(make_app) -> None:  # type: ignore[no-untyped-def]
+    family = build_family(make_app(BUYFLOW_INTERNAL_TOKEN=[BUYFLOW_TOKEN]))
+    _, intent = purchasing(family)
+    assert family.cart_ready(intent["intentId"], token="wrong").status_code == 401
+    r = family.client.post(f"/api/internal/purchase-intents/{intent['intentId']}/cart-ready",
+                           json={"actorUserId": family.adult.id, "cart": CART})
+    assert r.status_code == 200  # development: a missing token is tolerated when not required
+
+
+@pytest.mark.parametrize("callback", ["cart-ready", "failed"])
+def test_callbacks_with_another_actor_are_403(family: Family, callback: str) -> None:
+    request_id, intent = purchasing(family)
+    before = snapshot(family.app)
+    for other in (family.owner, family.child):
+        if callback == "cart-ready":
+            r = family.cart_ready(intent["intentId"], actor=other)
+        else:
+            r = family.failed(intent["intentId"], actor=other)
+        assert r.status_code == 403
+    assert snapshot(family.app) == before
+    assert family.request_row(request_id).status == "PURCHASING"
+
+
+def test_unknown_intent_is_404(family: Family) -> None:
+    before = snapshot(family.app)
+    assert family.cart_ready("pi_" + "0" * 26).status_code == 404
+    assert family.failed("pi_" + "0" * 26).status_code == 404
+    assert snapshot(family.app) == before
+
+
+@pytest.mark.parametrize("cart", [
+    {**CART, "totalMinor": 4501},  # more than approved
+    {**CART, "currency": "USD"},
+    {**CART, "items": []},
+])
+def test_a_cart_beyond_the_approval_is_refused(family: Family, cart: dict[str, Any]) -> None:
+    request_id, intent = purchasing(family)
+    before = snapshot(family.app)
+    r = family.cart_ready(intent["intentId"], cart=cart)
+    assert r.status_code in (400, 422)
+    assert snapshot(family.app) == before
+
+
+def test_failed_from_cart_ready_then_a_new_intent(family: Family) -> None:
+    request_id, intent = family.cart_ready_intent()
+    r = family.failed(intent["intentId"])
+    assert r.status_code == 200 and r.get_json() == {
+        "intentId": intent["intentId"], "requestId": request_id, "status": "FAILED"}
+    assert family.audit_actions()[-1] == "intent.failed"
+    assert family.failed(intent["intentId"]).status_code == 409
+
+
+def orchestrator_post(family: Family, path: str, body: dict[str, Any],
+                      token: str | None = ORCHESTRATOR_TOKEN) -> Any:
+    headers = {} if token is None else {"X-Internal-Token": token}
+    return family.client.post(f"/api/internal/{path}", json=body, headers=headers)
+
+
+def test_events_and_artifacts_are_stored_and_shown_on_the_intent(family: Family) -> None:
+    request_id, intent = purchasing(family)
+    intent_id = intent["intentId"]
+    r = orchestrator_post(family, "events", {"intentId": intent_id, "type": "cart.item_added",
+                                             "data": {"name": "Rain boots"}})
+    assert r.status_code == 202 and r.get_json()["intentId"] == intent_id
+    r = orchestrator_post(family, "artifacts", {"intentId": intent_id, "kind": "receipt",
+                                                "uri": "https://files.example/r/1.pdf",
+                                                "sha256": SHA})
+    assert r.status_code == 201
+    artifact_id = r.get_json()["id"]
+    assert artifact_id.startswith("art_")
+    view = family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}").get_json()
+    assert [(e["source"], e["type"], e["data"]) for e in view["events"]] == [
+        ("orchestrator", "cart.item_added", {"name": "Rain boots"})]
+    assert [a["id"] for a in view["artifacts"]] == [artifact_id]
+    assert view["artifacts"][0]["sha256"] == SHA
+
+
+@pytest.mark.parametrize("path", ["events", "artifacts"])
+@pytest.mark.parametrize("token", [None, "wrong", BUYFLOW_TOKEN])
+def test_orchestrator_routes_need_their_own_token(family: Family, path: str,
+                                                  token: str | None) -> None:
+    _, intent = purchasing(family)
+    before = snapshot(family.app)
+    body = {"intentId": intent["intentId"], "type": "x", "kind": "receipt",
+            "uri": "https://files.example/r.pdf", "sha256": SHA}
+    r = orchestrator_post(family, path, body, token=token)
+    assert r.status_code == 401
+    assert snapshot(family.app) == before
+
+
+@pytest.mark.parametrize("path", ["events", "artifacts"])
+def test_orchestrator_routes_with_an_unknown_intent_are_404(family: Family, path: str) -> None:
+    before = snapshot(family.app)
+    body = {"intentId": "pi_" + "0" * 26, "type": "x", "kind": "receipt",
+            "uri": "https://files.example/r.pdf", "sha256": SHA}
+    assert orchestrator_post(family, path, body).status_code == 404
+    assert snapshot(family.app) == before
+
+
+@pytest.mark.parametrize("bad", [{"uri": "file:///etc/passwd"}, {"sha256": "xyz"},
+                                 {"kind": "Receipt Now"}])
+def test_artifact_validation(family: Family, bad: dict[str, str]) -> None:
+    _, intent = purchasing(family)
+    before = snapshot(family.app)
+    body = {"intentId": intent["intentId"], "kind": "receipt",
+            "uri": "https://files.example/r.pdf", "sha256": SHA, **bad}
+    assert orchestrator_post(family, "artifacts", body).status_code == 400
+    assert snapshot(family.app) == before
+
+
+def test_production_refuses_unset_or_unrequired_internal_tokens() -> None:
+    from app.config import configuration_problems
+
+    problems = configuration_problems({"HEARTHGATE_ENV": "production",
+                                       "REQUIRE_BUYFLOW_INTERNAL_TOKEN": True,
+                                       "REQUIRE_INTERNAL_EVENT_TOKEN": False})
+    assert "BUYFLOW_INTERNAL_TOKEN is unset while REQUIRE_BUYFLOW_INTERNAL_TOKEN is true" in problems
+    assert "REQUIRE_INTERNAL_EVENT_TOKEN is false" in problems
