@@ -127,9 +127,10 @@ def init_signing(app: Flask) -> None:
         try:
             store.set(SIGNING_KEY_SETTING, pem)
         except SecretStoreError:
-            app.logger.warning("%s generated for this process only (the secret store is "
-                               "read-only); checkpoints will not verify after a restart",
-                               SIGNING_KEY_SETTING)
+            pass  # a read-only store: the key lives in the configuration only
+        app.logger.warning("%s is unset: a key was generated for this process only; checkpoints "
+                           "and exports it signs will not verify after a restart",
+                           SIGNING_KEY_SETTING)
         app.config[SIGNING_KEY_SETTING] = pem
     redactor.add(str(pem))
     try:
