@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
 def register_plugins(app: Flask) -> None:
     """Plugin manager, then the secret store it provides, then what needs secrets."""
     from app.audit import init_audit
+    from app.auth import init_auth
     from app.auth.tokens import AccessTokens
     from app.gateway.tokencache import VerifiedTokens
     from app.meta.readiness import add_check
@@ -94,6 +95,7 @@ def register_plugins(app: Flask) -> None:
     app.extensions["hearthgate.verified_tokens"] = VerifiedTokens(
         tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]
     )
+    init_auth(app)
     init_audit(app)
 
 
@@ -102,6 +104,7 @@ def register_blueprints(app: Flask) -> None:
     from app.plugins import hook
 
     app.register_blueprint(meta.bp)
+    app.register_blueprint(auth.wellknown)
     for feature in (auth, households, buyflow, internal, webhooks, voice):
         app.register_blueprint(feature.bp, url_prefix="/api")
     for blueprints in hook(app).register_blueprints(app=app):
@@ -116,9 +119,11 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from app.auth.cli import users_cli
     from app.cli import register_cli
 
     register_cli(app)
+    app.cli.add_command(users_cli)
 
 
 def refuse_unsafe_configuration(app: Flask) -> None:

@@ -28,6 +28,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.secrets.vault",
     "plugins.secrets.aws",
     "plugins.hyperbeam",
+    "plugins.oidc",
+    "plugins.passwords",
 )
 
 

@@ -1,3 +1,79 @@
-"""Routes of the auth blueprint."""
+"""Routes of the auth blueprint: login (every provider), refresh, logout, me."""
 
-from app.auth import bp  # noqa: F401
+from __future__ import annotations
+
+from flask import current_app, g
+
+from app import audit
+from app.auth import bp, sessions
+from app.auth.oidc_keys import ProviderUnavailable
+from app.auth.providers import LoginFailed, LoginIn, LoginProvider
+from app.auth.schemas import LogoutIn, MeOut, RefreshIn, TokenOut
+from app.auth.throttle import login_throttle
+from app.gateway.contracts import endpoint
+from app.gateway.errors import ServiceUnavailable, Unauthorized, ValidationError
+from app.gateway.principal import Principal
+
+
+def login_providers() -> list[LoginProvider]:
+    providers: list[LoginProvider] = current_app.extensions.get("hearthgate.login_providers", [])
+    return providers
+
+
+@bp.post("/auth/login")
+@endpoint(auth="public", body=LoginIn, response=TokenOut, sensitive=True, tags=("auth",),
+          summary="Log in with an OIDC ID token or a local account", errors=(401, 429))
+def login(body: LoginIn) -> sessions.TokenPair:
+    provider = next((p for p in login_providers() if p.accepts(body)), None)
+    if provider is None:
+        raise ValidationError("No login method accepts this body",
+                              details=[{"field": "(body)", "message": "login method not enabled"}])
+    throttle = login_throttle()
+    ip = g.get("client_ip")
+    account = provider.account_of(body)
+    throttle.check(ip, account)
+    try:
+        identity = provider.authenticate(body)
+    except ProviderUnavailable:
+        raise ServiceUnavailable("The identity provider is unavailable") from None
+    except LoginFailed as failure:
+        throttle.failed(ip, failure.account or account)
+        audit.record_denial("auth.login", details={"method": provider.name,
+                                                   "reason": failure.reason})
+        raise Unauthorized("Login failed", invalid_token=body.id_token is not None) from None
+    if identity.user.disabled:
+        audit.record_denial("auth.login", principal_id=identity.user.id,
+                            details={"method": provider.name, "reason": "user disabled"})
+        raise Unauthorized("Login failed")
+    throttle.succeeded(identity.account)
+    return sessions.start_session(identity.user, identity.method, identity.claims)
+
+
+@bp.post("/auth/refresh")
+@endpoint(auth="public", body=RefreshIn, response=TokenOut, sensitive=True, tags=("auth",),
+          summary="Spend a refresh token for a new token pair", errors=(401,))
+def refresh(body: RefreshIn) -> sessions.TokenPair:
+    return sessions.rotate(body.refresh_token)
+
+
+@bp.post("/auth/logout")
+@endpoint(auth="bearer", body=LogoutIn, status=204, tags=("auth",),
+          summary="Revoke this session's refresh tokens, or every session's")
+def logout(body: LogoutIn, principal: Principal) -> None:
+    if body.all:
+        revoked = sessions.revoke_all(principal.user_id)
+    elif principal.session_id:
+        revoked = sessions.revoke_family(principal.user_id, principal.session_id)
+    else:
+        revoked = 0
+    audit.record("auth.logout", resource=f"user:{principal.user_id}",
+                 details={"all": body.all, "sessionId": principal.session_id, "revoked": revoked})
+
+
+@bp.get("/auth/me")
+@endpoint(auth="bearer", response=MeOut, tags=("auth",), summary="The caller's identity")
+def me(principal: Principal) -> MeOut:
+    if principal.kind != "user":
+        raise Unauthorized("Not a user")
+    return MeOut(id=principal.user_id, email=principal.email, name=principal.name,
+                 permissions=sorted(principal.permissions))

@@ -16,8 +16,21 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OctKey, import_key
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JOSE type name
-ASYMMETRIC = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
+ASYMMETRIC = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP", "Ed25519": "OKP"}
+# RFC 9864 deprecates the polymorphic "EdDSA" name (joserfc warns on it): tokens carry the
+# fully specified "Ed25519" whichever of the two names is configured.
+JOSE_NAMES = {"EdDSA": "Ed25519"}
 MAX_TOKEN_LENGTH = 8192
+
+
+PEM_END = "-----END PUBLIC KEY-----"
+
+
+def split_pems(value: str | None) -> list[str]:
+    """Several concatenated PEM public keys, one string each."""
+    if not value:
+        return []
+    return [part.strip() + "\n" + PEM_END + "\n" for part in value.split(PEM_END) if part.strip()]
 
 
 class TokenError(Exception):
@@ -35,11 +48,13 @@ class AccessTokens:
     """Mints and verifies this service's access tokens."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self.algorithm: str = config["AUTH_JWT_ALGORITHM"]
+        self.algorithm: str = JOSE_NAMES.get(config["AUTH_JWT_ALGORITHM"],
+                                             config["AUTH_JWT_ALGORITHM"])
         self.issuer: str = config["AUTH_JWT_ISSUER"]
         self.audience: str = config["AUTH_JWT_AUDIENCE"]
         self.ttl: int = config["AUTH_ACCESS_TOKEN_TTL_SECONDS"]
         self.leeway = 0
+        self.public_keys: list[dict[str, Any]] = []
         if self.algorithm == "HS256":
             secret = config.get("AUTH_JWT_SECRET")
             if not secret:
@@ -55,9 +70,21 @@ class AccessTokens:
             self.signing_key.ensure_kid()
             self.kid = self.signing_key.kid
             public = [self.signing_key.as_dict(private=False)]
+            for previous in split_pems(config.get("AUTH_JWT_PREVIOUS_PUBLIC_KEYS")):
+                key = import_key(previous, ASYMMETRIC[self.algorithm])  # type: ignore[call-overload]
+                key.ensure_kid()
+                if key.kid != self.kid:
+                    public.append(key.as_dict(private=False))
+            for jwk in public:
+                jwk.update({"alg": self.algorithm, "use": "sig"})
+            self.public_keys = public
             self.verify_keys = KeySet.import_key_set({"keys": public})
         else:
             raise ValueError(f"unsupported AUTH_JWT_ALGORITHM {self.algorithm}")
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys (current first, then previous ones) for ``/.well-known/jwks.json``."""
+        return {"keys": [dict(key) for key in self.public_keys]}
 
     def mint(self, claims: dict[str, Any], now: int | None = None) -> Minted:
         now = int(time.time()) if now is None else now

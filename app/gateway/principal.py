@@ -6,12 +6,14 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flask import current_app, g, request
 
-from app.auth.tokens import TokenError
 from app.gateway.errors import Unauthorized
-from app.gateway.tokencache import VerifiedTokens
+
+if TYPE_CHECKING:
+    from app.gateway.tokencache import VerifiedTokens
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ def current_principal() -> Principal | None:
 
 def authenticate_bearer() -> Principal:
     """Verify the bearer token, or act as the development user when that is enabled."""
+    # Imported here: app.auth's routes import the gateway, which imports this module.
+    from app.auth.tokens import TokenError
+
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:

@@ -5,6 +5,7 @@ from app.models.audit import AuditCheckpoint, AuditEvent
 from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
 from app.models.buyflow_extra import IdempotencyKey, IntentArtifact, IntentEvent
 from app.models.households import Household, Item, Member, Outfit, OutfitItem
+from app.models.login_flows import LoginFlow
 from app.models.users import RefreshToken, User
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "IntentArtifact",
     "IntentEvent",
     "Item",
+    "LoginFlow",
     "Member",
     "Outfit",
     "OutfitItem",

@@ -1,13 +1,13 @@
 """audit checkpoints: signed chain heads
 
 Revision ID: a1
-Revises: b1
+Revises: i1
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "a1"
-down_revision = "b1"  # chained after main's head (buy-flow); was 0001
+down_revision = "i1"  # chained after main's head (identity, after buy-flow); was 0001
 branch_labels = None
 depends_on = None
 

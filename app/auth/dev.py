@@ -1,0 +1,40 @@
+"""``DEVELOPMENT_AUTH_ENABLED``: a request without a token acts as ``DEVELOPMENT_AUTH_USER``.
+
+Refused in production by ``app.config``'s rules; here it is also never installed there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g
+
+from app.auth.permissions import effective_permissions
+from app.auth.users import upsert_identity
+from app.gateway.principal import Principal
+
+log = logging.getLogger(__name__)
+
+DEVELOPMENT_ISSUER = "development"
+
+
+def init_development_auth(app: Flask) -> None:
+    production = app.config["HEARTHGATE_ENV"] == "production"
+    if not app.config.get("DEVELOPMENT_AUTH_ENABLED") or production:
+        app.extensions.pop("hearthgate.dev_principal", None)
+        return
+    email = str(app.config["DEVELOPMENT_AUTH_USER"])
+    log.warning("development authentication is on: anonymous requests act as %s", email)
+
+    def development_principal() -> Principal:
+        factory = app.extensions["hearthgate.db"]
+        with factory() as session:
+            user = upsert_identity(session, DEVELOPMENT_ISSUER, email, email,
+                                   email.split("@")[0])
+            permissions = effective_permissions(user, None)
+            session.commit()
+            return Principal(user_id=user.id, email=user.email, name=user.name,
+                             permissions=frozenset(permissions),
+                             correlation_id=g.get("request_id"))
+
+    app.extensions["hearthgate.dev_principal"] = development_principal

@@ -1,0 +1,58 @@
+"""Users by identity: created or updated by the provider's (iss, sub); local accounts by email."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.permissions import default_permissions
+from app.models import User
+
+log = logging.getLogger(__name__)
+
+LOCAL_ISSUER = "local"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def email_taken(session: Session, email: str, except_user: str | None = None) -> bool:
+    query = select(User.id).where(User.email == email)
+    if except_user is not None:
+        query = query.where(User.id != except_user)
+    return session.scalars(query).first() is not None
+
+
+def upsert_identity(
+    session: Session, issuer: str, subject: str, email: str | None, name: str | None
+) -> User:
+    """The user of (``issuer``, ``subject``), created with the default permissions if new.
+
+    An email already held by another account is not copied: accounts are linked by (iss, sub)
+    only, never by email, which a provider might let anyone claim.
+    """
+    user = session.scalars(
+        select(User).where(User.issuer == issuer, User.subject == subject)
+    ).first()
+    if email is not None:
+        email = normalise_email(email)
+        if email_taken(session, email, except_user=user.id if user else None):
+            log.info("identity email already belongs to another account; not linked")
+            email = None
+    if user is None:
+        user = User(
+            issuer=issuer, subject=subject, email=email, name=(name or "")[:200],
+            permissions=default_permissions(current_app.config),
+        )
+        session.add(user)
+    else:
+        if email is not None:
+            user.email = email
+        if name:
+            user.name = name[:200]
+    session.flush()
+    return user

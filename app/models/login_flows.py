@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, new_id, utcnow
+
+
+class LoginFlow(Base):
+    """One authorization-code login: the provider round trip, then the one-time exchange code.
+
+    ``state_hash`` and ``browser_hash`` bind the callback to the browser that started the flow;
+    ``code_hash`` is set at the callback and spent (``consumed_at``) by the exchange.
+    """
+
+    __tablename__ = "login_flows"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=partial(new_id, "lgf"))
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(100))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    callback_at: Mapped[datetime | None]
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime | None]
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    consumed_at: Mapped[datetime | None]

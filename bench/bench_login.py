@@ -1,0 +1,89 @@
+"""OIDC logins per second with a cached JWKS vs a bare Flask endpoint, same gunicorn config.
+
+    /tmp/venv-probe/bin/python bench/bench_login.py [--seconds 5] [--workers 2] [--db sqlite]
+
+Starts the test OpenID provider (tests/oidc_provider, needs ``npm ci`` there), gets one genuine
+ID token and has wrk POST it to ``/api/auth/login`` again and again: every request verifies the
+signature and claims against the cached key set, upserts the user, stores a refresh token and
+appends an audit event (PostgreSQL by default). The JWKS fetches during the measured run are
+printed: the cache is per worker process, so each worker fetches once on its first login.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import gunicorn, report, scratch_dir, wrk  # noqa: E402
+from tests.identity_services import CLIENT_ID, start_provider  # noqa: E402
+
+
+def lua_post(path: Path, body: str) -> str:
+    path.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+    )
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql",
+                        help="SQLite serializes the writers of several workers (503s under load)")
+    args = parser.parse_args()
+    from tests.conftest import migrate
+    from tests.services import postgres_server
+
+    with scratch_dir() as directory, ExitStack() as stack:
+        if args.db == "postgresql":
+            server = stack.enter_context(postgres_server())
+            server.psql("CREATE DATABASE bench")
+            database_url = server.url("bench")
+        else:
+            database_url = f"sqlite:///{directory / 'bench.sqlite3'}"
+        provider = start_provider(directory)
+        try:
+            env = {
+                "HEARTHGATE_ENV": "development",
+                "DATABASE_URL": database_url,
+                "AUTH_JWT_SECRET": "bench-secret-0123456789abcdef0123456789",
+                "AUTH_OIDC_ISSUER": provider.issuer,
+                "AUTH_OIDC_AUDIENCE": CLIENT_ID,
+                "RATELIMIT_ENABLED": "false",
+                "LOG_LEVEL": "WARNING",
+            }
+            migrate(env["DATABASE_URL"])
+            body = json.dumps({"idToken": provider.id_token("bench")})
+            (directory / "body.json").write_text(
+                '{"token":"' + "x" * 400 + '","tokenType":"Bearer","expiresIn":3600,'
+                '"refreshToken":"' + "y" * 43 + '","user":{"id":"usr_x","email":"b@x","name":"B"}}'
+            )
+            with gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": str(directory / "body.json")},
+                          args.workers) as url:
+                baseline = wrk(url + "/bare", seconds=args.seconds, connections=args.connections)
+            script = lua_post(directory / "login.lua", body)
+            with gunicorn("wsgi:app", env, args.workers) as url:
+                wrk(url + "/api/auth/login", seconds=1, connections=2, script=script)  # warm up
+                fetched = provider.stats()["jwks"]
+                logins = wrk(url + "/api/auth/login", seconds=args.seconds,
+                             connections=args.connections, script=script)
+                refetched = provider.stats()["jwks"] - fetched
+            report(f"OIDC login with a cached JWKS (POST /api/auth/login, {args.db}, "
+                   f"{args.workers} workers, {args.connections} connections, {args.seconds}s)",
+                   baseline, logins)
+            print(f"  JWKS fetches during the measured run: {refetched}")
+        finally:
+            provider.stop()
+
+
+if __name__ == "__main__":
+    main()

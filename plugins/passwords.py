@@ -1,0 +1,234 @@
+"""Local accounts (``AUTH_LOCAL_ACCOUNTS_ENABLED``): register, log in with email and password,
+reset a forgotten password by mail. Passwords are hashed with argon2 (argon2-cffi); reset tokens
+are itsdangerous timed signatures that also cover a fingerprint of the current password hash, so
+a token stops working once it has been used (the hash changes) or has expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Blueprint, Flask, current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from pydantic import Field
+from sqlalchemy import select
+
+from app import audit
+from app.auth.permissions import default_permissions
+from app.auth.providers import Identity, LoginFailed, LoginIn
+from app.auth.schemas import UserOut
+from app.auth.sessions import revoke_all
+from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email
+from app.db import db, new_id, utcnow
+from app.gateway.contracts import endpoint
+from app.gateway.errors import Conflict, Unauthorized
+from app.gateway.schemas import Body, Schema
+from app.hookspecs import hookimpl
+from app.models import User
+from app.plugins import hook
+
+log = logging.getLogger(__name__)
+
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$"
+RESET_SALT = "hearthgate.password-reset"
+
+hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return hasher.hash(password)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against for unknown emails, so that they cost the same time as known ones."""
+    return hasher.hash(secrets.token_urlsafe(16))
+
+
+def _fingerprint(password_hash: str | None) -> str:
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:24]
+
+
+class LocalAccounts:
+    """The ``login_providers`` entry for ``{"email", "password"}`` bodies."""
+
+    name = "password"
+
+    def accepts(self, body: LoginIn) -> bool:
+        return body.email is not None and body.password is not None
+
+    def account_of(self, body: LoginIn) -> str | None:
+        return normalise_email(body.email) if body.email else None
+
+    def authenticate(self, body: LoginIn) -> Identity:
+        assert body.email is not None and body.password is not None  # noqa: S101 - accepts()
+        email = normalise_email(body.email)
+        user = db.session.scalars(
+            select(User).where(User.email == email, User.password_hash.is_not(None))
+        ).first()
+        stored = user.password_hash if user is not None else None
+        try:
+            hasher.verify(stored or _dummy_hash(), body.password)
+        except (VerificationError, InvalidHashError):
+            raise LoginFailed("wrong password" if user else "unknown account", email) from None
+        if user is None or stored is None:
+            raise LoginFailed("unknown account", email)
+        if hasher.check_needs_rehash(stored):
+            user.password_hash = hash_password(body.password)
+        return Identity(user=user, method="password", account=email)
+
+
+# -- registration and resets -----------------------------------------------------------------
+
+bp = Blueprint("passwords", __name__, url_prefix="/api/auth")
+
+
+class RegisterIn(Body):
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=320)
+    password: str = Field(min_length=10, max_length=1024)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class RegisteredOut(Schema):
+    user: UserOut
+
+
+class ResetIn(Body):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class ResetConfirmIn(Body):
+    token: str = Field(min_length=1, max_length=1000)
+    password: str = Field(min_length=10, max_length=1024)
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    config = current_app.config
+    secret = config.get("AUTH_PASSWORD_RESET_SECRET") or config.get("AUTH_JWT_SECRET")
+    if not secret:
+        raise RuntimeError("AUTH_PASSWORD_RESET_SECRET is unset")
+    return URLSafeTimedSerializer(str(secret), salt=RESET_SALT)
+
+
+def _send(to: str, subject: str, body: str) -> None:
+    sender = hook(current_app).mail_sender(config=dict(current_app.config),
+                                           instance_path=current_app.instance_path)
+    if sender is None:
+        raise RuntimeError("no mail_sender plugin")
+    sender(to, subject, body)
+
+
+@bp.post("/register")
+@endpoint(auth="public", body=RegisterIn, response=RegisteredOut, status=201, tags=("auth",),
+          errors=(409,), summary="Create a local account")
+def register(body: RegisterIn) -> dict[str, Any]:
+    email = normalise_email(body.email)
+    if email_taken(db.session, email):
+        raise Conflict("An account with this email exists")
+    user = User(id=new_id("usr"), email=email, name=body.name, issuer=LOCAL_ISSUER,
+                password_hash=hash_password(body.password),
+                permissions=default_permissions(current_app.config))
+    user.subject = user.id
+    db.session.add(user)
+    db.session.flush()
+    audit.record("users.register", resource=f"user:{user.id}", principal_id=user.id)
+    return {"user": user}
+
+
+@bp.post("/reset-password")
+@endpoint(auth="public", body=ResetIn, status=202, tags=("auth",),
+          summary="Mail a reset link; 202 whether or not the account exists")
+def reset_password(body: ResetIn) -> None:
+    email = normalise_email(body.email)
+    user = db.session.scalars(
+        select(User).where(User.email == email, User.password_hash.is_not(None))
+    ).first()
+    # The same work either way, so the answer's timing says nothing about the account.
+    subject = user.id if user is not None else new_id("usr")
+    fingerprint = _fingerprint(user.password_hash if user else None)
+    token = _serializer().dumps({"u": subject, "p": fingerprint})
+    if user is None:
+        return
+    ttl_minutes = int(current_app.config["AUTH_PASSWORD_RESET_TTL_SECONDS"]) // 60
+    _send(email, "Reset your Hearthgate password",
+          f"Use this code within {ttl_minutes} minutes to choose a new password:\n\n{token}\n")
+    audit.record("auth.reset.request", resource=f"user:{user.id}", principal_id=user.id)
+
+
+@bp.post("/reset-password/confirm")
+@endpoint(auth="public", body=ResetConfirmIn, status=204, tags=("auth",), errors=(401,),
+          summary="Set a new password with a reset token (single use)")
+def reset_password_confirm(body: ResetConfirmIn) -> None:
+    ttl = int(current_app.config["AUTH_PASSWORD_RESET_TTL_SECONDS"])
+    try:
+        data = _serializer().loads(body.token, max_age=ttl)
+    except BadSignature:  # SignatureExpired is one
+        audit.record_denial("auth.reset.confirm", details={"reason": "bad or expired token"})
+        raise Unauthorized("Invalid or expired reset token") from None
+    user = db.session.get(User, str(data.get("u"))) if isinstance(data, dict) else None
+    if user is None or user.password_hash is None or not secrets.compare_digest(
+        str(data.get("p")), _fingerprint(user.password_hash)
+    ):
+        audit.record_denial("auth.reset.confirm", details={"reason": "used or unknown token"})
+        raise Unauthorized("Invalid or expired reset token")
+    user.password_hash = hash_password(body.password)
+    user.updated_at = utcnow()
+    revoke_all(user.id)
+    audit.record("auth.reset.confirm", resource=f"user:{user.id}", principal_id=user.id)
+
+
+# -- hooks -----------------------------------------------------------------------------------
+
+
+def write_to_instance_folder(instance_path: str) -> Callable[[str, str, str], None]:
+    """Development mail: one file per message in ``<instance>/mail`` (never the log)."""
+
+    def send(to: str, subject: str, body: str) -> None:
+        folder = Path(instance_path) / "mail"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{utcnow():%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}.eml"
+        path = folder / name
+        path.write_text(f"To: {to}\nSubject: {subject}\n\n{body}", encoding="utf-8")
+        path.chmod(0o600)
+        log.info("mail written to the instance folder (%s)", name)
+
+    return send
+
+
+@hookimpl
+def mail_sender(
+    config: dict[str, Any], instance_path: str
+) -> Callable[[str, str, str], None] | None:
+    if config.get("HEARTHGATE_ENV") == "production":
+        return None
+    return write_to_instance_folder(instance_path)
+
+
+@hookimpl
+def login_providers(app: Flask) -> list[Any] | None:
+    return [LocalAccounts()] if app.config.get("AUTH_LOCAL_ACCOUNTS_ENABLED") else None
+
+
+@hookimpl
+def register_blueprints(app: Flask) -> list[Blueprint] | None:
+    return [bp] if app.config.get("AUTH_LOCAL_ACCOUNTS_ENABLED") else None
+
+
+@hookimpl
+def startup_checks(config: dict[str, Any]) -> list[str] | None:
+    if config.get("HEARTHGATE_ENV") != "production":
+        return None
+    if not config.get("AUTH_LOCAL_ACCOUNTS_ENABLED"):
+        return None
+    problems = []
+    if not config.get("AUTH_PASSWORD_RESET_SECRET"):
+        problems.append("AUTH_PASSWORD_RESET_SECRET is unset while AUTH_LOCAL_ACCOUNTS_ENABLED")
+    return problems

@@ -1,0 +1,190 @@
+"""Local accounts: registration, password login, failed-login throttling, password resets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app.models import User
+from tests.helpers import snapshot
+from tests.identity_services import SecretWatch
+
+pytest_plugins = ["tests.identity_fixtures"]
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
+PASSWORD = "correct horse battery staple"  # noqa: S105 - test values
+NEW_PASSWORD = "a brand new passphrase 42"  # noqa: S105
+
+
+def local_app(make_app: Any, **extra: Any) -> Flask:
+    app: Flask = make_app(AUTH_LOCAL_ACCOUNTS_ENABLED=True, **extra)
+    return app
+
+
+def register(app: Flask, email: str = "lee@example.test", password: str = PASSWORD) -> Any:
+    return app.test_client().post("/api/auth/register",
+                                  json={"email": email, "password": password, "name": "Lee"})
+
+
+def login(app: Flask, email: str = "lee@example.test", password: str = PASSWORD) -> Any:
+    return app.test_client().post("/api/auth/login", json={"email": email, "password": password})
+
+
+def mails(app: Flask) -> list[Path]:
+    return sorted((Path(app.instance_path) / "mail").glob("*.eml"))
+
+
+def reset_token(app: Flask) -> str:
+    body = mails(app)[-1].read_text()
+    return body.split("\n\n")[-1].strip().splitlines()[-1].strip()
+
+
+def test_register_then_log_in(make_app: Any, secret_watch: SecretWatch) -> None:
+    secret_watch.add(PASSWORD)
+    app = local_app(make_app)
+    created = register(app)
+    assert created.status_code == 201
+    assert created.json == {"user": {"id": created.json["user"]["id"], "email": "lee@example.test",
+                                     "name": "Lee"}}
+    with app.extensions["hearthgate.db"]() as session:
+        user = session.scalars(select(User)).one()
+    assert user.password_hash and user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+    response = login(app, "LEE@example.test")
+    assert response.status_code == 200
+    secret_watch.add(response.json["token"], response.json["refreshToken"])
+    assert response.json["user"]["id"] == user.id
+
+
+def test_registration_refuses_duplicates_and_weak_passwords(make_app: Any) -> None:
+    app = local_app(make_app)
+    assert register(app).status_code == 201
+    before = snapshot(app)
+    assert register(app, "Lee@Example.test").status_code == 409
+    assert register(app, "new@example.test", "short").status_code == 400
+    assert register(app, "not-an-email").status_code == 400
+    assert snapshot(app) == before
+
+
+def test_local_accounts_disabled_by_default(app: Flask) -> None:
+    assert register(app).status_code == 404
+    assert login(app).status_code == 400
+
+
+def test_wrong_password_and_unknown_account_answer_alike(make_app: Any) -> None:
+    app = local_app(make_app)
+    register(app)
+    before = snapshot(app)
+    wrong = login(app, password="wrong password!")
+    unknown = login(app, email="nobody@example.test")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json["message"] == unknown.json["message"]
+    after = snapshot(app)
+    assert after["users"] == before["users"] and after["refresh_tokens"] == []
+    denied = [e for e in after["audit_events"] if e not in before["audit_events"]]
+    assert len(denied) == 2
+
+
+def test_failed_logins_are_limited_per_account(make_app: Any) -> None:
+    app = local_app(make_app, AUTH_LOGIN_FAILURES_PER_ACCOUNT="3/hour")
+    register(app)
+    register(app, "kim@example.test")
+    for _ in range(3):
+        assert login(app, password="wrong password!").status_code == 401
+    blocked = login(app)  # even the right password, while the account is locked out
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) > 0 and blocked.json["retryAfter"] > 0
+    assert login(app, "kim@example.test").status_code == 200  # other accounts unaffected
+
+
+def test_failed_logins_are_limited_per_ip(make_app: Any) -> None:
+    app = local_app(make_app, AUTH_LOGIN_FAILURES_PER_IP="4/hour")
+    register(app)
+    for n in range(4):
+        assert login(app, f"guess{n}@example.test").status_code == 401
+    assert login(app).status_code == 429
+
+
+def test_a_success_clears_the_account_counter(make_app: Any) -> None:
+    app = local_app(make_app, AUTH_LOGIN_FAILURES_PER_ACCOUNT="3/hour")
+    register(app)
+    for _ in range(2):
+        assert login(app, password="wrong password!").status_code == 401
+    assert login(app).status_code == 200
+    for _ in range(2):
+        assert login(app, password="wrong password!").status_code == 401
+    assert login(app).status_code == 200
+
+
+def test_password_reset_is_single_use(make_app: Any, secret_watch: SecretWatch) -> None:
+    app = local_app(make_app)
+    register(app)
+    session = login(app).json
+    response = app.test_client().post("/api/auth/reset-password",
+                                      json={"email": "lee@example.test"})
+    assert response.status_code == 202 and response.data == b""
+    token = reset_token(app)
+    secret_watch.add(token, NEW_PASSWORD, PASSWORD)
+    client = app.test_client()
+    confirm = client.post("/api/auth/reset-password/confirm",
+                          json={"token": token, "password": NEW_PASSWORD})
+    assert confirm.status_code == 204
+    assert login(app).status_code == 401
+    assert login(app, password=NEW_PASSWORD).status_code == 200
+    # Refresh tokens from before the reset are revoked.
+    assert client.post("/api/auth/refresh",
+                       json={"refreshToken": session["refreshToken"]}).status_code == 401
+    before = snapshot(app)
+    again = client.post("/api/auth/reset-password/confirm",
+                        json={"token": token, "password": "yet another password"})
+    assert again.status_code == 401
+    after = snapshot(app)
+    assert after["users"] == before["users"]
+    assert login(app, password=NEW_PASSWORD).status_code == 200
+
+
+def test_expired_reset_token_is_refused(make_app: Any) -> None:
+    issuing = local_app(make_app)
+    register(issuing)
+    issuing.test_client().post("/api/auth/reset-password", json={"email": "lee@example.test"})
+    token = reset_token(issuing)
+    expiring = local_app(make_app, AUTH_PASSWORD_RESET_TTL_SECONDS=-1)
+    expiring.instance_path = issuing.instance_path
+    before = snapshot(expiring)
+    response = expiring.test_client().post("/api/auth/reset-password/confirm",
+                                           json={"token": token, "password": NEW_PASSWORD})
+    assert response.status_code == 401
+    assert snapshot(expiring)["users"] == before["users"]
+    assert login(issuing).status_code == 200
+
+
+def test_forged_reset_token_is_refused(make_app: Any) -> None:
+    app = local_app(make_app)
+    register(app)
+    app.test_client().post("/api/auth/reset-password", json={"email": "lee@example.test"})
+    token = reset_token(app)
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    before = snapshot(app)
+    response = app.test_client().post("/api/auth/reset-password/confirm",
+                                      json={"token": forged, "password": NEW_PASSWORD})
+    assert response.status_code == 401
+    assert snapshot(app)["users"] == before["users"]
+
+
+def test_reset_request_does_not_reveal_accounts(make_app: Any) -> None:
+    app = local_app(make_app)
+    register(app)
+    before = snapshot(app)
+    known = app.test_client().post("/api/auth/reset-password", json={"email": "lee@example.test"})
+    mailed = len(mails(app))
+    unknown = app.test_client().post("/api/auth/reset-password",
+                                     json={"email": "ghost@example.test"})
+    assert known.status_code == unknown.status_code == 202
+    assert known.data == unknown.data == b""
+    assert mailed == 1 and len(mails(app)) == 1  # no mail for an unknown address
+    after = snapshot(app)
+    assert after["users"] == before["users"]

@@ -1,0 +1,251 @@
+"""OIDC login against a real OpenID provider: ID tokens, key rotation, JWKS caching, the
+authorization-code flow."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import select
+
+from app.models import AuditEvent, LoginFlow, RefreshToken, User
+from tests.helpers import snapshot
+from tests.identity_services import SPA_URL, OidcProvider, SecretWatch
+
+pytest_plugins = ["tests.identity_fixtures"]
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
+
+def login(app: Flask, id_token: str, **extra: Any) -> Any:
+    return app.test_client().post("/api/auth/login", json={"idToken": id_token, **extra})
+
+
+def rows(app: Flask, model: Any) -> list[Any]:
+    with app.extensions["hearthgate.db"]() as session:
+        return list(session.scalars(select(model)))
+
+
+def test_genuine_id_token_logs_in_and_upserts_by_iss_and_sub(
+    make_app: Any, oidc_provider: OidcProvider, secret_watch: SecretWatch
+) -> None:
+    app = make_app(**oidc_provider.config())
+    id_token = oidc_provider.id_token("alice")
+    response = login(app, id_token)
+    assert response.status_code == 200, response.json
+    body = response.json
+    secret_watch.add(id_token, body["token"], body["refreshToken"])
+    assert body["tokenType"] == "Bearer" and body["expiresIn"] == 3600
+    assert body["user"]["email"] == "alice@example.test" and body["user"]["name"] == "Alice"
+    assert response.headers["Cache-Control"] == "no-store"
+
+    me = app.test_client().get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.status_code == 200
+    assert me.json["id"] == body["user"]["id"]
+    assert "users:admin" not in me.json["permissions"]
+    assert "households:create" in me.json["permissions"]
+
+    users = rows(app, User)
+    assert [(u.issuer, u.subject) for u in users] == [(oidc_provider.issuer, "alice")]
+    # A second login updates the same row and opens a second session (family).
+    again = login(app, oidc_provider.id_token("alice"))
+    assert again.status_code == 200 and again.json["user"]["id"] == body["user"]["id"]
+    assert len(rows(app, User)) == 1
+    assert len({t.family_id for t in rows(app, RefreshToken)}) == 2
+    logins = [e for e in rows(app, AuditEvent) if e.action == "auth.login"]
+    assert [e.decision for e in logins] == ["allowed", "allowed"]
+
+
+def test_nonce_is_checked_when_the_client_sends_one(
+    make_app: Any, oidc_provider: OidcProvider
+) -> None:
+    app = make_app(**oidc_provider.config())
+    token = oidc_provider.id_token("bob", nonce="nonce-expected-1")
+    before = snapshot(app)
+    assert login(app, token, nonce="nonce-other-2").status_code == 401
+    after = snapshot(app)
+    assert after["users"] == before["users"] and after["refresh_tokens"] == []
+    assert login(app, token, nonce="nonce-expected-1").status_code == 200
+
+
+def test_key_rotation_at_the_provider_is_picked_up_without_restart(
+    make_app: Any, own_provider: OidcProvider
+) -> None:
+    app = make_app(**own_provider.config(AUTH_OIDC_JWKS_REFETCH_COOLDOWN_SECONDS=0))
+    assert login(app, own_provider.id_token("carol")).status_code == 200
+    fetches = own_provider.stats()["jwks"]
+    new_kid = own_provider.rotate()
+    token = own_provider.id_token("carol")
+    assert token.split(".")[0]  # signed with the new key:
+    from tests.identity_services import parts
+
+    assert parts(token)[0]["kid"] == new_kid
+    assert login(app, token).status_code == 200
+    assert own_provider.stats()["jwks"] == fetches + 1
+
+
+def test_provider_stopped_cached_keys_still_verify(
+    make_app: Any, own_provider: OidcProvider
+) -> None:
+    app = make_app(**own_provider.config())
+    early, later = own_provider.id_token("dave"), own_provider.id_token("erin")
+    assert login(app, early).status_code == 200
+    own_provider.stop()
+    assert login(app, later).status_code == 200
+    # Past the cache's max-age the refetch fails and the last good keys stay in use.
+    keys = app.extensions["hearthgate.oidc"].keys
+    keys._keys_expire = 0.0
+    assert login(app, later).status_code == 200
+
+
+def test_unknown_kid_flood_costs_at_most_one_fetch_per_cooldown(
+    make_app: Any, oidc_provider: OidcProvider
+) -> None:
+    app = make_app(**oidc_provider.config(AUTH_OIDC_JWKS_REFETCH_COOLDOWN_SECONDS=30,
+                                          AUTH_LOGIN_FAILURES_PER_IP="1000/minute"))
+    assert login(app, oidc_provider.id_token("frank")).status_code == 200
+    keys = app.extensions["hearthgate.oidc"].keys
+    clock = [1000.0]
+    keys.clock = lambda: clock[0]
+    keys._last_fetch, keys._keys_expire = 900.0, 10_000.0  # last fetch: 100 s ago
+    start = oidc_provider.stats()["jwks"]
+    payload = {"iss": oidc_provider.issuer, "aud": "hearthgate", "sub": "x", "exp": 4e9,
+               "iat": 1}
+    before = snapshot(app)
+    for n in range(40):
+        forged = oidc_provider.sign(payload, kid=f"invented-{n}")
+        assert login(app, forged).status_code == 401
+    assert oidc_provider.stats()["jwks"] == start + 1
+    clock[0] += 31  # the next cooldown allows one more
+    for n in range(10):
+        assert login(app, oidc_provider.sign(payload, kid=f"again-{n}")).status_code == 401
+    assert oidc_provider.stats()["jwks"] == start + 2
+    after = snapshot(app)
+    assert after["users"] == before["users"] and after["refresh_tokens"] == before["refresh_tokens"]
+
+
+def test_jwks_cache_honours_cache_control(make_app: Any, own_provider: OidcProvider) -> None:
+    own_provider.set_jwks_max_age(3600)
+    app = make_app(**own_provider.config())
+    keys = app.extensions["hearthgate.oidc"].keys
+    clock = [0.0]
+    keys.clock = lambda: clock[0]
+    assert login(app, own_provider.id_token("gina")).status_code == 200
+    fetched = own_provider.stats()["jwks"]
+    clock[0] = 3500.0
+    assert login(app, own_provider.id_token("gina")).status_code == 200
+    assert own_provider.stats()["jwks"] == fetched  # still fresh at 3500 s
+    clock[0] = 3601.0
+    assert login(app, own_provider.id_token("gina")).status_code == 200
+    assert own_provider.stats()["jwks"] == fetched + 1
+
+
+def test_provider_unreachable_and_nothing_cached_is_503(make_app: Any) -> None:
+    from tests.services import free_port
+
+    app = make_app(AUTH_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}",
+                   AUTH_OIDC_AUDIENCE="hearthgate")
+    from tests.identity_services import segment
+
+    well_formed = f"{segment({'alg': 'RS256', 'kid': 'k1'})}.{segment({'sub': 'x'})}.c2ln"
+    before = snapshot(app)
+    response = login(app, well_formed)
+    assert response.status_code == 503
+    assert snapshot(app) == before
+    assert response.json["error"] == "ServiceUnavailable"
+
+
+# -- authorization-code flow ---------------------------------------------------------------------
+
+
+def drive_provider(location: str, login_hint: str) -> str:
+    """Follow the provider's redirects (a cookie jar, interactions complete by themselves) until
+    it sends the browser back to Hearthgate; return that callback URL."""
+    browser = requests.Session()
+    url = location + "&" + urlencode({"login_hint": login_hint})
+    for _ in range(12):
+        response = browser.get(url, allow_redirects=False, timeout=10)
+        assert response.status_code in (302, 303), response.text[:300]
+        url = response.headers["Location"]
+        if url.startswith("/"):
+            url = f"{urlsplit(response.url).scheme}://{urlsplit(response.url).netloc}{url}"
+        if url.startswith("http://localhost/"):
+            return url
+    raise AssertionError("the provider never redirected back")
+
+
+def test_authorization_code_flow_end_to_end(
+    make_app: Any, oidc_provider: OidcProvider, secret_watch: SecretWatch
+) -> None:
+    app = make_app(**oidc_provider.config())
+    client = app.test_client()
+    start = client.get("/api/auth/oidc/authorize", query_string={"redirect_uri": SPA_URL})
+    assert start.status_code == 302
+    location = start.headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    assert location.startswith(oidc_provider.issuer + "/auth?")
+    assert query["code_challenge_method"] == ["S256"] and query["code_challenge"][0]
+    assert query["state"][0] and query["nonce"][0]
+    assert query["redirect_uri"] == ["http://localhost/api/auth/oidc/callback"]
+
+    back = drive_provider(location, "heidi")
+    split = urlsplit(back)
+    callback = client.get(split.path + "?" + split.query)
+    assert callback.status_code == 302
+    target = callback.headers["Location"]
+    assert target.startswith(SPA_URL + "#code=")
+    code = target.split("#code=", 1)[1]
+    secret_watch.add(code)
+
+    exchanged = client.post("/api/auth/oidc/exchange", json={"code": code})
+    assert exchanged.status_code == 200, exchanged.json
+    assert exchanged.json["user"]["email"] == "heidi@example.test"
+    secret_watch.add(exchanged.json["token"], exchanged.json["refreshToken"])
+
+    # The one-time code and the provider's callback cannot be replayed.
+    before = snapshot(app)
+    assert client.post("/api/auth/oidc/exchange", json={"code": code}).status_code == 401
+    assert client.get(split.path + "?" + split.query).status_code == 400
+    after = snapshot(app)
+    assert after["refresh_tokens"] == before["refresh_tokens"]
+    assert after["login_flows"] == before["login_flows"]
+
+
+def test_callback_from_another_browser_is_refused(
+    make_app: Any, oidc_provider: OidcProvider
+) -> None:
+    app = make_app(**oidc_provider.config())
+    start = app.test_client().get("/api/auth/oidc/authorize",
+                                  query_string={"redirect_uri": SPA_URL})
+    back = urlsplit(drive_provider(start.headers["Location"], "ivan"))
+    stranger = app.test_client()  # no flow cookie: a login-CSRF attempt
+    before = snapshot(app)
+    assert stranger.get(back.path + "?" + back.query).status_code == 400
+    after = snapshot(app)
+    assert after["users"] == before["users"] and after["login_flows"] == before["login_flows"]
+
+
+def test_authorize_refuses_redirect_uris_off_the_allow_list(
+    make_app: Any, oidc_provider: OidcProvider
+) -> None:
+    app = make_app(**oidc_provider.config())
+    before = snapshot(app)
+    for uri in ("https://evil.example/steal", SPA_URL + "/../x", SPA_URL.upper(), SPA_URL + "?a"):
+        response = app.test_client().get("/api/auth/oidc/authorize",
+                                          query_string={"redirect_uri": uri})
+        assert response.status_code == 400
+        assert "Location" not in response.headers
+    assert snapshot(app) == before
+    assert rows(app, LoginFlow) == []
+
+
+def test_unknown_exchange_code_is_401(make_app: Any, oidc_provider: OidcProvider) -> None:
+    app = make_app(**oidc_provider.config())
+    before = snapshot(app)
+    response = app.test_client().post("/api/auth/oidc/exchange", json={"code": "made-up"})
+    assert response.status_code == 401
+    after = snapshot(app)
+    assert after["refresh_tokens"] == before["refresh_tokens"] == []
+    assert [e.action for e in rows(app, AuditEvent)] == ["auth.login"]

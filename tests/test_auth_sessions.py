@@ -1,0 +1,292 @@
+"""Sessions and tokens: refresh rotation and reuse detection, logout, the internal JWT (claims,
+algorithms, published keys, rotation), development auth, internal tokens, permissions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from flask import Blueprint, Flask
+from sqlalchemy import select
+
+from app.config import ConfigurationRefused
+from app.gateway.contracts import endpoint
+from app.hookspecs import hookimpl
+from app.models import AuditEvent, RefreshToken
+from tests.helpers import snapshot
+from tests.identity_services import SecretWatch, parts
+
+pytest_plugins = ["tests.identity_fixtures"]
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
+PASSWORD = "correct horse battery staple"  # noqa: S105 - a test password
+
+
+def pem(algorithm: str) -> str:
+    key: Any
+    if algorithm == "RS256":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif algorithm == "ES256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def public_pem(private: str) -> str:
+    key = serialization.load_pem_private_key(private.encode(), password=None)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def local_app(make_app: Any, **extra: Any) -> Flask:
+    app: Flask = make_app(AUTH_LOCAL_ACCOUNTS_ENABLED=True, **extra)
+    return app
+
+
+def register_and_login(app: Flask, email: str = "pat@example.test") -> dict[str, Any]:
+    client = app.test_client()
+    created = client.post("/api/auth/register",
+                          json={"email": email, "password": PASSWORD, "name": "Pat"})
+    assert created.status_code in (201, 409)
+    response = client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.json
+    body: dict[str, Any] = response.json
+    return body
+
+
+def refresh(app: Flask, token: str) -> Any:
+    return app.test_client().post("/api/auth/refresh", json={"refreshToken": token})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def events(app: Flask, action: str) -> list[AuditEvent]:
+    with app.extensions["hearthgate.db"]() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+# -- refresh tokens ------------------------------------------------------------------------------
+
+
+def test_refresh_rotates_and_reuse_revokes_the_family(
+    make_app: Any, secret_watch: SecretWatch
+) -> None:
+    app = local_app(make_app)
+    first = register_and_login(app)
+    other_session = register_and_login(app)
+    secret_watch.add(first["refreshToken"], first["token"], PASSWORD)
+
+    second = refresh(app, first["refreshToken"])
+    assert second.status_code == 200
+    assert second.json["refreshToken"] != first["refreshToken"]
+    assert parts(second.json["token"])[1]["sid"] == parts(first["token"])[1]["sid"]
+    secret_watch.add(second.json["refreshToken"])
+
+    # The spent token comes back: the whole family is revoked, the newest token included.
+    replay = refresh(app, first["refreshToken"])
+    assert replay.status_code == 401
+    assert refresh(app, second.json["refreshToken"]).status_code == 401
+    reuse = events(app, "auth.refresh.reuse")
+    assert len(reuse) == 1 and reuse[0].decision == "denied"
+    # Another login session of the same user is untouched.
+    assert refresh(app, other_session["refreshToken"]).status_code == 200
+
+    with app.extensions["hearthgate.db"]() as session:
+        stored = [t.token_hash for t in session.scalars(select(RefreshToken))]
+    assert first["refreshToken"] not in stored and all(len(h) == 64 for h in stored)
+
+
+def test_unknown_refresh_token_changes_nothing(make_app: Any) -> None:
+    app = local_app(make_app)
+    register_and_login(app)
+    before = snapshot(app)
+    assert refresh(app, "not-a-refresh-token").status_code == 401
+    after = snapshot(app)
+    assert {k: v for k, v in after.items() if k != "audit_events"} == {
+        k: v for k, v in before.items() if k != "audit_events"}
+
+
+def test_expired_refresh_token_is_401(make_app: Any) -> None:
+    app = local_app(make_app, AUTH_REFRESH_TOKEN_TTL_SECONDS=-1)
+    pair = register_and_login(app)
+    assert refresh(app, pair["refreshToken"]).status_code == 401
+
+
+def test_logout_one_session_or_all(make_app: Any) -> None:
+    app = local_app(make_app)
+    a, b, c = (register_and_login(app) for _ in range(3))
+    client = app.test_client()
+    assert client.post("/api/auth/logout", json={}, headers=bearer(a["token"])).status_code == 204
+    assert refresh(app, a["refreshToken"]).status_code == 401
+    fresh_b = refresh(app, b["refreshToken"])
+    assert fresh_b.status_code == 200
+    assert client.post("/api/auth/logout", json={"all": True},
+                       headers=bearer(c["token"])).status_code == 204
+    assert refresh(app, fresh_b.json["refreshToken"]).status_code == 401
+    assert refresh(app, c["refreshToken"]).status_code == 401
+    assert len(events(app, "auth.logout")) == 2
+    assert client.post("/api/auth/logout", json={}).status_code == 401
+
+
+# -- the internal JWT ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
+def test_asymmetric_internal_tokens_carry_the_claims_and_a_kid(
+    make_app: Any, algorithm: str
+) -> None:
+    app = local_app(make_app, AUTH_JWT_ALGORITHM=algorithm, AUTH_JWT_PRIVATE_KEY=pem(algorithm))
+    pair = register_and_login(app)
+    header, claims, _ = parts(pair["token"])
+    expected = {"EdDSA": "Ed25519"}.get(algorithm, algorithm)  # RFC 9864's name
+    assert header["typ"] == "at+jwt" and header["alg"] == expected and header["kid"]
+    assert set(claims) >= {"sub", "email", "name", "permissions", "iat", "exp", "iss", "aud",
+                           "jti", "sid"}
+    assert claims["exp"] - claims["iat"] == 3600
+    jwks = app.test_client().get("/.well-known/jwks.json").json
+    assert [k["kid"] for k in jwks["keys"]] == [header["kid"]]
+    assert "d" not in jwks["keys"][0]
+    assert app.test_client().get("/api/auth/me", headers=bearer(pair["token"])).status_code == 200
+
+
+def test_signing_key_rotation_keeps_old_tokens_valid(make_app: Any) -> None:
+    old_key, new_key = pem("RS256"), pem("RS256")
+    before = local_app(make_app, AUTH_JWT_ALGORITHM="RS256", AUTH_JWT_PRIVATE_KEY=old_key)
+    old_token = register_and_login(before)["token"]
+    after = make_app(AUTH_JWT_ALGORITHM="RS256", AUTH_JWT_PRIVATE_KEY=new_key,
+                     AUTH_JWT_PREVIOUS_PUBLIC_KEYS=public_pem(old_key))
+    kids = [k["kid"] for k in after.test_client().get("/.well-known/jwks.json").json["keys"]]
+    assert len(kids) == 2 and parts(old_token)[0]["kid"] == kids[1]
+    assert after.test_client().get("/api/auth/me", headers=bearer(old_token)).status_code == 200
+    # Without the previous key published, the old token is refused.
+    forgotten = make_app(AUTH_JWT_ALGORITHM="RS256", AUTH_JWT_PRIVATE_KEY=new_key)
+    assert forgotten.test_client().get("/api/auth/me",
+                                       headers=bearer(old_token)).status_code == 401
+
+
+def test_dev_hs256_token_is_refused_by_an_rs256_app(make_app: Any, auth: Any) -> None:
+    dev_app = make_app()
+    user = auth.user("hs@example.test")
+    hs_token = auth.token(user)
+    assert dev_app.test_client().get("/api/auth/me", headers=bearer(hs_token)).status_code == 200
+    rs_app = make_app(AUTH_JWT_ALGORITHM="RS256", AUTH_JWT_PRIVATE_KEY=pem("RS256"))
+    response = rs_app.test_client().get("/api/auth/me", headers=bearer(hs_token))
+    assert response.status_code == 401 and response.json["error"] == "InvalidToken"
+
+
+def test_another_issuers_token_is_refused(make_app: Any, auth: Any) -> None:
+    app = make_app()
+    other = make_app(AUTH_JWT_ISSUER="someone-else")
+    user = auth.user("iss@example.test")
+    foreign = other.extensions["hearthgate.tokens"].mint(
+        {"sub": user.id, "permissions": [], "sid": "rtf_x"}).token
+    assert app.test_client().get("/api/auth/me", headers=bearer(foreign)).status_code == 401
+
+
+def test_hs256_app_publishes_no_keys(app: Flask) -> None:
+    assert app.test_client().get("/.well-known/jwks.json").json == {"keys": []}
+
+
+# -- development auth ----------------------------------------------------------------------------
+
+
+def test_development_auth_acts_as_the_configured_user(make_app: Any) -> None:
+    app = make_app(DEVELOPMENT_AUTH_ENABLED=True, DEVELOPMENT_AUTH_USER="devi@example.test")
+    me = app.test_client().get("/api/auth/me")
+    assert me.status_code == 200 and me.json["email"] == "devi@example.test"
+    assert "households:create" in me.json["permissions"]
+    assert make_app().test_client().get("/api/auth/me").status_code == 401
+
+
+def test_development_auth_is_refused_in_production() -> None:
+    from app import create_app
+
+    with pytest.raises(ConfigurationRefused) as refused:
+        create_app({"HEARTHGATE_ENV": "production", "DEVELOPMENT_AUTH_ENABLED": True,
+                    "SECRET_STORE_URL": "env://"})
+    assert any("DEVELOPMENT_AUTH_ENABLED" in p for p in refused.value.problems)
+
+
+# -- internal tokens -----------------------------------------------------------------------------
+
+
+internal_bp = Blueprint("internal_probe", __name__)
+
+
+@internal_bp.post("/api/test-internal")
+@endpoint(auth="internal", internal_token=("BUYFLOW_INTERNAL_TOKEN",
+                                           "REQUIRE_BUYFLOW_INTERNAL_TOKEN"), status=204)
+def internal_probe() -> None:
+    return None
+
+
+def test_internal_tokens_come_from_the_secret_store_and_rotate(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = "internal-token-old-0123456789", "internal-token-new-9876543210"
+    monkeypatch.setenv("HG_BUYFLOW_INTERNAL_TOKEN", f"{old} {new}")
+    app = make_app(SECRET_STORE_URL="env://?prefix=HG_", REQUIRE_BUYFLOW_INTERNAL_TOKEN=True)
+    app.register_blueprint(internal_bp)
+    client = app.test_client()
+    for value, status in ((old, 204), (new, 204), ("internal-token-wrong", 401), ("", 401),
+                          (old + "x", 401), (old[:-1], 401)):
+        headers = {"X-Internal-Token": value} if value else {}
+        assert client.post("/api/test-internal", headers=headers).status_code == status, value
+
+
+# -- permissions ---------------------------------------------------------------------------------
+
+
+class AdminsByDomain:
+    """A permissions_for_user plugin: everyone at admin.example.test gets users:admin."""
+
+    @hookimpl
+    def permissions_for_user(self, user: Any, claims: Any) -> list[str] | None:
+        return ["users:admin"] if (user.email or "").endswith("@admin.example.test") else None
+
+
+def test_permissions_for_user_hook_adds_permissions(make_app: Any) -> None:
+    app = local_app(make_app)
+    pm = app.extensions["hearthgate.plugins"]
+    pm.register(AdminsByDomain(), name="admins-by-domain")
+    admin = register_and_login(app, "root@admin.example.test")
+    plain = register_and_login(app, "plain@example.test")
+    assert "users:admin" in parts(admin["token"])[1]["permissions"]
+    assert "users:admin" not in parts(plain["token"])[1]["permissions"]
+
+
+def test_default_permissions_setting(make_app: Any) -> None:
+    app = local_app(make_app, AUTH_DEFAULT_PERMISSIONS=["items:read", "requests:read"])
+    pair = register_and_login(app)
+    assert parts(pair["token"])[1]["permissions"] == ["items:read", "requests:read"]
+
+
+def test_users_cli_grant_and_revoke_take_effect_at_refresh(make_app: Any) -> None:
+    app = local_app(make_app)
+    pair = register_and_login(app, "cli@example.test")
+    runner = app.test_cli_runner()
+    created = runner.invoke(args=["users", "create", "ops@example.test", "-p", "audit:read"])
+    assert created.exit_code == 0, created.output
+    assert runner.invoke(args=["users", "create", "ops@example.test"]).exit_code != 0
+    assert runner.invoke(args=["users", "grant", "cli@example.test", "nope:x"]).exit_code != 0
+
+    granted = runner.invoke(args=["users", "grant", "cli@example.test", "users:admin"])
+    assert granted.exit_code == 0, granted.output
+    assert "users:admin" not in parts(pair["token"])[1]["permissions"]  # old token: unchanged
+    fresh = refresh(app, pair["refreshToken"]).json
+    assert "users:admin" in parts(fresh["token"])[1]["permissions"]
+
+    revoked = runner.invoke(args=["users", "revoke", "cli@example.test", "users:admin",
+                                  "items:write"])
+    assert revoked.exit_code == 0, revoked.output
+    later = refresh(app, fresh["refreshToken"]).json
+    held = parts(later["token"])[1]["permissions"]
+    assert "users:admin" not in held and "items:write" not in held and "items:read" in held
+    assert len(events(app, "users.grant")) == 1 and len(events(app, "users.revoke")) == 1
+
