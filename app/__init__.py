@@ -56,7 +56,8 @@ def register_extensions(app: Flask) -> None:
 
 def register_plugins(app: Flask) -> None:
     """Plugin manager, then the secret store it provides, then what needs secrets, then the rate
-    limits (their storage comes from the ``limiter_storage`` hook)."""
+    limits (their storage comes from the ``limiter_storage`` hook) and the audit trail."""
+    from app.audit import init_audit
     from app.auth import init_auth
     from app.auth.tokens import AccessTokens
     from app.gateway.limits import init_rate_limits
@@ -98,6 +99,7 @@ def register_plugins(app: Flask) -> None:
     )
     init_rate_limits(app)
     init_auth(app)
+    init_audit(app)
 
 
 def register_blueprints(app: Flask) -> None:

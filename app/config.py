@@ -137,6 +137,11 @@ SETTINGS: tuple[Setting, ...] = (
     # Development
     Setting("DEMO_HELPERS_ENABLED", "bool", False,
             "/api/dev/* helpers for the demo SPA (simulated orchestrator); refused in production"),
+    # Audit trail
+    Setting("AUDIT_SIGNING_KEY", "str", None, "Ed25519 private key (PEM) signing audit "
+            "checkpoints and exports; generated per process outside production", secret=True),
+    Setting("AUDIT_CHECKPOINT_EVERY", "int", 100,
+            "sign a chain's head every N entries (0: only on `flask audit checkpoint`)"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -267,6 +272,12 @@ def _secret_store(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _audit_signing_key(c: Mapping[str, Any]) -> str | None:
+    if not c.get("AUDIT_SIGNING_KEY"):
+        return "AUDIT_SIGNING_KEY is unset (audit checkpoints could not be signed)"
+    return None
+
+
 PRODUCTION_RULES: tuple[Rule, ...] = (
     _dev_secret,
     _flag("DEVELOPMENT_AUTH_ENABLED", "DEVELOPMENT_AUTH_ENABLED is true"),
@@ -278,6 +289,7 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _cors,
     _limiter_storage,
     _secret_store,
+    _audit_signing_key,
 )
 
 ALWAYS_RULES: tuple[Rule, ...] = (_cors,)
