@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 
 from app.gateway.contracts import contract_of
-from tests.helpers import AuthActions, make_household, snapshot
+from tests.helpers import AuthActions, assert_unchanged_but_denials, make_household, snapshot
 
 USERS = ("owner", "adult", "child", "outsider")
 
@@ -100,7 +100,11 @@ def test_matrix(app: Flask, auth: AuthActions, world: dict[str, Any], case: Case
     before = snapshot(app)
     r = client.open(_path(case.rule, ids), method=case.method, json=body, headers=headers)
     assert r.status_code == expected, (r.status_code, r.get_json())
-    if expected >= 400:
+    if expected == 403:  # refused by role: nothing changed, and the refusal is on the record
+        after = snapshot(app)
+        assert_unchanged_but_denials(before, after)
+        assert len(after["audit_events"]) == len(before["audit_events"]) + 1
+    elif expected == 404:  # not a member: nothing at all changed
         assert snapshot(app) == before
     if expected == 404:
         unknown = client.open(_path(case.rule, {**ids, "household_id": "hh_00000000000000000000000000"}),

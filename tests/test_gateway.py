@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests import sample_routes
-from tests.helpers import AuthActions, make_household, snapshot
+from tests.helpers import AuthActions, assert_unchanged_but_denials, make_household, snapshot
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ class TestHouseholdScope:
         r = client.post(f"/api/sample/households/{home}/items", json={"name": "taken"},
                         headers=auth.headers(owner))
         assert r.status_code == 409
-        assert snapshot(app) == before
+        assert_unchanged_but_denials(before, snapshot(app))
         r = client.delete(f"/api/sample/households/{home}/items/{item['id']}", headers=auth.headers(owner))
         assert r.status_code == 204 and r.data == b""
 
@@ -179,3 +179,25 @@ def test_unexpected_error_is_500_json_without_details(client: FlaskClient, caplo
     assert body["error"] == "InternalError" and body["correlationId"] == "req-12345678"
     assert b"secret stack detail" not in r.data and b"Traceback" not in r.data
     assert b"hunter2" not in r.data
+
+
+def test_permission_and_role_denials_are_audited(app: Flask, client: FlaskClient, auth: AuthActions) -> None:
+    from sqlalchemy import select
+
+    from app.models import AuditEvent
+
+    user = auth.user("denied@example.test", permissions=["items:read"])
+    assert client.get("/api/sample/guarded", headers=auth.headers(user)).status_code == 403
+    child = auth.user("kid@example.test")
+    home = make_household(app, "Home", {child.id: "child"})
+    r = client.delete(f"/api/sample/households/{home}/items/itm_x", headers=auth.headers(child))
+    assert r.status_code == 403
+    with app.extensions["hearthgate.db"]() as session:
+        events = {e.action: e for e in session.scalars(select(AuditEvent))}
+    permission = events["permission.denied"]
+    assert permission.decision == "denied" and permission.principal_id == user.id
+    assert permission.chain == "system" and permission.resource == "GET /api/sample/guarded"
+    assert permission.details["missing"] == ["audit:read"]
+    role = events["role.denied"]
+    assert role.chain == home and role.principal_id == child.id and role.details["role"] == "child"
+    assert role.resource == "DELETE /api/sample/households/<household_id>/items/<item_id>"

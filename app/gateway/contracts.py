@@ -31,6 +31,7 @@ from flask import Response, current_app, g, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from app import audit
 from app.db import db
 from app.gateway.errors import Forbidden, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body
@@ -225,6 +226,10 @@ def _check_permissions(call: Call) -> None:
     held = call.principal.permissions
     missing = [p for p in required if p not in held]
     if missing:
+        audit.record_denial(
+            "permission.denied", resource=_resource(),
+            details={"required": list(required), "missing": missing},
+        )
         raise Forbidden(
             "Missing required permission: " + ", ".join(missing),
             requiredPermissions=list(required),
@@ -236,10 +241,21 @@ def _check_role(call: Call) -> None:
     allowed = call.contract.roles
     assert call.household is not None  # noqa: S101 - called only for household routes
     if allowed is not None and call.household.role not in allowed:
+        audit.record_denial(
+            "role.denied", household_id=call.household.id, resource=_resource(),
+            details={"role": call.household.role, "requiredRoles": list(allowed)},
+        )
         raise Forbidden(
             f"Household role '{call.household.role}' may not do this",
             requiredRoles=list(allowed),
         )
+
+
+def _resource() -> str:
+    """The route as declared (``POST /api/households/<household_id>/members``), not the path:
+    the audit trail names what was refused without copying ids from the URL."""
+    rule = request.url_rule.rule if request.url_rule is not None else request.path
+    return f"{request.method} {rule}"
 
 
 def _arguments(call: Call, wanted: set[str]) -> dict[str, Any]:
