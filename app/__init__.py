@@ -55,23 +55,33 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_plugins(app: Flask) -> None:
-    """Plugin manager, then the secret store it provides, then what needs secrets, then the rate
-    limits (their storage comes from the ``limiter_storage`` hook) and the audit trail."""
+    """Plugin manager, then the secret store it provides, then what needs secrets: the access
+    tokens, the rate limits (their storage comes from the ``limiter_storage`` hook), identity and
+    the audit trail."""
     from app.audit import init_audit
     from app.auth import init_auth
-    from app.auth.tokens import AccessTokens
     from app.gateway.limits import init_rate_limits
-    from app.gateway.tokencache import VerifiedTokens
-    from app.meta.readiness import add_check
     from app.plugins import build_manager
 
-    pm = build_manager(app.config["HEARTHGATE_PLUGINS"])
-    app.extensions["hearthgate.plugins"] = pm
+    app.extensions["hearthgate.plugins"] = build_manager(app.config["HEARTHGATE_PLUGINS"])
+    open_secret_store(app)
+    check_configuration(app)
+    init_access_tokens(app)
+    init_rate_limits(app)
+    init_auth(app)
+    init_audit(app)
+
+
+def open_secret_store(app: Flask) -> None:
+    """The store for ``SECRET_STORE_URL``, then the secret settings read through it. Unreachable
+    or unreadable refuses the start in every environment: never a fall-back to defaults."""
+    from app.meta.readiness import add_check
+    from app.plugins import hook
 
     scheme, url, query = split_store_url(app.config["SECRET_STORE_URL"])
     query.setdefault("cache_ttl", [str(app.config["SECRET_STORE_CACHE_TTL_SECONDS"])])
     try:
-        store = pm.hook.secret_store(scheme=scheme, url=url, query=query, config=dict(app.config))
+        store = hook(app).secret_store(scheme=scheme, url=url, query=query, config=dict(app.config))
     except (ValueError, ImportError) as exc:
         raise ConfigurationRefused([f"SECRET_STORE_URL: {exc}"]) from None
     if store is None:
@@ -80,26 +90,32 @@ def register_plugins(app: Flask) -> None:
     app.extensions["hearthgate.secrets"] = store
     add_check(app, "secrets", lambda _app: store.check())
     app.register_error_handler(BackendUnavailable, secret_store_unavailable)
-    # Unreachable or unreadable: refuse in every environment, never fall back to defaults.
     try:
         store.check()
         resolve_secret_settings(app.config, store)
     except SecretStoreError as exc:
         raise ConfigurationRefused([f"SECRET_STORE_URL ({store.describe()}): {exc}"]) from None
 
+
+def check_configuration(app: Flask) -> None:
+    """Production refuses every unsafe setting at once; elsewhere they are logged."""
     problems = _problems(app)
-    if problems:
-        if app.config["HEARTHGATE_ENV"] == "production":
-            raise ConfigurationRefused(problems)
-        app.logger.warning("unsafe configuration: %s", "; ".join(problems))
+    if not problems:
+        return
+    if app.config["HEARTHGATE_ENV"] == "production":
+        raise ConfigurationRefused(problems)
+    app.logger.warning("unsafe configuration: %s", "; ".join(problems))
+
+
+def init_access_tokens(app: Flask) -> None:
+    from app.auth.tokens import AccessTokens
+    from app.gateway.tokencache import VerifiedTokens
+
     tokens = AccessTokens(app.config)
     app.extensions["hearthgate.tokens"] = tokens
     app.extensions["hearthgate.verified_tokens"] = VerifiedTokens(
         tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]
     )
-    init_rate_limits(app)
-    init_auth(app)
-    init_audit(app)
 
 
 def register_blueprints(app: Flask) -> None:
