@@ -75,8 +75,11 @@ def main() -> None:
                       args.workers) as url:
             baseline = wrk(url + "/bare", seconds=args.seconds, connections=args.connections)
         with gunicorn("wsgi:app", env, args.workers) as url:
+            # The same app's /healthz: every hook and header, no authentication, no database.
+            middleware = wrk(url + "/healthz", seconds=args.seconds, connections=args.connections)
             secured = wrk(url + path, seconds=args.seconds, connections=args.connections,
                           headers={"Authorization": f"Bearer {token}"})
+        report("Hearthgate middleware only (GET /healthz of the same app)", baseline, middleware)
         report(f"Secured household read (GET {path.split('?')[0].rsplit('/', 1)[0]}/…/items?limit=20,"
                f" {args.workers} workers, {args.connections} connections, {args.seconds}s)",
                baseline, secured, target=0.55)
