@@ -103,7 +103,7 @@ def _spawn_postgres(directory: Path, port: int) -> subprocess.Popen[bytes]:
     assert postgres
     # Started as the postgres user directly, not through runuser: runuser ignores SIGINT, so
     # stop() would never reach the server (it went on running after its runuser was killed).
-    as_user = {"user": "postgres", "group": "postgres", "extra_groups": []}
+    as_postgres = "postgres" if os.geteuid() == 0 else None
     with open(directory / "postgres.log", "ab") as log:
         return subprocess.Popen(
             [
@@ -114,7 +114,9 @@ def _spawn_postgres(directory: Path, port: int) -> subprocess.Popen[bytes]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=log,
-            **(as_user if os.geteuid() == 0 else {}),  # type: ignore[arg-type]
+            user=as_postgres,
+            group=as_postgres,
+            extra_groups=[] if as_postgres else None,
         )
 
 
