@@ -101,16 +101,22 @@ def _as_postgres(args: list[str]) -> list[str]:
 def _spawn_postgres(directory: Path, port: int) -> subprocess.Popen[bytes]:
     postgres = _postgres_bin("postgres")
     assert postgres
+    # Started as the postgres user directly, not through runuser: runuser ignores SIGINT, so
+    # stop() would never reach the server (it went on running after its runuser was killed).
+    as_postgres = "postgres" if os.geteuid() == 0 else None
     with open(directory / "postgres.log", "ab") as log:
         return subprocess.Popen(
-            _as_postgres([
+            [
                 postgres, "-D", str(directory / "data"), "-c", "listen_addresses=127.0.0.1",
                 "-p", str(port), "-k", str(directory), "-c", "fsync=off",
                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                 "-c", "max_connections=200",
-            ]),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=log,
+            user=as_postgres,
+            group=as_postgres,
+            extra_groups=[] if as_postgres else None,
         )
 
 
