@@ -44,6 +44,16 @@ ROLE_ORDER = ("owner", "adult", "child")
 
 
 @dataclass(frozen=True)
+class Header:
+    """A request header the handler reads, documented as an OpenAPI header parameter."""
+
+    name: str
+    required: bool = False
+    max_length: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Contract:
     auth: Auth = "bearer"
     permissions: tuple[str, ...] = ()
@@ -62,6 +72,7 @@ class Contract:
     summary: str = ""
     tags: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
+    headers: tuple[Header, ...] = ()
 
 
 @dataclass
@@ -107,6 +118,7 @@ def endpoint(
     summary: str = "",
     tags: Iterable[str] = (),
     errors: Iterable[int] = (),
+    headers: Iterable[Header] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare a route's contract; the gateway enforces it and OpenAPI documents it."""
     contract = Contract(
@@ -127,6 +139,7 @@ def endpoint(
         summary=summary,
         tags=tuple(tags),
         errors=tuple(errors),
+        headers=tuple(headers),
     )
     if auth == "internal" and internal_token is None:
         raise ValueError("an internal endpoint names its token setting")

@@ -51,7 +51,10 @@ class Page(Schema, Generic[T]):
 
 class PageQuery(Query):
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=200)
+    cursor: str | None = Field(
+        default=None, max_length=200,
+        description="Opaque: the nextCursor of the previous page; any other value is a 400",
+    )
 
 
 class ErrorBody(Schema):

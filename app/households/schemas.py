@@ -28,7 +28,10 @@ class HouseholdOut(Schema):
 
 
 class MemberIn(Body):
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    # No control characters (U+0085 is whitespace to the server, not to ECMA-262's \s).
+    email: str = Field(
+        min_length=3, max_length=320, pattern=r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$"
+    )
     role: Role
 
 
