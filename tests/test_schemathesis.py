@@ -24,8 +24,8 @@ import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 
 from tests.helpers import AuthActions
@@ -146,16 +146,16 @@ def api_schema(schema_app: Flask, world: World) -> Any:
 @pytest.fixture(scope="module", autouse=True)
 def report_generated(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     lines = [
         "schemathesis generated cases: " + ", ".join(f"{k}={v}" for k, v in sorted(GENERATED.items()))
         + f", total={sum(GENERATED.values())}",
         "schemathesis responses: " + ", ".join(f"{k}={v}" for k, v in sorted(STATUSES.items())),
         "schemathesis operations with nothing to negate: " + ", ".join(NOT_NEGATABLE),
     ]
-    if reporter is not None:
-        for line in lines:
-            reporter.write_line(line)
+    assert capture is not None
+    with capture.global_and_fixture_disabled():
+        print("\n" + "\n".join(lines))
 
 
 def _headers_for(case: Case, world: World) -> dict[str, str]:

@@ -19,7 +19,7 @@ _REF = "#/components/schemas/{model}"
 
 
 class _BodySchemas(GenerateJsonSchema):
-    """Request bodies strip surrounding whitespace before checking lengths (``Body``), so a
+    r"""Request bodies strip surrounding whitespace before checking lengths (``Body``), so a
     non-empty string must hold a character that is not whitespace. Besides ECMA-262's ``\s``
     (OpenAPI's regex dialect), U+0085 is whitespace to the server's trim, hence named too."""
 
