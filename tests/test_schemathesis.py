@@ -36,7 +36,7 @@ ORCHESTRATOR_TOKEN = "orchestrator-internal-token-for-schemathesis-0123"
 INTERNAL_TOKENS = {"/api/internal/purchase-intents": BUYFLOW_TOKEN, "/api/internal/": ORCHESTRATOR_TOKEN}
 
 # A path parameter drawn as this placeholder is replaced by the world's id of that name.
-PLACEHOLDER = "@world"
+PLACEHOLDER = "world-placeholder"
 WORLD_PARAMETERS = ("householdId", "itemId", "outfitId", "requestId", "intentId", "userId")
 
 GENERATED: dict[str, int] = {}
