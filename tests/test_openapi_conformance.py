@@ -77,7 +77,7 @@ def test_request_url_is_documented_as_http(client: FlaskClient) -> None:
 def test_non_empty_body_strings_need_a_visible_character(client: FlaskClient) -> None:
     # Bodies strip whitespace (U+0085 included) before minLength: the spec says so by a pattern.
     name = _schema(_document(client), "HouseholdIn-Input")["properties"]["name"]
-    assert name["minLength"] == 1 and name["pattern"] == r"[^\s\x85]"
+    assert name["minLength"] == 1 and name["pattern"] == r"^[^\x00]*[^\s\x85\x00][^\x00]*$"
     out = _schema(_document(client), "HouseholdOut-Output")["properties"]["name"]
     assert "pattern" not in out
 
@@ -113,3 +113,31 @@ def test_cursor_is_documented_as_opaque_and_a_forged_one_is_400(
     forged = client.get("/api/households?cursor=x-household-roles", headers=auth.headers(owner))
     assert forged.status_code == 400
     assert set(forged.get_json()) >= {"error", "message", "correlationId", "timestamp"}
+
+
+def test_nul_is_refused_everywhere_not_a_server_error(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    # On PostgreSQL a NUL in a text value was a 500 (a text column cannot hold it).
+    owner = auth.user("owner@example.com")
+    household = make_household(app, "Home", {owner.id: "owner"})
+    headers = auth.headers(owner)
+    before = snapshot(app)
+    body = client.post(f"/api/households/{household}/items", headers=headers, json={"name": "a\x00"})
+    assert body.status_code == 400
+    assert "NUL" in body.get_json()["details"][0]["message"]
+    listed = client.get(f"/api/households/{household}/items?category=%00", headers=headers)
+    assert listed.status_code == 400
+    path = client.get("/api/households/hh_%00", headers=headers)
+    assert path.status_code == 404
+    assert path.get_json()["error"] == "NotFound"
+    assert snapshot(app) == before
+
+
+def test_the_spec_says_input_strings_hold_no_nul(client: FlaskClient) -> None:
+    document = _document(client)
+    notes = _schema(document, "ItemIn-Input")["properties"]["notes"]
+    assert {"type": "string", "maxLength": 2000, "pattern": "^[^\\x00]*$"} in notes["anyOf"]
+    parameters = document["paths"]["/api/households/{householdId}/items"]["get"]["parameters"]
+    category = next(p for p in parameters if p["name"] == "category")
+    assert any(s.get("pattern") == "^[^\\x00]*$" for s in category["schema"]["anyOf"])

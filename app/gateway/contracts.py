@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from app.db import db
-from app.gateway.errors import Forbidden, ValidationError
+from app.gateway.errors import Forbidden, NotFound, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdScope, load_scope
@@ -151,6 +151,8 @@ def endpoint(
 
         @functools.wraps(view)
         def wrapper(**path: Any) -> Response:
+            if any("\x00" in str(value) for value in path.values()):
+                raise NotFound()  # no id holds NUL, and PostgreSQL cannot even compare one
             call = Call(contract=contract, path=path, status=contract.status)
             _authenticate(call)
             limiter = current_app.extensions.get("hearthgate.rate_limit")

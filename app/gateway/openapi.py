@@ -18,15 +18,29 @@ _PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _REF = "#/components/schemas/{model}"
 
 
-class _BodySchemas(GenerateJsonSchema):
+class _QuerySchemas(GenerateJsonSchema):
+    """Input strings never hold NUL (``_NulFree``): free strings get a pattern that says so."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        value = super().str_schema(schema)
+        if self.mode == "validation" and "pattern" not in value:
+            value["pattern"] = "^[^\\x00]*$"
+        return value
+
+
+class _BodySchemas(_QuerySchemas):
     r"""Request bodies strip surrounding whitespace before checking lengths (``Body``), so a
     non-empty string must hold a character that is not whitespace. Besides ECMA-262's ``\s``
     (OpenAPI's regex dialect), U+0085 is whitespace to the server's trim, hence named too."""
 
     def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
-        value = super().str_schema(schema)
-        if self.mode == "validation" and value.get("minLength") == 1 and "pattern" not in value:
-            value["pattern"] = r"[^\s\x85]"
+        value = super(_QuerySchemas, self).str_schema(schema)
+        if self.mode != "validation" or "pattern" in value:
+            return value
+        if value.get("minLength") == 1:
+            value["pattern"] = "^[^\\x00]*[^\\s\\x85\\x00][^\\x00]*$"
+        else:
+            value["pattern"] = "^[^\\x00]*$"
         return value
 
 
@@ -106,7 +120,9 @@ def build_openapi(app: Flask) -> dict[str, Any]:
                 }
             )
         if contract.query is not None:
-            query_schema = contract.query.model_json_schema(by_alias=True)
+            query_schema = contract.query.model_json_schema(
+                by_alias=True, schema_generator=_QuerySchemas
+            )
             for name, prop in query_schema.get("properties", {}).items():
                 parameters.append(
                     {
