@@ -55,9 +55,12 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_plugins(app: Flask) -> None:
-    """Plugin manager, then the secret store it provides, then what needs secrets."""
+    """Plugin manager, then the secret store it provides, then what needs secrets, then the rate
+    limits (their storage comes from the ``limiter_storage`` hook) and the audit trail."""
+    from app.audit import init_audit
     from app.auth import init_auth
     from app.auth.tokens import AccessTokens
+    from app.gateway.limits import init_rate_limits
     from app.gateway.tokencache import VerifiedTokens
     from app.meta.readiness import add_check
     from app.plugins import build_manager
@@ -94,7 +97,9 @@ def register_plugins(app: Flask) -> None:
     app.extensions["hearthgate.verified_tokens"] = VerifiedTokens(
         tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]
     )
+    init_rate_limits(app)
     init_auth(app)
+    init_audit(app)
 
 
 def register_blueprints(app: Flask) -> None:

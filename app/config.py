@@ -130,6 +130,18 @@ SETTINGS: tuple[Setting, ...] = (
             "fixed-window, moving-window or sliding-window-counter"),
     Setting("RATELIMIT_AUTHENTICATED", "str", "100/minute", "per verified sub, all routes"),
     Setting("RATELIMIT_ANONYMOUS", "str", "10/minute", "per client IP, all routes"),
+    Setting("RATELIMIT_INTERNAL", "str", "1200/minute",
+            "per internal token (orchestrator callbacks), all internal routes"),
+    Setting("WEBHOOK_RATE_LIMIT", "str", "600/minute",
+            "webhook deliveries per sending IP (instead of the anonymous limit)"),
+    # Development
+    Setting("DEMO_HELPERS_ENABLED", "bool", False,
+            "/api/dev/* helpers for the demo SPA (simulated orchestrator); refused in production"),
+    # Audit trail
+    Setting("AUDIT_SIGNING_KEY", "str", None, "Ed25519 private key (PEM) signing audit "
+            "checkpoints and exports; generated per process outside production", secret=True),
+    Setting("AUDIT_CHECKPOINT_EVERY", "int", 100,
+            "sign a chain's head every N entries (0: only on `flask audit checkpoint`)"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -260,16 +272,24 @@ def _secret_store(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _audit_signing_key(c: Mapping[str, Any]) -> str | None:
+    if not c.get("AUDIT_SIGNING_KEY"):
+        return "AUDIT_SIGNING_KEY is unset (audit checkpoints could not be signed)"
+    return None
+
+
 PRODUCTION_RULES: tuple[Rule, ...] = (
     _dev_secret,
     _flag("DEVELOPMENT_AUTH_ENABLED", "DEVELOPMENT_AUTH_ENABLED is true"),
     _flag("DEBUG", "DEBUG is true"),
+    _flag("DEMO_HELPERS_ENABLED", "DEMO_HELPERS_ENABLED is true"),
     _required_token("REQUIRE_BUYFLOW_INTERNAL_TOKEN", "BUYFLOW_INTERNAL_TOKEN"),
     _required_token("REQUIRE_INTERNAL_EVENT_TOKEN", "ORCHESTRATOR_INTERNAL_TOKEN"),
     _webhook_secret,
     _cors,
     _limiter_storage,
     _secret_store,
+    _audit_signing_key,
 )
 
 ALWAYS_RULES: tuple[Rule, ...] = (_cors,)

@@ -30,6 +30,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.hyperbeam",
     "plugins.oidc",
     "plugins.passwords",
+    "plugins.limiter",
+    "app.devtools.plugin",
 )
 
 

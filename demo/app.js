@@ -39,7 +39,12 @@ async function api(method, path, { token, body } = {}) {
     credentials: "omit", cache: "no-store",
   });
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (_) {
+    data = null;  // not JSON (a proxy's error page): report the status alone
+  }
   log(`${method} ${path.replace(/\/(hh|req|pi)_[a-z0-9]+/g, "/$1_…")} → ${response.status}`);
   if (!response.ok) {
     const message = data && data.message ? data.message : response.statusText;
@@ -69,7 +74,11 @@ async function step(id, run) {
   try {
     await run();
   } catch (error) {
-    status("flow-status", error.message, false);
+    // A response the browser may not read (CORS) rejects with a TypeError and no status.
+    const message = error instanceof TypeError ? `API unreachable from this page (${error.message})`
+                                               : error.message;
+    status("flow-status", message, false);
+    log(`error: ${message}`);
     button.disabled = false;
   }
 }
@@ -127,7 +136,12 @@ $("confirm").addEventListener("click", () => step("confirm", async () => {
     { token: session.b.token,
       body: { intentId: session.intentId, confirmationToken: session.confirmationToken } });
   session.confirmationToken = null;  // spent: forget it
+  // What the server now says about the request, not only the confirmation's answer.
+  const request = await api("GET",
+    `/api/households/${session.householdId}/requests/${session.requestId}`,
+    { token: session.a.token });
   const el = $("flow-status");
-  el.textContent = `Checkout ${result.status}`;
+  el.textContent = `Checkout ${result.status}: “${request.title}” is ${request.status}`;
   el.className = "status ok done";
+  el.dataset.state = request.status;
 }));

@@ -81,3 +81,13 @@ def make_household(app: Flask, name: str, members: dict[str, str]) -> str:
             session.add(Member(household_id=household.id, user_id=user_id, role=role))
         session.commit()
         return household.id
+
+
+def assert_unchanged_but_denials(before: dict[str, list[tuple[Any, ...]]],
+                                 after: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Every table is as it was, except that the audit trail may have gained denied events."""
+    for table in before:
+        if table != "audit_events":
+            assert after[table] == before[table], f"{table} changed"
+    new_events = [row for row in after["audit_events"] if row not in before["audit_events"]]
+    assert all("denied" in row for row in new_events), new_events

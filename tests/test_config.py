@@ -25,6 +25,13 @@ def rsa_pem() -> str:
     return RSAKey.generate_key(2048).as_pem(private=True).decode()
 
 
+@functools.cache
+def audit_key_pem() -> str:
+    from app.audit.signing import generate_pem
+
+    return generate_pem()
+
+
 def production_config(**changes: Any) -> dict[str, Any]:
     """A production configuration that passes every check; tests break one thing at a time."""
     config: dict[str, Any] = {
@@ -39,6 +46,7 @@ def production_config(**changes: Any) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6399",
         "WEB_CONCURRENCY": 2,
         "CORS_ORIGINS": ["https://spa.example.test"],
+        "AUDIT_SIGNING_KEY": audit_key_pem(),
     }
     config.update(changes)
     return config
@@ -66,6 +74,7 @@ REFUSALS = [
     ({"CORS_ORIGINS": ["*"], "CORS_ALLOW_CREDENTIALS": True}, "CORS_ORIGINS"),
     ({"RATELIMIT_STORAGE_URI": "memory://", "WEB_CONCURRENCY": 4}, "RATELIMIT_STORAGE_URI"),
     ({"SECRET_STORE_URL": "memory://"}, "SECRET_STORE_URL"),
+    ({"AUDIT_SIGNING_KEY": None}, "AUDIT_SIGNING_KEY"),
 ]
 
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from app.db import db
-from app.gateway.errors import Forbidden, NotFound, ValidationError
+from app.gateway.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdScope, load_scope
@@ -64,6 +64,7 @@ class Contract:
     household: bool = False
     roles: tuple[str, ...] | None = None
     rate_limit: str | None = None
+    caller_bucket: bool = True  # False: only the endpoint's own limit applies (see limits.py)
     sensitive: bool = False
     internal_token: tuple[str, str] | None = None  # (token setting, "required" flag setting)
     before: tuple[Guard, ...] = ()
@@ -110,6 +111,7 @@ def endpoint(
     household: bool = False,
     roles: Iterable[str] | None = None,
     rate_limit: str | None = None,
+    caller_bucket: bool = True,
     sensitive: bool = False,
     internal_token: tuple[str, str] | None = None,
     before: Iterable[Guard] = (),
@@ -131,6 +133,7 @@ def endpoint(
         household=household,
         roles=tuple(roles) if roles is not None else None,
         rate_limit=rate_limit,
+        caller_bucket=caller_bucket,
         sensitive=sensitive,
         internal_token=internal_token,
         before=tuple(before),
@@ -145,6 +148,8 @@ def endpoint(
         raise ValueError("an internal endpoint names its token setting")
     if household and auth != "bearer":
         raise ValueError("household scoping needs a bearer principal")
+    if not caller_bucket and rate_limit is None:
+        raise ValueError("an endpoint outside the caller's bucket declares its own rate_limit")
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         wanted = set(inspect.signature(view).parameters)
@@ -154,8 +159,13 @@ def endpoint(
             if any("\x00" in str(value) for value in path.values()):
                 raise NotFound()  # no id holds NUL, and PostgreSQL cannot even compare one
             call = Call(contract=contract, path=path, status=contract.status)
-            _authenticate(call)
             limiter = current_app.extensions.get("hearthgate.rate_limit")
+            try:
+                _authenticate(call)
+            except Unauthorized:
+                if limiter is not None:
+                    limiter(call)  # a failed authentication costs the client IP's anonymous quota
+                raise
             if limiter is not None:
                 limiter(call)
             _validate_input(call)
@@ -202,7 +212,7 @@ def _authenticate(call: Call) -> None:
         check_internal_token(*contract.internal_token)
 
 
-def _validation_details(exc: PydanticValidationError) -> list[dict[str, str]]:
+def validation_details(exc: PydanticValidationError) -> list[dict[str, str]]:
     # Never echo the input: it may be a password or a token.
     return [
         {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
@@ -219,7 +229,7 @@ def _validate_input(call: Call) -> None:
             call.body = contract.body.model_validate(read_json_body())
     except PydanticValidationError as exc:
         raise ValidationError(
-            "Request failed validation", details=_validation_details(exc)
+            "Request failed validation", details=validation_details(exc)
         ) from None
 
 

@@ -45,8 +45,8 @@ def paginate(
 ) -> tuple[list[Any], str | None]:
     """One query for a page of rows (``limit + 1`` fetched to know whether another page exists).
 
-    ``statement`` may select several entities; the page holds rows as ``execute`` returns them
-    when it does, scalars otherwise. Returns ``(rows, next_cursor)``.
+    A statement of plain columns yields dicts; of several entities, ``execute`` rows; of one
+    entity, ORM objects. Returns ``(rows, next_cursor)``.
     """
     if cursor:
         stamp, ident = decode_cursor(cursor)
@@ -60,7 +60,8 @@ def paginate(
     descriptions = statement.column_descriptions
     entities = [d for d in descriptions if d.get("entity") is not None and d["entity"] is d["type"]]
     if not entities:  # plain rows: Core execution on the session's connection, no ORM work
-        rows: list[Any] = list(db.session.connection().execute(statement).all())
+        # As dicts: response schemas read them by key, cheaper than attribute probing on rows.
+        rows: list[Any] = [row._asdict() for row in db.session.connection().execute(statement)]
         last_of = _itself
     elif len(descriptions) > 1:  # (entity, extra columns...) tuples, keyed on the first entity
         rows = list(db.session.execute(statement).all())
@@ -72,6 +73,8 @@ def paginate(
         return rows, None
     rows = rows[:limit]
     last = last_of(rows[-1])
+    if isinstance(last, dict):
+        return rows, encode_cursor(last[stamp_column.key], last[id_column.key])
     return rows, encode_cursor(getattr(last, stamp_column.key), getattr(last, id_column.key))
 
 

@@ -1,7 +1,7 @@
 """SQLAlchemy 2.0 typed models. Household-scoped tables carry ``household_id`` with
 ``ON DELETE CASCADE`` and are reached through ``app.gateway.tenancy`` only."""
 
-from app.models.audit import AuditEvent
+from app.models.audit import AuditCheckpoint, AuditEvent
 from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
 from app.models.buyflow_extra import IdempotencyKey, IntentArtifact, IntentEvent
 from app.models.households import Household, Item, Member, Outfit, OutfitItem
@@ -9,6 +9,7 @@ from app.models.login_flows import LoginFlow
 from app.models.users import RefreshToken, User
 
 __all__ = [
+    "AuditCheckpoint",
     "AuditEvent",
     "Household",
     "IdempotencyKey",

@@ -1,14 +1,34 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Dialect, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from app.db import Base, utcnow
 
 SYSTEM_CHAIN = "system"
+
+
+class CanonicalJSON(TypeDecorator[Any]):
+    """A JSON column whose stored text is canonical (sorted keys, no whitespace), so the verifier
+    can hash the text as stored instead of parsing and re-serializing every entry."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: Any) -> str | None:
+            if value is None:
+                return None
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+
+        return process
 
 
 class AuditEvent(Base):
@@ -34,7 +54,25 @@ class AuditEvent(Base):
     resource: Mapped[str | None] = mapped_column(String(200))
     decision: Mapped[str] = mapped_column(String(10), default="allowed")
     correlation_id: Mapped[str | None] = mapped_column(String(128))
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A chain head signed with the audit key (Ed25519): truncation of the newest entries up to
+    ``seq`` is detectable, and an auditor checks it with the public key alone."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (UniqueConstraint("chain", "seq"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    chain: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    signature: Mapped[str] = mapped_column(String(128))

@@ -26,7 +26,7 @@ class VoiceSessionOut(Schema):
 @bp.post("/voice/live/public-session")
 @endpoint(
     auth="public", response=VoiceSessionOut, status=201, rate_limit=VOICE_RATE_LIMIT,
-    sensitive=True, tags=("voice",),
+    caller_bucket=False, sensitive=True, tags=("voice",),
     summary="A short-lived signed voice-session token (not an access token); limited per client "
             "IP to VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS per "
             "VOICE_LIVE_PUBLIC_RATE_LIMIT_WINDOW_SECONDS",

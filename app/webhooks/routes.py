@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.db import db
-from app.gateway.contracts import Header, endpoint
+from app.gateway.contracts import Header, endpoint, validation_details
 from app.gateway.errors import BadRequest, ServiceUnavailable, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.schemas import Body, Schema
@@ -62,15 +62,15 @@ def _parse() -> HyperbeamEventIn:
     try:
         return HyperbeamEventIn.model_validate(read_json_body())
     except PydanticValidationError as exc:
-        details = [{"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
-                   for e in exc.errors(include_url=False, include_input=False)]
-        raise ValidationError("Request failed validation", details=details) from None
+        raise ValidationError(
+            "Request failed validation", details=validation_details(exc)
+        ) from None
 
 
 @bp.post("/webhooks/hyperbeam")
 @endpoint(
     auth="public", raw_body=True, sensitive=True, body=HyperbeamEventIn, response=WebhookAck,
-    tags=("webhooks",), errors=(401,),
+    rate_limit="{WEBHOOK_RATE_LIMIT}", caller_bucket=False, tags=("webhooks",), errors=(401,),
     headers=(
         Header("webhook-id", required=True, max_length=255,
                description="Delivery id: a repeated one is acknowledged without effect"),

@@ -1,0 +1,39 @@
+"""The audit trail: hash-chained events, written in the caller's transaction, signed
+checkpoints, verification, signed exports and sinks.
+
+One chain per household plus the system chain. Each entry holds its sequence number, the previous
+entry's hash and its own hash over a canonical serialization (``chain``); ``(chain, seq)`` is
+unique, so concurrent appends cannot fork a chain (``writer``). Chain heads are signed with an
+Ed25519 key (``signing``, ``checkpoints``); ``verify`` names the first bad sequence number;
+``export`` writes signed JSON Lines that verify offline; ``sinks`` forwards committed events.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.audit.chain import GENESIS, canonical, entry_hash, event_record, hashed_fields
+from app.audit.redaction import redact_details
+from app.audit.writer import erase_household, record, record_denial
+
+__all__ = [
+    "GENESIS",
+    "canonical",
+    "entry_hash",
+    "erase_household",
+    "event_record",
+    "hashed_fields",
+    "init_audit",
+    "record",
+    "record_denial",
+    "redact_details",
+]
+
+
+def init_audit(app: Flask) -> None:
+    """The signing key and the sink forwarding (needs the secret store and the plugins)."""
+    from app.audit.signing import init_signing
+    from app.audit.sinks import init_sinks
+
+    init_signing(app)
+    init_sinks(app)

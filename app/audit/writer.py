@@ -1,0 +1,157 @@
+"""Appending to a chain: in the caller's transaction, linked to the head, never forked.
+
+``(chain, seq)`` is unique, so two appends can never both take a sequence number. On PostgreSQL a
+transaction-scoped advisory lock per chain also queues concurrent appenders, so they do not burn
+their retries against each other; the lock is released at commit or rollback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app, g, has_app_context, has_request_context
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.audit.chain import GENESIS, entry_hash, normalise_details
+from app.audit.checkpoints import drop_checkpoints, sign_head
+from app.audit.redaction import redact_details
+from app.audit.signing import signer
+from app.db import db, utcnow
+from app.models.audit import SYSTEM_CHAIN, AuditEvent
+
+APPEND_ATTEMPTS = 20
+PENDING_KEY = "hearthgate.audit.pending"  # session.info: events to forward after commit
+
+
+def _chain_lock_key(chain: str) -> int:
+    return int.from_bytes(hashlib.sha256(chain.encode()).digest()[:8], "big", signed=True)
+
+
+def _lock_chain(session: Session, chain: str) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": _chain_lock_key(chain)})
+
+
+def _head(session: Session, chain: str) -> tuple[int, str]:
+    row = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.chain == chain)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else (0, GENESIS)
+
+
+def _checkpoint_every() -> int:
+    return int(current_app.config.get("AUDIT_CHECKPOINT_EVERY") or 0) if has_app_context() else 0
+
+
+def _append(session: Session, event: AuditEvent) -> AuditEvent:
+    """Link ``event`` to its chain's head and add it; retries only when a concurrent writer took
+    the sequence number (any other failure propagates: the caller's change must not commit)."""
+    _lock_chain(session, event.chain)
+    every = _checkpoint_every()
+    for _ in range(APPEND_ATTEMPTS):
+        head_seq, head_hash = _head(session, event.chain)
+        event.seq = head_seq + 1
+        event.prev_hash = head_hash
+        event.hash = entry_hash(event)
+        try:
+            with session.begin_nested():
+                session.add(event)
+                session.flush()
+                if every and event.seq % every == 0:
+                    sign_head(session, signer(), event.chain, event.seq, event.hash)
+        except IntegrityError:
+            if event in session:
+                session.expunge(event)
+            if _head(session, event.chain)[0] < event.seq:
+                raise  # not a lost race: something else is wrong
+            continue
+        session.info.setdefault(PENDING_KEY, []).append(event)
+        return event
+    raise RuntimeError(f"audit chain {event.chain} is contended; event not written")
+
+
+def _new_event(
+    action: str, *, household_id: str | None, resource: str | None, decision: str,
+    details: Mapping[str, Any] | None, principal_id: str | None,
+) -> AuditEvent:
+    if principal_id is None and has_request_context():
+        principal = g.get("principal")
+        principal_id = principal.user_id if principal is not None else None
+    return AuditEvent(
+        chain=household_id or SYSTEM_CHAIN,
+        household_id=household_id,
+        principal_id=principal_id,
+        action=action,
+        resource=resource,
+        decision=decision,
+        correlation_id=g.get("request_id") if has_request_context() else None,
+        details=normalise_details(redact_details(details)),
+        created_at=utcnow(),
+    )
+
+
+def record(
+    action: str,
+    *,
+    household_id: str | None = None,
+    resource: str | None = None,
+    decision: str = "allowed",
+    details: Mapping[str, Any] | None = None,
+    principal_id: str | None = None,
+    session: Session | None = None,
+) -> AuditEvent:
+    """Append an event in the current transaction (the request's session by default): it
+    commits with the change it records, or not at all."""
+    event = _new_event(action, household_id=household_id, resource=resource, decision=decision,
+                       details=details, principal_id=principal_id)
+    return _append(session or db.session, event)
+
+
+def record_denial(
+    action: str,
+    *,
+    household_id: str | None = None,
+    resource: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    principal_id: str | None = None,
+) -> None:
+    """Append and commit a ``denied`` event on its own session (the request's will roll back)."""
+    factory = current_app.extensions["hearthgate.db"]
+    with factory() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # Fail instead of waiting forever if this thread's request transaction holds the
+            # chain (it appended to the same chain before being denied).
+            session.execute(text("SET LOCAL lock_timeout = '5s'"))
+        event = _new_event(action, household_id=household_id, resource=resource,
+                           decision="denied", details=details, principal_id=principal_id)
+        _append(session, event)
+        session.commit()
+
+
+def erase_household(household_id: str, session: Session | None = None) -> AuditEvent | None:
+    """Delete a household's chain and its checkpoints, and append to the system chain an erasure
+    record that carries the deleted chain's final head, so the erasure itself is provable.
+    Same transaction as the household's deletion."""
+    session = session or db.session
+    _lock_chain(session, household_id)
+    final_seq, final_hash = _head(session, household_id)
+    session.execute(delete(AuditEvent).where(AuditEvent.chain == household_id))
+    drop_checkpoints(session, household_id)
+    return record(
+        "household.erased",
+        resource=f"household:{household_id}",
+        details={
+            "erasedHouseholdId": household_id,
+            "finalSeq": final_seq,
+            "finalHeadHash": final_hash,
+        },
+        session=session,
+    )

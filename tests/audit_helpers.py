@@ -1,0 +1,85 @@
+"""Helpers of the audit tests: write events through the real API, tamper with rows directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.audit.chain import entry_hash
+from app.audit.signing import PublicKeys, signer
+from app.audit.verify import Report, verify_database
+from app.models import AuditCheckpoint, AuditEvent
+
+
+def session_of(app: Flask) -> Session:
+    session: Session = app.extensions["hearthgate.db"]()
+    return session
+
+
+def write_events(app: Flask, count: int, household_id: str | None = None, **details: Any) -> None:
+    """``count`` events, each committed in its own transaction."""
+    with app.app_context(), session_of(app) as session:
+        for n in range(count):
+            audit.record("test.event", household_id=household_id, resource=f"thing:{n}",
+                         details={"n": n, **details}, session=session)
+            session.commit()
+
+
+def verify(app: Flask, chain: str | None = None) -> Report:
+    with app.app_context(), session_of(app) as session:
+        return verify_database(session, PublicKeys([signer(app).public_key]), chain)
+
+
+def chain_rows(app: Flask, chain: str) -> list[AuditEvent]:
+    with session_of(app) as session:
+        return list(session.scalars(
+            select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq)))
+
+
+def edit(session: Session, chain: str, at: int, /, **values: Any) -> None:
+    session.execute(update(AuditEvent).where(AuditEvent.chain == chain, AuditEvent.seq == at)
+                    .values(**values))
+
+
+def edit_and_rehash(session: Session, chain: str, at: int, /, **values: Any) -> None:
+    """Edit one entry and recompute its own hash (but not the next entry's link)."""
+    row = session.scalars(select(AuditEvent).where(AuditEvent.chain == chain,
+                                                   AuditEvent.seq == at)).one()
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.hash = entry_hash(row)
+    session.flush()
+
+
+def remove(session: Session, chain: str, seq: int) -> None:
+    session.execute(delete(AuditEvent).where(AuditEvent.chain == chain, AuditEvent.seq == seq))
+
+
+def swap(session: Session, chain: str, a: int, b: int) -> None:
+    edit(session, chain, a, seq=-1)
+    edit(session, chain, b, seq=a)
+    edit(session, chain, -1, seq=b)
+
+
+def rehash_from(session: Session, chain: str, seq: int) -> None:
+    """What a careful forger does: recompute every hash from ``seq`` on, so the chain is
+    internally consistent again."""
+    rows = session.scalars(select(AuditEvent).where(AuditEvent.chain == chain)
+                           .order_by(AuditEvent.seq)).all()
+    prev = audit.GENESIS
+    for row in rows:
+        if row.seq >= seq:
+            row.prev_hash = prev
+            row.hash = entry_hash(row)
+        prev = row.hash
+    session.flush()
+
+
+def forge_signature(session: Session, chain: str, seq: int) -> None:
+    cp = session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.chain == chain,
+                                                       AuditCheckpoint.seq == seq)).one()
+    cp.head_hash = "f" * 64
