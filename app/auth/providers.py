@@ -5,13 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from app.gateway.schemas import Body
 from app.models import User
 
 
 class LoginIn(Body):
+    # The rule of one_way_to_log_in, stated in the OpenAPI document as well.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["idToken"],
+                    "properties": {
+                        "idToken": {"type": "string"}, "email": {"type": "null"},
+                        "password": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["email", "password"],
+                    "properties": {
+                        "email": {"type": "string"}, "password": {"type": "string"},
+                        "idToken": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
+
     # No length cap here: an oversized token is a token defect (401), not a schema error.
     id_token: str | None = Field(default=None, min_length=1)
     nonce: str | None = Field(default=None, min_length=1, max_length=200)

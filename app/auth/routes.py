@@ -11,7 +11,7 @@ from app.auth.providers import LoginFailed, LoginIn, LoginProvider
 from app.auth.schemas import LogoutIn, MeOut, RefreshIn, TokenOut
 from app.auth.throttle import login_throttle
 from app.gateway.contracts import endpoint
-from app.gateway.errors import ServiceUnavailable, Unauthorized, ValidationError
+from app.gateway.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.gateway.principal import Principal
 
 
@@ -22,12 +22,12 @@ def login_providers() -> list[LoginProvider]:
 
 @bp.post("/auth/login")
 @endpoint(auth="public", body=LoginIn, response=TokenOut, sensitive=True, tags=("auth",),
-          summary="Log in with an OIDC ID token or a local account", errors=(401, 429))
+          summary="Log in with an OIDC ID token or a local account", errors=(401, 403, 429))
 def login(body: LoginIn) -> sessions.TokenPair:
     provider = next((p for p in login_providers() if p.accepts(body)), None)
     if provider is None:
-        raise ValidationError("No login method accepts this body",
-                              details=[{"field": "(body)", "message": "login method not enabled"}])
+        # A well-formed body for a method this deployment has turned off: refused, not malformed.
+        raise Forbidden("This login method is not enabled")
     throttle = login_throttle()
     ip = g.get("client_ip")
     account = provider.account_of(body)

@@ -18,7 +18,8 @@ class RequestIn(Body):
     title: str = Field(min_length=1, max_length=200)
     amount_minor: int = Field(ge=0, le=MAX_AMOUNT_MINOR)
     currency: str = Field(pattern=CURRENCY)
-    url: HttpUrl | None = Field(default=None)
+    # Only http(s) URLs are accepted: the pattern says so in the OpenAPI document.
+    url: HttpUrl | None = Field(default=None, json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"})
     item_id: str | None = Field(default=None, pattern=ID_PATTERN)
     note: str | None = Field(default=None, max_length=2000)
 

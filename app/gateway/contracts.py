@@ -33,7 +33,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from app import audit
 from app.db import db
-from app.gateway.errors import Forbidden, Unauthorized, ValidationError
+from app.gateway.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdScope, load_scope
@@ -42,6 +42,16 @@ Auth = Literal["public", "bearer", "internal"]
 Guard = Callable[["Call"], None]
 
 ROLE_ORDER = ("owner", "adult", "child")
+
+
+@dataclass(frozen=True)
+class Header:
+    """A request header the handler reads, documented as an OpenAPI header parameter."""
+
+    name: str
+    required: bool = False
+    max_length: int | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class Contract:
     summary: str = ""
     tags: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
+    headers: tuple[Header, ...] = ()
 
 
 @dataclass
@@ -110,6 +121,7 @@ def endpoint(
     summary: str = "",
     tags: Iterable[str] = (),
     errors: Iterable[int] = (),
+    headers: Iterable[Header] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare a route's contract; the gateway enforces it and OpenAPI documents it."""
     contract = Contract(
@@ -131,6 +143,7 @@ def endpoint(
         summary=summary,
         tags=tuple(tags),
         errors=tuple(errors),
+        headers=tuple(headers),
     )
     if auth == "internal" and internal_token is None:
         raise ValueError("an internal endpoint names its token setting")
@@ -144,6 +157,8 @@ def endpoint(
 
         @functools.wraps(view)
         def wrapper(**path: Any) -> Response:
+            if any("\x00" in str(value) for value in path.values()):
+                raise NotFound()  # no id holds NUL, and PostgreSQL cannot even compare one
             call = Call(contract=contract, path=path, status=contract.status)
             limiter = current_app.extensions.get("hearthgate.rate_limit")
             try:

@@ -37,6 +37,13 @@ def _depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
+def _number(text: str) -> int | float:
+    # JSON Schema counts 5000.0 as an integer: integral numbers become ints, so that strict int
+    # fields accept every value the OpenAPI document calls valid (strict floats accept ints).
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def read_json_body(*, required: bool = True) -> Any:
     """The request's JSON body; ``None`` when empty and not required."""
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
@@ -56,6 +63,6 @@ def read_json_body(*, required: bool = True) -> Any:
         if _depth_exceeds(text, limit):
             raise BadRequest("JSON nested too deeply")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_number)
     except (ValueError, RecursionError):
         raise BadRequest("Malformed JSON") from None

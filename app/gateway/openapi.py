@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import Flask
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 
 from app.gateway.contracts import Contract, contract_of
 from app.gateway.errors import ERROR_NAMES
@@ -15,6 +16,32 @@ from app.gateway.schemas import ErrorBody
 
 _PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _REF = "#/components/schemas/{model}"
+
+
+class _QuerySchemas(GenerateJsonSchema):
+    """Input strings never hold NUL (``_NulFree``): free strings get a pattern that says so."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        value = super().str_schema(schema)
+        if self.mode == "validation" and "pattern" not in value:
+            value["pattern"] = "^[^\\x00]*$"
+        return value
+
+
+class _BodySchemas(_QuerySchemas):
+    r"""Request bodies strip surrounding whitespace before checking lengths (``Body``), so a
+    non-empty string must hold a character that is not whitespace. Besides ECMA-262's ``\s``
+    (OpenAPI's regex dialect), U+0085 is whitespace to the server's trim, hence named too."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        value = super(_QuerySchemas, self).str_schema(schema)
+        if self.mode != "validation" or "pattern" in value:
+            return value
+        if value.get("minLength") == 1:
+            value["pattern"] = "^[^\\x00]*[^\\s\\x85\\x00][^\\x00]*$"
+        else:
+            value["pattern"] = "^[^\\x00]*$"
+        return value
 
 
 def _camel(name: str) -> str:
@@ -51,7 +78,9 @@ def build_openapi(app: Flask) -> dict[str, Any]:
 
     ordered = sorted(models, key=lambda m: m.__name__)
     keyed = [(m, "validation") for m in ordered] + [(m, "serialization") for m in ordered]
-    refs, definitions = models_json_schema(keyed, ref_template=_REF, by_alias=True)  # type: ignore[arg-type]
+    refs, definitions = models_json_schema(
+        keyed, ref_template=_REF, by_alias=True, schema_generator=_BodySchemas  # type: ignore[arg-type]
+    )
 
     def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
         schema: dict[str, Any] = refs[(model, mode)]  # type: ignore[index]
@@ -75,8 +104,25 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in (_camel(m.group(1)) for m in _PATH_ARG.finditer(rule))
         ]
+        for header in contract.headers:
+            header_schema: dict[str, Any] = {"type": "string"}
+            if header.required:
+                header_schema["minLength"] = 1
+            if header.max_length is not None:
+                header_schema["maxLength"] = header.max_length
+            parameters.append(
+                {
+                    "name": header.name,
+                    "in": "header",
+                    "required": header.required,
+                    "description": header.description,
+                    "schema": header_schema,
+                }
+            )
         if contract.query is not None:
-            query_schema = contract.query.model_json_schema(by_alias=True)
+            query_schema = contract.query.model_json_schema(
+                by_alias=True, schema_generator=_QuerySchemas
+            )
             for name, prop in query_schema.get("properties", {}).items():
                 parameters.append(
                     {

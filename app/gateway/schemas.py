@@ -5,10 +5,30 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+class _NulFree(BaseModel):
+    """NUL cannot be stored in a PostgreSQL text column (it was a 500): refused as input, and
+    the OpenAPI document says so (app.gateway.openapi). Free-form objects are left alone."""
+
+    @model_validator(mode="after")
+    def _refuse_nul(self) -> _NulFree:
+        for name in type(self).model_fields:
+            if _holds_nul(getattr(self, name)):
+                raise ValueError(f"{name}: NUL characters are not accepted")
+        return self
 
 
 class Schema(BaseModel):
@@ -19,7 +39,7 @@ class Schema(BaseModel):
     )
 
 
-class Body(BaseModel):
+class Body(_NulFree):
     """Request body: strict types, unknown fields dropped (never stored)."""
 
     model_config = ConfigDict(
@@ -28,7 +48,7 @@ class Body(BaseModel):
     )
 
 
-class Query(BaseModel):
+class Query(_NulFree):
     """Query string: values arrive as strings, so types are coerced; unknown keys ignored."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
@@ -51,7 +71,10 @@ class Page(Schema, Generic[T]):
 
 class PageQuery(Query):
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=200)
+    cursor: str | None = Field(
+        default=None, max_length=200,
+        description="Opaque: the nextCursor of the previous page; any other value is a 400",
+    )
 
 
 class ErrorBody(Schema):

@@ -9,6 +9,8 @@ from pydantic import Field
 from app.gateway.schemas import Body, PageQuery, Schema, Timestamp
 
 Role = Literal["owner", "adult", "child"]
+_LOCAL = r"[^@\s\x00-\x1f\x7f-\x9f]+"
+EMAIL_PATTERN = f"^{_LOCAL}@{_LOCAL}$"
 Name = Field(min_length=1, max_length=200)
 
 
@@ -28,7 +30,8 @@ class HouseholdOut(Schema):
 
 
 class MemberIn(Body):
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    # No control characters (U+0085 is whitespace to the server, not to ECMA-262's \s).
+    email: str = Field(min_length=3, max_length=320, pattern=EMAIL_PATTERN)
     role: Role
 
 

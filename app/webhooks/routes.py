@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.db import db
-from app.gateway.contracts import endpoint, validation_details
+from app.gateway.contracts import Header, endpoint, validation_details
 from app.gateway.errors import BadRequest, ServiceUnavailable, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.schemas import Body, Schema
@@ -71,6 +71,13 @@ def _parse() -> HyperbeamEventIn:
 @endpoint(
     auth="public", raw_body=True, sensitive=True, body=HyperbeamEventIn, response=WebhookAck,
     rate_limit="{WEBHOOK_RATE_LIMIT}", caller_bucket=False, tags=("webhooks",), errors=(401,),
+    headers=(
+        Header("webhook-id", required=True, max_length=255,
+               description="Delivery id: a repeated one is acknowledged without effect"),
+        Header("webhook-timestamp", description="Unix seconds; required when signed"),
+        Header("webhook-signature", description="Standard Webhooks signature(s) of the body; "
+               "required when HYPERBEAM_ENFORCE_EVENT_SIGNATURES"),
+    ),
     summary="Hyperbeam event (Standard Webhooks signature over the raw body, ±5 min). A repeated "
             "webhook-id is acknowledged without effect; an unknown intentId is stored unattached.",
 )
