@@ -33,7 +33,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from app import audit
 from app.db import db
-from app.gateway.errors import Forbidden, NotFound, Unauthorized, ValidationError
+from app.gateway.errors import Forbidden, NotFound, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdScope, load_scope
@@ -160,15 +160,10 @@ def endpoint(
             if any("\x00" in str(value) for value in path.values()):
                 raise NotFound()  # no id holds NUL, and PostgreSQL cannot even compare one
             call = Call(contract=contract, path=path, status=contract.status)
-            limiter = current_app.extensions.get("hearthgate.rate_limit")
             try:
                 _authenticate(call)
-            except Unauthorized:
-                if limiter is not None:
-                    limiter(call)  # a failed authentication costs the client IP's anonymous quota
-                raise
-            if limiter is not None:
-                limiter(call)
+            finally:
+                _rate_limit(call)  # a failed authentication costs the client IP's quota too
             _validate_input(call)
             _check_permissions(call)
             if contract.household:
@@ -211,6 +206,12 @@ def _authenticate(call: Call) -> None:
     elif contract.auth == "internal":
         assert contract.internal_token is not None  # noqa: S101 - checked at declaration
         check_internal_token(*contract.internal_token)
+
+
+def _rate_limit(call: Call) -> None:
+    limiter = current_app.extensions.get("hearthgate.rate_limit")
+    if limiter is not None:
+        limiter(call)
 
 
 def validation_details(exc: PydanticValidationError) -> list[dict[str, str]]:
