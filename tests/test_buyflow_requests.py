@@ -174,7 +174,7 @@ def test_openapi_documents_the_buyflow(family: Family) -> None:
     cancel = document["paths"][base + "/cancel"]["post"]
     assert "requester" in cancel["summary"] and "owner or adult" in cancel["summary"]
     confirm = document["paths"][base + "/confirm-checkout"]["post"]
-    assert confirm["x-rate-limit"] == "10/minute"
+    assert confirm["x-rate-limit"] == "100/minute per user; 10/minute per user on this operation"
     assert confirm["x-household-roles"] == ["owner", "adult"]
     assert {"403", "409", "410"} <= set(confirm["responses"])
     intents = document["paths"][base + "/purchase-intents"]["post"]

@@ -63,6 +63,22 @@ def _default_errors(contract: Contract, rule: str) -> list[int]:
     return sorted(codes)
 
 
+def _rate_limit_of(contract: Contract, config: Any) -> str:
+    """The limits that apply, as configured: the caller's bucket, then the endpoint's own."""
+    limits = []
+    if contract.caller_bucket:
+        if contract.auth == "bearer":
+            limits.append(f"{config['RATELIMIT_AUTHENTICATED']} per user")
+        elif contract.auth == "internal":
+            limits.append(f"{config['RATELIMIT_INTERNAL']} per internal token")
+        else:
+            limits.append(f"{config['RATELIMIT_ANONYMOUS']} per client IP")
+    if contract.rate_limit:
+        scope = "per user" if contract.auth == "bearer" else "per client IP"
+        limits.append(f"{contract.rate_limit.format_map(config)} {scope} on this operation")
+    return "; ".join(limits)
+
+
 def build_openapi(app: Flask) -> dict[str, Any]:
     routes: list[tuple[str, str, Contract, str]] = []
     models: set[type[BaseModel]] = {ErrorBody}
@@ -95,8 +111,7 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             "tags": list(contract.tags) or [endpoint_name.split(".")[0]],
             "x-public": contract.auth == "public",
             "x-required-permissions": list(contract.permissions),
-            "x-rate-limit": contract.rate_limit
-            or ("anonymous" if contract.auth != "bearer" else "authenticated"),
+            "x-rate-limit": _rate_limit_of(contract, app.config),
         }
         if contract.roles is not None:
             operation["x-household-roles"] = list(contract.roles)
