@@ -6,6 +6,7 @@ Used by bench/bench_soak.py and tests/test_load_faults.py.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -34,6 +35,18 @@ _OWN_PREFIXES = ("HEARTHGATE", "AUTH_", "RATELIMIT_", "REDIS_", "DATABASE_", "SE
                  "GUNICORN_", "WEB_CONCURRENCY", "BUYFLOW_", "ORCHESTRATOR_", "REQUIRE_")
 
 
+@functools.cache
+def audit_signing_key() -> str:
+    """One Ed25519 key per run, shared by every worker (production requires one)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def server_env(database_url: str, redis_url: str | None = None, **extra: str) -> dict[str, str]:
     """Production settings on ``redis_url`` (generous limits); without Redis, the test
     environment with rate limits off (production refuses memory:// with several workers)."""
@@ -53,6 +66,7 @@ def server_env(database_url: str, redis_url: str | None = None, **extra: str) ->
             "SECRET_STORE_URL": "env://",
             "HYPERBEAM_EVENT_SIGNING_SECRET": WEBHOOK_SECRET,
             "HYPERBEAM_ENFORCE_EVENT_SIGNATURES": "true",
+            "AUDIT_SIGNING_KEY": audit_signing_key(),
             "RATELIMIT_ENABLED": "true",
             "RATELIMIT_STORAGE_URI": redis_url,
             "RATELIMIT_AUTHENTICATED": "1000000/minute",
