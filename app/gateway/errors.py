@@ -1,6 +1,6 @@
 """The JSON error shape of API.md, for every error: ours, werkzeug's and unexpected ones.
 
-``ApiError`` subclasses werkzeug's ``HTTPException`` (as Flask-Limiter's errors do), so Flask
+``ApiError`` subclasses werkzeug's ``HTTPException`` (as Flask-Limiter's do), so Flask
 routes them to one handler; werkzeug's own 404/405/413 are mapped to the same body.
 """
 

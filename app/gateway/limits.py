@@ -1,12 +1,14 @@
 """Rate limits for the endpoint contracts (API.md "Rate limits").
 
-Flask-Limiter owns the storage and the strategy: ``init_app`` reads the RATELIMIT_* settings and
-opens the storage URI that the ``limiter_storage`` hook accepted. The limits themselves are
-evaluated here, by the contract wrapper right after authentication
-(``app.extensions["hearthgate.rate_limit"]``), for two reasons: Flask-Limiter's own check runs in
-``before_request``, before the bearer token is verified, while the key must be the *verified*
-``sub``; and its in-memory fallback is one switch for the whole application, while the failure
-policy here differs per endpoint class.
+Built on ``limits``, the engine of Flask-Limiter: its storages (the URI the ``limiter_storage``
+hook accepted) and its strategies (``RATELIMIT_STRATEGY``). The limits are evaluated here, by the
+contract wrapper right after authentication (``app.extensions["hearthgate.rate_limit"]``), rather
+than by Flask-Limiter's extension, for three reasons: its check runs in ``before_request``, before
+the bearer token is verified, while the key must be the *verified* ``sub``; its in-memory fallback
+is one switch for the whole application, while the failure policy here differs per endpoint
+class; and its request hooks, installed even with no limits declared, cost about 100 µs per
+request (measured: a ``/healthz`` of this app at 240 µs without them, 340 µs with them, bare Flask
+175 µs, in-process).
 
 Buckets: one per caller across all routes (``RATELIMIT_AUTHENTICATED`` keyed by ``sub``,
 ``RATELIMIT_ANONYMOUS`` keyed by client IP), plus one per caller and endpoint when a contract
@@ -32,9 +34,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES, FixedWindowRateLimiter, RateLimiter
 
 from app.config import ConfigurationError, ConfigurationRefused
@@ -341,23 +342,19 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
     anonymous = _limit_setting(config, "RATELIMIT_ANONYMOUS")
     service = _limit_setting(config, "RATELIMIT_INTERNAL")
     uri = storage_uri(app, hook(app).limiter_storage)
-    # No limits of its own: Flask-Limiter opens the storage and builds the strategy over it.
-    extension = Limiter(
-        key_func=lambda: str(g.get("client_ip") or "unknown"),
-        storage_uri=uri,
-        strategy=strategy,
-        headers_enabled=False,
-    )
+    storage = storage_from_string(uri)
+    if not isinstance(storage, Storage):  # an async:// storage: this is a WSGI application
+        raise ConfigurationError("RATELIMIT_STORAGE_URI names an asynchronous storage")
     try:
-        extension.init_app(app)
+        shared = STRATEGIES[strategy](storage)
     except NotImplementedError:
         raise ConfigurationError(
             f"RATELIMIT_STRATEGY {strategy} is not supported by this RATELIMIT_STORAGE_URI"
         ) from None
     limiter = ContractLimiter(
-        shared=extension.limiter,
+        shared=shared,
         local=STRATEGIES[strategy](MemoryStorage()),
-        storage=extension.storage,
+        storage=storage,
         authenticated=authenticated,
         anonymous=anonymous,
         service=service,
