@@ -61,7 +61,9 @@ def paginate(
     entities = [d for d in descriptions if d.get("entity") is not None and d["entity"] is d["type"]]
     if not entities:  # plain rows: Core execution on the session's connection, no ORM work
         # As dicts: response schemas read them by key, cheaper than attribute probing on rows.
-        rows: list[Any] = [row._asdict() for row in db.session.connection().execute(statement)]
+        result = db.session.connection().execute(statement)
+        keys = list(result.keys())
+        rows: list[Any] = [dict(zip(keys, row, strict=True)) for row in result]
         last_of = _itself
     elif len(descriptions) > 1:  # (entity, extra columns...) tuples, keyed on the first entity
         rows = list(db.session.execute(statement).all())
