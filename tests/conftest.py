@@ -21,7 +21,9 @@ from tests.services import Postgres, postgres_server
 
 # leakcheck: the whole-session log capture (autouse); secret_services: OpenBao and moto servers;
 # audit_secret_scan: no credential in stored audit details after any test with a database.
-pytest_plugins = ("tests.leakcheck", "tests.secret_services", "tests.audit_secret_scan")
+pytest_plugins = (
+    "tests.leakcheck", "tests.secret_services", "tests.audit_secret_scan", "tests.limit_services",
+)
 
 DB_BACKEND = os.environ.get("HEARTHGATE_TEST_DB", "sqlite")
 TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef-not-for-production"

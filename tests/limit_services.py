@@ -9,13 +9,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
+from flask import Flask
 
+from tests import limit_routes
 from tests.services import free_port, missing, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,3 +166,31 @@ def gunicorn(workers: int, **env: str) -> Iterator[Gunicorn]:
 
 def worker_pids(log: str) -> set[str]:
     return set(re.findall(r"Booting worker with pid: (\d+)", log))
+
+
+LimitedApp = Callable[..., Flask]
+
+
+@pytest.fixture
+def limited_app(make_app: Callable[..., Flask]) -> Iterator[LimitedApp]:
+    """An app with rate limiting on, the test routes, and the given limits."""
+
+    def build(**overrides: Any) -> Flask:
+        config: dict[str, Any] = {
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "RATELIMIT_ANONYMOUS": "1000/minute",
+            "RATELIMIT_AUTHENTICATED": "1000/minute",
+            "LIMIT_TEST_OWN": "1000/minute",
+            **overrides,
+        }
+        app = make_app(**config)
+        app.register_blueprint(limit_routes.bp)
+        built.append(app)
+        return app
+
+    built: list[Flask] = []
+    yield build
+    for app in built:
+        if "hearthgate.limiter" in app.extensions:
+            app.extensions["hearthgate.limiter"].close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,35 +18,9 @@ from app.gateway import limits
 from app.gateway.contracts import contract_of
 from app.hookspecs import hookimpl
 from plugins.limiter import limiter_storage, with_redis_timeouts
-from tests import limit_routes
 from tests.helpers import AuthActions, snapshot
 
 LimitedApp = Callable[..., Flask]
-
-
-@pytest.fixture
-def limited_app(make_app: Callable[..., Flask]) -> Iterator[LimitedApp]:
-    """An app with rate limiting on, the test routes, and the given limits."""
-
-    def build(**overrides: Any) -> Flask:
-        config: dict[str, Any] = {
-            "RATELIMIT_ENABLED": True,
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "RATELIMIT_ANONYMOUS": "1000/minute",
-            "RATELIMIT_AUTHENTICATED": "1000/minute",
-            "LIMIT_TEST_OWN": "1000/minute",
-            **overrides,
-        }
-        app = make_app(**config)
-        app.register_blueprint(limit_routes.bp)
-        built.append(app)
-        return app
-
-    built: list[Flask] = []
-    yield build
-    for app in built:
-        if "hearthgate.limiter" in app.extensions:
-            app.extensions["hearthgate.limiter"].close()
 
 
 def statuses(client: FlaskClient, path: str, n: int, **kwargs: Any) -> list[int]:

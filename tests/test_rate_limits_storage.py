@@ -6,47 +6,20 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from app.gateway import limits
-from tests import limit_routes
-from tests.limit_services import Redis, memcached_server, redis_server
+from tests.limit_services import LimitedApp, Redis, memcached_server, redis_server
 from tests.services import missing
-
-LimitedApp = Callable[..., Flask]
 
 
 @pytest.fixture
 def redis() -> Iterator[Redis]:
     with redis_server() as server:
         yield server
-
-
-@pytest.fixture
-def limited_app(make_app: Callable[..., Flask]) -> Iterator[LimitedApp]:
-    def build(**overrides: Any) -> Flask:
-        config: dict[str, Any] = {
-            "RATELIMIT_ENABLED": True,
-            "RATELIMIT_ANONYMOUS": "1000/minute",
-            "RATELIMIT_AUTHENTICATED": "1000/minute",
-            "LIMIT_TEST_OWN": "1000/minute",
-            **overrides,
-        }
-        app = make_app(**config)
-        app.register_blueprint(limit_routes.bp)
-        built.append(app)
-        return app
-
-    built: list[Flask] = []
-    yield build
-    for app in built:
-        if "hearthgate.limiter" in app.extensions:
-            app.extensions["hearthgate.limiter"].close()
 
 
 def codes(client: FlaskClient, path: str, n: int) -> list[int]:
