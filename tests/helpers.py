@@ -26,6 +26,7 @@ class AuthActions:
     def user(self, email: str, name: str = "", permissions: list[str] | None = None) -> User:
         factory = self.app.extensions["hearthgate.db"]
         with factory() as session:
+            email = email.strip().lower()  # as every real path stores it (normalise_email)
             user = User(
                 email=email, name=name or email.split("@")[0], issuer="test", subject=email,
                 permissions=list(CATALOGUE if permissions is None else permissions),

@@ -98,8 +98,11 @@ class ConfirmIn(Body):
     confirmation_token: str = Field(min_length=1, max_length=200)
 
 
-class CheckoutOut(Schema):
+class IntentStatusOut(Schema):
     intent_id: str
     request_id: str
     status: str
+
+
+class CheckoutOut(IntentStatusOut):
     completed_at: Timestamp | None

@@ -41,8 +41,6 @@ from app.gateway.tenancy import HouseholdScope, load_scope
 Auth = Literal["public", "bearer", "internal"]
 Guard = Callable[["Call"], None]
 
-ROLE_ORDER = ("owner", "adult", "child")
-
 
 @dataclass(frozen=True)
 class Header:

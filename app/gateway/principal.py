@@ -31,11 +31,6 @@ class Principal:
     kind: str = "user"  # "user" or "service"
 
 
-def current_principal() -> Principal | None:
-    principal: Principal | None = g.get("principal")
-    return principal
-
-
 def authenticate_bearer() -> Principal:
     """Verify the bearer token, or act as the development user when that is enabled."""
     # Imported here: app.auth's routes import the gateway, which imports this module.

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
-
-T = TypeVar("T")
 
 
 def _holds_nul(value: object) -> bool:
@@ -62,11 +60,6 @@ def _rfc3339(value: datetime) -> str:
 
 # Stored naive UTC; rendered as RFC 3339 with a Z.
 Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
-
-
-class Page(Schema, Generic[T]):
-    items: list[T]
-    next_cursor: str | None = None
 
 
 class PageQuery(Query):

@@ -40,12 +40,6 @@ class HouseholdScope:
         assert household is not None  # noqa: S101 - the scope was loaded in this request
         return household
 
-    @property
-    def member(self) -> Member:
-        member = db.session.get(Member, (self.id, self.user_id))
-        assert member is not None  # noqa: S101 - the scope was loaded in this request
-        return member
-
     def select(self, model: type[T]) -> Select[tuple[T]]:
         """``SELECT model WHERE household_id = this household``; refine it further as needed."""
         return select(model).where(model.household_id == self.id)  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from typing import Any
 from app.db import db
 from app.gateway.contracts import endpoint
 from app.gateway.errors import ValidationError
-from app.gateway.schemas import Page, PageQuery, Schema, Timestamp
+from app.gateway.schemas import PageQuery, Schema, Timestamp
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp
 from app.models import AuditEvent
@@ -30,8 +30,9 @@ class AuditEventOut(Schema):
     hash: str
 
 
-class AuditPage(Page[AuditEventOut]):
-    pass
+class AuditPage(Schema):
+    items: list[AuditEventOut]
+    next_cursor: str | None = None
 
 
 def encode_cursor(seq: int) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from app import audit
+from app.auth.users import normalise_email
 from app.db import Base, db
 from app.gateway.contracts import Call, Reply, endpoint
 from app.gateway.errors import Conflict, NotFound
@@ -147,9 +148,7 @@ def list_members(household: HouseholdScope, query: PageQuery) -> MemberPage:
           summary="Add an existing user by email (owner)",
           after=[audited("member.added", _member_resource, _role_details)])
 def add_member(household: HouseholdScope, body: MemberIn) -> MemberOut:
-    user = db.session.scalars(
-        select(User).where(func.lower(User.email) == body.email.lower())
-    ).first()
+    user = db.session.scalars(select(User).where(User.email == normalise_email(body.email))).first()
     if user is None:
         raise NotFound("User not found")
     if db.session.get(Member, (household.id, user.id)) is not None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from app import audit
 from app.buyflow import clock
 from app.buyflow.intents import ACTIVE, expire_and_raise, is_expired
+from app.buyflow.schemas import IntentStatusOut
 from app.buyflow.transitions import transition, transition_or_conflict
 from app.db import db
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
-from app.internal.schemas import ArtifactIn, CartReadyIn, EventIn, FailedIn, IntentStatusOut
+from app.internal.schemas import ArtifactIn, CartReadyIn, EventIn, FailedIn
 from app.models import IntentArtifact, IntentEvent, PurchaseIntent, PurchaseRequest
 
 INTENT_NOT_FOUND = "Purchase intent not found"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.buyflow.schemas import IntentStatusOut
 from app.gateway.contracts import endpoint
 from app.internal import bp, callbacks
 from app.internal.schemas import (
@@ -11,7 +12,6 @@ from app.internal.schemas import (
     EventAccepted,
     EventIn,
     FailedIn,
-    IntentStatusOut,
 )
 from app.models import IntentArtifact, IntentEvent
 

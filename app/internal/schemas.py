@@ -32,12 +32,6 @@ class FailedIn(Body):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class IntentStatusOut(Schema):
-    intent_id: str
-    request_id: str
-    status: str
-
-
 class EventIn(Body):
     intent_id: str = Field(pattern=ID_PATTERN)
     type: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")

@@ -21,7 +21,7 @@ class Household(Base):
 class Member(Base):
     __tablename__ = "members"
     __table_args__ = (
-        CheckConstraint("role IN ('owner', 'adult', 'child')", name="role"),
+        CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")", name="role"),
         Index("ix_members_user", "user_id"),
     )
 
