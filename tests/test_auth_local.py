@@ -188,3 +188,21 @@ def test_reset_request_does_not_reveal_accounts(make_app: Any) -> None:
     assert mailed == 1 and len(mails(app)) == 1  # no mail for an unknown address
     after = snapshot(app)
     assert after["users"] == before["users"]
+
+
+def test_failed_logins_stay_throttled_while_the_storage_is_down(
+    make_app: Any, secret_watch: SecretWatch
+) -> None:
+    """The throttle opens the limiter's storage through the same hook; with Redis stopped it
+    counts in this process: still 429 after the limit, never a 500."""
+    from tests.limit_services import redis_server
+
+    with redis_server() as redis:
+        app = local_app(make_app, RATELIMIT_STORAGE_URI=redis.url,
+                        AUTH_LOGIN_FAILURES_PER_ACCOUNT="2/minute")
+        assert register(app).status_code == 201
+        assert login(app, password="wrong password 1").status_code == 401
+        redis.stop()
+        statuses = [login(app, password=f"wrong password {n}").status_code for n in range(3)]
+        assert statuses == [401, 401, 429]  # counted afresh in this process: 2 allowed, then 429
+        assert login(app).status_code == 429  # locked even with the right password

@@ -1,22 +1,32 @@
 """Failed-login throttling per account and per client IP, on the ``limits`` library.
 
-Self-contained on purpose: it shares ``RATELIMIT_STORAGE_URI`` with the general rate limiter but
-not its code, so the two can be unified later. Only failures count; a success clears the
-account's counter. While a key is over its limit, the login is refused with 429 before any
-verification runs.
+It opens the rate limiter's storage the same way (``app.gateway.limits.storage_uri``: the
+``limiter_storage`` hook, its timeouts, password redaction) but is not switched off by
+``RATELIMIT_ENABLED``: it defends against password guessing, not load. Only failures count; a
+success clears the account's counter. While a key is over its limit, the login is refused with 429
+before any verification runs. When the storage fails, counting goes on in this process (never
+open), as for the other sensitive endpoints.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from typing import Any
 
 from flask import Flask, current_app
 from limits import parse
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from app.gateway.errors import ApiError
+
+log = logging.getLogger(__name__)
+RETRY_STORAGE_AFTER_SECONDS = 1.0
+
+
+NAMESPACE = "hearthgate-login-failures"
 
 
 class TooManyFailures(ApiError):
@@ -25,11 +35,11 @@ class TooManyFailures(ApiError):
 
 
 class LoginThrottle:
-    def __init__(self, config: dict[str, Any]) -> None:
-        # Not tied to RATELIMIT_ENABLED: this is a defence against password guessing, not load.
+    def __init__(self, config: dict[str, Any], storage_uri: str) -> None:
         self.enabled = bool(config.get("AUTH_LOGIN_FAILURES_PER_ACCOUNT"))
-        storage = storage_from_string(str(config.get("RATELIMIT_STORAGE_URI") or "memory://"))
-        self.limiter = FixedWindowRateLimiter(storage)
+        self.shared = FixedWindowRateLimiter(storage_from_string(storage_uri))  # type: ignore[arg-type]
+        self.local = FixedWindowRateLimiter(MemoryStorage())
+        self._suspended_until = 0.0
         unlimited = "1000/second"
         self.per_account = parse(str(config.get("AUTH_LOGIN_FAILURES_PER_ACCOUNT") or unlimited))
         self.per_ip = parse(str(config.get("AUTH_LOGIN_FAILURES_PER_IP") or unlimited))
@@ -49,8 +59,8 @@ class LoginThrottle:
         if not self.enabled:
             return
         for item, key in self._items(ip, account):
-            if not self.limiter.test(item, "hearthgate-login-failures", key):
-                stats = self.limiter.get_window_stats(item, "hearthgate-login-failures", key)
+            if not self._use("test", item, key):
+                stats = self._use("get_window_stats", item, key)
                 retry = max(1, int(stats.reset_time - _now()))
                 raise TooManyFailures(
                     "Too many failed logins; try again later",
@@ -62,23 +72,38 @@ class LoginThrottle:
         if not self.enabled:
             return
         for item, key in self._items(ip, account):
-            self.limiter.hit(item, "hearthgate-login-failures", key)
+            self._use("hit", item, key)
 
     def succeeded(self, account: str | None) -> None:
         if not self.enabled or not account:
             return
         for item, key in self._items(None, account):
-            self.limiter.clear(item, "hearthgate-login-failures", key)
+            self._use("clear", item, key)
+
+    def _use(self, operation: str, item: Any, key: str) -> Any:
+        """``operation`` of the limiter on the shared storage, or in this process while that
+        storage is failing (retried every second)."""
+        if time.monotonic() >= self._suspended_until:
+            try:
+                return getattr(self.shared, operation)(item, NAMESPACE, key)
+            except Exception as exc:  # noqa: BLE001 - any storage error means "storage down"
+                self._suspended_until = time.monotonic() + RETRY_STORAGE_AFTER_SECONDS
+                # The type only: a driver's message may carry a host name or a URI.
+                log.warning("login throttle storage failed (%s): counting in this process",
+                            type(exc).__name__)
+        return getattr(self.local, operation)(item, NAMESPACE, key)
 
 
 def _now() -> float:
-    import time
-
     return time.time()
 
 
 def init_throttle(app: Flask) -> None:
-    app.extensions["hearthgate.login_throttle"] = LoginThrottle(dict(app.config))
+    from app.gateway.limits import storage_uri
+    from app.plugins import hook
+
+    uri = storage_uri(app, hook(app).limiter_storage)
+    app.extensions["hearthgate.login_throttle"] = LoginThrottle(dict(app.config), uri)
 
 
 def login_throttle() -> LoginThrottle:
