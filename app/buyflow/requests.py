@@ -6,12 +6,7 @@ audit event.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
-
 from flask import current_app
-from sqlalchemy import and_, or_
 
 from app import audit
 from app.buyflow import clock
@@ -19,7 +14,8 @@ from app.buyflow.schemas import RequestIn, RequestListQuery
 from app.buyflow.transitions import transition_or_conflict
 from app.db import db
 from app.gateway.contracts import Call
-from app.gateway.errors import BadRequest, Forbidden, NotFound
+from app.gateway.errors import Forbidden, NotFound
+from app.gateway.pagination import paginate
 from app.gateway.tenancy import HouseholdScope
 from app.models import Item, PurchaseRequest
 
@@ -59,20 +55,6 @@ def create(household: HouseholdScope, body: RequestIn) -> PurchaseRequest:
     return created
 
 
-def _encode_cursor(row: PurchaseRequest) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, row_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), row_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequest("Malformed cursor") from None
-
-
 def page(household: HouseholdScope, query: RequestListQuery) -> dict[str, object]:
     """Newest first; children list only their own requests."""
     statement = household.select(PurchaseRequest)
@@ -80,21 +62,11 @@ def page(household: HouseholdScope, query: RequestListQuery) -> dict[str, object
         statement = statement.where(PurchaseRequest.requested_by == household.user_id)
     if query.status is not None:
         statement = statement.where(PurchaseRequest.status == query.status)
-    if query.cursor:
-        stamp, row_id = _decode_cursor(query.cursor)
-        statement = statement.where(
-            or_(
-                PurchaseRequest.created_at < stamp,
-                and_(PurchaseRequest.created_at == stamp, PurchaseRequest.id < row_id),
-            )
-        )
-    statement = statement.order_by(
-        PurchaseRequest.created_at.desc(), PurchaseRequest.id.desc()
-    ).limit(query.limit + 1)
-    rows = list(db.session.scalars(statement))
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    return {"items": rows, "next_cursor": _encode_cursor(rows[-1]) if more and rows else None}
+    rows, next_cursor = paginate(
+        statement, PurchaseRequest.created_at, PurchaseRequest.id,
+        limit=query.limit, cursor=query.cursor, newest_first=True,
+    )
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 # -- before guards ----------------------------------------------------------------------------
