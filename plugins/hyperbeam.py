@@ -37,6 +37,16 @@ def secret_bytes(secret: str) -> bytes:
     return secret.encode()
 
 
+def _usable_keys(secrets: Sequence[str]) -> list[bytes]:
+    keys = []
+    for secret in secrets:
+        try:
+            keys.append(secret_bytes(secret))
+        except WebhookRejected:
+            continue
+    return keys
+
+
 def _offered_signatures(header: str) -> list[bytes]:
     offered = []
     for part in header.split(" ")[:MAX_SIGNATURES]:
@@ -65,7 +75,9 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: Sequence[str], now:
     if not secrets:
         raise WebhookRejected("no signing secret configured")
     signed = webhook_id.encode() + b"." + timestamp.encode() + b"." + body
-    expected = [hmac.new(secret_bytes(s), signed, hashlib.sha256).digest() for s in secrets]
+    # A malformed secret is refused at start (startup_checks) and skipped here: one bad value
+    # during a rotation must not reject deliveries signed with a good one.
+    expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in _usable_keys(secrets)]
     offered = _offered_signatures(signature)
     matched = False
     for candidate in offered:  # no early exit: every pair is compared
@@ -74,6 +86,14 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: Sequence[str], now:
     if not matched:
         raise WebhookRejected("no valid signature")
     return webhook_id
+
+
+@hookimpl
+def startup_checks(config: dict[str, Any]) -> list[str]:
+    secrets = config.get("HYPERBEAM_EVENT_SIGNING_SECRET") or []
+    if len(_usable_keys(secrets)) < len(secrets):
+        return ["HYPERBEAM_EVENT_SIGNING_SECRET has a whsec_ value that is not valid base64"]
+    return []
 
 
 @hookimpl

@@ -192,4 +192,22 @@ def test_the_plugin_is_registered_through_the_hook(family: Family) -> None:
 
     [info] = [i for i in describe(family.app.extensions["hearthgate.plugins"])
               if i.name == "plugins.hyperbeam"]
-    assert info.hooks == ("webhook_verifiers",) and info.builtin
+    assert info.hooks == ("startup_checks", "webhook_verifiers") and info.builtin
+
+
+def test_a_malformed_secret_is_refused_at_start_and_does_not_block_good_ones(make_app) -> None:  # type: ignore[no-untyped-def]
+    from app.config import ConfigurationRefused
+    from tests.test_config import production_config
+
+    bad = "whsec_!!not-base64!!"
+    with pytest.raises(ConfigurationRefused, match="HYPERBEAM_EVENT_SIGNING_SECRET"):
+        make_app(**production_config(HYPERBEAM_EVENT_SIGNING_SECRET=[SECRET, bad]))
+    # outside production the start is only warned about; deliveries signed with the good
+    # secret still pass, and nothing else does
+    family = build_family(make_app(HYPERBEAM_EVENT_SIGNING_SECRET=[SECRET, bad],
+                                   HYPERBEAM_ENFORCE_EVENT_SIGNATURES=True))
+    body = event_body()
+    assert family.client.post(URL, data=body, headers=signed(body, msg_id="g")).status_code == 200
+    assert family.client.post(URL, data=body,
+                              headers=signed(body, NEXT_SECRET, msg_id="h")).status_code == 401
+    assert len(events(family)) == 1
