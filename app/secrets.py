@@ -35,6 +35,9 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _HOUSEHOLD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
+# While the backend is down, the last good values are retried this often (seconds).
+STALE_RETRY_SECONDS = 5.0
+
 class SecretStoreError(Exception):
     """Base of the store's typed errors. Messages name secrets, never their values."""
 
@@ -190,6 +193,9 @@ class SecretStore(ABC):
                     self.name, ", ".join(wanted),
                 )
                 fetched = {name: stale[name] for name in wanted}
+                # ... and are kept a few seconds more, so that an outage does not cost every
+                # request a backend timeout.
+                self._remember(fetched, now, min(self.options.cache_ttl, STALE_RETRY_SECONDS))
             else:
                 missing = [n for n in wanted if n not in fetched]
                 if missing:
@@ -219,11 +225,12 @@ class SecretStore(ABC):
             with self._lock:
                 self._cache.pop(name, None)
 
-    def _remember(self, values: dict[str, str], now: float) -> None:
-        if self.options.cache_ttl > 0:
+    def _remember(self, values: dict[str, str], now: float, ttl: float | None = None) -> None:
+        ttl = self.options.cache_ttl if ttl is None else ttl
+        if ttl > 0:
             with self._lock:
                 for name, value in values.items():
-                    self._cache[name] = _Cached(value, now + self.options.cache_ttl)
+                    self._cache[name] = _Cached(value, now + ttl)
 
     # -- what a store implements ----------------------------------------------------------
     @abstractmethod

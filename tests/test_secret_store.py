@@ -103,3 +103,32 @@ def test_unknown_scheme_is_refused(make_app) -> None:  # type: ignore[no-untyped
 
     with pytest.raises(ConfigurationRefused, match="SECRET_STORE_URL"):
         make_app(SECRET_STORE_URL="nosuch://x")
+
+
+def test_an_outage_costs_one_backend_call_per_retry_interval_not_one_per_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.secrets import STALE_RETRY_SECONDS, BackendUnavailable
+
+    clock = [1000.0]
+    monkeypatch.setattr("app.secrets.time.monotonic", lambda: clock[0])
+    calls: list[list[str]] = []
+
+    class Flaky(MemoryStore):
+        down = False
+
+        def _fetch(self, names: list[str]) -> dict[str, str]:
+            calls.append(names)
+            if self.down:
+                raise BackendUnavailable("flaky")
+            return super()._fetch(names)
+
+    store = Flaky({"A": "value-aaaa"}, StoreOptions(cache_ttl=60))
+    assert store.get("A") == {"A": "value-aaaa"}
+    store.down = True
+    clock[0] += 61  # expired: the next read refreshes, fails, serves the last good value
+    assert [store.get("A")["A"] for _ in range(20)] == ["value-aaaa"] * 20
+    assert len(calls) == 2
+    clock[0] += STALE_RETRY_SECONDS + 0.1
+    store.get("A")
+    assert len(calls) == 3
