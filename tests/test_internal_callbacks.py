@@ -171,3 +171,14 @@ def test_production_refuses_unset_or_unrequired_internal_tokens() -> None:
                                        "REQUIRE_INTERNAL_EVENT_TOKEN": False})
     assert "BUYFLOW_INTERNAL_TOKEN is unset while REQUIRE_BUYFLOW_INTERNAL_TOKEN is true" in problems
     assert "REQUIRE_INTERNAL_EVENT_TOKEN is false" in problems
+
+
+def test_a_late_cart_is_a_conflict_whatever_its_amount(family: Family) -> None:
+    """The state machine answers first: a cart for an intent past PURCHASING is 409, even when
+    the cart itself would also be refused (422)."""
+    _, intent = family.cart_ready_intent()
+    before = snapshot(family.app)
+    for cart in (CART, {**CART, "currency": "USD"}, {**CART, "totalMinor": 10**9}):
+        r = family.cart_ready(intent["intentId"], cart=cart)
+        assert r.status_code == 409, r.get_json()
+    assert snapshot(family.app) == before

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import CursorResult, update
-from sqlalchemy.orm import Session
 
-from app.db import db, utcnow
+from app.buyflow import clock
+from app.db import db
 from app.gateway.errors import Conflict
 from app.models import PurchaseIntent, PurchaseRequest
 
@@ -27,17 +27,16 @@ def transition(
     new_status: str,
     *,
     where: Iterable[Any] = (),
-    session: Session | None = None,
     **values: Any,
 ) -> bool:
     """Move ``row_id`` from one of ``expected`` to ``new_status``; ``True`` when this call did."""
     statement = (
         update(model)
         .where(model.id == row_id, model.status.in_(tuple(expected)), *where)
-        .values(status=new_status, updated_at=utcnow(), **values)
+        .values(status=new_status, updated_at=clock.now(), **values)
         .execution_options(synchronize_session=False)
     )
-    result: CursorResult[Any] = (session or db.session).execute(statement)  # type: ignore[assignment]
+    result: CursorResult[Any] = db.session.execute(statement)  # type: ignore[assignment]
     return result.rowcount == 1
 
 

@@ -40,6 +40,8 @@ def cart_ready(intent_id: str, body: CartReadyIn) -> IntentStatusOut:
         raise Gone("The purchase intent has expired")
     if intent.status in ACTIVE and is_expired(intent):
         expire_and_raise(intent)
+    if intent.status != "PURCHASING":  # the state first: a late cart for a finished intent is 409
+        raise Conflict("The intent is not waiting for a cart")
     request = db.session.get(PurchaseRequest, intent.request_id)
     assert request is not None  # noqa: S101 - foreign key
     if body.cart.currency != request.currency or body.cart.total_minor > request.amount_minor:
