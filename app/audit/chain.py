@@ -19,13 +19,6 @@ from app.models.audit import AuditEvent
 
 GENESIS = "0" * 64
 
-# The hashed fields, in the order the verifier reads them from the database.
-FIELDS = (
-    "chain", "seq", "householdId", "principalId", "action", "resource", "decision",
-    "correlationId", "details", "createdAt", "prevHash",
-)
-
-
 def canonical(fields: Mapping[str, Any]) -> bytes:
     """Sorted keys, no whitespace, UTF-8; NaN and infinities are refused (not JSON)."""
     return json.dumps(
@@ -63,7 +56,7 @@ def _text(value: str | None) -> str:
 
 
 def _spliced(f: Mapping[str, Any]) -> bytes:
-    # The keys of FIELDS in sorted order, as canonical() would write them.
+    # The keys of hashed_fields() in sorted order, as canonical() would write them.
     return (
         '{"action":' + _text(f["action"]) + ',"chain":' + _text(f["chain"])
         + ',"correlationId":' + _text(f["correlationId"]) + ',"createdAt":' + _text(f["createdAt"])

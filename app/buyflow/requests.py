@@ -84,16 +84,6 @@ def not_the_requester(call: Call) -> None:
     raise Forbidden("A request cannot be decided by its requester")
 
 
-def requester_or_decider(call: Call) -> None:
-    """The requester may cancel their own request; an owner or adult may cancel any."""
-    household = call.household
-    assert household is not None  # noqa: S101 - household routes only
-    found = visible_request(household, call.path["request_id"])
-    if household.role in DECIDERS or found.requested_by == household.user_id:
-        return
-    raise Forbidden("Only the requester, an owner or an adult may cancel a request")
-
-
 # -- decisions --------------------------------------------------------------------------------
 
 
@@ -114,6 +104,8 @@ def decide(household: HouseholdScope, request_id: str, approve: bool) -> Purchas
 
 
 def cancel(household: HouseholdScope, request_id: str) -> PurchaseRequest:
+    """The requester may cancel their own request, an owner or adult any: exactly the requests
+    ``visible_request`` shows the caller (anyone else gets its 404)."""
     found = visible_request(household, request_id)
     transition_or_conflict(
         PurchaseRequest, found.id, CANCELLABLE, "CANCELLED", what="Purchase request"

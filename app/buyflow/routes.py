@@ -85,7 +85,7 @@ def reject_request(household: HouseholdScope, request_id: str) -> PurchaseReques
 @bp.post(BASE + "/<request_id>/cancel")
 @endpoint(
     permissions=["requests:create"], response=RequestOut, household=True,
-    before=[requests.requester_or_decider], tags=TAGS, errors=(409, 422),
+    tags=TAGS, errors=(409, 422),
     summary="SUBMITTED, APPROVED or FAILED → CANCELLED. Who: the requester, or any owner or "
             "adult. A purchase in progress (PURCHASING, CART_READY) cannot be cancelled: it "
             "ends by the orchestrator's failed callback or by expiry. Accepts Idempotency-Key.",

@@ -23,7 +23,8 @@ from app.secrets import (
 )
 
 CURRENT_STAGE = "AWSCURRENT"
-_MISSING = {"ResourceNotFoundException"}
+# Answers the store handles itself (absent; lost a create race); every other error is typed.
+_PASS_THROUGH = {"ResourceNotFoundException", "ResourceExistsException"}
 _DENIED = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"}
 
 
@@ -62,7 +63,7 @@ class AwsSecretsStore(SecretStore):
             return getattr(self._client, method)(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in _MISSING:
+            if code in _PASS_THROUGH:
                 raise
             if code in _DENIED:
                 raise SecretAccessDenied(names, self.name) from None
@@ -100,7 +101,7 @@ class AwsSecretsStore(SecretStore):
         except ClientError:
             try:
                 self._call([name], "create_secret", Name=secret_id, SecretString=value)
-            except ClientError:  # pragma: no cover - a concurrent create won the race
+            except ClientError:  # a concurrent create won the race: write a new version
                 self._call([name], "put_secret_value", SecretId=secret_id, SecretString=value)
 
     def _delete(self, name: str) -> None:
