@@ -3,7 +3,7 @@ exactly-once checkout confirmation."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -36,24 +36,31 @@ def expire_and_raise(intent: PurchaseIntent) -> None:
     The request's transaction has only read so far (plus, perhaps, an idempotency key that must
     not outlive this error), so it is rolled back and the expiry committed on its own.
     """
-    intent_id, request_id = intent.id, intent.request_id
-    household_id, actor = intent.household_id, intent.actor_user_id
+    ids = (intent.id, intent.request_id, intent.household_id, intent.actor_user_id)
     db.session.rollback()
-    now = clock.now()
-    if transition(
-        PurchaseIntent, intent_id, ACTIVE, "EXPIRED", where=[PurchaseIntent.expires_at <= now]
-    ):
-        transition(PurchaseRequest, request_id, ACTIVE, "FAILED")
-        audit.record("intent.expired", household_id=household_id, resource=f"intent:{intent_id}",
-                     principal_id=actor)
+    if _expire(*ids, clock.now()):
         db.session.commit()
     raise Gone("The purchase intent and its confirmation token have expired")
+
+
+def _expire(intent_id: str, request_id: str, household_id: str, actor: str, now: datetime) -> bool:
+    """The one definition of expiry: an active intent past its TTL becomes EXPIRED and its
+    request FAILED, audited. ``False`` when another call expired or finished it first."""
+    if not transition(
+        PurchaseIntent, intent_id, ACTIVE, "EXPIRED", where=[PurchaseIntent.expires_at <= now]
+    ):
+        return False
+    transition(PurchaseRequest, request_id, ACTIVE, "FAILED")
+    audit.record("intent.expired", household_id=household_id, resource=f"intent:{intent_id}",
+                 principal_id=actor)
+    return True
 
 
 def create(household: HouseholdScope, request_id: str) -> IntentCreated:
     """A new intent for an APPROVED request, or to retry a FAILED or timed-out purchase."""
     found = household.get(PurchaseRequest, request_id, "Purchase request")
     now = clock.now()
+    from_status = found.status
     if found.status in ACTIVE:
         current = db.session.scalars(
             select(PurchaseIntent)
@@ -63,16 +70,13 @@ def create(household: HouseholdScope, request_id: str) -> IntentCreated:
         ).first()
         if current is None or now < current.expires_at:
             raise Conflict("A purchase is already in progress for this request")
-        transition_or_conflict(
-            PurchaseIntent, current.id, ACTIVE, "EXPIRED", what="Purchase intent",
-            where=[PurchaseIntent.expires_at <= now],
-        )
-        audit.record("intent.expired", household_id=household.id,
-                     resource=f"intent:{current.id}", principal_id=current.actor_user_id)
+        if not _expire(current.id, found.id, household.id, current.actor_user_id, now):
+            raise Conflict("Purchase intent changed meanwhile")
+        from_status = "FAILED"  # as _expire left it: a timed-out purchase is a failed one
     elif found.status not in RESTARTABLE:
         raise Conflict(f"A {found.status} request cannot start a purchase")
     transition_or_conflict(
-        PurchaseRequest, found.id, (found.status,), "PURCHASING", what="Purchase request"
+        PurchaseRequest, found.id, (from_status,), "PURCHASING", what="Purchase request"
     )
     token = new_token()
     intent_id = new_id("pi")
