@@ -78,7 +78,8 @@ def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> E
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # Straight to the driver: through exec_driver_sql this BEGIN cost a tenth of a small read.
+    connection.connection.driver_connection.execute("BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

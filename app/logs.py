@@ -13,8 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from flask import g, has_request_context
 from pythonjsonlogger.json import JsonFormatter
+
+from app.gateway.headers import request_id
 
 MASK = "[REDACTED]"
 _SHORTEST_REDACTED = 6  # shorter values would mask ordinary words; such secrets are refused anyway
@@ -76,7 +77,7 @@ def _redacting_factory(base: Callable[..., logging.LogRecord]) -> Callable[..., 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = g.get("request_id") if has_request_context() else None
+        record.request_id = request_id()
         return True
 
 

@@ -66,3 +66,53 @@ def test_hsts_in_production(make_app, monkeypatch) -> None:  # type: ignore[no-u
     client = make_app(**production_config()).test_client()
     r = client.get("/healthz")
     assert r.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_own_values_replace_a_handlers_and_vary_keeps_its_entries(make_app) -> None:  # type: ignore[no-untyped-def]
+    from flask import Response
+
+    app = make_app(CORS_ORIGINS=[ORIGIN])
+
+    @app.get("/api/test-headers")
+    def with_headers() -> Response:
+        return Response("{}", mimetype="application/json", headers={
+            "Cache-Control": "public, max-age=600", "X-Frame-Options": "SAMEORIGIN",
+            "Vary": "Accept-Encoding"})
+
+    r = app.test_client().get("/api/test-headers")
+    assert r.headers.getlist("Cache-Control") == ["no-store"]
+    assert r.headers.getlist("X-Frame-Options") == ["DENY"]
+    assert r.headers.getlist("Vary") == ["Accept-Encoding, Origin"]
+    assert len(r.headers.getlist("X-Request-ID")) == 1
+
+
+def test_pages_outside_the_api_are_not_forced_uncacheable(make_app) -> None:  # type: ignore[no-untyped-def]
+    from flask import Response
+
+    app = make_app()
+
+    @app.get("/page")
+    def page() -> Response:
+        return Response("<p>hi</p>", mimetype="text/html")
+
+    r = app.test_client().get("/page")
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Cache-Control" not in r.headers and "Content-Security-Policy" not in r.headers
+    assert r.headers["Vary"] == "Origin"
+
+
+def test_without_origin_no_cors_headers_are_added(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/healthz")
+    assert not [name for name in r.headers.keys() if name.startswith("Access-Control-")]
+    r = client.options("/api/openapi.json", headers={"Access-Control-Request-Method": "GET"})
+    assert "Access-Control-Allow-Origin" not in r.headers and r.status_code != 204
+
+
+def test_error_responses_carry_the_security_headers(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/api/households", headers={"Authorization": "Bearer not-a-token",
+                                               "Origin": ORIGIN})
+    assert r.status_code == 401
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Cache-Control"] == "no-store"
+    assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert r.get_json()["correlationId"] == r.headers["X-Request-ID"]

@@ -212,3 +212,35 @@ def test_cascading_deletion_removes_everything_of_one_household(app: Flask, clie
         assert session.get(Household, home) is None
         assert session.scalars(select(Member).where(Member.user_id == child.id)).all() == []
         assert session.scalar(select(func.count()).select_from(Item)) == 1
+
+
+def test_filters_combine_and_page_with_a_cursor(client: FlaskClient, auth: AuthActions, owner, home) -> None:  # type: ignore[no-untyped-def]
+    h = auth.headers(owner)
+    base = f"/api/households/{home}/items"
+    for n in range(7):
+        client.post(base, json={"name": f"red {n}", "color": "red", "size": "S" if n % 2 else "M"},
+                    headers=h)
+        client.post(base, json={"name": f"blue {n}", "color": "blue", "size": "S"}, headers=h)
+    names: list[str] = []
+    url = f"{base}?color=red&size=S&limit=2"
+    while url:
+        page = client.get(url, headers=h).get_json()
+        names += [i["name"] for i in page["items"]]
+        url = page["nextCursor"] and f"{base}?color=red&size=S&limit=2&cursor={page['nextCursor']}"
+    assert names == ["red 1", "red 3", "red 5"]
+    # The same statement shape with other values answers for those values only.
+    blue = client.get(f"{base}?color=blue&size=S&limit=100", headers=h).get_json()["items"]
+    assert [i["name"] for i in blue] == [f"blue {n}" for n in range(7)]
+    assert client.get(f"{base}?color=green&limit=100", headers=h).get_json() == {
+        "items": [], "nextCursor": None}
+
+
+def test_a_scope_never_takes_the_household_from_its_caller(app: Flask) -> None:
+    from datetime import datetime
+
+    from app.gateway.tenancy import HouseholdScope
+    from app.models import Item
+
+    scope = HouseholdScope("hh_mine", "Mine", datetime(2026, 1, 1), "usr_me", "owner")
+    with app.app_context(), pytest.raises(ValueError, match="scope"):
+        scope.rows_page(Item, {"household_id": "hh_theirs"}, limit=10, cursor=None)

@@ -21,6 +21,7 @@ from app.audit.checkpoints import drop_checkpoints, sign_head
 from app.audit.redaction import redact_details
 from app.audit.signing import signer
 from app.db import db, utcnow
+from app.gateway.headers import request_id
 from app.models.audit import SYSTEM_CHAIN, AuditEvent
 
 APPEND_ATTEMPTS = 20
@@ -92,7 +93,7 @@ def _new_event(
         action=action,
         resource=resource,
         decision=decision,
-        correlation_id=g.get("request_id") if has_request_context() else None,
+        correlation_id=request_id(),
         details=normalise_details(redact_details(details)),
         created_at=utcnow(),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g
+from flask import Flask
 
 from app.auth.permissions import effective_permissions
 from app.auth.users import upsert_identity
@@ -34,7 +34,6 @@ def init_development_auth(app: Flask) -> None:
             permissions = effective_permissions(user, None)
             session.commit()
             return Principal(user_id=user.id, email=user.email, name=user.name,
-                             permissions=frozenset(permissions),
-                             correlation_id=g.get("request_id"))
+                             permissions=frozenset(permissions))
 
     app.extensions["hearthgate.dev_principal"] = development_principal

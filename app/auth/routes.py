@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import current_app
 
 from app import audit
 from app.auth import bp, sessions
@@ -10,6 +10,7 @@ from app.auth.oidc_keys import ProviderUnavailable
 from app.auth.providers import LoginFailed, LoginIn, LoginProvider
 from app.auth.schemas import LogoutIn, MeOut, RefreshIn, TokenOut
 from app.auth.throttle import login_throttle
+from app.gateway.clientip import request_client_ip
 from app.gateway.contracts import endpoint
 from app.gateway.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.gateway.principal import Principal
@@ -29,7 +30,7 @@ def login(body: LoginIn) -> sessions.TokenPair:
         # A well-formed body for a method this deployment has turned off: refused, not malformed.
         raise Forbidden("This login method is not enabled")
     throttle = login_throttle()
-    ip = g.get("client_ip")
+    ip = request_client_ip()
     account = provider.account_of(body)
     throttle.check(ip, account)
     try:

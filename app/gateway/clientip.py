@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
+
+TRUSTED_PROXIES_KEY = "hearthgate.trusted_proxy_count"
 
 
 def _parse_ip(value: str) -> str | None:
@@ -38,11 +40,16 @@ def client_ip(remote_addr: str | None, forwarded_for: list[str], trusted: int) -
 
 
 def init_client_ip(app: Flask) -> None:
-    trusted = int(app.config["TRUSTED_PROXY_COUNT"])
+    app.extensions[TRUSTED_PROXIES_KEY] = int(app.config["TRUSTED_PROXY_COUNT"])
 
-    def resolve() -> None:
-        g.client_ip = client_ip(
-            request.remote_addr, request.headers.getlist("X-Forwarded-For"), trusted
+
+def request_client_ip() -> str:
+    """This request's client IP, worked out on first use (most requests never ask)."""
+    ip: str | None = g.get("client_ip")
+    if ip is None:
+        ip = g.client_ip = client_ip(
+            request.remote_addr,
+            request.headers.getlist("X-Forwarded-For"),
+            current_app.extensions[TRUSTED_PROXIES_KEY],
         )
-
-    app.before_request(resolve)
+    return ip

@@ -2,8 +2,9 @@
 
 The request path, top to bottom (DESIGN.md "One request, one path"):
 
-    request id, client IP      app.gateway.headers / app.gateway.clientip (before_request)
+    request id                 app.gateway.headers (a WSGI layer around the app)
     authentication             public, bearer (Principal) or internal token
+    client IP                  app.gateway.clientip, when a rate limit or a login asks for it
     rate limit                 app.extensions["hearthgate.rate_limit"], when installed
     body / query schema        pydantic; unknown fields dropped
     permissions                all of ``permissions`` or 403
@@ -13,7 +14,7 @@ The request path, top to bottom (DESIGN.md "One request, one path"):
     response schema            strips every undeclared field
     after guards               auditing, in the same transaction
     commit                     one transaction per request
-    security headers           app.gateway.headers (after_request)
+    security headers           app.gateway.headers (the same WSGI layer, on every response)
 
 Handlers receive, by parameter name, only what they ask for: the path's arguments, ``body``,
 ``query``, ``household`` (the scope), ``principal`` and ``call``.

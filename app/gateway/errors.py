@@ -10,10 +10,12 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from app.gateway.headers import request_id
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,7 @@ def error_body(status: int, message: str, error: str | None = None, **extra: Any
     body: dict[str, Any] = {
         "error": error or ERROR_NAMES.get(status, "Error"),
         "message": message,
-        "correlationId": g.get("request_id"),
+        "correlationId": request_id(),
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     body.update(extra)

@@ -33,13 +33,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, current_app, request
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES, FixedWindowRateLimiter, RateLimiter
 
 from app.config import ConfigurationError, ConfigurationRefused
+from app.gateway.clientip import request_client_ip
 from app.gateway.errors import ApiError
+from app.gateway.headers import add_response_headers
 from app.gateway.limit_redis import RedisFixedWindow
 from app.logs import redactor
 
@@ -134,9 +136,8 @@ class ContractLimiter:
             policy, item, key = "service", self.service, "svc:" + contract.internal_token[0]
         else:
             policy, item = "anonymous", self.anonymous
-            key = "ip:" + str(g.get("client_ip") or "unknown")
+            key = "ip:" + request_client_ip()
         quotas: list[Quota] = []
-        g.rate_limit_quotas = quotas
         caller = (
             self._hit(policy, item, ("caller", key), contract.sensitive)
             if contract.caller_bucket
@@ -150,6 +151,8 @@ class ContractLimiter:
             endpoint_quota = self._hit("endpoint", own, scope, contract.sensitive)
             if endpoint_quota is not None:
                 quotas.append(endpoint_quota)
+        if quotas:
+            add_response_headers(rate_limit_headers(quotas, time.time()).items())
         breached = [q for q in quotas if not q.allowed]
         if breached:
             raise too_many_requests(max(breached, key=lambda q: q.reset_at))
@@ -195,10 +198,16 @@ class ContractLimiter:
     def _measure(
         self, strategy: RateLimiter, policy: str, item: RateLimitItem, ids: tuple[str, ...]
     ) -> Quota:
-        redis_window = self._redis_window
-        fixed = isinstance(strategy, FixedWindowRateLimiter)
-        if redis_window is not None and fixed and strategy is self.shared:
-            count, reset_at = redis_window.hit(item.key_for(NAMESPACE, *ids), item.get_expiry())
+        if isinstance(strategy, FixedWindowRateLimiter):
+            # The strategy's own increment (``limits``' hit), whose count answers the remaining
+            # quota too: no second read of the counter for the headers.
+            key, expiry = item.key_for(NAMESPACE, *ids), item.get_expiry()
+            redis_window = self._redis_window
+            if redis_window is not None and strategy is self.shared:
+                count, reset_at = redis_window.hit(key, expiry)
+            else:
+                count = strategy.storage.incr(key, expiry)
+                reset_at = strategy.storage.get_expiry(key)
             return Quota(policy, item, max(0, item.amount - count), reset_at, count <= item.amount)
         allowed = strategy.hit(item, NAMESPACE, *ids)
         stats = strategy.get_window_stats(item, NAMESPACE, *ids)
@@ -289,14 +298,6 @@ def rate_limit_headers(quotas: list[Quota], now: float) -> dict[str, str]:
     }
 
 
-def _add_headers(response: Response) -> Response:
-    quotas: list[Quota] | None = g.get("rate_limit_quotas")
-    if quotas:
-        for name, value in rate_limit_headers(quotas, time.time()).items():
-            response.headers[name] = value
-    return response
-
-
 # -- set-up --------------------------------------------------------------------------------------
 
 
@@ -362,7 +363,6 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
     )
     app.extensions["hearthgate.limiter"] = limiter
     app.extensions["hearthgate.rate_limit"] = limiter
-    app.after_request(_add_headers)
     add_check(app, "ratelimit", limiter.check_storage)
     return limiter
 

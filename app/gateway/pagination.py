@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Row, Select, Table, and_, bindparam, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import BindParameter
 
 from app.db import db
 from app.gateway.errors import ValidationError
@@ -45,8 +48,8 @@ def paginate(
 ) -> tuple[list[Any], str | None]:
     """One query for a page of rows (``limit + 1`` fetched to know whether another page exists).
 
-    A statement of plain columns yields dicts; of several entities, ``execute`` rows; of one
-    entity, ORM objects. Returns ``(rows, next_cursor)``.
+    A statement of several entities yields ``execute`` rows; of one entity, ORM objects (pages
+    of plain rows: ``rows_page``). Returns ``(rows, next_cursor)``.
     """
     if cursor:
         stamp, ident = decode_cursor(cursor)
@@ -57,32 +60,71 @@ def paginate(
         statement = statement.where(after)
     order = (stamp_column.desc(), id_column.desc()) if newest_first else (stamp_column, id_column)
     statement = statement.order_by(*order).limit(limit + 1)
-    descriptions = statement.column_descriptions
-    entities = [d for d in descriptions if d.get("entity") is not None and d["entity"] is d["type"]]
-    if not entities:  # plain rows: Core execution on the session's connection, no ORM work
-        # As dicts: response schemas read them by key, cheaper than attribute probing on rows.
-        result = db.session.connection().execute(statement)
-        keys = list(result.keys())
-        rows: list[Any] = [dict(zip(keys, row, strict=True)) for row in result]
-        last_of = _itself
-    elif len(descriptions) > 1:  # (entity, extra columns...) tuples, keyed on the first entity
+    rows: list[Any]
+    if len(statement.column_descriptions) > 1:  # (entity, extra columns...), keyed on the first
         rows = list(db.session.execute(statement).all())
-        last_of = _first
     else:
         rows = list(db.session.scalars(statement))
-        last_of = _itself
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
-    last = last_of(rows[-1])
-    if isinstance(last, dict):
-        return rows, encode_cursor(last[stamp_column.key], last[id_column.key])
+    last = rows[-1][0] if isinstance(rows[-1], Row) else rows[-1]
     return rows, encode_cursor(getattr(last, stamp_column.key), getattr(last, id_column.key))
 
 
-def _itself(row: Any) -> Any:
-    return row
+# -- pages of plain rows from prebuilt statements ----------------------------------------------
+#
+# Building a SELECT, adding its filters, order and limit, and then computing its cache key cost
+# more than running it (bench/bench_read.py: 180 µs against 80 µs for a page of 20 items on
+# SQLite). A list endpoint's statements differ only in which filters are present and whether a
+# cursor is given, so each shape is built once with bound parameters and reused.
 
 
-def _first(row: Any) -> Any:
-    return row[0]
+@functools.lru_cache(maxsize=256)
+def keyset_statement(
+    table: Table, equal: tuple[str, ...], stamp: str, ident: str, after: bool, newest_first: bool
+) -> Select[Any]:
+    """``SELECT table WHERE <column = :column for each of equal> [AND after the cursor]
+    ORDER BY stamp, ident LIMIT :page_limit``; cursor parameters ``:after_stamp``, ``:after_id``."""
+    columns = table.c
+    statement = select(table).where(*(columns[name] == bindparam(name) for name in equal))
+    stamp_column, id_column = columns[stamp], columns[ident]
+    if after:
+        at: BindParameter[Any] = bindparam("after_stamp")
+        past: BindParameter[Any] = bindparam("after_id")
+        if newest_first:
+            statement = statement.where(
+                or_(stamp_column < at, and_(stamp_column == at, id_column < past)))
+        else:
+            statement = statement.where(
+                or_(stamp_column > at, and_(stamp_column == at, id_column > past)))
+    order = (stamp_column.desc(), id_column.desc()) if newest_first else (stamp_column, id_column)
+    return statement.order_by(*order).limit(bindparam("page_limit"))
+
+
+def rows_page(
+    table: Table,
+    equal: Mapping[str, Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    stamp: str = "created_at",
+    ident: str = "id",
+    newest_first: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of ``table``'s rows as dicts (column name → value) where every ``equal`` column
+    has its value; ``(rows, next_cursor)`` as ``paginate`` returns them."""
+    params: dict[str, Any] = dict(equal)
+    if cursor:
+        params["after_stamp"], params["after_id"] = decode_cursor(cursor)
+    params["page_limit"] = limit + 1
+    statement = keyset_statement(
+        table, tuple(sorted(equal)), stamp, ident, bool(cursor), newest_first
+    )
+    result = db.session.connection().execute(statement, params)
+    keys = list(result.keys())
+    rows = [dict(zip(keys, row, strict=True)) for row in result.all()]
+    if len(rows) <= limit:
+        return rows, None
+    del rows[limit:]
+    return rows, encode_cursor(rows[-1][stamp], rows[-1][ident])

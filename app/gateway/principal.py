@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, request
 
@@ -27,7 +28,6 @@ class Principal:
     name: str | None
     permissions: frozenset[str] = field(default_factory=frozenset)
     session_id: str | None = None
-    correlation_id: str | None = None
     kind: str = "user"  # "user" or "service"
 
 
@@ -49,20 +49,23 @@ def authenticate_bearer() -> Principal:
         raise Unauthorized("Malformed Authorization header", invalid_token=True)
     verified: VerifiedTokens = current_app.extensions["hearthgate.verified_tokens"]
     try:
-        claims = verified.verify(token.strip())
+        principal = verified.principal(token.strip())
     except TokenError as exc:
         log.info("bearer token rejected: %s", exc)
         raise Unauthorized("Invalid or expired token", invalid_token=True) from None
-    principal = Principal(
+    g.principal = principal
+    return principal
+
+
+def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
+    """The caller named by a verified access token's claims."""
+    return Principal(
         user_id=str(claims["sub"]),
         email=claims.get("email"),
         name=claims.get("name"),
         permissions=frozenset(str(p) for p in claims.get("permissions", [])),
         session_id=claims.get("sid"),
-        correlation_id=g.get("request_id"),
     )
-    g.principal = principal
-    return principal
 
 
 def check_internal_token(setting: str, required_flag: str) -> None:

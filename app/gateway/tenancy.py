@@ -7,7 +7,7 @@ child object of another household is 404 too, so a handler cannot leak by forget
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,6 +16,7 @@ from sqlalchemy import Select, bindparam, select
 
 from app.db import db
 from app.gateway.errors import NotFound
+from app.gateway.pagination import rows_page
 from app.models import Household, Member
 
 T = TypeVar("T")
@@ -44,11 +45,16 @@ class HouseholdScope:
         """``SELECT model WHERE household_id = this household``; refine it further as needed."""
         return select(model).where(model.household_id == self.id)  # type: ignore[attr-defined]
 
-    def select_rows(self, model: type[Any]) -> Select[Any]:
-        """Like ``select`` but yields plain rows (attribute access by column name), for read-only
-        lists: no ORM identity map work per row."""
-        table = model.__table__
-        return select(table).where(table.c.household_id == self.id)
+    def rows_page(
+        self, model: type[Any], equal: Mapping[str, Any], *, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of this household's ``model`` rows as plain dicts, oldest first, where each
+        column named in ``equal`` has its value: for read-only lists, with no ORM work per row
+        and a statement built once per shape (``pagination.rows_page``)."""
+        if "household_id" in equal:
+            raise ValueError("the household is the scope's, never the caller's")
+        return rows_page(model.__table__, {**equal, "household_id": self.id},
+                         limit=limit, cursor=cursor)
 
     def get(self, model: type[T], object_id: Any, what: str | None = None) -> T:
         """The object with this id in this household, else 404 (also for other households')."""

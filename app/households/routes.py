@@ -188,14 +188,11 @@ def remove_member(call: Call, user_id: str) -> Reply:
 @endpoint(permissions=["items:read"], query=ItemQuery, response=ItemPage, household=True,
           tags=["items"], summary="Wardrobe items, filterable by category, color and size")
 def list_items(household: HouseholdScope, query: ItemQuery) -> ItemPage:
-    statement = household.select_rows(Item)
-    for column, value in ((Item.category, query.category), (Item.color, query.color),
-                          (Item.size, query.size)):
-        if value is not None:
-            statement = statement.where(column == value)
-    rows, cursor = paginate(statement, Item.created_at, Item.id,
-                            limit=query.limit, cursor=query.cursor)
-    return ItemPage(items=rows, next_cursor=cursor)
+    filters = {"category": query.category, "color": query.color, "size": query.size}
+    rows, cursor = household.rows_page(
+        Item, {name: value for name, value in filters.items() if value is not None},
+        limit=query.limit, cursor=query.cursor)
+    return ItemPage.model_validate({"items": rows, "next_cursor": cursor})
 
 
 @bp.post("/households/<household_id>/items")
