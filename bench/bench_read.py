@@ -4,7 +4,9 @@
 
 Measures GET /api/households/{id}/items?limit=20 (20 items, bearer token, membership check,
 rate limiter on, response schema) against the bare endpoint; prints both, the ratio (target: at
-least 55 %), the p99 ratio and the SQL statements per request.
+least 55 %), the p99 ratio and the SQL statements per request. Also measured, to show where the
+floor is: the same app's /healthz (all middleware, nothing else) and a bare Flask app running the
+read's two SQL statements with no gateway at all (bench/bare_read_app.py).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import gunicorn, report, scratch_dir, wrk  # noqa: E402
 
 
-def prepare(directory: Path) -> tuple[dict[str, str], str, str]:
-    """A migrated SQLite database with one household of 20 items; returns env, path, token."""
+def prepare(directory: Path) -> tuple[dict[str, str], str, str, str]:
+    """A migrated SQLite database with one household of 20 items; returns env, path, token and
+    the user's id."""
     from sqlalchemy import event
 
     from app import create_app
@@ -60,7 +63,7 @@ def prepare(directory: Path) -> tuple[dict[str, str], str, str]:
         print("   ", " ".join(statement.split())[:110])
     (directory / "body.json").write_bytes(body.data)
     Database.engine(app).dispose()
-    return env, path, token
+    return env, path, token, user.id
 
 
 def main() -> None:
@@ -70,16 +73,25 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     with scratch_dir() as directory:
-        env, path, token = prepare(directory)
+        env, path, token, user = prepare(directory)
         with gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": str(directory / "body.json")},
                       args.workers) as url:
             baseline = wrk(url + "/bare", seconds=args.seconds, connections=args.connections)
+        household = path.split("/")[3]
+        with gunicorn("bench.bare_read_app:app", env, args.workers) as url:
+            floor = wrk(f"{url}/bare-read/{household}/{user}", seconds=args.seconds,
+                        connections=args.connections)
+            assert floor.non_2xx == 0, "the bare read answered with errors"
         with gunicorn("wsgi:app", env, args.workers) as url:
             # The same app's /healthz: every hook and header, no authentication, no database.
             middleware = wrk(url + "/healthz", seconds=args.seconds, connections=args.connections)
             secured = wrk(url + path, seconds=args.seconds, connections=args.connections,
                           headers={"Authorization": f"Bearer {token}"})
         report("Hearthgate middleware only (GET /healthz of the same app)", baseline, middleware)
+        report("Bare Flask doing the same two SQL statements and json.dumps (the data floor)",
+               baseline, floor)
+        report("Secured household read against that floor (what the gateway itself costs)",
+               floor, secured)
         report(f"Secured household read (GET {path.split('?')[0].rsplit('/', 1)[0]}/…/items?limit=20,"
                f" {args.workers} workers, {args.connections} connections, {args.seconds}s)",
                baseline, secured, target=0.55)

@@ -82,12 +82,21 @@ def paginate(
 
 @functools.lru_cache(maxsize=256)
 def keyset_statement(
-    table: Table, equal: tuple[str, ...], stamp: str, ident: str, after: bool, newest_first: bool
+    table: Table,
+    wanted: tuple[str, ...] | None,
+    equal: tuple[str, ...],
+    stamp: str,
+    ident: str,
+    after: bool,
+    newest_first: bool,
 ) -> Select[Any]:
-    """``SELECT table WHERE <column = :column for each of equal> [AND after the cursor]
-    ORDER BY stamp, ident LIMIT :page_limit``; cursor parameters ``:after_stamp``, ``:after_id``."""
+    """``SELECT <wanted columns, else all> FROM table WHERE <column = :column for each of equal>
+    [AND after the cursor] ORDER BY stamp, ident LIMIT :page_limit``; the cursor's parameters
+    are ``:after_stamp`` and ``:after_id``."""
     columns = table.c
-    statement = select(table).where(*(columns[name] == bindparam(name) for name in equal))
+    names = (*wanted, *(n for n in (stamp, ident) if n not in wanted)) if wanted else columns.keys()
+    statement = select(*(columns[name] for name in names))
+    statement = statement.where(*(columns[name] == bindparam(name) for name in equal))
     stamp_column, id_column = columns[stamp], columns[ident]
     if after:
         at: BindParameter[Any] = bindparam("after_stamp")
@@ -108,18 +117,20 @@ def rows_page(
     *,
     limit: int,
     cursor: str | None,
+    columns: tuple[str, ...] | None = None,
     stamp: str = "created_at",
     ident: str = "id",
     newest_first: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of ``table``'s rows as dicts (column name → value) where every ``equal`` column
-    has its value; ``(rows, next_cursor)`` as ``paginate`` returns them."""
+    has its value, with only ``columns`` when given (fewer values to convert per row);
+    ``(rows, next_cursor)`` as ``paginate`` returns them."""
     params: dict[str, Any] = dict(equal)
     if cursor:
         params["after_stamp"], params["after_id"] = decode_cursor(cursor)
     params["page_limit"] = limit + 1
     statement = keyset_statement(
-        table, tuple(sorted(equal)), stamp, ident, bool(cursor), newest_first
+        table, columns, tuple(sorted(equal)), stamp, ident, bool(cursor), newest_first
     )
     result = db.session.connection().execute(statement, params)
     keys = list(result.keys())

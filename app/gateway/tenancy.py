@@ -46,15 +46,22 @@ class HouseholdScope:
         return select(model).where(model.household_id == self.id)  # type: ignore[attr-defined]
 
     def rows_page(
-        self, model: type[Any], equal: Mapping[str, Any], *, limit: int, cursor: str | None
+        self,
+        model: type[Any],
+        equal: Mapping[str, Any],
+        *,
+        limit: int,
+        cursor: str | None,
+        columns: tuple[str, ...] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of this household's ``model`` rows as plain dicts, oldest first, where each
-        column named in ``equal`` has its value: for read-only lists, with no ORM work per row
-        and a statement built once per shape (``pagination.rows_page``)."""
+        column named in ``equal`` has its value, with only ``columns`` when given: for read-only
+        lists, with no ORM work per row and a statement built once per shape
+        (``pagination.rows_page``)."""
         if "household_id" in equal:
             raise ValueError("the household is the scope's, never the caller's")
         return rows_page(model.__table__, {**equal, "household_id": self.id},
-                         limit=limit, cursor=cursor)
+                         limit=limit, cursor=cursor, columns=columns)
 
     def get(self, model: type[T], object_id: Any, what: str | None = None) -> T:
         """The object with this id in this household, else 404 (also for other households')."""

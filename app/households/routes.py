@@ -184,6 +184,9 @@ def remove_member(call: Call, user_id: str) -> Reply:
 # -- items -----------------------------------------------------------------------------------
 
 
+ITEM_COLUMNS = tuple(ItemOut.model_fields)  # what a list shows of each item, no more
+
+
 @bp.get("/households/<household_id>/items")
 @endpoint(permissions=["items:read"], query=ItemQuery, response=ItemPage, household=True,
           tags=["items"], summary="Wardrobe items, filterable by category, color and size")
@@ -191,7 +194,7 @@ def list_items(household: HouseholdScope, query: ItemQuery) -> ItemPage:
     filters = {"category": query.category, "color": query.color, "size": query.size}
     rows, cursor = household.rows_page(
         Item, {name: value for name, value in filters.items() if value is not None},
-        limit=query.limit, cursor=query.cursor)
+        limit=query.limit, cursor=query.cursor, columns=ITEM_COLUMNS)
     return ItemPage.model_validate({"items": rows, "next_cursor": cursor})
 
 
