@@ -1,6 +1,6 @@
 """Secured household read vs a bare Flask endpoint returning the same body, same gunicorn config.
 
-    .venv/bin/python bench/bench_read.py [--seconds 10] [--workers 2]
+    .venv/bin/python bench/bench_read.py [--seconds 10] [--workers 2] [--db postgresql]
 
 Measures GET /api/households/{id}/items?limit=20 (20 items, bearer token, membership check,
 rate limiter on, response schema) against the bare endpoint; prints both, the ratio (target: at
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -21,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import gunicorn, report, scratch_dir, wrk  # noqa: E402
 
 
-def prepare(directory: Path) -> tuple[dict[str, str], str, str, str]:
-    """A migrated SQLite database with one household of 20 items; returns env, path, token and
-    the user's id."""
+def prepare(database_url: str, body_file: Path) -> tuple[dict[str, str], str, str, str]:
+    """A migrated database with one household of 20 items, the read's body in ``body_file`` (the
+    bare baseline serves it); returns env, path, token and the user's id."""
     from sqlalchemy import event
 
     from app import create_app
@@ -33,7 +34,7 @@ def prepare(directory: Path) -> tuple[dict[str, str], str, str, str]:
 
     env = {
         "HEARTHGATE_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{directory / 'bench.sqlite3'}",
+        "DATABASE_URL": database_url,
         "AUTH_JWT_SECRET": "bench-secret-0123456789abcdef0123456789",
         "AUTH_ACCESS_TOKEN_TTL_SECONDS": "86400",
         "RATELIMIT_AUTHENTICATED": "100000000/minute",
@@ -61,7 +62,7 @@ def prepare(directory: Path) -> tuple[dict[str, str], str, str, str]:
     print(f"SQL statements per secured read: {len(statements)}")
     for statement in statements:
         print("   ", " ".join(statement.split())[:110])
-    (directory / "body.json").write_bytes(body.data)
+    body_file.write_bytes(body.data)
     Database.engine(app).dispose()
     return env, path, token, user.id
 
@@ -71,9 +72,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
-    with scratch_dir() as directory:
-        env, path, token, user = prepare(directory)
+    from tests.services import postgres_server
+
+    with scratch_dir() as directory, ExitStack() as stack:
+        if args.db == "postgresql":
+            server = stack.enter_context(postgres_server())
+            server.psql("CREATE DATABASE bench")
+            database_url = server.url("bench")
+        else:
+            database_url = f"sqlite:///{directory / 'bench.sqlite3'}"
+        env, path, token, user = prepare(database_url, directory / "body.json")
         with gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": str(directory / "body.json")},
                       args.workers) as url:
             baseline = wrk(url + "/bare", seconds=args.seconds, connections=args.connections)
@@ -93,7 +103,8 @@ def main() -> None:
         report("Secured household read against that floor (what the gateway itself costs)",
                floor, secured)
         report(f"Secured household read (GET {path.split('?')[0].rsplit('/', 1)[0]}/…/items?limit=20,"
-               f" {args.workers} workers, {args.connections} connections, {args.seconds}s)",
+               f" {args.db}, {args.workers} workers, {args.connections} connections,"
+               f" {args.seconds}s)",
                baseline, secured, target=0.55)
 
 
