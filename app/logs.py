@@ -1,8 +1,8 @@
 """Structured logging: JSON lines carrying the request id, and a filter that redacts secrets.
 
 The redaction masks every value the secret store has handed out (registered through
-``Redactor.add``) and anything shaped like a bearer token, a JWT or an ``X-Internal-Token`` value,
-in the message, its arguments and the formatted traceback.
+``Redactor.add``) and anything shaped like a bearer token, a JWT, an ``X-Internal-Token`` value, a
+webhook secret or a PEM private key, in the message, its arguments and the formatted traceback.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from app.gateway.headers import request_id
 MASK = "[REDACTED]"
 _SHORTEST_REDACTED = 6  # shorter values would mask ordinary words; such secrets are refused anyway
 
+# Credentials by shape, wherever they appear: bearer headers, JWTs, X-Internal-Token values,
+# Standard Webhooks secrets and PEM private keys (the whole block). The audit trail's redaction
+# asks this redactor too (app/audit/redaction.py): one list of shapes for logs and stored details.
 _TOKEN_PATTERNS = re.compile(
     r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"
     r"|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"
     r"|(x-internal-token[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+    r"|\bwhsec_[A-Za-z0-9+/=]{8,}"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.|\n)*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)"
 )
 
 

@@ -29,6 +29,7 @@ def test_credentials_never_reach_the_table(app: Flask) -> None:
         "echo": internal,
         "jwtSecret": TEST_JWT_SECRET,
         "webhook": "whsec_dGVzdC1zaWduaW5nLXNlY3JldC0wMDAx",
+        "material": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
         "kept": "plain words",
         "finalHeadHash": "a" * 64,
     }
@@ -45,6 +46,7 @@ def test_credentials_never_reach_the_table(app: Flask) -> None:
         "echo": "[REDACTED]",
         "jwtSecret": "[REDACTED]",
         "webhook": "[REDACTED]",
+        "material": "[REDACTED]",
         "kept": "plain words",
         "finalHeadHash": "a" * 64,  # a hash is a proof, not a secret
     }

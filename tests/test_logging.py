@@ -40,6 +40,23 @@ def test_bearer_tokens_and_jwts_are_masked(caplog) -> None:  # type: ignore[no-u
     assert "int-token-xyz" not in caplog.text
 
 
+def test_webhook_secrets_and_private_keys_are_masked(caplog) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    body = pem.splitlines()[1]
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("t").info("hyperbeam secret %s rotated", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        logging.getLogger("t").info("key loaded:\n%s and then some", pem)
+        logging.getLogger("t").info("half a key: %s", pem[:60])
+    assert "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" not in caplog.text and "rotated" in caplog.text
+    assert body not in caplog.text and "and then some" in caplog.text
+    assert pem[40:60] not in caplog.text
+
+
 def test_traceback_text_is_redacted(caplog) -> None:  # type: ignore[no-untyped-def]
     redactor.add("tb-secret-value-777")
     with caplog.at_level(logging.ERROR):
