@@ -182,3 +182,25 @@ def test_a_late_cart_is_a_conflict_whatever_its_amount(family: Family) -> None:
         r = family.cart_ready(intent["intentId"], cart=cart)
         assert r.status_code == 409, r.get_json()
     assert snapshot(family.app) == before
+
+
+@pytest.mark.parametrize("report", ["failed", "cart_ready"])
+def test_a_report_after_the_ttl_expires_the_intent(
+    family: Family, monkeypatch: pytest.MonkeyPatch, report: str
+) -> None:
+    from datetime import timedelta
+
+    from app.buyflow import clock
+
+    start = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: start)
+    request_id, intent = purchasing(family)
+    monkeypatch.setattr(clock, "now", lambda: start + timedelta(seconds=901))
+    r = getattr(family, report)(intent["intentId"])
+    assert r.status_code == 410, r.get_json()
+    assert family.intent_row(intent["intentId"]).status == "EXPIRED"
+    assert family.request_row(request_id).status == "FAILED"
+    assert family.audit_actions()[-1] == "intent.expired"
+    before = snapshot(family.app)
+    again = getattr(family, report)(intent["intentId"])
+    assert again.status_code == 410 and snapshot(family.app) == before

@@ -33,13 +33,19 @@ def _bound(intent_id: str, actor_user_id: str) -> PurchaseIntent:
     return intent
 
 
-def cart_ready(intent_id: str, body: CartReadyIn) -> IntentStatusOut:
-    """PURCHASING → CART_READY. The cart may not exceed the approved amount or change currency."""
-    intent = _bound(intent_id, body.actor_user_id)
+def _refuse_expired(intent: PurchaseIntent) -> None:
+    """410 for an intent past its TTL; the first report after the TTL marks it EXPIRED (and its
+    request FAILED), exactly as a late confirmation does."""
     if intent.status == "EXPIRED":
         raise Gone("The purchase intent has expired")
     if intent.status in ACTIVE and is_expired(intent):
         expire_and_raise(intent)
+
+
+def cart_ready(intent_id: str, body: CartReadyIn) -> IntentStatusOut:
+    """PURCHASING → CART_READY. The cart may not exceed the approved amount or change currency."""
+    intent = _bound(intent_id, body.actor_user_id)
+    _refuse_expired(intent)
     if intent.status != "PURCHASING":  # the state first: a late cart for a finished intent is 409
         raise Conflict("The intent is not waiting for a cart")
     request = db.session.get(PurchaseRequest, intent.request_id)
@@ -61,9 +67,12 @@ def cart_ready(intent_id: str, body: CartReadyIn) -> IntentStatusOut:
 
 
 def failed(intent_id: str, body: FailedIn) -> IntentStatusOut:
-    """PURCHASING or CART_READY → FAILED (the request may then start a new intent)."""
+    """PURCHASING or CART_READY → FAILED (the request may then start a new intent). An intent
+    past its TTL is EXPIRED instead (410): the timeout, not the report, ended it."""
     intent = _bound(intent_id, body.actor_user_id)
-    if not transition(PurchaseIntent, intent.id, ACTIVE, "FAILED", failure_reason=body.reason):
+    _refuse_expired(intent)
+    if not transition(PurchaseIntent, intent.id, ACTIVE, "FAILED",
+                      where=[PurchaseIntent.expires_at > clock.now()], failure_reason=body.reason):
         raise Conflict("The intent is not in progress")
     transition_or_conflict(PurchaseRequest, intent.request_id, ACTIVE, "FAILED",
                            what="Purchase request")
