@@ -148,7 +148,8 @@ def secrets_rm(name: str, household: str | None) -> None:
 
 def register_cli(app: Flask) -> None:
     from app.audit.cli import audit_cli
+    from app.buyflow.cli import buyflow_cli
 
-    for group in (db_cli, plugins_cli, security_cli, secrets_cli, audit_cli):
+    for group in (db_cli, plugins_cli, security_cli, secrets_cli, audit_cli, buyflow_cli):
         app.cli.add_command(group)
     hook(app).register_commands(cli=app.cli)

@@ -100,6 +100,9 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     # Buy-flow and machine-to-machine
     Setting("CHECKOUT_CONFIRMATION_TTL_SECONDS", "int", 900, "confirmation token lifetime"),
+    Setting("IDEMPOTENCY_KEY_RETENTION_SECONDS", "int", 86400,
+            "how long an Idempotency-Key replays its response (then it names a new request, and"
+            " `flask buyflow purge-idempotency-keys` deletes it)"),
     Setting("BUYFLOW_ALLOW_OWNER_SELF_APPROVAL", "bool", False,
             "an owner may approve their own request"),
     Setting("BUYFLOW_INTERNAL_TOKEN", "list", None,

@@ -121,3 +121,43 @@ def test_malformed_keys_are_400(family: Family, key: str) -> None:
                                     "Idempotency-Key": key.encode().decode("latin-1")})
     assert r.status_code == 400
     assert snapshot(family.app) == before
+
+
+def test_a_key_past_its_retention_names_a_new_request(
+    family: Family, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from app.buyflow import clock
+
+    start = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: start)
+    first = family.post(family.child, "", BODY, **{"Idempotency-Key": "old-1"})
+    assert first.status_code == 201
+    monkeypatch.setattr(clock, "now", lambda: start + timedelta(seconds=86399))
+    assert family.post(family.child, "", BODY, **{"Idempotency-Key": "old-1"}).get_json() == \
+        first.get_json()  # within the day: a replay
+    monkeypatch.setattr(clock, "now", lambda: start + timedelta(seconds=86401))
+    second = family.post(family.child, "", {**BODY, "title": "Sledge"}, **{"Idempotency-Key": "old-1"})
+    assert second.status_code == 201 and second.get_json()["id"] != first.get_json()["id"]
+    stored = [k for k in keys(family) if k.key == "old-1"]
+    assert len(stored) == 1 and '"Sledge"' in (stored[0].response_body or "")
+
+
+def test_purge_deletes_only_stale_keys(family: Family, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from app.buyflow import clock
+
+    start = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: start)
+    family.post(family.child, "", BODY, **{"Idempotency-Key": "stale-1"})
+    family.post(family.adult, "", BODY, **{"Idempotency-Key": "stale-2"})
+    monkeypatch.setattr(clock, "now", lambda: start + timedelta(hours=23))
+    family.post(family.child, "", BODY, **{"Idempotency-Key": "fresh-1"})
+    monkeypatch.setattr(clock, "now", lambda: start + timedelta(hours=25))
+    result = family.app.test_cli_runner().invoke(args=["buyflow", "purge-idempotency-keys"])
+    assert result.exit_code == 0 and "deleted 2 stale idempotency keys" in result.output
+    assert [k.key for k in keys(family)] == ["fresh-1"]
+    again = family.app.test_cli_runner().invoke(args=["buyflow", "purge-idempotency-keys"])
+    assert "deleted 0 " in again.output and [k.key for k in keys(family)] == ["fresh-1"]

@@ -7,7 +7,9 @@ concurrent duplicate blocks on the index until the first transaction ends and th
 it stored; it never runs the handler a second time.
 
 A key names one request: same method, path and body (SHA-256 ``fingerprint``). The same key with
-anything else is 422.
+anything else is 422. A key replays for ``IDEMPOTENCY_KEY_RETENTION_SECONDS``; after that it is
+free again (the stale row is replaced on reuse, and ``flask buyflow purge-idempotency-keys``
+deletes stale rows in bulk).
 
 Confirmation tokens are never stored: fields listed in ``withhold`` are dropped from the stored
 body, and such a route answers a replay with 409 naming what it created (``replay="conflict"``)
@@ -22,13 +24,15 @@ import inspect
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from flask import request
+from flask import current_app, request
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from app.buyflow import clock
 from app.db import db
 from app.gateway.contracts import Call, Reply
 from app.gateway.errors import BadRequest, Conflict, Unprocessable
@@ -51,28 +55,49 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
+def stale_before() -> datetime:
+    """Keys created before this moment no longer replay."""
+    return clock.now() - timedelta(seconds=current_app.config["IDEMPOTENCY_KEY_RETENTION_SECONDS"])
+
+
 def _claim(call: Call, key: str, print_: str) -> tuple[IdempotencyKey, IdempotencyKey | None]:
-    """Insert the key row; on a unique conflict, the row someone else committed."""
+    """Insert the key row; on a unique conflict, the row someone else committed (a stale one is
+    deleted and the insert tried once more)."""
     assert call.principal is not None and call.household is not None  # noqa: S101 - bearer+household
-    row = IdempotencyKey(
-        user_id=call.principal.user_id, household_id=call.household.id, key=key,
-        fingerprint=print_, status_code=0,
-    )
+    user_id = call.principal.user_id
     session = db.session
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-        return row, None
-    except IntegrityError:
-        if row in session:
-            session.expunge(row)
-    existing = session.scalars(
-        select(IdempotencyKey).where(
-            IdempotencyKey.user_id == call.principal.user_id, IdempotencyKey.key == key
+    for _attempt in range(2):
+        row = IdempotencyKey(
+            user_id=user_id, household_id=call.household.id, key=key, fingerprint=print_,
+            status_code=0, created_at=clock.now(),
         )
-    ).one()
-    return row, existing
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            return row, None
+        except IntegrityError:
+            if row in session:
+                session.expunge(row)
+        existing = session.scalars(
+            select(IdempotencyKey).where(IdempotencyKey.user_id == user_id,
+                                         IdempotencyKey.key == key)
+        ).one()
+        if existing.created_at >= stale_before():
+            return row, existing
+        session.execute(delete(IdempotencyKey).where(
+            IdempotencyKey.id == existing.id, IdempotencyKey.created_at < stale_before()))
+        session.expunge(existing)
+    raise Conflict(f"This {HEADER} is being reused by another request; retry")
+
+
+def purge_stale_keys() -> int:
+    """Delete every key past its retention; returns how many."""
+    result = db.session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < stale_before())
+    )
+    db.session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _replay(existing: IdempotencyKey, print_: str, mode: str) -> Reply:
