@@ -16,6 +16,8 @@ from app.db import db
 from app.logs import configure_logging, redactor
 from app.secrets import (
     BackendUnavailable,
+    SecretAccessDenied,
+    SecretNotFound,
     SecretStoreError,
     resolve_secret_settings,
     secret_store_unavailable,
@@ -89,7 +91,8 @@ def open_secret_store(app: Flask) -> None:
     store.on_value = redactor.add
     app.extensions["hearthgate.secrets"] = store
     add_check(app, "secrets", lambda _app: store.check())
-    app.register_error_handler(BackendUnavailable, secret_store_unavailable)
+    for unavailable in (BackendUnavailable, SecretNotFound, SecretAccessDenied):
+        app.register_error_handler(unavailable, secret_store_unavailable)
     try:
         store.check()
         resolve_secret_settings(app.config, store)

@@ -271,8 +271,10 @@ class TenantSecrets:
         self.store._remove(self.name_of(name))
 
 
-def secret_store_unavailable(exc: BackendUnavailable) -> Any:
-    """A request that needed a secret while the backend was down: 503 naming the component."""
+def secret_store_unavailable(exc: SecretStoreError) -> Any:
+    """A request that needed a secret the store could not give (backend down, secret missing or
+    refused to our credentials): 503 naming the component. The log says which names, the
+    response does not."""
     from app.gateway.errors import error_response
 
     log.error("%s", exc)

@@ -35,7 +35,9 @@ def test_a_household_secret_is_read_through_its_tenant_view(make_app: Callable[.
     app.extensions["hearthgate.secrets"].for_tenant("hh_a").set("provider_key", HOUSEHOLD_KEY)
     response = app.test_client().get("/probe/hh_a")
     assert response.status_code == 200 and response.json == {"length": len(HOUSEHOLD_KEY)}
-    assert app.test_client().get("/probe/hh_b").status_code == 500  # not found is a server error
+    missing = app.test_client().get("/probe/hh_b")  # hh_b has no provider_key
+    assert missing.status_code == 503 and missing.json["component"] == "secrets"
+    assert "provider_key" not in missing.get_data(as_text=True)
 
 
 def test_a_secret_backend_outage_is_a_503_without_values(
