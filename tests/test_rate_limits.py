@@ -256,6 +256,18 @@ def test_redis_uris_get_timeouts_unless_they_set_their_own() -> None:
         "redis://h:1/0?socket_timeout=5&socket_connect_timeout=1")
 
 
+def test_a_sentinel_storage_gets_timeouts_for_the_sentinels_and_the_master(make_app) -> None:  # type: ignore[no-untyped-def]
+    # Nothing listens on port 1: building the storage connects to nothing, a request would.
+    app = make_app(RATELIMIT_ENABLED=True,
+                   RATELIMIT_STORAGE_URI="redis+sentinel://127.0.0.1:1/mymaster")
+    sentinel = app.extensions["hearthgate.limiter"].storage.sentinel
+    assert sentinel.sentinel_kwargs == {"socket_connect_timeout": 1, "socket_timeout": 1}
+    assert sentinel.connection_kwargs == {"socket_connect_timeout": 1, "socket_timeout": 1}
+    assert limits.storage_options("redis+cluster://h:7000") == {
+        "socket_connect_timeout": 1, "socket_timeout": 1}
+    assert limits.storage_options("redis://h:1/0") == {}  # its URI carries them
+
+
 def test_a_plugin_can_serve_its_own_storage_scheme(limited_app: LimitedApp) -> None:
     class CustomStorage:
         @hookimpl

@@ -317,6 +317,22 @@ def _limit_setting(config: Mapping[str, Any], name: str) -> RateLimitItem:
         raise ConfigurationError(f"{name} is not a rate limit such as '100/minute'") from None
 
 
+# redis-py waits forever by default; a limiter that hangs would hang every request.
+REDIS_TIMEOUT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
+
+
+def storage_options(uri: str) -> dict[str, Any]:
+    """Constructor options for the storages that read no timeouts from their URI: sentinel (for
+    the sentinels and for the master and replicas they name) and cluster. ``redis://`` URIs carry
+    theirs in the query (plugins/limiter.py)."""
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme == "redis+sentinel":
+        return {**REDIS_TIMEOUT_OPTIONS, "sentinel_kwargs": dict(REDIS_TIMEOUT_OPTIONS)}
+    if scheme == "redis+cluster":
+        return dict(REDIS_TIMEOUT_OPTIONS)
+    return {}
+
+
 def storage_uri(app: Flask, hook: Callable[..., Any]) -> str:
     """The storage URI as the ``limiter_storage`` hook accepted (and possibly rewrote) it."""
     uri = str(app.config.get("RATELIMIT_STORAGE_URI") or "memory://")
@@ -343,7 +359,7 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
     anonymous = _limit_setting(config, "RATELIMIT_ANONYMOUS")
     service = _limit_setting(config, "RATELIMIT_INTERNAL")
     uri = storage_uri(app, hook(app).limiter_storage)
-    storage = storage_from_string(uri)
+    storage = storage_from_string(uri, **storage_options(uri))
     if not isinstance(storage, Storage):  # an async:// storage: this is a WSGI application
         raise ConfigurationError("RATELIMIT_STORAGE_URI names an asynchronous storage")
     try:
