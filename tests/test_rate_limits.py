@@ -124,7 +124,7 @@ def test_health_endpoints_are_not_limited(limited_app: LimitedApp) -> None:
 
 def test_disabled_limits_neither_limit_nor_add_headers(limited_app: LimitedApp) -> None:
     app = limited_app(RATELIMIT_ENABLED=False, RATELIMIT_ANONYMOUS="1/minute")
-    assert "hearthgate.rate_limit" not in app.extensions
+    assert "hearthgate.limiter" not in app.extensions
     client = app.test_client()
     responses = [client.get("/api/limit-test/public") for _ in range(5)]
     assert [r.status_code for r in responses] == [200] * 5

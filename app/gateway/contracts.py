@@ -5,7 +5,7 @@ The request path, top to bottom (DESIGN.md "One request, one path"):
     request id                 app.gateway.headers (a WSGI layer around the app)
     authentication             public, bearer (Principal) or internal token
     client IP                  app.gateway.clientip, when a rate limit or a login asks for it
-    rate limit                 app.extensions["hearthgate.rate_limit"], when installed
+    rate limit                 app.extensions["hearthgate.limiter"], when installed
     body / query schema        pydantic; unknown fields dropped
     permissions                all of ``permissions`` or 403
     household + role           HouseholdScope from the path's household_id; roles, else 403
@@ -208,7 +208,7 @@ def _authenticate(call: Call) -> None:
 
 
 def _rate_limit(call: Call) -> None:
-    limiter = current_app.extensions.get("hearthgate.rate_limit")
+    limiter = current_app.extensions.get("hearthgate.limiter")
     if limiter is not None:
         limiter(call)
 

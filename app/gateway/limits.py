@@ -2,7 +2,7 @@
 
 Built on ``limits``, the engine of Flask-Limiter: its storages (the URI the ``limiter_storage``
 hook accepted) and its strategies (``RATELIMIT_STRATEGY``). The limits are evaluated here, by the
-contract wrapper right after authentication (``app.extensions["hearthgate.rate_limit"]``), rather
+contract wrapper right after authentication (``app.extensions["hearthgate.limiter"]``), rather
 than by Flask-Limiter's extension, for three reasons: its check runs in ``before_request``, before
 the bearer token is verified, while the key must be the *verified* ``sub``; its in-memory fallback
 is one switch for the whole application, while the failure policy here differs per endpoint
@@ -378,7 +378,6 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
         config=config,
     )
     app.extensions["hearthgate.limiter"] = limiter
-    app.extensions["hearthgate.rate_limit"] = limiter
     add_check(app, "ratelimit", limiter.check_storage)
     return limiter
 
