@@ -338,3 +338,32 @@ def test_webhooks_are_not_cut_by_the_anonymous_limit(make_app) -> None:  # type:
                                     headers={"webhook-id": f"msg_{n}", "webhook-timestamp": "1",
                                              "webhook-signature": "v1,x"}).status_code)
     assert 429 not in statuses[:4] and statuses[4] == 429
+
+
+def test_the_memory_storage_counts_without_starting_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time as clock
+
+    from limits import parse
+    from limits.strategies import FixedWindowRateLimiter
+
+    from app.gateway.limit_memory import SweptMemoryStorage
+
+    storage = SweptMemoryStorage()
+    started: list[threading.Thread] = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start",
+                        lambda self: (started.append(self), real_start(self))[1])
+    limiter = FixedWindowRateLimiter(storage)
+    item = parse("3/second")
+    assert [limiter.hit(item, "k") for _ in range(4)] == [True, True, True, False]
+    for n in range(50):
+        limiter.hit(parse("1000/second"), f"visitor-{n}")
+    assert started == []
+    assert "visitor-0" in " ".join(storage.storage)
+    # Past their window and the sweep interval, counters nobody asks about are dropped inline.
+    monkeypatch.setattr(storage, "_next_sweep", clock.monotonic() - 1)
+    real_time = clock.time
+    monkeypatch.setattr(clock, "time", lambda: real_time() + 5)
+    limiter.hit(item, "k")
+    assert not [key for key in storage.storage if "visitor" in key] and started == []

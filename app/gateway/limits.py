@@ -35,13 +35,14 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
+from limits.storage import RedisStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES, FixedWindowRateLimiter, RateLimiter
 
 from app.config import ConfigurationError, ConfigurationRefused
 from app.gateway.clientip import request_client_ip
 from app.gateway.errors import ApiError
 from app.gateway.headers import add_response_headers
+from app.gateway.limit_memory import SweptMemoryStorage
 from app.gateway.limit_redis import RedisFixedWindow
 from app.logs import redactor
 
@@ -359,7 +360,11 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
     anonymous = _limit_setting(config, "RATELIMIT_ANONYMOUS")
     service = _limit_setting(config, "RATELIMIT_INTERNAL")
     uri = storage_uri(app, hook(app).limiter_storage)
-    storage = storage_from_string(uri, **storage_options(uri))
+    storage = (
+        SweptMemoryStorage()
+        if uri.split("://", 1)[0].lower() == "memory"
+        else storage_from_string(uri, **storage_options(uri))
+    )
     if not isinstance(storage, Storage):  # an async:// storage: this is a WSGI application
         raise ConfigurationError("RATELIMIT_STORAGE_URI names an asynchronous storage")
     try:
@@ -370,7 +375,7 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
         ) from None
     limiter = ContractLimiter(
         shared=shared,
-        local=STRATEGIES[strategy](MemoryStorage()),
+        local=STRATEGIES[strategy](SweptMemoryStorage()),
         storage=storage,
         authenticated=authenticated,
         anonymous=anonymous,
