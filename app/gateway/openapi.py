@@ -17,6 +17,8 @@ from app.gateway.schemas import ErrorBody
 
 _PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _REF = "#/components/schemas/{model}"
+# A state transition of a resource: POST .../<request_id>/approve (the resource, then a verb).
+_TRANSITION = re.compile(r"(.*/<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>)/[a-z-]+")
 
 
 class _QuerySchemas(GenerateJsonSchema):
@@ -109,18 +111,27 @@ def _created_parameter(source: _Operation, operations: list[_Operation]) -> str 
 def _links_of(
     source: _Operation, operations: list[_Operation], schemas: dict[str, Any]
 ) -> dict[str, Any]:
-    """OpenAPI links of a creating operation, derived from the routes: the new resource's id is
-    followed into every operation whose path names it and whose other path parameters the
-    creator's own request already holds (stateful testing walks these; DESIGN.md)."""
-    created = _created_parameter(source, operations)
-    if created is None:
-        return {}
-    id_field = _created_id_field(source, created, schemas)
+    """OpenAPI links, derived from the routes (stateful testing walks them):
+
+    - a creating operation (POST, 201): the new resource's id is followed into every operation
+      whose path names it and whose other path parameters the creator's request already holds;
+    - a state transition (``POST .../<request_id>/approve``): the same resource onward, into
+      every operation that names its id and nothing the transition's request lacks.
+    """
     known = set(source.path_parameters)
+    created = _created_parameter(source, operations)
+    if created is not None:
+        id_field = _created_id_field(source, created, schemas)
+        follows = created
+    else:
+        transition = _TRANSITION.fullmatch(source.rule)
+        if source.method != "POST" or source.contract.response is None or transition is None:
+            return {}
+        follows, id_field = transition.group(2), ""
     links: dict[str, Any] = {}
     for target in sorted(operations, key=lambda o: (o.rule, o.method)):
         names = target.path_parameters
-        if created not in names or not set(names) <= known | {created}:
+        if follows not in names or not set(names) <= known | {follows}:
             continue
         parameters = {
             f"path.{_camel(name)}": f"$response.body#/{id_field}"
