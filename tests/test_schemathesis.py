@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, Phase, given, settings
@@ -29,11 +28,15 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 
 from tests.helpers import AuthActions
+from tests.schemathesis_support import (
+    build_schema_app,
+    drop_invented_cursor,
+    headers_for,
+    load_schema,
+    print_report,
+)
 
 MAX_EXAMPLES = 30
-BUYFLOW_TOKEN = "buyflow-internal-token-for-schemathesis-0123456789"
-ORCHESTRATOR_TOKEN = "orchestrator-internal-token-for-schemathesis-0123"
-INTERNAL_TOKENS = {"/api/internal/purchase-intents": BUYFLOW_TOKEN, "/api/internal/": ORCHESTRATOR_TOKEN}
 
 # A path parameter drawn as this placeholder is replaced by the world's id of that name.
 PLACEHOLDER = "world-placeholder"
@@ -95,12 +98,7 @@ class World:
 
 @pytest.fixture
 def schema_app(make_app: Any) -> Flask:
-    app: Flask = make_app(
-        BUYFLOW_INTERNAL_TOKEN=[BUYFLOW_TOKEN], REQUIRE_BUYFLOW_INTERNAL_TOKEN=True,
-        ORCHESTRATOR_INTERNAL_TOKEN=[ORCHESTRATOR_TOKEN], REQUIRE_INTERNAL_EVENT_TOKEN=True,
-        LOG_LEVEL="CRITICAL",
-    )
-    return app
+    return build_schema_app(make_app)
 
 
 @pytest.fixture
@@ -117,17 +115,7 @@ def world(schema_app: Flask) -> World:
 
 @pytest.fixture
 def api_schema(schema_app: Flask, world: World) -> Any:
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", schema_app)
-    schema.config.generation.update(
-        modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-        max_examples=MAX_EXAMPLES,
-        deterministic=True,
-        # The bearer token or internal token is the test's to send (below), not a fuzzed header.
-        with_security_parameters=False,
-        # Unknown query keys and headers are ignored by design (DESIGN.md: unknown fields are
-        # dropped), so an extra parameter is not an invalid request.
-        allow_extra_parameters=False,
-    )
+    schema = load_schema(schema_app, MAX_EXAMPLES)
 
     @schema.hook
     def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> Any:
@@ -146,26 +134,13 @@ def api_schema(schema_app: Flask, world: World) -> Any:
 @pytest.fixture(scope="module", autouse=True)
 def report_generated(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
     lines = [
         "schemathesis generated cases: " + ", ".join(f"{k}={v}" for k, v in sorted(GENERATED.items()))
         + f", total={sum(GENERATED.values())}",
         "schemathesis responses: " + ", ".join(f"{k}={v}" for k, v in sorted(STATUSES.items())),
         "schemathesis operations with nothing to negate: " + ", ".join(NOT_NEGATABLE),
     ]
-    assert capture is not None
-    with capture.global_and_fixture_disabled():
-        print("\n" + "\n".join(lines))
-
-
-def _headers_for(case: Case, world: World) -> dict[str, str]:
-    security = case.operation.definition.raw.get("security") or []
-    if {"bearer": []} in security:
-        return dict(world.owner)
-    if {"internalToken": []} in security:
-        token = next(v for prefix, v in INTERNAL_TOKENS.items() if case.path.startswith(prefix))
-        return {"X-Internal-Token": token}
-    return {}
+    print_report(request, lines)
 
 
 def _exercise(operation: Any, mode: GenerationMode, world: World) -> None:
@@ -176,13 +151,9 @@ def _exercise(operation: Any, mode: GenerationMode, world: World) -> None:
     )
     def run(case: Case) -> None:
         world.resolve(case)
-        if mode is GenerationMode.POSITIVE and case.query and "cursor" in case.query:
-            # A cursor is opaque (a nextCursor the server issued): the schema cannot describe a
-            # valid one, so a positive case never invents it. Forged cursors are negative
-            # cases here and in test_openapi_conformance.py.
-            del case.query["cursor"]
+        drop_invented_cursor(case, mode)
         GENERATED[mode.value] = GENERATED.get(mode.value, 0) + 1
-        response = case.call_and_validate(headers=_headers_for(case, world))
+        response = case.call_and_validate(headers=headers_for(case, world.owner))
         key = f"{response.status_code // 100}xx"
         STATUSES[key] = STATUSES.get(key, 0) + 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
@@ -16,6 +17,8 @@ from app.gateway.schemas import ErrorBody
 
 _PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _REF = "#/components/schemas/{model}"
+# A state transition of a resource: POST .../<request_id>/approve (the resource, then a verb).
+_TRANSITION = re.compile(r"(.*/<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>)/[a-z-]+")
 
 
 class _QuerySchemas(GenerateJsonSchema):
@@ -79,6 +82,80 @@ def _rate_limit_of(contract: Contract, config: Any) -> str:
     return "; ".join(limits)
 
 
+@dataclass(frozen=True)
+class _Operation:
+    rule: str
+    method: str
+    contract: Contract
+    operation: dict[str, Any]
+
+    @property
+    def path_parameters(self) -> list[str]:
+        return [m.group(1) for m in _PATH_ARG.finditer(self.rule)]
+
+
+def _created_parameter(source: _Operation, operations: list[_Operation]) -> str | None:
+    """The path parameter that names what a creating operation (POST, 201) made: the one that
+    follows the creator's path in another route (``POST .../items`` → ``.../items/<item_id>``)."""
+    if source.method != "POST" or source.contract.status != 201 or source.contract.response is None:
+        return None
+    prefix = source.rule.rstrip("/") + "/"
+    for other in operations:
+        if other.rule.startswith(prefix):
+            match = _PATH_ARG.match(other.rule, len(prefix))
+            if match is not None:
+                return match.group(1)
+    return None
+
+
+def _links_of(
+    source: _Operation, operations: list[_Operation], schemas: dict[str, Any]
+) -> dict[str, Any]:
+    """OpenAPI links, derived from the routes (stateful testing walks them):
+
+    - a creating operation (POST, 201): the new resource's id is followed into every operation
+      whose path names it and whose other path parameters the creator's request already holds;
+    - a state transition (``POST .../<request_id>/approve``): the same resource onward, into
+      every operation that names its id and nothing the transition's request lacks.
+    """
+    known = set(source.path_parameters)
+    created = _created_parameter(source, operations)
+    if created is not None:
+        id_field = _created_id_field(source, created, schemas)
+        follows = created
+    else:
+        transition = _TRANSITION.fullmatch(source.rule)
+        if source.method != "POST" or source.contract.response is None or transition is None:
+            return {}
+        follows, id_field = transition.group(2), ""
+    links: dict[str, Any] = {}
+    for target in sorted(operations, key=lambda o: (o.rule, o.method)):
+        names = target.path_parameters
+        if follows not in names or not set(names) <= known | {follows}:
+            continue
+        parameters = {
+            f"path.{_camel(name)}": f"$response.body#/{id_field}"
+            if name == created
+            else f"$request.path.{_camel(name)}"
+            for name in names
+        }
+        operation_id = target.operation["operationId"]
+        links[operation_id] = {"operationId": operation_id, "parameters": parameters}
+    return links
+
+
+def _created_id_field(source: _Operation, created: str, schemas: dict[str, Any]) -> str:
+    """The response field holding the new id: the path parameter's own name (``intentId``,
+    ``userId``), else ``id``."""
+    assert source.contract.response is not None  # noqa: S101 - _created_parameter checked it
+    model = source.contract.response.__name__
+    properties = schemas.get(f"{model}-Output", schemas.get(model, {})).get("properties", {})
+    for field in (_camel(created), "id"):
+        if field in properties:
+            return field
+    raise ValueError(f"{model} holds neither {_camel(created)} nor id (links of {source.rule})")
+
+
 def build_openapi(app: Flask) -> dict[str, Any]:
     routes: list[tuple[str, str, Contract, str]] = []
     models: set[type[BaseModel]] = {ErrorBody}
@@ -103,6 +180,7 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         return schema
 
     paths: dict[str, dict[str, Any]] = {}
+    operations: list[_Operation] = []
     for rule, method, contract, endpoint_name in routes:
         path = _PATH_ARG.sub(lambda m: "{" + _camel(m.group(1)) + "}", rule)
         operation: dict[str, Any] = {
@@ -178,6 +256,12 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             }
         operation["responses"] = responses
         paths.setdefault(path, {})[method.lower()] = operation
+        operations.append(_Operation(rule, method, contract, operation))
+
+    for source in operations:
+        links = _links_of(source, operations, definitions.get("$defs", {}))
+        if links:
+            source.operation["responses"][str(source.contract.status)]["links"] = links
 
     return {
         "openapi": "3.1.0",
