@@ -145,6 +145,9 @@ SETTINGS: tuple[Setting, ...] = (
             "checkpoints and exports; generated per process outside production", secret=True),
     Setting("AUDIT_CHECKPOINT_EVERY", "int", 100,
             "sign a chain's head every N entries (0: only on `flask audit checkpoint`)"),
+    Setting("AUDIT_SINK_QUEUE_SIZE", "int", 10000,
+            "committed events waiting for the audit_sink plugins, per process (beyond it an event"
+            " is not forwarded, with a warning)"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -70,7 +70,9 @@ def permissions_for_user(user: Any, claims: dict[str, Any] | None) -> list[str] 
 
 @hookspec
 def audit_sink(event: dict[str, Any]) -> None:
-    """Forward a committed audit event (already redacted) to an external sink.
+    """Forward a committed audit event (already redacted) to an external sink. Called from the
+    worker's audit-sink thread, one event at a time, in commit order; may block (it holds no
+    request), and an exception is logged.
 
     :param event: the event as stored: chain, seq, action, resource, decision, hashes...
     """

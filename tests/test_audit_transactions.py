@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,17 +82,26 @@ def failing_audit_storage(app: Flask) -> Iterator[None]:
 
 
 class RecordingSink:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.received: list[dict[str, Any]] = []
+        self.threads: set[str] = set()
 
     @hookimpl
     def audit_sink(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+        self.threads.add(threading.current_thread().name)
+        self.received.append(event)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """What the sink received once everything committed so far was delivered."""
+        assert self.app.extensions["hearthgate.audit_sinks"].drain(10)
+        return self.received
 
 
 @pytest.fixture
 def sink(app: Flask) -> RecordingSink:
-    plugin = RecordingSink()
+    plugin = RecordingSink(app)
     app.extensions["hearthgate.plugins"].register(plugin, name="recording-sink")
     return plugin
 
@@ -163,3 +173,65 @@ def test_a_failing_sink_does_not_undo_the_commit(app: Flask, sink: RecordingSink
     with session_of(app) as session:
         assert session.scalars(select(AuditEvent.action)).all() == ["test.committed"]
     assert [e["action"] for e in sink.events] == ["test.committed"]
+
+
+def test_a_slow_sink_never_holds_the_response(
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    sink: RecordingSink,
+) -> None:
+    release, entered = threading.Event(), threading.Event()
+
+    class SlowSink:
+        @hookimpl
+        def audit_sink(self, event: dict[str, Any]) -> None:
+            entered.set()
+            release.wait(30)  # a SIEM that does not answer
+
+    app.extensions["hearthgate.plugins"].register(SlowSink(), name="slow-sink")
+    try:
+        r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+        # The response is here while the sink still waits: delivery is not on the request path.
+        assert r.status_code == 204 and not release.is_set()
+        assert entered.wait(10)
+        assert _status(app, request_setup["request"]) == "APPROVED"
+    finally:
+        release.set()
+    assert [e["action"] for e in sink.events] == ["request.approved"]
+    assert sink.threads == {"audit-sinks"}
+
+
+def test_a_full_queue_drops_with_a_warning_and_the_chain_stays_whole(
+    make_app, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+) -> None:
+    app = make_app(AUDIT_SINK_QUEUE_SIZE=1)
+    release, entered = threading.Event(), threading.Event()
+
+    class StuckSink:
+        def __init__(self) -> None:
+            self.received: list[int] = []
+
+        @hookimpl
+        def audit_sink(self, event: dict[str, Any]) -> None:
+            entered.set()
+            release.wait(30)
+            self.received.append(event["seq"])
+
+    stuck = StuckSink()
+    app.extensions["hearthgate.plugins"].register(stuck, name="stuck-sink")
+    try:
+        with app.app_context(), session_of(app) as session, caplog.at_level("WARNING"):
+            for n in range(4):
+                audit.record(f"test.burst-{n}", session=session)
+                session.commit()
+                if n == 0:
+                    assert entered.wait(10)  # the first is in the sink's hands
+    finally:
+        release.set()
+    assert app.extensions["hearthgate.audit_sinks"].drain(10)
+    relay = app.extensions["hearthgate.audit_sinks"]
+    # One in the sink's hands, one queued; the rest were not forwarded, each with a warning.
+    assert stuck.received == [1, 2] and relay.dropped == 2
+    assert caplog.text.count("audit sink queue full") == 2
+    with session_of(app) as session:
+        assert len(session.scalars(select(AuditEvent)).all()) == 4
+    assert verify(app).ok
