@@ -153,13 +153,6 @@ def verify_chains(entries: Iterable[Entry], checkpoints: Iterable[Mapping[str, A
     return report
 
 
-_COLUMNS = (
-    AuditEvent.chain, AuditEvent.seq, AuditEvent.household_id, AuditEvent.principal_id,
-    AuditEvent.action, AuditEvent.resource, AuditEvent.decision, AuditEvent.correlation_id,
-    AuditEvent.details, AuditEvent.created_at, AuditEvent.prev_hash, AuditEvent.hash,
-)
-
-
 def _sqlite_timestamp(raw: str) -> str:
     # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff', microseconds always
     # six digits: the hashed form is that text with a T and a Z, no datetime round trip needed.
@@ -180,8 +173,12 @@ def stored_entries(session: Session, chain: str | None = None, raw_details: bool
     sqlite = connection.dialect.name == "sqlite"
     created = type_coerce(AuditEvent.created_at, String) if sqlite else AuditEvent.created_at
     details = cast(AuditEvent.details, Text) if raw_details else AuditEvent.details
-    query = select(*_COLUMNS[:8], details, created, *_COLUMNS[10:]).order_by(
-        AuditEvent.chain, AuditEvent.seq)
+    # The same order as the unpacking below.
+    query = select(
+        AuditEvent.chain, AuditEvent.seq, AuditEvent.household_id, AuditEvent.principal_id,
+        AuditEvent.action, AuditEvent.resource, AuditEvent.decision, AuditEvent.correlation_id,
+        details, created, AuditEvent.prev_hash, AuditEvent.hash,
+    ).order_by(AuditEvent.chain, AuditEvent.seq)
     if chain is not None:
         query = query.where(AuditEvent.chain == chain)
     render = _sqlite_timestamp if sqlite else timestamp
