@@ -27,6 +27,21 @@ remember(CURRENT, PENDING, CREATED, DEBUG_ONLY, SETTING)
 pytestmark = pytest.mark.usefixtures("aws_credentials")
 
 
+def test_remove_with_a_recovery_window_can_be_restored(moto: Moto) -> None:
+    prefix = unique_prefix("recover")
+    store = open_store(moto.url(prefix, enable_set="true", enable_remove="true",
+                                recovery_days="7"))
+    store.set("webhook", CREATED)
+    store.remove("webhook")
+    client = moto.client()
+    described = client.describe_secret(SecretId=f"{prefix}/webhook")
+    assert "DeletedDate" in described  # scheduled for deletion in 7 days, not gone
+    with pytest.raises(client.exceptions.InvalidRequestException):
+        client.get_secret_value(SecretId=f"{prefix}/webhook")
+    client.restore_secret(SecretId=f"{prefix}/webhook")
+    assert client.get_secret_value(SecretId=f"{prefix}/webhook")["SecretString"] == CREATED
+
+
 def test_only_the_awscurrent_stage_is_served(moto: Moto) -> None:
     prefix = unique_prefix("stage")
     client = moto.client()
