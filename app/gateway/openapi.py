@@ -149,7 +149,11 @@ def _created_id_field(source: _Operation, created: str, schemas: dict[str, Any])
     ``userId``), else ``id``."""
     assert source.contract.response is not None  # noqa: S101 - _created_parameter checked it
     model = source.contract.response.__name__
-    properties = schemas.get(f"{model}-Output", schemas.get(model, {})).get("properties", {})
+    # Through the operation's own $ref: two models may share a class name (pydantic then gives
+    # each a longer name in $defs).
+    response = source.operation["responses"][str(source.contract.status)]
+    ref = response["content"]["application/json"]["schema"]["$ref"]
+    properties = schemas.get(ref.rsplit("/", 1)[1], {}).get("properties", {})
     for field in (_camel(created), "id"):
         if field in properties:
             return field
