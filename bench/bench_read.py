@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import gunicorn, report, scratch_dir, wrk  # noqa: E402
+from bench.harness import database, gunicorn, report, scratch_dir, wrk  # noqa: E402
 
 
 def prepare(database_url: str, body_file: Path) -> tuple[dict[str, str], str, str, str]:
@@ -74,15 +74,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
-    from tests.services import postgres_server
-
     with scratch_dir() as directory, ExitStack() as stack:
-        if args.db == "postgresql":
-            server = stack.enter_context(postgres_server())
-            server.psql("CREATE DATABASE bench")
-            database_url = server.url("bench")
-        else:
-            database_url = f"sqlite:///{directory / 'bench.sqlite3'}"
+        database_url = database(args.db, directory, stack)
         env, path, token, user = prepare(database_url, directory / "body.json")
         with gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": str(directory / "body.json")},
                       args.workers) as url:

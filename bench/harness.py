@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +74,18 @@ def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2) -> Iterator[s
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+def database(kind: str, directory: Path, stack: ExitStack) -> str:
+    """The URL of an empty benchmark database: a new PostgreSQL server (stopped with ``stack``)
+    or a SQLite file in ``directory``."""
+    if kind == "postgresql":
+        from tests.services import postgres_server
+
+        server = stack.enter_context(postgres_server())
+        server.psql("CREATE DATABASE bench")
+        return str(server.url("bench"))
+    return f"sqlite:///{directory / 'bench.sqlite3'}"
 
 
 @contextmanager
