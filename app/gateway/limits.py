@@ -334,6 +334,17 @@ def storage_options(uri: str) -> dict[str, Any]:
     return {}
 
 
+def open_storage(uri: str) -> Storage:
+    """The ``limits`` storage for an accepted URI, with the timeouts above; ``memory://`` without
+    its timer thread (app/gateway/limit_memory.py)."""
+    if uri.split("://", 1)[0].lower() == "memory":
+        return SweptMemoryStorage()
+    storage = storage_from_string(uri, **storage_options(uri))
+    if not isinstance(storage, Storage):  # an async:// storage: this is a WSGI application
+        raise ConfigurationError("RATELIMIT_STORAGE_URI names an asynchronous storage")
+    return storage
+
+
 def storage_uri(app: Flask, hook: Callable[..., Any]) -> str:
     """The storage URI as the ``limiter_storage`` hook accepted (and possibly rewrote) it."""
     uri = str(app.config.get("RATELIMIT_STORAGE_URI") or "memory://")
@@ -360,13 +371,7 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
     anonymous = _limit_setting(config, "RATELIMIT_ANONYMOUS")
     service = _limit_setting(config, "RATELIMIT_INTERNAL")
     uri = storage_uri(app, hook(app).limiter_storage)
-    storage = (
-        SweptMemoryStorage()
-        if uri.split("://", 1)[0].lower() == "memory"
-        else storage_from_string(uri, **storage_options(uri))
-    )
-    if not isinstance(storage, Storage):  # an async:// storage: this is a WSGI application
-        raise ConfigurationError("RATELIMIT_STORAGE_URI names an asynchronous storage")
+    storage = open_storage(uri)
     try:
         shared = STRATEGIES[strategy](storage)
     except NotImplementedError:
