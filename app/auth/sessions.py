@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from app import audit
 from app.auth.permissions import effective_permissions
@@ -36,6 +36,9 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name
 
 
+_INSERT_REFRESH = insert(RefreshToken.__table__)  # type: ignore[arg-type]
+
+
 def hash_token(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -43,12 +46,12 @@ def hash_token(value: str) -> str:
 def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None) -> TokenPair:
     refresh = secrets.token_urlsafe(32)
     ttl = int(current_app.config["AUTH_REFRESH_TOKEN_TTL_SECONDS"])
-    db.session.add(
-        RefreshToken(
-            user_id=user.id, family_id=family_id, token_hash=hash_token(refresh),
-            expires_at=utcnow() + timedelta(seconds=ttl),
-        )
-    )
+    # A plain INSERT (nothing reads the row back in this request): no unit-of-work flush.
+    db.session.execute(_INSERT_REFRESH, {
+        "id": new_id("rt"), "user_id": user.id, "family_id": family_id,
+        "token_hash": hash_token(refresh), "created_at": utcnow(),
+        "expires_at": utcnow() + timedelta(seconds=ttl),
+    })
     tokens: AccessTokens = current_app.extensions["hearthgate.tokens"]
     minted = tokens.mint({
         "sub": user.id,

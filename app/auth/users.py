@@ -40,7 +40,9 @@ def upsert_identity(
     ).first()
     if email is not None:
         email = normalise_email(email)
-        if email_taken(session, email, except_user=user.id if user else None):
+        # Already this user's (the column is unique, so no one else holds it): nothing to check.
+        if (user is None or user.email != email) and email_taken(
+                session, email, except_user=user.id if user else None):
             log.info("identity email already belongs to another account; not linked")
             email = None
     if user is None:
@@ -49,10 +51,15 @@ def upsert_identity(
             permissions=default_permissions(current_app.config),
         )
         session.add(user)
-    else:
-        if email is not None:
-            user.email = email
-        if name:
-            user.name = name[:200]
-    session.flush()
+        session.flush()
+        return user
+    changed = False
+    if email is not None and user.email != email:
+        user.email = email
+        changed = True
+    if name and user.name != name[:200]:
+        user.name = name[:200]
+        changed = True
+    if changed:  # an unchanged login writes nothing
+        session.flush()
     return user
