@@ -11,9 +11,10 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
+from app.hookspecs import hookimpl
 from app.models import AuditEvent, LoginFlow, RefreshToken, User
 from tests.helpers import snapshot
-from tests.identity_services import SPA_URL, OidcProvider, SecretWatch
+from tests.identity_services import SPA_URL, OidcProvider, SecretWatch, parts
 
 pytest_plugins = ["tests.identity_fixtures"]
 pytestmark = pytest.mark.usefixtures("secret_watch")
@@ -249,3 +250,77 @@ def test_unknown_exchange_code_is_401(make_app: Any, oidc_provider: OidcProvider
     after = snapshot(app)
     assert after["refresh_tokens"] == before["refresh_tokens"] == []
     assert [e.action for e in rows(app, AuditEvent)] == ["auth.login"]
+
+
+# -- permissions from claims ---------------------------------------------------------------------
+
+
+class AdminsByClaim:
+    """A permissions_for_user plugin granting users:admin from the ID-token claims alone."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any] | None] = []
+
+    @hookimpl
+    def permissions_for_user(self, user: Any, claims: dict[str, Any] | None) -> list[str] | None:
+        self.seen.append(claims)
+        sub = (claims or {}).get("sub")
+        return ["users:admin"] if isinstance(sub, str) and sub.startswith("idp-admin") else None
+
+
+def permissions(token: str) -> list[str]:
+    held: list[str] = parts(token)[1]["permissions"]
+    return held
+
+
+def refreshed(app: Flask, refresh_token: str) -> dict[str, Any]:
+    response = app.test_client().post("/api/auth/refresh", json={"refreshToken": refresh_token})
+    assert response.status_code == 200, response.json
+    body: dict[str, Any] = response.json
+    return body
+
+
+def test_a_refresh_grants_what_the_id_token_login_granted(
+    make_app: Any, oidc_provider: OidcProvider, secret_watch: SecretWatch
+) -> None:
+    app = make_app(**oidc_provider.config())
+    plugin = AdminsByClaim()
+    app.extensions["hearthgate.plugins"].register(plugin, name="admins-by-claim")
+    first = login(app, oidc_provider.id_token("idp-admin-1", nonce="nonce-claims-1"),
+                  nonce="nonce-claims-1").json
+    secret_watch.add(first["token"], first["refreshToken"])
+    assert "users:admin" in permissions(first["token"])
+    second = refreshed(app, first["refreshToken"])
+    third = refreshed(app, second["refreshToken"])  # carried along the rotation
+    assert "users:admin" in permissions(second["token"])
+    assert "users:admin" in permissions(third["token"])
+    # The plugin saw the same verified claims at the login and at every refresh (no nonce).
+    assert plugin.seen[-1] is not None and plugin.seen[-1]["sub"] == "idp-admin-1"
+    assert plugin.seen[-1] == plugin.seen[-2] == plugin.seen[-3]
+    assert "nonce" not in plugin.seen[-1]
+
+    plain = login(app, oidc_provider.id_token("plain-user")).json
+    assert "users:admin" not in permissions(plain["token"])
+    assert "users:admin" not in permissions(refreshed(app, plain["refreshToken"])["token"])
+
+
+def test_a_code_flow_login_and_its_refresh_see_the_claims(
+    make_app: Any, oidc_provider: OidcProvider, secret_watch: SecretWatch
+) -> None:
+    app = make_app(**oidc_provider.config())
+    plugin = AdminsByClaim()
+    app.extensions["hearthgate.plugins"].register(plugin, name="admins-by-claim")
+    client = app.test_client()
+    start = client.get("/api/auth/oidc/authorize", query_string={"redirect_uri": SPA_URL})
+    back = urlsplit(drive_provider(start.headers["Location"], "idp-admin-2"))
+    target = client.get(back.path + "?" + back.query).headers["Location"]
+    code = target.split("#code=", 1)[1]
+    secret_watch.add(code)
+    exchanged = client.post("/api/auth/oidc/exchange", json={"code": code})
+    assert exchanged.status_code == 200, exchanged.json
+    secret_watch.add(exchanged.json["token"], exchanged.json["refreshToken"])
+    assert "users:admin" in permissions(exchanged.json["token"])
+    assert plugin.seen[-1] is not None and plugin.seen[-1]["sub"] == "idp-admin-2"
+    again = refreshed(app, exchanged.json["refreshToken"])
+    assert "users:admin" in permissions(again["token"])
+    assert "nonce" not in (rows(app, LoginFlow)[0].claims or {"nonce": "missing"})
