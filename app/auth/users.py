@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import default_permissions
@@ -27,6 +27,10 @@ def email_taken(session: Session, email: str, except_user: str | None = None) ->
     return session.scalars(query).first() is not None
 
 
+_BY_IDENTITY = select(User).where(User.issuer == bindparam("issuer"),
+                                  User.subject == bindparam("subject"))
+
+
 def upsert_identity(
     session: Session, issuer: str, subject: str, email: str | None, name: str | None
 ) -> User:
@@ -35,9 +39,7 @@ def upsert_identity(
     An email already held by another account is not copied: accounts are linked by (iss, sub)
     only, never by email, which a provider might let anyone claim.
     """
-    user = session.scalars(
-        select(User).where(User.issuer == issuer, User.subject == subject)
-    ).first()
+    user = session.scalars(_BY_IDENTITY, {"issuer": issuer, "subject": subject}).first()
     if email is not None:
         email = normalise_email(email)
         # Already this user's (the column is unique, so no one else holds it): nothing to check.
