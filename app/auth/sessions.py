@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, null, select, update
 
 from app import audit
 from app.auth.permissions import effective_permissions
@@ -36,6 +36,7 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name
 
 
+_SQL_NULL = null()  # SQL NULL in a JSON column (a bare None would be stored as JSON null)
 _INSERT_REFRESH = insert(RefreshToken.__table__)  # type: ignore[arg-type]
 
 
@@ -59,11 +60,13 @@ def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None) -> Tok
     claims, stored with the refresh token and given to the ``permissions_for_user`` plugins."""
     refresh = secrets.token_urlsafe(32)
     ttl = int(current_app.config["AUTH_REFRESH_TOKEN_TTL_SECONDS"])
+    now = utcnow()
     # A plain INSERT (nothing reads the row back in this request): no unit-of-work flush.
     db.session.execute(_INSERT_REFRESH, {
         "id": new_id("rt"), "user_id": user.id, "family_id": family_id,
-        "token_hash": hash_token(refresh), "created_at": utcnow(),
-        "expires_at": utcnow() + timedelta(seconds=ttl), "login_claims": claims,
+        "token_hash": hash_token(refresh), "created_at": now,
+        "expires_at": now + timedelta(seconds=ttl),
+        "login_claims": _SQL_NULL if claims is None else claims,
     })
     tokens: AccessTokens = current_app.extensions["hearthgate.tokens"]
     minted = tokens.mint({
