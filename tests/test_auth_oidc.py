@@ -324,3 +324,62 @@ def test_a_code_flow_login_and_its_refresh_see_the_claims(
     again = refreshed(app, exchanged.json["refreshToken"])
     assert "users:admin" in permissions(again["token"])
     assert "nonce" not in (rows(app, LoginFlow)[0].claims or {"nonce": "missing"})
+
+
+# -- the user upsert -----------------------------------------------------------------------------
+
+
+def test_repeat_logins_write_the_user_only_when_the_claims_changed(
+    make_app: Any, oidc_provider: OidcProvider
+) -> None:
+    import time
+
+    from sqlalchemy import event
+
+    from app.db import Database
+
+    app = make_app(**oidc_provider.config())
+
+    def token(sub: str, email: str, name: str) -> str:
+        now = int(time.time())
+        return oidc_provider.sign({"iss": oidc_provider.issuer, "aud": "hearthgate", "sub": sub,
+                                   "iat": now, "exp": now + 300, "email": email,
+                                   "email_verified": True, "name": name})
+
+    assert login(app, token("upsert-other", "taken@example.test", "Other")).status_code == 200
+    assert login(app, token("upsert-zed", "zed@example.test", "Zed")).status_code == 200
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    event.listen(Database.engine(app), "before_cursor_execute", seen)
+    try:
+        assert login(app, token("upsert-zed", "ZED@example.test ", "Zed")).status_code == 200
+        unchanged = list(statements)
+        statements.clear()
+        assert login(app, token("upsert-zed", "zed@example.test", "Zed Two")).status_code == 200
+        renamed = list(statements)
+    finally:
+        event.remove(Database.engine(app), "before_cursor_execute", seen)
+    # Unchanged claims (the email differs only in case and spaces): one read of the user, no
+    # lookup of the email, no UPDATE.
+    assert [s for s in unchanged if "USERS" in s.split(" WHERE")[0]] == [
+        next(s for s in unchanged if s.startswith("SELECT USERS.ID, USERS.EMAIL"))]
+    assert any(s.startswith("UPDATE USERS") for s in renamed)
+    if Database.engine(app).dialect.name == "postgresql":
+        # The whole login: the user, the refresh token, the chain's lock, its head, the event
+        # (no savepoint: the lock queues the appenders).
+        assert [s.split(" (")[0].split(" FROM ")[0][:40] for s in unchanged] == [
+            "SELECT USERS.ID, USERS.EMAIL, USERS.NAME", "INSERT INTO REFRESH_TOKENS",
+            "SELECT PG_ADVISORY_XACT_LOCK(%(KEY)S)", "SELECT AUDIT_EVENTS.SEQ, AUDIT_EVENTS.HA",
+            "INSERT INTO AUDIT_EVENTS"]
+
+    before = {u.subject: (u.email, u.name) for u in rows(app, User)}
+    assert before["upsert-zed"] == ("zed@example.test", "Zed Two")
+    # An email held by another account is not copied; a free one is.
+    assert login(app, token("upsert-zed", "taken@example.test", "Zed Two")).status_code == 200
+    after = {u.subject: (u.email, u.name) for u in rows(app, User)}
+    assert after == before
+    assert login(app, token("upsert-zed", "new@example.test", "Zed Two")).status_code == 200
+    assert {u.subject: u.email for u in rows(app, User)}["upsert-zed"] == "new@example.test"
