@@ -71,8 +71,9 @@ def _checkpoint_every() -> int:
 
 
 def _append(session: Session, event: AuditEvent) -> AuditEvent:
-    """Link ``event`` to its chain's head and add it; retries only when a concurrent writer took
-    the sequence number (any other failure propagates: the caller's change must not commit)."""
+    """Link ``event`` to its chain's head and add it. On PostgreSQL under the chain's lock, once;
+    elsewhere retried only when a concurrent writer took the sequence number. Any other failure
+    propagates: the caller's change must not commit."""
     every = _checkpoint_every()
     if _lock_chain(session, event.chain):
         # The lock queues every appender of this chain: no savepoint, no retry (module docstring).
