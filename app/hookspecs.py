@@ -63,8 +63,14 @@ def limiter_storage(uri: str, config: dict[str, Any]) -> str | None:
 def permissions_for_user(user: Any, claims: dict[str, Any] | None) -> list[str] | None:
     """Extra permissions for a user at login or refresh (e.g. mapped from provider groups).
 
+    Called whenever an access token is minted. A session (refresh-token family) keeps the claims
+    it was opened with, so a login and every refresh of its session pass the same ``claims``:
+    a grant derived from them lasts as long as the session, and changes at the user's next login.
+
     :param user: the ``User`` row.
-    :param claims: the verified ID-token claims, when the login came from an identity provider.
+    :param claims: the verified ID-token claims the session was opened with (ID-token login or
+        the authorization-code flow; without ``nonce``, ``at_hash`` and ``c_hash``), or ``None``
+        for sessions that did not come from an identity provider (local accounts).
     """
 
 

@@ -26,7 +26,7 @@ from app.auth.idtokens import IdTokenError, IdTokenVerifier
 from app.auth.oidc_keys import HTTP_TIMEOUT, ProviderKeys, ProviderUnavailable
 from app.auth.providers import Identity, LoginFailed, LoginIn
 from app.auth.schemas import TokenOut
-from app.auth.sessions import hash_token, start_session
+from app.auth.sessions import hash_token, session_claims, start_session
 from app.auth.users import upsert_identity
 from app.db import db, utcnow
 from app.gateway.contracts import Reply, endpoint
@@ -197,6 +197,7 @@ def callback(query: CallbackQuery) -> Reply:
     flow.code_hash = hash_token(code)
     flow.code_expires_at = now + CODE_TTL
     flow.user_id = user.id
+    flow.claims = session_claims(claims)  # for the session the exchange opens
     audit.record("auth.oidc.callback", resource=f"user:{user.id}", principal_id=user.id)
     return _back(flow, code=code)
 
@@ -218,12 +219,13 @@ def exchange(body: ExchangeIn) -> Any:
             .values(consumed_at=now)
         )
     user = db.session.get(User, flow.user_id) if flow is not None and flow.user_id else None
-    if spent is None or spent.rowcount != 1 or user is None or user.disabled:  # type: ignore[attr-defined]
+    if (flow is None or spent is None or spent.rowcount != 1  # type: ignore[attr-defined]
+            or user is None or user.disabled):
         db.session.rollback()  # before the denial's own session writes (SQLite: one writer)
         audit.record_denial("auth.login", details={"method": "oidc-code",
                                                    "reason": "unknown, used or expired code"})
         raise Unauthorized("Invalid or expired code", invalid_token=True)
-    return start_session(user, "oidc-code")
+    return start_session(user, "oidc-code", flow.claims)
 
 
 # -- hooks -----------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
+from app.hookspecs import hookimpl
 from app.models import AuditEvent, LoginFlow, RefreshToken, User
 from tests.helpers import snapshot
-from tests.identity_services import SPA_URL, OidcProvider, SecretWatch
+from tests.identity_services import SPA_URL, OidcProvider, SecretWatch, parts
 
 pytest_plugins = ["tests.identity_fixtures"]
 pytestmark = pytest.mark.usefixtures("secret_watch")
@@ -249,3 +250,136 @@ def test_unknown_exchange_code_is_401(make_app: Any, oidc_provider: OidcProvider
     after = snapshot(app)
     assert after["refresh_tokens"] == before["refresh_tokens"] == []
     assert [e.action for e in rows(app, AuditEvent)] == ["auth.login"]
+
+
+# -- permissions from claims ---------------------------------------------------------------------
+
+
+class AdminsByClaim:
+    """A permissions_for_user plugin granting users:admin from the ID-token claims alone."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any] | None] = []
+
+    @hookimpl
+    def permissions_for_user(self, user: Any, claims: dict[str, Any] | None) -> list[str] | None:
+        self.seen.append(claims)
+        sub = (claims or {}).get("sub")
+        return ["users:admin"] if isinstance(sub, str) and sub.startswith("idp-admin") else None
+
+
+def permissions(token: str) -> list[str]:
+    held: list[str] = parts(token)[1]["permissions"]
+    return held
+
+
+def refreshed(app: Flask, refresh_token: str) -> dict[str, Any]:
+    response = app.test_client().post("/api/auth/refresh", json={"refreshToken": refresh_token})
+    assert response.status_code == 200, response.json
+    body: dict[str, Any] = response.json
+    return body
+
+
+def test_a_refresh_grants_what_the_id_token_login_granted(
+    make_app: Any, oidc_provider: OidcProvider, secret_watch: SecretWatch
+) -> None:
+    app = make_app(**oidc_provider.config())
+    plugin = AdminsByClaim()
+    app.extensions["hearthgate.plugins"].register(plugin, name="admins-by-claim")
+    first = login(app, oidc_provider.id_token("idp-admin-1", nonce="nonce-claims-1"),
+                  nonce="nonce-claims-1").json
+    secret_watch.add(first["token"], first["refreshToken"])
+    assert "users:admin" in permissions(first["token"])
+    second = refreshed(app, first["refreshToken"])
+    third = refreshed(app, second["refreshToken"])  # carried along the rotation
+    assert "users:admin" in permissions(second["token"])
+    assert "users:admin" in permissions(third["token"])
+    # The plugin saw the same verified claims at the login and at every refresh (no nonce).
+    assert plugin.seen[-1] is not None and plugin.seen[-1]["sub"] == "idp-admin-1"
+    assert plugin.seen[-1] == plugin.seen[-2] == plugin.seen[-3]
+    assert "nonce" not in plugin.seen[-1]
+
+    plain = login(app, oidc_provider.id_token("plain-user")).json
+    assert "users:admin" not in permissions(plain["token"])
+    assert "users:admin" not in permissions(refreshed(app, plain["refreshToken"])["token"])
+
+
+def test_a_code_flow_login_and_its_refresh_see_the_claims(
+    make_app: Any, oidc_provider: OidcProvider, secret_watch: SecretWatch
+) -> None:
+    app = make_app(**oidc_provider.config())
+    plugin = AdminsByClaim()
+    app.extensions["hearthgate.plugins"].register(plugin, name="admins-by-claim")
+    client = app.test_client()
+    start = client.get("/api/auth/oidc/authorize", query_string={"redirect_uri": SPA_URL})
+    back = urlsplit(drive_provider(start.headers["Location"], "idp-admin-2"))
+    target = client.get(back.path + "?" + back.query).headers["Location"]
+    code = target.split("#code=", 1)[1]
+    secret_watch.add(code)
+    exchanged = client.post("/api/auth/oidc/exchange", json={"code": code})
+    assert exchanged.status_code == 200, exchanged.json
+    secret_watch.add(exchanged.json["token"], exchanged.json["refreshToken"])
+    assert "users:admin" in permissions(exchanged.json["token"])
+    assert plugin.seen[-1] is not None and plugin.seen[-1]["sub"] == "idp-admin-2"
+    again = refreshed(app, exchanged.json["refreshToken"])
+    assert "users:admin" in permissions(again["token"])
+    assert "nonce" not in (rows(app, LoginFlow)[0].claims or {"nonce": "missing"})
+
+
+# -- the user upsert -----------------------------------------------------------------------------
+
+
+def test_repeat_logins_write_the_user_only_when_the_claims_changed(
+    make_app: Any, oidc_provider: OidcProvider
+) -> None:
+    import time
+
+    from sqlalchemy import event
+
+    from app.db import Database
+
+    app = make_app(**oidc_provider.config())
+
+    def token(sub: str, email: str, name: str) -> str:
+        now = int(time.time())
+        return oidc_provider.sign({"iss": oidc_provider.issuer, "aud": "hearthgate", "sub": sub,
+                                   "iat": now, "exp": now + 300, "email": email,
+                                   "email_verified": True, "name": name})
+
+    assert login(app, token("upsert-other", "taken@example.test", "Other")).status_code == 200
+    assert login(app, token("upsert-zed", "zed@example.test", "Zed")).status_code == 200
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    event.listen(Database.engine(app), "before_cursor_execute", seen)
+    try:
+        assert login(app, token("upsert-zed", "ZED@example.test ", "Zed")).status_code == 200
+        unchanged = list(statements)
+        statements.clear()
+        assert login(app, token("upsert-zed", "zed@example.test", "Zed Two")).status_code == 200
+        renamed = list(statements)
+    finally:
+        event.remove(Database.engine(app), "before_cursor_execute", seen)
+    # Unchanged claims (the email differs only in case and spaces): one read of the user, no
+    # lookup of the email, no UPDATE.
+    assert [s for s in unchanged if "USERS" in s.split(" WHERE")[0]] == [
+        next(s for s in unchanged if s.startswith("SELECT USERS.ID, USERS.EMAIL"))]
+    assert any(s.startswith("UPDATE USERS") for s in renamed)
+    if Database.engine(app).dialect.name == "postgresql":
+        # The whole login: the user, the refresh token, the chain's lock, its head, the event
+        # (no savepoint: the lock queues the appenders).
+        assert [s.split(" (")[0].split(" FROM ")[0][:40] for s in unchanged] == [
+            "SELECT USERS.ID, USERS.EMAIL, USERS.NAME", "INSERT INTO REFRESH_TOKENS",
+            "SELECT PG_ADVISORY_XACT_LOCK(%(KEY)S)", "SELECT AUDIT_EVENTS.SEQ, AUDIT_EVENTS.HA",
+            "INSERT INTO AUDIT_EVENTS"]
+
+    before = {u.subject: (u.email, u.name) for u in rows(app, User)}
+    assert before["upsert-zed"] == ("zed@example.test", "Zed Two")
+    # An email held by another account is not copied; a free one is.
+    assert login(app, token("upsert-zed", "taken@example.test", "Zed Two")).status_code == 200
+    after = {u.subject: (u.email, u.name) for u in rows(app, User)}
+    assert after == before
+    assert login(app, token("upsert-zed", "new@example.test", "Zed Two")).status_code == 200
+    assert {u.subject: u.email for u in rows(app, User)}["upsert-zed"] == "new@example.test"

@@ -290,3 +290,24 @@ def test_users_cli_grant_and_revoke_take_effect_at_refresh(make_app: Any) -> Non
     assert "users:admin" not in held and "items:write" not in held and "items:read" in held
     assert len(events(app, "users.grant")) == 1 and len(events(app, "users.revoke")) == 1
 
+
+
+def test_a_local_login_keeps_no_claims_and_its_refresh_passes_none(make_app: Any) -> None:
+    from sqlalchemy import text
+
+    app = local_app(make_app)
+    seen: list[Any] = []
+
+    class Recorder:
+        @hookimpl
+        def permissions_for_user(self, user: Any, claims: Any) -> list[str] | None:
+            seen.append(claims)
+            return None
+
+    app.extensions["hearthgate.plugins"].register(Recorder(), name="recorder")
+    pair = register_and_login(app, "noclaims@example.test")
+    assert refresh(app, pair["refreshToken"]).status_code == 200
+    assert seen == [None, None]
+    with app.extensions["hearthgate.db"]() as session:
+        stored = session.execute(text("SELECT login_claims IS NULL FROM refresh_tokens")).all()
+    assert stored and all(bool(row[0]) for row in stored)  # SQL NULL, not a JSON null

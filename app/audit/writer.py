@@ -1,8 +1,12 @@
 """Appending to a chain: in the caller's transaction, linked to the head, never forked.
 
 ``(chain, seq)`` is unique, so two appends can never both take a sequence number. On PostgreSQL a
-transaction-scoped advisory lock per chain also queues concurrent appenders, so they do not burn
-their retries against each other; the lock is released at commit or rollback.
+transaction-scoped advisory lock per chain also queues concurrent appenders; the lock is released
+at commit or rollback, after the holder's rows became visible, so the head read after taking it
+is the real head and the insert goes straight into the caller's transaction (three statements:
+lock, head, insert). Should the unique index still refuse it (a writer that bypassed the lock),
+the error propagates and the caller's transaction fails: nothing it recorded commits. Elsewhere
+(SQLite) the insert runs in a savepoint and a lost race is retried against the new head.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app, g, has_app_context, has_request_context
-from sqlalchemy import delete, select, text
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,20 +36,34 @@ def _chain_lock_key(chain: str) -> int:
     return int.from_bytes(hashlib.sha256(chain.encode()).digest()[:8], "big", signed=True)
 
 
-def _lock_chain(session: Session, chain: str) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                        {"key": _chain_lock_key(chain)})
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_HEAD = (
+    select(AuditEvent.seq, AuditEvent.hash)
+    .where(AuditEvent.chain == bindparam("chain"))
+    .order_by(AuditEvent.seq.desc())
+    .limit(1)
+)
+
+
+def _lock_chain(session: Session, chain: str) -> bool:
+    """Take the chain's advisory lock on PostgreSQL (held to the end of the transaction); whether
+    it was taken."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    session.execute(_LOCK, {"key": _chain_lock_key(chain)})
+    return True
 
 
 def _head(session: Session, chain: str) -> tuple[int, str]:
-    row = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash)
-        .where(AuditEvent.chain == chain)
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    ).first()
+    row = session.execute(_HEAD, {"chain": chain}).first()
     return (row[0], row[1]) if row else (0, GENESIS)
+
+
+def _link(session: Session, event: AuditEvent) -> None:
+    head_seq, head_hash = _head(session, event.chain)
+    event.seq = head_seq + 1
+    event.prev_hash = head_hash
+    event.hash = entry_hash(event)
 
 
 def _checkpoint_every() -> int:
@@ -53,15 +71,21 @@ def _checkpoint_every() -> int:
 
 
 def _append(session: Session, event: AuditEvent) -> AuditEvent:
-    """Link ``event`` to its chain's head and add it; retries only when a concurrent writer took
-    the sequence number (any other failure propagates: the caller's change must not commit)."""
-    _lock_chain(session, event.chain)
+    """Link ``event`` to its chain's head and add it. On PostgreSQL under the chain's lock, once;
+    elsewhere retried only when a concurrent writer took the sequence number. Any other failure
+    propagates: the caller's change must not commit."""
     every = _checkpoint_every()
+    if _lock_chain(session, event.chain):
+        # The lock queues every appender of this chain: no savepoint, no retry (module docstring).
+        _link(session, event)
+        session.add(event)
+        session.flush()
+        if every and event.seq % every == 0:
+            sign_head(session, signer(), event.chain, event.seq, event.hash)
+        session.info.setdefault(PENDING_KEY, []).append(event)
+        return event
     for _ in range(APPEND_ATTEMPTS):
-        head_seq, head_hash = _head(session, event.chain)
-        event.seq = head_seq + 1
-        event.prev_hash = head_hash
-        event.hash = entry_hash(event)
+        _link(session, event)
         try:
             with session.begin_nested():
                 session.add(event)

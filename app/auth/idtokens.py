@@ -60,6 +60,7 @@ class IdTokenVerifier:
         self.issuer = keys.issuer
         self.audience = audience
         self.leeway = leeway
+        self._registry = self._claims_registry(None)  # reads the clock at every validate()
 
     def allowed_algorithms(self) -> set[str]:
         offered = self.keys.metadata().get("id_token_signing_alg_values_supported") or ["RS256"]
@@ -100,8 +101,8 @@ class IdTokenVerifier:
             raise IdTokenError("no single provider key for this kid")
         return candidates[0]
 
-    def _check_claims(self, claims: dict[str, Any], nonce: str | None, now: int | None) -> None:
-        registry = jwt.JWTClaimsRegistry(
+    def _claims_registry(self, now: int | None) -> jwt.JWTClaimsRegistry:
+        return jwt.JWTClaimsRegistry(
             now=now,
             leeway=self.leeway,
             iss={"essential": True, "value": self.issuer},
@@ -110,6 +111,9 @@ class IdTokenVerifier:
             exp={"essential": True},
             iat={"essential": True},
         )
+
+    def _check_claims(self, claims: dict[str, Any], nonce: str | None, now: int | None) -> None:
+        registry = self._registry if now is None else self._claims_registry(now)
         try:
             registry.validate(claims)
         except (JoseError, ValueError, TypeError) as exc:

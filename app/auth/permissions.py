@@ -1,7 +1,8 @@
 """The permission catalogue, the defaults of new users and what a user holds at login/refresh.
 
 Permissions are copied into the access token when it is minted, so a change (``flask users
-grant|revoke`` or a plugin's mapping) takes effect at the user's next login or refresh.
+grant|revoke`` or a plugin's mapping) takes effect at the user's next login or refresh. The
+plugins see the ID-token claims the session was opened with at its login and at every refresh.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import insert, null, select, update
 
 from app import audit
 from app.auth.permissions import effective_permissions
@@ -36,19 +36,38 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name
 
 
+_SQL_NULL = null()  # SQL NULL in a JSON column (a bare None would be stored as JSON null)
+_INSERT_REFRESH = insert(RefreshToken.__table__)  # type: ignore[arg-type]
+
+
 def hash_token(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+# Per-token mechanics, not statements about the user: not kept with the session.
+_TOKEN_MECHANICS = frozenset({"nonce", "at_hash", "c_hash"})
+
+
+def session_claims(claims: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a session keeps of the verified ID-token claims it was opened with."""
+    if claims is None:
+        return None
+    return {name: value for name, value in claims.items() if name not in _TOKEN_MECHANICS}
+
+
 def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None) -> TokenPair:
+    """A refresh token of ``family_id`` and an access token; ``claims`` are the family's login
+    claims, stored with the refresh token and given to the ``permissions_for_user`` plugins."""
     refresh = secrets.token_urlsafe(32)
     ttl = int(current_app.config["AUTH_REFRESH_TOKEN_TTL_SECONDS"])
-    db.session.add(
-        RefreshToken(
-            user_id=user.id, family_id=family_id, token_hash=hash_token(refresh),
-            expires_at=utcnow() + timedelta(seconds=ttl),
-        )
-    )
+    now = utcnow()
+    # A plain INSERT (nothing reads the row back in this request): no unit-of-work flush.
+    db.session.execute(_INSERT_REFRESH, {
+        "id": new_id("rt"), "user_id": user.id, "family_id": family_id,
+        "token_hash": hash_token(refresh), "created_at": now,
+        "expires_at": now + timedelta(seconds=ttl),
+        "login_claims": _SQL_NULL if claims is None else claims,
+    })
     tokens: AccessTokens = current_app.extensions["hearthgate.tokens"]
     minted = tokens.mint({
         "sub": user.id,
@@ -62,9 +81,13 @@ def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None) -> Tok
 
 
 def start_session(user: User, method: str, claims: dict[str, Any] | None = None) -> TokenPair:
-    """A new family for ``user``; audited as a successful login in the same transaction."""
+    """A new family for ``user``; audited as a successful login in the same transaction.
+
+    ``claims``: the verified ID-token claims of this login (None for local accounts); the family
+    keeps them, so every refresh derives the permissions from the same claims as the login.
+    """
     family_id = new_id("rtf")
-    pair = _mint_pair(user, family_id, claims)
+    pair = _mint_pair(user, family_id, session_claims(claims))
     audit.record("auth.login", resource=f"user:{user.id}", principal_id=user.id,
                  details={"method": method, "sessionId": family_id})
     return pair
@@ -106,7 +129,7 @@ def rotate(presented: str) -> TokenPair:
     if user is None or user.disabled:
         session.rollback()
         raise _deny("user disabled", row.user_id)
-    pair = _mint_pair(user, row.family_id, None)
+    pair = _mint_pair(user, row.family_id, row.login_claims)
     audit.record("auth.refresh", resource=f"user:{user.id}", principal_id=user.id,
                  details={"sessionId": row.family_id})
     return pair

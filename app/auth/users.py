@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import default_permissions
@@ -27,6 +27,10 @@ def email_taken(session: Session, email: str, except_user: str | None = None) ->
     return session.scalars(query).first() is not None
 
 
+_BY_IDENTITY = select(User).where(User.issuer == bindparam("issuer"),
+                                  User.subject == bindparam("subject"))
+
+
 def upsert_identity(
     session: Session, issuer: str, subject: str, email: str | None, name: str | None
 ) -> User:
@@ -35,12 +39,12 @@ def upsert_identity(
     An email already held by another account is not copied: accounts are linked by (iss, sub)
     only, never by email, which a provider might let anyone claim.
     """
-    user = session.scalars(
-        select(User).where(User.issuer == issuer, User.subject == subject)
-    ).first()
+    user = session.scalars(_BY_IDENTITY, {"issuer": issuer, "subject": subject}).first()
     if email is not None:
         email = normalise_email(email)
-        if email_taken(session, email, except_user=user.id if user else None):
+        # Already this user's (the column is unique, so no one else holds it): nothing to check.
+        if (user is None or user.email != email) and email_taken(
+                session, email, except_user=user.id if user else None):
             log.info("identity email already belongs to another account; not linked")
             email = None
     if user is None:
@@ -49,10 +53,15 @@ def upsert_identity(
             permissions=default_permissions(current_app.config),
         )
         session.add(user)
-    else:
-        if email is not None:
-            user.email = email
-        if name:
-            user.name = name[:200]
-    session.flush()
+        session.flush()
+        return user
+    changed = False
+    if email is not None and user.email != email:
+        user.email = email
+        changed = True
+    if name and user.name != name[:200]:
+        user.name = name[:200]
+        changed = True
+    if changed:  # an unchanged login writes nothing
+        session.flush()
     return user

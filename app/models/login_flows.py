@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
+from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id, utcnow
@@ -31,3 +32,5 @@ class LoginFlow(Base):
     code_expires_at: Mapped[datetime | None]
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     consumed_at: Mapped[datetime | None]
+    # The ID-token claims verified at the callback, for the session the exchange opens.
+    claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)

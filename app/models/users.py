@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,3 +41,6 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # The verified ID-token claims the family was opened with (None for local accounts), copied to
+    # every rotation: the permissions_for_user plugins see the same claims at every refresh.
+    login_claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
