@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.gateway.openapi import trimmed_pattern
 from tests.helpers import AuthActions, make_household, snapshot
 
 
@@ -74,12 +77,27 @@ def test_request_url_is_documented_as_http(client: FlaskClient) -> None:
     assert url["pattern"] == "^[Hh][Tt][Tt][Pp][Ss]?://"
 
 
-def test_non_empty_body_strings_need_a_visible_character(client: FlaskClient) -> None:
-    # Bodies strip whitespace (U+0085 included) before minLength: the spec says so by a pattern.
+def test_body_string_lengths_count_the_trimmed_value(client: FlaskClient) -> None:
+    # Bodies strip whitespace (U+0085 included) before checking lengths: the spec says so by a
+    # pattern over the trimmed value instead of minLength/maxLength over the raw one.
     name = _schema(_document(client), "HouseholdIn-Input")["properties"]["name"]
-    assert name["minLength"] == 1 and name["pattern"] == r"^[^\x00]*[^\s\x85\x00][^\x00]*$"
+    assert "minLength" not in name and "maxLength" not in name
+    assert name["pattern"] == trimmed_pattern(1, 200)
     out = _schema(_document(client), "HouseholdOut-Output")["properties"]["name"]
     assert "pattern" not in out
+
+
+@pytest.mark.parametrize("name", [
+    " " + "a" * 200 + " ", "a" * 201, "\u0085ab\u0085", " ", "\ufeffab", "\u1680" + "b" * 200,
+    "\ufeff" + "b" * 200, "a\x00", "\u3000",
+])
+def test_the_documented_pattern_and_the_server_agree(
+    app: Flask, client: FlaskClient, auth: AuthActions, name: str
+) -> None:
+    pattern = _schema(_document(client), "HouseholdIn-Input")["properties"]["name"]["pattern"]
+    owner = auth.user("owner@example.com")
+    created = client.post("/api/households", headers=auth.headers(owner), json={"name": name})
+    assert (created.status_code == 201) == bool(re.match(pattern, name)), created.get_json()
 
 
 def test_blank_names_are_refused(app: Flask, client: FlaskClient, auth: AuthActions) -> None:
@@ -137,7 +155,8 @@ def test_nul_is_refused_everywhere_not_a_server_error(
 def test_the_spec_says_input_strings_hold_no_nul(client: FlaskClient) -> None:
     document = _document(client)
     notes = _schema(document, "ItemIn-Input")["properties"]["notes"]
-    assert {"type": "string", "maxLength": 2000, "pattern": "^[^\\x00]*$"} in notes["anyOf"]
+    assert {"type": "string", "pattern": trimmed_pattern(0, 2000)} in notes["anyOf"]
+    assert "[^\\x00]" in trimmed_pattern(0, 2000)
     parameters = document["paths"]["/api/households/{householdId}/items"]["get"]["parameters"]
     category = next(p for p in parameters if p["name"] == "category")
     assert any(s.get("pattern") == "^[^\\x00]*$" for s in category["schema"]["anyOf"])

@@ -31,19 +31,37 @@ class _QuerySchemas(GenerateJsonSchema):
         return value
 
 
+# What the server's trim removes (pydantic's ``str_strip_whitespace``: Unicode White_Space), named
+# one by one: ECMA-262's ``\s`` (OpenAPI's regex dialect) differs (it has U+FEFF, lacks U+0085).
+_TRIMMED = (
+    "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+
+
+def trimmed_pattern(min_length: int, max_length: int | None) -> str:
+    """A pattern for a string whose *trimmed* value has ``min_length``..``max_length``
+    characters and no NUL: any surrounding whitespace, then the value, which starts and ends with
+    a character that is not whitespace."""
+    edge = f"[^{_TRIMMED}\\x00]"
+    values = [""] if min_length <= 0 else []
+    if min_length <= 1 and (max_length is None or max_length >= 1):
+        values.append(edge)
+    if max_length is None or max_length >= 2:
+        longest = "" if max_length is None else str(max_length - 2)
+        values.append(f"{edge}[^\\x00]{{{max(min_length, 2) - 2},{longest}}}{edge}")
+    return f"^[{_TRIMMED}]*(?:{'|'.join(values)})[{_TRIMMED}]*$"
+
+
 class _BodySchemas(_QuerySchemas):
-    r"""Request bodies strip surrounding whitespace before checking lengths (``Body``), so a
-    non-empty string must hold a character that is not whitespace. Besides ECMA-262's ``\s``
-    (OpenAPI's regex dialect), U+0085 is whitespace to the server's trim, hence named too."""
+    """Request bodies strip surrounding whitespace before checking lengths (``Body``): their
+    strings' lengths are stated by a pattern over the trimmed value, since ``minLength`` and
+    ``maxLength`` would count the whitespace the server ignores."""
 
     def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
         value = super(_QuerySchemas, self).str_schema(schema)
         if self.mode != "validation" or "pattern" in value:
             return value
-        if value.get("minLength") == 1:
-            value["pattern"] = "^[^\\x00]*[^\\s\\x85\\x00][^\\x00]*$"
-        else:
-            value["pattern"] = "^[^\\x00]*$"
+        value["pattern"] = trimmed_pattern(value.pop("minLength", 0), value.pop("maxLength", None))
         return value
 
 
