@@ -1,11 +1,11 @@
 """Failed-login throttling per account and per client IP, on the ``limits`` library.
 
-It opens the rate limiter's storage the same way (``app.gateway.limits.storage_uri``: the
-``limiter_storage`` hook, its timeouts, password redaction) but is not switched off by
-``RATELIMIT_ENABLED``: it defends against password guessing, not load. Only failures count; a
-success clears the account's counter. While a key is over its limit, the login is refused with 429
-before any verification runs. When the storage fails, counting goes on in this process (never
-open), as for the other sensitive endpoints.
+It opens the rate limiter's storage the same way (``app.gateway.limits.storage_uri`` and
+``open_storage``: the ``limiter_storage`` hook, its timeouts, password redaction) but is not
+switched off by ``RATELIMIT_ENABLED``: it defends against password guessing, not load. Only
+failures count; a success clears the account's counter. While a key is over its limit, the login
+is refused with 429 before any verification runs. When the storage fails, counting goes on in this
+process (never open), as for the other sensitive endpoints.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 
 from flask import Flask, current_app
 from limits import parse
-from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from app.gateway.errors import ApiError
+from app.gateway.limit_memory import SweptMemoryStorage
+from app.gateway.limits import open_storage
 
 log = logging.getLogger(__name__)
 RETRY_STORAGE_AFTER_SECONDS = 1.0
@@ -37,8 +38,8 @@ class TooManyFailures(ApiError):
 class LoginThrottle:
     def __init__(self, config: dict[str, Any], storage_uri: str) -> None:
         self.enabled = bool(config.get("AUTH_LOGIN_FAILURES_PER_ACCOUNT"))
-        self.shared = FixedWindowRateLimiter(storage_from_string(storage_uri))  # type: ignore[arg-type]
-        self.local = FixedWindowRateLimiter(MemoryStorage())
+        self.shared = FixedWindowRateLimiter(open_storage(storage_uri))
+        self.local = FixedWindowRateLimiter(SweptMemoryStorage())
         self._suspended_until = 0.0
         unlimited = "1000/second"
         self.per_account = parse(str(config.get("AUTH_LOGIN_FAILURES_PER_ACCOUNT") or unlimited))
