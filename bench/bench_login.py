@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import gunicorn, report, scratch_dir, wrk  # noqa: E402
+from bench.harness import database, gunicorn, report, scratch_dir, wrk  # noqa: E402
 from tests.identity_services import CLIENT_ID, start_provider  # noqa: E402
 
 
@@ -43,15 +43,9 @@ def main() -> None:
                         help="SQLite serializes the writers of several workers (503s under load)")
     args = parser.parse_args()
     from tests.conftest import migrate
-    from tests.services import postgres_server
 
     with scratch_dir() as directory, ExitStack() as stack:
-        if args.db == "postgresql":
-            server = stack.enter_context(postgres_server())
-            server.psql("CREATE DATABASE bench")
-            database_url = server.url("bench")
-        else:
-            database_url = f"sqlite:///{directory / 'bench.sqlite3'}"
+        database_url = database(args.db, directory, stack)
         provider = start_provider(directory)
         try:
             env = {
