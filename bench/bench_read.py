@@ -1,6 +1,6 @@
 """Secured household read vs a bare Flask endpoint returning the same body, same gunicorn config.
 
-    .venv/bin/python bench/bench_read.py [--seconds 10] [--workers 2] [--db postgresql]
+    .venv/bin/python bench/bench_read.py [--seconds 10] [--rounds 3] [--workers 2] [--db postgresql]
 
 Measures GET /api/households/{id}/items?limit=20 (20 items, bearer token, membership check,
 rate limiter on, response schema) against the bare endpoint; prints both, the ratio (target: at
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import database, gunicorn, report, scratch_dir, wrk  # noqa: E402
+from bench.harness import alternating, database, gunicorn, report, scratch_dir  # noqa: E402
 
 
 def prepare(database_url: str, body_file: Path) -> tuple[dict[str, str], str, str, str]:
@@ -73,23 +73,33 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="each kind runs once per round, in ABBA order; medians are reported")
     args = parser.parse_args()
     with scratch_dir() as directory, ExitStack() as stack:
         database_url = database(args.db, directory, stack)
         env, path, token, user = prepare(database_url, directory / "body.json")
-        with gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": str(directory / "body.json")},
-                      args.workers) as url:
-            baseline = wrk(url + "/bare", seconds=args.seconds, connections=args.connections)
         household = path.split("/")[3]
-        with gunicorn("bench.bare_read_app:app", env, args.workers) as url:
-            floor = wrk(f"{url}/bare-read/{household}/{user}", seconds=args.seconds,
-                        connections=args.connections)
-            assert floor.non_2xx == 0, "the bare read answered with errors"
-        with gunicorn("wsgi:app", env, args.workers) as url:
+        # All three servers run side by side (an idle one costs nothing) so that the kinds
+        # alternate: a machine that slows down for a while slows every kind, not just one.
+        bare = stack.enter_context(gunicorn(
+            "bench.bare_app:app", {"BENCH_BODY_FILE": str(directory / "body.json")}, args.workers))
+        bare_read = stack.enter_context(gunicorn("bench.bare_read_app:app", env, args.workers))
+        app = stack.enter_context(gunicorn("wsgi:app", env, args.workers))
+        bearer = {"Authorization": f"Bearer {token}"}
+        kinds: dict[str, tuple[str, dict[str, str]]] = {
+            "baseline": (bare + "/bare", {}),
             # The same app's /healthz: every hook and header, no authentication, no database.
-            middleware = wrk(url + "/healthz", seconds=args.seconds, connections=args.connections)
-            secured = wrk(url + path, seconds=args.seconds, connections=args.connections,
-                          headers={"Authorization": f"Bearer {token}"})
+            "middleware": (app + "/healthz", {}),
+            "floor": (f"{bare_read}/bare-read/{household}/{user}", {}),
+            "secured": (app + path, bearer),
+        }
+        runs = alternating(kinds, args.rounds, seconds=args.seconds,
+                           connections=args.connections)
+        baseline, middleware, floor, secured = (
+            runs["baseline"], runs["middleware"], runs["floor"], runs["secured"])
+        assert floor.non_2xx == 0, "the bare read answered with errors"
+        print(f"\nMedians of {args.rounds} rounds of {args.seconds}s per kind (ABBA order).")
         report("Hearthgate middleware only (GET /healthz of the same app)", baseline, middleware)
         report("Bare Flask doing the same two SQL statements and json.dumps (the data floor)",
                baseline, floor)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,6 +57,27 @@ def wrk(url: str, *, seconds: int = 10, connections: int = 16, headers: dict[str
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return WrkResult(rps, p50, p99, int(non2xx.group(1)) if non2xx else 0, total)
+
+
+def alternating(
+    kinds: dict[str, tuple[str, dict[str, str]]], rounds: int, **options: Any
+) -> dict[str, WrkResult]:
+    """Run wrk on each kind's (url, headers) once per round, the order reversed every other round
+    (ABBA...), and return each kind's median run (by requests/s; p99 is that run's)."""
+    runs: dict[str, list[WrkResult]] = {name: [] for name in kinds}
+    names = list(kinds)
+    for number in range(rounds):
+        for name in names if number % 2 == 0 else reversed(names):
+            url, headers = kinds[name]
+            runs[name].append(wrk(url, headers=headers, **options))
+    return {name: _median(results) for name, results in runs.items()}
+
+
+def _median(results: list[WrkResult]) -> WrkResult:
+    ordered = sorted(results, key=lambda r: r.requests_per_second)
+    middle = ordered[len(ordered) // 2]
+    return WrkResult(middle.requests_per_second, middle.p50_ms, middle.p99_ms,
+                     sum(r.non_2xx for r in results), sum(r.requests for r in results))
 
 
 @contextmanager

@@ -185,3 +185,17 @@ def test_flask_cli_refuses_in_production(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "DEVELOPMENT_AUTH_ENABLED" in proc.stderr + proc.stdout
+
+
+def test_gunicorn_workers_freeze_their_start_up_objects() -> None:
+    import gc
+    import runpy
+
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert settings["worker_class"] == "sync" and settings["forwarded_allow_ips"] == ""
+    before = gc.get_freeze_count()
+    try:
+        settings["post_worker_init"](object())
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
