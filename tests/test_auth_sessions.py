@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.config import ConfigurationRefused
 from app.gateway.contracts import endpoint
 from app.hookspecs import hookimpl
-from app.models import AuditEvent, RefreshToken
+from app.models import AuditEvent, RefreshToken, User
 from tests.helpers import snapshot
 from tests.identity_services import SecretWatch, parts
 
@@ -311,3 +311,38 @@ def test_a_local_login_keeps_no_claims_and_its_refresh_passes_none(make_app: Any
     with app.extensions["hearthgate.db"]() as session:
         stored = session.execute(text("SELECT login_claims IS NULL FROM refresh_tokens")).all()
     assert stored and all(bool(row[0]) for row in stored)  # SQL NULL, not a JSON null
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("taken", ["identity", "email"])
+def test_a_concurrent_first_login_of_the_same_identity_or_email_is_not_a_500(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch, taken: str
+) -> None:
+    """Another worker commits the same new identity (or another identity with the same email)
+    between this login's lookup and its insert."""
+    from app.auth import users
+
+    app = make_app()
+    factory = app.extensions["hearthgate.db"]
+    real = users.default_permissions
+
+    def meanwhile(config: Any) -> Any:
+        monkeypatch.setattr(users, "default_permissions", real)
+        with factory() as other:
+            subject = "sub-race" if taken == "identity" else "sub-other"
+            other.add(User(issuer="https://idp.example", subject=subject,
+                           email="race@example.test", name="Other", permissions=[]))
+            other.commit()
+        return real(config)
+
+    monkeypatch.setattr(users, "default_permissions", meanwhile)
+    with app.app_context(), factory() as session:
+        user = users.upsert_identity(session, "https://idp.example", "sub-race",
+                                     "race@example.test", "Racer")
+        session.commit()
+        found = session.scalars(select(User).where(User.subject == "sub-race")).all()
+    assert [u.id for u in found] == [user.id]
+    if taken == "identity":
+        assert user.name == "Other"  # the winner's row
+    else:
+        assert user.email is None and user.name == "Racer"  # created, without the taken email

@@ -6,6 +6,7 @@ import logging
 
 from flask import current_app
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import default_permissions
@@ -48,13 +49,7 @@ def upsert_identity(
             log.info("identity email already belongs to another account; not linked")
             email = None
     if user is None:
-        user = User(
-            issuer=issuer, subject=subject, email=email, name=(name or "")[:200],
-            permissions=default_permissions(current_app.config),
-        )
-        session.add(user)
-        session.flush()
-        return user
+        return _create(session, issuer, subject, email, name)
     changed = False
     if email is not None and user.email != email:
         user.email = email
@@ -65,3 +60,31 @@ def upsert_identity(
     if changed:  # an unchanged login writes nothing
         session.flush()
     return user
+
+
+def _create(
+    session: Session, issuer: str, subject: str, email: str | None, name: str | None
+) -> User:
+    """Insert the identity's user. A concurrent first login of the same identity may insert it
+    first (the unique (issuer, subject) makes this one wait, then fail): its row is the answer.
+    A concurrent account taking the same email leaves this one without it."""
+    refused: IntegrityError | None = None
+    for attempt_email in dict.fromkeys((email, None)):
+        user = User(
+            issuer=issuer, subject=subject, email=attempt_email, name=(name or "")[:200],
+            permissions=default_permissions(current_app.config),
+        )
+        try:
+            with session.begin_nested():
+                session.add(user)
+                session.flush()
+            return user
+        except IntegrityError as exc:
+            refused = exc
+            if user in session:
+                session.expunge(user)
+        winner = session.scalars(_BY_IDENTITY, {"issuer": issuer, "subject": subject}).first()
+        if winner is not None:
+            return winner
+    assert refused is not None  # noqa: S101 - every attempt above returned or was refused
+    raise refused
