@@ -78,28 +78,33 @@ def _append(session: Session, event: AuditEvent) -> AuditEvent:
     if _lock_chain(session, event.chain):
         # The lock queues every appender of this chain: no savepoint, no retry (module docstring).
         _link(session, event)
-        session.add(event)
-        session.flush()
-        if every and event.seq % every == 0:
-            sign_head(session, signer(), event.chain, event.seq, event.hash)
-        session.info.setdefault(PENDING_KEY, []).append(event)
-        return event
+        _insert(session, event, every)
+    else:
+        _insert_racing(session, event, every)
+    session.info.setdefault(PENDING_KEY, []).append(event)
+    return event
+
+
+def _insert(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
+    session.add(event)
+    session.flush()
+    if checkpoint_every and event.seq % checkpoint_every == 0:
+        sign_head(session, signer(), event.chain, event.seq, event.hash)
+
+
+def _insert_racing(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
+    """Without a lock: each attempt in a savepoint, again against the new head after a lost race."""
     for _ in range(APPEND_ATTEMPTS):
         _link(session, event)
         try:
             with session.begin_nested():
-                session.add(event)
-                session.flush()
-                if every and event.seq % every == 0:
-                    sign_head(session, signer(), event.chain, event.seq, event.hash)
+                _insert(session, event, checkpoint_every)
+            return
         except IntegrityError:
             if event in session:
                 session.expunge(event)
             if _head(session, event.chain)[0] < event.seq:
                 raise  # not a lost race: something else is wrong
-            continue
-        session.info.setdefault(PENDING_KEY, []).append(event)
-        return event
     raise RuntimeError(f"audit chain {event.chain} is contended; event not written")
 
 
