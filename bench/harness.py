@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import free_port, stop, wait_for_port  # noqa: E402
+from tests.services import free_port, gunicorn_process  # noqa: E402
 
 
 @dataclass
@@ -86,16 +86,9 @@ def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2) -> Iterator[s
     port = free_port()
     environ = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port),
                "WEB_CONCURRENCY": str(workers), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app_spec],
-        cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, timeout=30, proc=proc)
+    with gunicorn_process(app_spec, environ, timeout=30):
         time.sleep(0.5)  # let every worker finish booting
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
 
 
 def database(kind: str, directory: Path, stack: ExitStack) -> str:

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.services import free_port, stop, wait_for_port  # noqa: E402
+from tests.services import free_port, gunicorn_process  # noqa: E402
 
 JWT_SECRET = "soak-jwt-secret-0123456789abcdef-not-for-production"  # noqa: S105 - a bench value
 BUYFLOW_TOKEN = "soak-buyflow-token-0123456789abcdef"  # noqa: S105 - a bench value
@@ -150,16 +150,10 @@ def app_server(env: dict[str, str], workers: int = 2, access_log: bool = False) 
         environ["GUNICORN_ACCESS_LOG"] = "1"
         environ["GUNICORN_CMD_ARGS"] = "--access-logformat '%(p)s %(m)s %(U)s %(s)s'"
     log_path = directory / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = AppServer(f"http://127.0.0.1:{port}", proc, log_path, workers)
     try:
-        wait_for_port(port, timeout=60, proc=proc)
-        server.wait_ready()
-        yield server
+        with gunicorn_process("wsgi:app", environ, log_path) as proc:
+            server = AppServer(f"http://127.0.0.1:{port}", proc, log_path, workers)
+            server.wait_ready()
+            yield server
     finally:
-        stop(proc)
         shutil.rmtree(directory, ignore_errors=True)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services import free_port, missing, stop, wait_for_port
+from tests.services import free_port, gunicorn_process, missing, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo"
@@ -69,15 +69,8 @@ def api_server(database_url: str, jwt_secret: str, cors_origins: list[str],
         "RATELIMIT_AUTHENTICATED": "1000/minute", "RATELIMIT_ANONYMOUS": "1000/minute",
         "AUTH_LOGIN_FAILURES_PER_ACCOUNT": "100/minute", "AUTH_LOGIN_FAILURES_PER_IP": "100/minute",
     }
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, timeout=60, proc=proc)
+    with gunicorn_process("wsgi:app", env, log):
         yield ApiServer(url=f"http://127.0.0.1:{port}", log=log)
-    finally:
-        stop(proc)
 
 
 @contextmanager

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ import requests
 from flask import Flask
 
 from tests import limit_routes
-from tests.services import free_port, missing, stop, wait_for_port
+from tests.services import free_port, gunicorn_process, missing, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,18 +148,12 @@ def gunicorn(workers: int, **env: str) -> Iterator[Gunicorn]:
         **env,
     })
     log_path = log_dir / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "tests.limit_app:app"],
-            cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = Gunicorn(port=port, workers=workers, proc=proc, log_path=log_path)
     try:
-        wait_for_port(port, timeout=60, proc=proc)
-        server.wait_for_all_workers()
-        yield server
+        with gunicorn_process("tests.limit_app:app", environ, log_path) as proc:
+            server = Gunicorn(port=port, workers=workers, proc=proc, log_path=log_path)
+            server.wait_for_all_workers()
+            yield server
     finally:
-        stop(proc)
         shutil.rmtree(log_dir, ignore_errors=True)
 
 

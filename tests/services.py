@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def missing(reason: str) -> None:
@@ -57,6 +59,28 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def gunicorn_process(
+    app_spec: str, environ: dict[str, str], log_path: Path | None = None, timeout: float = 60
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``gunicorn -c gunicorn.conf.py APP`` from the project root on ``environ``'s PORT, its
+    output in ``log_path`` (else discarded); yields once it listens, stopped by PID afterwards."""
+    out = open(log_path, "wb") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app_spec],
+            cwd=PROJECT_ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT,
+        )
+    finally:
+        if out is not subprocess.DEVNULL:
+            out.close()  # type: ignore[union-attr]
+    try:
+        wait_for_port(int(environ["PORT"]), timeout=timeout, proc=proc)
+        yield proc
+    finally:
+        stop(proc)
 
 
 def _postgres_bin(name: str) -> str | None:
