@@ -91,9 +91,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUTH_OIDC_JWKS_REFETCH_COOLDOWN_SECONDS", "int", 30,
             "at most one JWKS refetch per this many seconds for unknown kids"),
     Setting("AUTH_LOGIN_FAILURES_PER_ACCOUNT", "str", "5/15minute",
-            "failed password logins allowed per account (then 429)"),
+            "failed password logins allowed per account (then 429, even for the right password)"),
     Setting("AUTH_LOGIN_FAILURES_PER_IP", "str", "30/15minute",
-            "failed logins allowed per client IP (then 429)"),
+            "failed logins allowed per client IP (then each further failure is 429; correct "
+            "credentials still log in)"),
     Setting("AUTH_PASSWORD_RESET_TTL_SECONDS", "int", 3600, "lifetime of a password-reset token"),
     Setting("AUTH_PASSWORD_RESET_SECRET", "str", None,
             "signing secret of password-reset tokens (required for local accounts in production)",

@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.models import User
-from tests.helpers import snapshot
+from tests.helpers import assert_unchanged_but_denials, snapshot
 from tests.identity_services import SecretWatch
 
 pytest_plugins = ["tests.identity_fixtures"]
@@ -101,12 +101,41 @@ def test_failed_logins_are_limited_per_account(make_app: Any) -> None:
     assert login(app, "kim@example.test").status_code == 200  # other accounts unaffected
 
 
-def test_failed_logins_are_limited_per_ip(make_app: Any) -> None:
+def test_failed_logins_are_limited_per_ip_but_a_correct_password_still_logs_in(
+    make_app: Any,
+) -> None:
+    """Others' failures from the same address (a NAT, a proxy) never lock a user out: once the
+    IP's failure budget is spent, further failures answer 429 and a correct password is 200."""
     app = local_app(make_app, AUTH_LOGIN_FAILURES_PER_IP="4/hour")
     register(app)
     for n in range(4):
         assert login(app, f"guess{n}@example.test").status_code == 401
-    assert login(app).status_code == 429
+    before = snapshot(app)
+    throttled = login(app, "guess9@example.test")
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
+    wrong = login(app, password="wrong password!")
+    assert wrong.status_code == 429
+    after = snapshot(app)
+    assert_unchanged_but_denials(before, after)
+    assert len(after["audit_events"]) == len(before["audit_events"]) + 2
+    assert after["refresh_tokens"] == []
+
+    accepted = login(app)
+    assert accepted.status_code == 200, accepted.json
+    assert len(snapshot(app)["refresh_tokens"]) == 1
+    assert login(app, "guess10@example.test").status_code == 429  # a success clears no IP budget
+
+
+def test_a_spent_ip_budget_keeps_the_per_account_limit(make_app: Any) -> None:
+    """The account's own budget still refuses even its correct password."""
+    app = local_app(make_app, AUTH_LOGIN_FAILURES_PER_IP="2/hour",
+                    AUTH_LOGIN_FAILURES_PER_ACCOUNT="3/hour")
+    register(app)
+    statuses = [login(app, password=f"wrong password {n}").status_code for n in range(4)]
+    assert statuses == [401, 401, 429, 429]
+    before = snapshot(app)
+    assert login(app).status_code == 429  # the account is locked out, the password is right
+    assert snapshot(app)["refresh_tokens"] == before["refresh_tokens"] == []
 
 
 def test_a_success_clears_the_account_counter(make_app: Any) -> None:

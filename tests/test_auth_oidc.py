@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.hookspecs import hookimpl
 from app.models import AuditEvent, LoginFlow, RefreshToken, User
-from tests.helpers import snapshot
+from tests.helpers import assert_unchanged_but_denials, snapshot
 from tests.identity_services import SPA_URL, OidcProvider, SecretWatch, parts
 
 pytest_plugins = ["tests.identity_fixtures"]
@@ -125,6 +125,27 @@ def test_unknown_kid_flood_costs_at_most_one_fetch_per_cooldown(
     assert oidc_provider.stats()["jwks"] == start + 2
     after = snapshot(app)
     assert after["users"] == before["users"] and after["refresh_tokens"] == before["refresh_tokens"]
+
+
+def test_a_spent_ip_failure_budget_refuses_failures_not_a_genuine_id_token(
+    make_app: Any, oidc_provider: OidcProvider
+) -> None:
+    """Others' failed logins from the same address never lock out a valid ID token."""
+    app = make_app(**oidc_provider.config(AUTH_LOGIN_FAILURES_PER_IP="3/hour"))
+    payload = {"iss": oidc_provider.issuer, "aud": "hearthgate", "sub": "x", "exp": 4e9,
+               "iat": 1}
+    forged = [oidc_provider.sign(payload, kid=f"unknown-{n}") for n in range(5)]
+    for token in forged[:3]:
+        assert login(app, token).status_code == 401
+    before = snapshot(app)
+    throttled = login(app, forged[3])
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
+    assert_unchanged_but_denials(before, snapshot(app))
+
+    genuine = login(app, oidc_provider.id_token("nat-neighbour"))
+    assert genuine.status_code == 200, genuine.json
+    assert [u.subject for u in rows(app, User)] == ["nat-neighbour"]
+    assert login(app, forged[4]).status_code == 429  # the success spent no one's budget
 
 
 def test_jwks_cache_honours_cache_control(make_app: Any, own_provider: OidcProvider) -> None:

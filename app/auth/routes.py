@@ -32,15 +32,21 @@ def login(body: LoginIn) -> sessions.TokenPair:
     throttle = login_throttle()
     ip = request_client_ip()
     account = provider.account_of(body)
-    throttle.check(ip, account)
+    throttle.check(account)
     try:
         identity = provider.authenticate(body)
     except ProviderUnavailable:
         raise ServiceUnavailable("The identity provider is unavailable") from None
     except LoginFailed as failure:
+        # The IP's budget refuses failures only: a correct credential from a shared address
+        # (NAT, proxy) still logs in, whatever others sent from it.
+        refusal = throttle.ip_refusal(ip)
         throttle.failed(ip, failure.account or account)
         audit.record_denial("auth.login", details={"method": provider.name,
-                                                   "reason": failure.reason})
+                                                   "reason": failure.reason,
+                                                   **({"throttled": "ip"} if refusal else {})})
+        if refusal is not None:
+            raise refusal from None
         raise Unauthorized("Login failed", invalid_token=body.id_token is not None) from None
     if identity.user.disabled:
         audit.record_denial("auth.login", principal_id=identity.user.id,

@@ -3,9 +3,18 @@
 It opens the rate limiter's storage the same way (``app.gateway.limits.storage_uri`` and
 ``open_storage``: the ``limiter_storage`` hook, its timeouts, password redaction) but is not
 switched off by ``RATELIMIT_ENABLED``: it defends against password guessing, not load. Only
-failures count; a success clears the account's counter. While a key is over its limit, the login
-is refused with 429 before any verification runs. When the storage fails, counting goes on in this
-process (never open), as for the other sensitive endpoints.
+failures count; a success clears the account's counter (never the IP's).
+
+The two budgets refuse differently, because an address is shared (a NAT, a proxy, a wrong
+``TRUSTED_PROXY_COUNT``) and an account is not:
+
+- while an account is over its limit, a login to it is refused with 429 before any verification
+  runs, even with the right password: this is what bounds guessing of one password;
+- while an IP is over its limit, logins from it are still verified: a correct credential logs in,
+  and each failure answers 429 instead of 401. Others' failures never lock a user out.
+
+When the storage fails, counting goes on in this process (never open), as for the other sensitive
+endpoints.
 """
 
 from __future__ import annotations
@@ -55,19 +64,31 @@ class LoginThrottle:
             items.append((self.per_account, "account:" + digest))
         return items
 
-    def check(self, ip: str | None, account: str | None = None) -> None:
-        """429 while the IP or the account has used up its failures."""
+    def check(self, account: str | None) -> None:
+        """429 while the account has used up its failures (before any verification)."""
         if not self.enabled:
             return
-        for item, key in self._items(ip, account):
+        for item, key in self._items(None, account):
             if not self._use("test", item, key):
-                stats = self._use("get_window_stats", item, key)
-                retry = max(1, int(stats.reset_time - _now()))
-                raise TooManyFailures(
-                    "Too many failed logins; try again later",
-                    headers={"Retry-After": str(retry)},
-                    retryAfter=retry, limit=item.amount, window=item.get_expiry(),
-                )
+                raise self._refusal(item, key)
+
+    def ip_refusal(self, ip: str | None) -> TooManyFailures | None:
+        """The 429 a failed login from ``ip`` answers while the IP has used up its failures."""
+        if not self.enabled:
+            return None
+        for item, key in self._items(ip, None):
+            if not self._use("test", item, key):
+                return self._refusal(item, key)
+        return None
+
+    def _refusal(self, item: Any, key: str) -> TooManyFailures:
+        stats = self._use("get_window_stats", item, key)
+        retry = max(1, int(stats.reset_time - _now()))
+        return TooManyFailures(
+            "Too many failed logins; try again later",
+            headers={"Retry-After": str(retry)},
+            retryAfter=retry, limit=item.amount, window=item.get_expiry(),
+        )
 
     def failed(self, ip: str | None, account: str | None = None) -> None:
         if not self.enabled:
