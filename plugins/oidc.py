@@ -2,17 +2,26 @@
 flow (Authlib's OAuth 2 client, PKCE, state, nonce) for SPAs that prefer not to hold provider
 tokens: ``authorize`` → provider → ``callback`` → one-time code in the fragment → ``exchange``.
 
+Two bindings protect the flow. The cookie binds the provider's callback to the browser that
+started the flow. The one-time code is bound to the SPA instance that started it, PKCE-style
+between the SPA and this service: ``authorize`` takes the S256 challenge of a verifier the SPA
+keeps, and ``exchange`` spends the code only with that verifier. A code planted in another
+browser's SPA (``…#code=<the attacker's code>``, login CSRF) is refused there; a wrong verifier
+does not spend the code.
+
 Enabled when ``AUTH_OIDC_ISSUER`` and ``AUTH_OIDC_AUDIENCE`` are set; the code flow also needs
 ``AUTH_OIDC_CALLBACK_URL`` and ``AUTH_OIDC_CLIENT_SECRET``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import logging
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from authlib.common.security import generate_token
@@ -95,6 +104,9 @@ flow_bp = Blueprint("oidc_flow", __name__, url_prefix="/api/auth/oidc")
 class AuthorizeQuery(Query):
     redirect_uri: str = Field(min_length=1, max_length=2000)
     login_hint: str | None = Field(default=None, max_length=200)
+    # BASE64URL(SHA-256(verifier)) without padding, RFC 7636 S256: always 43 characters.
+    code_challenge: str = Field(pattern=r"^[A-Za-z0-9_-]{43}$")
+    code_challenge_method: Literal["S256"] = "S256"
 
 
 class CallbackQuery(Query):
@@ -106,6 +118,13 @@ class CallbackQuery(Query):
 
 class ExchangeIn(Body):
     code: str = Field(min_length=1, max_length=200)
+    # RFC 7636 code_verifier: 43-128 unreserved characters.
+    code_verifier: str = Field(pattern=r"^[A-Za-z0-9._~-]{43,128}$")
+
+
+def s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _client() -> OAuth2Session:
@@ -127,7 +146,12 @@ def _cookie(value: str, max_age: int) -> str:
 
 @flow_bp.get("/authorize")
 @endpoint(auth="public", query=AuthorizeQuery, status=302, tags=("auth",), errors=(503,),
-          summary="Start an authorization-code login at the identity provider")
+          summary="Start an authorization-code login at the identity provider",
+          description="The SPA generates a random verifier (RFC 7636, 43-128 characters), keeps "
+          "it (e.g. in sessionStorage) and sends `codeChallenge` (or `code_challenge`) = "
+          "BASE64URL(SHA-256(verifier)) without padding; `codeChallengeMethod` is `S256`, the "
+          "only method. Only that verifier can later "
+          "exchange the code this login yields. Sets the flow's browser-binding cookie.")
 def authorize(query: AuthorizeQuery) -> Reply:
     if query.redirect_uri not in current_app.config["AUTH_OIDC_REDIRECT_URIS"]:
         raise BadRequest("redirect_uri is not allowed")
@@ -143,7 +167,7 @@ def authorize(query: AuthorizeQuery) -> Reply:
     db.session.add(LoginFlow(
         state_hash=hash_token(state), browser_hash=hash_token(browser), nonce=nonce,
         code_verifier=verifier, redirect_uri=query.redirect_uri,
-        expires_at=utcnow() + FLOW_TTL,
+        spa_challenge=query.code_challenge, expires_at=utcnow() + FLOW_TTL,
     ))
     return Reply(None, 302, {"Location": url,
                              "Set-Cookie": _cookie(browser, int(FLOW_TTL.total_seconds()))})
@@ -204,12 +228,24 @@ def callback(query: CallbackQuery) -> Reply:
 
 @flow_bp.post("/exchange")
 @endpoint(auth="public", body=ExchangeIn, response=TokenOut, sensitive=True, tags=("auth",),
-          errors=(401,), summary="Trade the one-time code for the login's token pair")
+          errors=(401,), summary="Trade the one-time code for the login's token pair",
+          description="`codeVerifier` is the verifier whose S256 challenge the SPA sent to "
+          "`authorize`: a code is exchanged only by the SPA instance that started its login, "
+          "once, within 60 s. An unknown, spent or expired code and a wrong verifier are the same "
+          "401; a wrong verifier does not spend the code.")
 def exchange(body: ExchangeIn) -> Any:
     now = utcnow()
     flow = db.session.scalars(
         select(LoginFlow).where(LoginFlow.code_hash == hash_token(body.code))
     ).first()
+    if flow is not None and (flow.spa_challenge is None or not hmac.compare_digest(
+            flow.spa_challenge, s256(body.code_verifier))):
+        # Not the SPA that started this login (a planted code): refused, and the code is left to
+        # its owner.
+        db.session.rollback()
+        audit.record_denial("auth.login", details={"method": "oidc-code",
+                                                   "reason": "code verifier mismatch"})
+        raise Unauthorized("Invalid or expired code", invalid_token=True)
     spent = None
     if flow is not None:
         spent = db.session.execute(

@@ -198,12 +198,40 @@ def drive_provider(location: str, login_hint: str) -> str:
     raise AssertionError("the provider never redirected back")
 
 
+def spa_pkce() -> tuple[str, str]:
+    """What the SPA keeps (the verifier) and what it sends to ``authorize`` (its S256)."""
+    import base64
+    import hashlib
+    import secrets
+
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def code_flow(client: Any, challenge: str, account: str) -> str:
+    """Run a code-flow login in ``client`` (a browser with its cookie jar) up to the one-time
+    code that the callback hands to the SPA."""
+    start = client.get("/api/auth/oidc/authorize",
+                       query_string={"redirect_uri": SPA_URL, "code_challenge": challenge})
+    assert start.status_code == 302, start.json
+    back = urlsplit(drive_provider(start.headers["Location"], account))
+    target = client.get(back.path + "?" + back.query).headers["Location"]
+    assert target.startswith(SPA_URL + "#code="), target
+    code: str = target.split("#code=", 1)[1]
+    return code
+
+
 def test_authorization_code_flow_end_to_end(
     make_app: Any, oidc_provider: OidcProvider, secret_watch: SecretWatch
 ) -> None:
     app = make_app(**oidc_provider.config())
     client = app.test_client()
-    start = client.get("/api/auth/oidc/authorize", query_string={"redirect_uri": SPA_URL})
+    verifier, challenge = spa_pkce()
+    secret_watch.add(verifier)
+    start = client.get("/api/auth/oidc/authorize",
+                       query_string={"redirect_uri": SPA_URL, "code_challenge": challenge,
+                                     "code_challenge_method": "S256"})
     assert start.status_code == 302
     location = start.headers["Location"]
     query = parse_qs(urlsplit(location).query)
@@ -221,18 +249,78 @@ def test_authorization_code_flow_end_to_end(
     code = target.split("#code=", 1)[1]
     secret_watch.add(code)
 
-    exchanged = client.post("/api/auth/oidc/exchange", json={"code": code})
+    exchanged = client.post("/api/auth/oidc/exchange",
+                            json={"code": code, "codeVerifier": verifier})
     assert exchanged.status_code == 200, exchanged.json
     assert exchanged.json["user"]["email"] == "heidi@example.test"
     secret_watch.add(exchanged.json["token"], exchanged.json["refreshToken"])
 
     # The one-time code and the provider's callback cannot be replayed.
     before = snapshot(app)
-    assert client.post("/api/auth/oidc/exchange", json={"code": code}).status_code == 401
+    assert client.post("/api/auth/oidc/exchange",
+                       json={"code": code, "codeVerifier": verifier}).status_code == 401
     assert client.get(split.path + "?" + split.query).status_code == 400
     after = snapshot(app)
     assert after["refresh_tokens"] == before["refresh_tokens"]
     assert after["login_flows"] == before["login_flows"]
+
+
+def test_a_code_is_exchanged_only_with_the_verifier_of_the_spa_that_started_the_flow(
+    make_app: Any, oidc_provider: OidcProvider, secret_watch: SecretWatch
+) -> None:
+    """Login CSRF: an attacker logs in through the flow and plants ``#code=…`` in a victim's SPA.
+    The victim's SPA holds no verifier for that flow (or its own, for another flow), so the code
+    is useless to it; only the SPA that started the flow can spend it, once."""
+    app = make_app(**oidc_provider.config())
+    verifier, challenge = spa_pkce()
+    other_verifier, _ = spa_pkce()
+    secret_watch.add(verifier, other_verifier)
+    starter = app.test_client()
+    code = code_flow(starter, challenge, "mallory-csrf")
+    secret_watch.add(code)
+
+    victim = app.test_client()  # another browser: no cookie, no verifier of this flow
+    before = snapshot(app)
+    assert victim.post("/api/auth/oidc/exchange", json={"code": code}).status_code == 400
+    for wrong in (other_verifier, verifier[:-1] + ("A" if verifier[-1] != "A" else "B")):
+        refused = victim.post("/api/auth/oidc/exchange",
+                              json={"code": code, "codeVerifier": wrong})
+        assert refused.status_code == 401
+        assert "token" not in refused.json and "refreshToken" not in refused.json
+    # Even the starting browser, with its cookie, needs the verifier.
+    assert starter.post("/api/auth/oidc/exchange",
+                        json={"code": code, "codeVerifier": other_verifier}).status_code == 401
+    after = snapshot(app)
+    assert_unchanged_but_denials(before, after)
+    assert len(after["audit_events"]) == len(before["audit_events"]) + 3
+
+    exchanged = starter.post("/api/auth/oidc/exchange",
+                             json={"code": code, "codeVerifier": verifier})
+    assert exchanged.status_code == 200, exchanged.json
+    secret_watch.add(exchanged.json["token"], exchanged.json["refreshToken"])
+    assert exchanged.json["user"]["email"] == "mallory-csrf@example.test"
+    spent = snapshot(app)
+    for client in (starter, victim):  # single use, whoever presents it
+        again = client.post("/api/auth/oidc/exchange",
+                            json={"code": code, "codeVerifier": verifier})
+        assert again.status_code == 401
+    assert_unchanged_but_denials(spent, snapshot(app))
+
+
+def test_authorize_requires_an_s256_code_challenge(
+    make_app: Any, oidc_provider: OidcProvider
+) -> None:
+    app = make_app(**oidc_provider.config())
+    _, challenge = spa_pkce()
+    before = snapshot(app)
+    for extra in ({}, {"code_challenge": challenge, "code_challenge_method": "plain"},
+                  {"code_challenge": challenge[:-1]}, {"code_challenge": challenge + "A"},
+                  {"code_challenge": challenge[:-1] + "="}):
+        response = app.test_client().get("/api/auth/oidc/authorize",
+                                          query_string={"redirect_uri": SPA_URL, **extra})
+        assert response.status_code == 400, extra
+        assert "Location" not in response.headers and "Set-Cookie" not in response.headers
+    assert snapshot(app) == before
 
 
 def test_callback_from_another_browser_is_refused(
@@ -240,7 +328,8 @@ def test_callback_from_another_browser_is_refused(
 ) -> None:
     app = make_app(**oidc_provider.config())
     start = app.test_client().get("/api/auth/oidc/authorize",
-                                  query_string={"redirect_uri": SPA_URL})
+                                  query_string={"redirect_uri": SPA_URL,
+                                                "code_challenge": spa_pkce()[1]})
     back = urlsplit(drive_provider(start.headers["Location"], "ivan"))
     stranger = app.test_client()  # no flow cookie: a login-CSRF attempt
     before = snapshot(app)
@@ -256,7 +345,8 @@ def test_authorize_refuses_redirect_uris_off_the_allow_list(
     before = snapshot(app)
     for uri in ("https://evil.example/steal", SPA_URL + "/../x", SPA_URL.upper(), SPA_URL + "?a"):
         response = app.test_client().get("/api/auth/oidc/authorize",
-                                          query_string={"redirect_uri": uri})
+                                          query_string={"redirect_uri": uri,
+                                                        "code_challenge": spa_pkce()[1]})
         assert response.status_code == 400
         assert "Location" not in response.headers
     assert snapshot(app) == before
@@ -266,7 +356,8 @@ def test_authorize_refuses_redirect_uris_off_the_allow_list(
 def test_unknown_exchange_code_is_401(make_app: Any, oidc_provider: OidcProvider) -> None:
     app = make_app(**oidc_provider.config())
     before = snapshot(app)
-    response = app.test_client().post("/api/auth/oidc/exchange", json={"code": "made-up"})
+    response = app.test_client().post("/api/auth/oidc/exchange",
+                                      json={"code": "made-up", "codeVerifier": spa_pkce()[0]})
     assert response.status_code == 401
     after = snapshot(app)
     assert after["refresh_tokens"] == before["refresh_tokens"] == []
@@ -332,12 +423,11 @@ def test_a_code_flow_login_and_its_refresh_see_the_claims(
     plugin = AdminsByClaim()
     app.extensions["hearthgate.plugins"].register(plugin, name="admins-by-claim")
     client = app.test_client()
-    start = client.get("/api/auth/oidc/authorize", query_string={"redirect_uri": SPA_URL})
-    back = urlsplit(drive_provider(start.headers["Location"], "idp-admin-2"))
-    target = client.get(back.path + "?" + back.query).headers["Location"]
-    code = target.split("#code=", 1)[1]
-    secret_watch.add(code)
-    exchanged = client.post("/api/auth/oidc/exchange", json={"code": code})
+    verifier, challenge = spa_pkce()
+    code = code_flow(client, challenge, "idp-admin-2")
+    secret_watch.add(code, verifier)
+    exchanged = client.post("/api/auth/oidc/exchange",
+                            json={"code": code, "codeVerifier": verifier})
     assert exchanged.status_code == 200, exchanged.json
     secret_watch.add(exchanged.json["token"], exchanged.json["refreshToken"])
     assert "users:admin" in permissions(exchanged.json["token"])

@@ -71,6 +71,7 @@ class Contract:
     after: tuple[Guard, ...] = ()
     raw_body: bool = False
     summary: str = ""
+    description: str = ""  # OpenAPI's longer text: what the operation reveals, what bounds it
     tags: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
     headers: tuple[Header, ...] = ()
@@ -118,6 +119,7 @@ def endpoint(
     after: Iterable[Guard] = (),
     raw_body: bool = False,
     summary: str = "",
+    description: str = "",
     tags: Iterable[str] = (),
     errors: Iterable[int] = (),
     headers: Iterable[Header] = (),
@@ -140,6 +142,7 @@ def endpoint(
         after=tuple(after),
         raw_body=raw_body,
         summary=summary,
+        description=description,
         tags=tuple(tags),
         errors=tuple(errors),
         headers=tuple(headers),

@@ -213,6 +213,8 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             "x-required-permissions": list(contract.permissions),
             "x-rate-limit": _rate_limit_of(contract, app.config),
         }
+        if contract.description:
+            operation["description"] = contract.description
         if contract.roles is not None:
             operation["x-household-roles"] = list(contract.roles)
         parameters = [
