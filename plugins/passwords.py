@@ -2,14 +2,21 @@
 reset a forgotten password by mail. Passwords are hashed with argon2 (argon2-cffi); reset tokens
 are itsdangerous timed signatures that also cover a fingerprint of the current password hash, so
 a token stops working once it has been used (the hash changes) or has expired.
+
+A reset request does the same work on the request path whether or not the address has an
+account (the same statements, one audit event, one item handed to the mail queue), and the mail
+is written by the queue's thread (``app.background``): the answer's timing says nothing about
+the account.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,7 @@ from app.auth.providers import Identity, LoginFailed, LoginIn
 from app.auth.schemas import UserOut
 from app.auth.sessions import revoke_all
 from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email
+from app.background import BackgroundQueue
 from app.db import db, new_id, utcnow
 from app.gateway.contracts import endpoint
 from app.gateway.errors import Conflict, Unauthorized
@@ -39,6 +47,8 @@ log = logging.getLogger(__name__)
 
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$"
 RESET_SALT = "hearthgate.password-reset"
+MAIL_QUEUE_SIZE = 1000
+MAIL_DRAIN_AT_EXIT_SECONDS = 5.0
 
 hasher = PasswordHasher()
 
@@ -118,17 +128,65 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(str(secret), salt=RESET_SALT)
 
 
-def _send(to: str, subject: str, body: str) -> None:
-    sender = hook(current_app).mail_sender(config=dict(current_app.config),
-                                           instance_path=current_app.instance_path)
+Sender = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A message for the mail queue; ``to`` is None for one that is built and queued only so
+    that a request for an unknown address does the same work as for a known one."""
+
+    send: Sender
+    to: str | None
+    subject: str
+    body: str
+
+
+class MailQueue(BackgroundQueue[Mail]):
+    """Outgoing mail, sent by the queue's thread. Nothing of a message reaches the log: not the
+    address, not the body (it holds a reset token), not a sender's error message."""
+
+    def _deliver(self, mail: Mail) -> None:
+        if mail.to is None:
+            return
+        try:
+            mail.send(mail.to, mail.subject, mail.body)
+        except Exception as exc:  # noqa: BLE001 - any sender failure: logged, the thread goes on
+            log.error("mail not sent: the sender failed (%s)", type(exc).__name__)
+
+    def _overflow(self, mail: Mail) -> None:
+        log.warning("mail queue full: a message was not sent (%d so far)", self.dropped)
+
+
+def mail_queue(app: Flask) -> MailQueue:
+    queue: MailQueue | None = app.extensions.get("hearthgate.mail")
+    if queue is None:
+        queue = app.extensions.setdefault("hearthgate.mail", MailQueue(MAIL_QUEUE_SIZE, "mail"))
+        # A worker that stops (deploy, gunicorn's max_requests) sends what it already queued.
+        atexit.register(queue.drain, MAIL_DRAIN_AT_EXIT_SECONDS)
+    return queue
+
+
+def _queue_mail(to: str | None, subject: str, body: str) -> None:
+    """Hand a message to the mail queue (``to`` None: the same work, nothing sent)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    sender = hook(app).mail_sender(config=dict(app.config), instance_path=app.instance_path)
     if sender is None:
         raise RuntimeError("no mail_sender plugin")
-    sender(to, subject, body)
+    mail_queue(app).put(Mail(sender, to, subject, body))
 
 
 @bp.post("/register")
 @endpoint(auth="public", body=RegisterIn, response=RegisteredOut, status=201, tags=("auth",),
-          errors=(409,), summary="Create a local account")
+          errors=(409,),
+          summary="Create a local account; 409 reveals that the email already has an account",
+          description="409 when the email already belongs to an account (local, or a login "
+          "through the identity provider), including the losers of concurrent registrations of "
+          "one email. This tells the caller that the address has an account: the contract keeps "
+          "it, so that a person learns at once to log in or reset instead. What bounds "
+          "enumeration through it is the per-IP anonymous rate limit (`RATELIMIT_ANONYMOUS`, "
+          "10 a minute by default, shared with every anonymous route). Password reset and login "
+          "answer alike for known and unknown addresses.")
 def register(body: RegisterIn) -> dict[str, Any]:
     email = normalise_email(body.email)
     if email_taken(db.session, email):
@@ -145,7 +203,11 @@ def register(body: RegisterIn) -> dict[str, Any]:
 
 @bp.post("/reset-password")
 @endpoint(auth="public", body=ResetIn, status=202, tags=("auth",),
-          summary="Mail a reset link; 202 whether or not the account exists")
+          summary="Mail a reset link; 202 whether or not the account exists",
+          description="The answer is the same, and the request does the same work (the same "
+          "statements, one audit event, one message handed to the mail queue), whether or not "
+          "the address has a local account; the mail is sent off the request path, so neither "
+          "the body nor the timing says whether the account exists.")
 def reset_password(body: ResetIn) -> None:
     email = normalise_email(body.email)
     user = db.session.scalars(
@@ -155,12 +217,13 @@ def reset_password(body: ResetIn) -> None:
     subject = user.id if user is not None else new_id("usr")
     fingerprint = _fingerprint(user.password_hash if user else None)
     token = _serializer().dumps({"u": subject, "p": fingerprint})
-    if user is None:
-        return
     ttl_minutes = int(current_app.config["AUTH_PASSWORD_RESET_TTL_SECONDS"]) // 60
-    _send(email, "Reset your Hearthgate password",
-          f"Use this code within {ttl_minutes} minutes to choose a new password:\n\n{token}\n")
-    audit.record("auth.reset.request", resource=f"user:{user.id}", principal_id=user.id)
+    _queue_mail(email if user is not None else None, "Reset your Hearthgate password",
+                f"Use this code within {ttl_minutes} minutes to choose a new password:\n\n"
+                f"{token}\n")
+    audit.record("auth.reset.request", resource=f"user:{user.id}" if user is not None else None,
+                 principal_id=user.id if user is not None else None,
+                 details={"account": "local" if user is not None else "none"})
 
 
 @bp.post("/reset-password/confirm")

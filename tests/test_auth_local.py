@@ -35,6 +35,9 @@ def login(app: Flask, email: str = "lee@example.test", password: str = PASSWORD)
 
 
 def mails(app: Flask) -> list[Path]:
+    """The mails sent so far (they leave from a background thread: waited for first)."""
+    queue = app.extensions.get("hearthgate.mail")
+    assert queue is None or queue.drain(10)
     return sorted((Path(app.instance_path) / "mail").glob("*.eml"))
 
 
@@ -217,6 +220,106 @@ def test_reset_request_does_not_reveal_accounts(make_app: Any) -> None:
     assert mailed == 1 and len(mails(app)) == 1  # no mail for an unknown address
     after = snapshot(app)
     assert after["users"] == before["users"]
+
+
+def test_reset_request_does_the_same_work_for_known_and_unknown_addresses(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's timing must not tell whether an account exists: the request path runs the
+    same SQL statements and hands one item to the mail queue either way; the mail itself is
+    written by the queue's thread, never by the request's."""
+    import threading
+
+    from sqlalchemy import event
+
+    import plugins.passwords as passwords
+    from app.background import BackgroundQueue
+    from app.db import Database
+
+    app = local_app(make_app)
+    register(app)
+    sent_from: list[int] = []
+    real_sender = passwords.write_to_instance_folder
+
+    def recording_sender(instance_path: str) -> Any:
+        send = real_sender(instance_path)
+
+        def recorded(to: str, subject: str, body: str) -> None:
+            sent_from.append(threading.get_ident())
+            send(to, subject, body)
+
+        return recorded
+
+    queued: list[str] = []
+    real_put = BackgroundQueue.put
+
+    def counted_put(queue: Any, item: Any) -> None:
+        queued.append(type(queue).__name__)
+        real_put(queue, item)
+
+    monkeypatch.setattr(passwords, "write_to_instance_folder", recording_sender)
+    monkeypatch.setattr(BackgroundQueue, "put", counted_put)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    client = app.test_client()
+
+    def work(email: str) -> tuple[list[str], list[str]]:
+        statements.clear()
+        queued.clear()
+        response = client.post("/api/auth/reset-password", json={"email": email})
+        assert response.status_code == 202 and response.data == b""
+        return list(statements), list(queued)
+
+    event.listen(Database.engine(app), "before_cursor_execute", seen)
+    try:
+        work("lee@example.test")  # first use of each path: caches, the queue's thread
+        work("ghost@example.test")
+        mails(app)
+        before = snapshot(app)
+        known, unknown = work("lee@example.test"), work("ghost@example.test")
+        known_again, unknown_again = work("LEE@example.test"), work("nobody@example.test")
+    finally:
+        event.remove(Database.engine(app), "before_cursor_execute", seen)
+    assert known == unknown == known_again == unknown_again
+    assert known[1] == ["MailQueue"]
+    assert any(s.startswith("INSERT INTO audit_events") for s in known[0])
+    assert threading.get_ident() not in sent_from  # no mail written on the request path
+
+    assert len(mails(app)) == 3  # the known address only: once warming up, twice here
+    assert len(sent_from) == 3
+    after = snapshot(app)
+    assert after["users"] == before["users"] and after["refresh_tokens"] == before["refresh_tokens"]
+    events = [e for e in after["audit_events"] if e not in before["audit_events"]]
+    assert len(events) == 4 and all("auth.reset.request" in e for e in events)
+
+
+def test_a_failing_mail_sender_is_logged_by_type_only(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sender runs on the queue's thread: its failure changes no answer and its message
+    (which may quote the mail and its reset token) never reaches the log."""
+    import plugins.passwords as passwords
+
+    def failing_sender(instance_path: str) -> Any:
+        def send(to: str, subject: str, body: str) -> None:
+            raise RuntimeError(f"relay refused {to}: {body}")
+
+        return send
+
+    monkeypatch.setattr(passwords, "write_to_instance_folder", failing_sender)
+    app = local_app(make_app)
+    register(app)
+    response = app.test_client().post("/api/auth/reset-password",
+                                      json={"email": "lee@example.test"})
+    assert response.status_code == 202
+    assert mails(app) == []  # drained: the sender was called and failed
+    logged = [r for r in caplog.records if r.name == "plugins.passwords"]
+    assert [r.getMessage() for r in logged] == ["mail not sent: the sender failed (RuntimeError)"]
+    text = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert "lee@example.test" not in text and "Use this code" not in text
 
 
 def test_failed_logins_stay_throttled_while_the_storage_is_down(

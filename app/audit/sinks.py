@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
-import queue
-import threading
 from typing import Any
 
 from flask import Flask
@@ -26,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.chain import event_record
 from app.audit.writer import PENDING_KEY
+from app.background import BackgroundQueue
 from app.models.audit import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -33,56 +31,16 @@ log = logging.getLogger(__name__)
 DRAIN_AT_EXIT_SECONDS = 5.0
 
 
-class SinkRelay:
+class SinkRelay(BackgroundQueue[dict[str, Any]]):
     """The queue of committed event records and the thread that hands them to the sinks."""
 
     def __init__(self, hook: Any, size: int) -> None:
+        super().__init__(size, "audit-sinks")
         self._hook = hook
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=size)
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self.dropped = 0
 
-    def put(self, record: dict[str, Any]) -> None:
-        self._ensure_thread()
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            with self._lock:
-                self.dropped += 1
-            log.warning("audit sink queue full: %s seq %s not forwarded (%d so far)",
-                        record["chain"], record["seq"], self.dropped)
-
-    def drain(self, timeout: float) -> bool:
-        """Wait until every queued record was handed to the sinks; ``False`` on timeout."""
-        done = threading.Event()
-
-        def wait() -> None:
-            self._queue.join()
-            done.set()
-
-        threading.Thread(target=wait, daemon=True, name="audit-sink-drain").start()
-        return done.wait(timeout)
-
-    def _ensure_thread(self) -> None:
-        # Started on first use, and again in a forked worker (threads do not survive a fork).
-        if self._thread is not None and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="audit-sinks")
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            record = self._queue.get()
-            try:
-                self._deliver(record)
-            finally:
-                self._queue.task_done()
+    def _overflow(self, record: dict[str, Any]) -> None:
+        log.warning("audit sink queue full: %s seq %s not forwarded (%d so far)",
+                    record["chain"], record["seq"], self.dropped)
 
     def _deliver(self, record: dict[str, Any]) -> None:
         # Each sink on its own: one that is down must not starve the others.

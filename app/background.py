@@ -1,0 +1,74 @@
+"""Work handed off the request path: a bounded queue that one daemon thread of the process drains.
+
+Used for what a response must not wait for, or must not reveal by taking longer: the audit sinks
+(``app.audit.sinks``) and outgoing mail (``plugins.passwords``). The thread starts on first use,
+and again in a forked worker (threads do not survive a fork). When the queue is full, an item is
+handed to ``_overflow`` instead (counted in ``dropped``) and the caller goes on: a stuck consumer
+never holds a response. ``drain`` waits for what is queued (tests, and a stopping worker).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+
+
+class BackgroundQueue(Generic[Item]):
+    """Subclasses say what to do with an item (``_deliver``) and when one did not fit
+    (``_overflow``); ``_deliver`` handles its own errors (it runs where nobody can answer)."""
+
+    def __init__(self, size: int, thread_name: str) -> None:
+        self._queue: queue.Queue[Item] = queue.Queue(maxsize=size)
+        self._thread_name = thread_name
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.dropped = 0
+
+    def put(self, item: Item) -> None:
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+            self._overflow(item)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every queued item was delivered; ``False`` on timeout."""
+        done = threading.Event()
+
+        def wait() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True, name=f"{self._thread_name}-drain").start()
+        return done.wait(timeout)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name=self._thread_name)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                self._deliver(item)
+            finally:
+                self._queue.task_done()
+
+    def _deliver(self, item: Item) -> None:
+        raise NotImplementedError
+
+    def _overflow(self, item: Item) -> None:
+        raise NotImplementedError
