@@ -338,3 +338,14 @@ def test_failed_logins_stay_throttled_while_the_storage_is_down(
         statuses = [login(app, password=f"wrong password {n}").status_code for n in range(3)]
         assert statuses == [401, 401, 429]  # counted afresh in this process: 2 allowed, then 429
         assert login(app).status_code == 429  # locked even with the right password
+
+
+def test_openapi_says_what_the_account_routes_reveal(make_app: Any) -> None:
+    document = local_app(make_app).test_client().get("/api/openapi.json").json
+    register_op = document["paths"]["/api/auth/register"]["post"]
+    assert "409" in register_op["responses"] and "409" in register_op["summary"]
+    assert "RATELIMIT_ANONYMOUS" in register_op["description"]
+    reset_op = document["paths"]["/api/auth/reset-password"]["post"]
+    assert "same work" in reset_op["description"]
+    login_op = document["paths"]["/api/auth/login"]["post"]
+    assert "AUTH_LOGIN_FAILURES_PER_IP" in login_op["description"]

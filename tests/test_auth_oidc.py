@@ -494,3 +494,17 @@ def test_repeat_logins_write_the_user_only_when_the_claims_changed(
     assert after == before
     assert login(app, token("upsert-zed", "new@example.test", "Zed Two")).status_code == 200
     assert {u.subject: u.email for u in rows(app, User)}["upsert-zed"] == "new@example.test"
+
+
+def test_openapi_states_the_spa_binding_of_the_code_flow(
+    make_app: Any, oidc_provider: OidcProvider
+) -> None:
+    document = make_app(**oidc_provider.config()).test_client().get("/api/openapi.json").json
+    authorize = document["paths"]["/api/auth/oidc/authorize"]["get"]
+    challenge = next(p for p in authorize["parameters"] if p["name"] == "codeChallenge")
+    assert challenge["required"] is True and "S256" in authorize["description"]
+    exchange = document["paths"]["/api/auth/oidc/exchange"]["post"]
+    ref = exchange["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert set(schema["required"]) == {"code", "codeVerifier"}
+    assert "verifier" in exchange["description"]

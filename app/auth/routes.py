@@ -23,7 +23,12 @@ def login_providers() -> list[LoginProvider]:
 
 @bp.post("/auth/login")
 @endpoint(auth="public", body=LoginIn, response=TokenOut, sensitive=True, tags=("auth",),
-          summary="Log in with an OIDC ID token or a local account", errors=(401, 403, 429))
+          summary="Log in with an OIDC ID token or a local account", errors=(401, 403, 429),
+          description="401 alike for any defective token, a wrong password or an unknown "
+          "account. 429 (with `Retry-After`) while the account has used up its failed logins "
+          "(`AUTH_LOGIN_FAILURES_PER_ACCOUNT`), even for the right password; and for a failed "
+          "login while the client IP has used up its own (`AUTH_LOGIN_FAILURES_PER_IP`): a "
+          "correct ID token or password from that IP still logs in.")
 def login(body: LoginIn) -> sessions.TokenPair:
     provider = next((p for p in login_providers() if p.accepts(body)), None)
     if provider is None:
