@@ -132,6 +132,19 @@ def register_blueprints(app: Flask) -> None:
     for blueprints in hook(app).register_blueprints(app=app):
         for blueprint in blueprints or []:
             app.register_blueprint(blueprint)
+    register_pages(app)
+
+
+def register_pages(app: Flask) -> None:
+    """The interactive API docs and the reference SPA, each when its setting is on."""
+    if app.config["API_DOCS_ENABLED"]:
+        from app.web import docs
+
+        app.register_blueprint(docs.bp)
+    if app.config["SPA_ENABLED"]:
+        from app.web import spa
+
+        app.register_blueprint(spa.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

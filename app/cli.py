@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TextIO
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app.config import configuration_problems
 from app.db import Database
@@ -146,10 +148,23 @@ def secrets_rm(name: str, household: str | None) -> None:
     click.echo(f"{name} removed")
 
 
+@click.command("openapi")
+@with_appcontext
+@click.option("-o", "--output", type=click.File("w"), default="-",
+              help="file to write (default: standard output)")
+def openapi_command(output: TextIO) -> None:
+    """Write the OpenAPI document (as served at /api/openapi.json), for client generators."""
+    from app.gateway.openapi import build_openapi
+
+    json.dump(build_openapi(current_app), output, indent=2, ensure_ascii=False)
+    output.write("\n")
+
+
 def register_cli(app: Flask) -> None:
     from app.audit.cli import audit_cli
     from app.buyflow.cli import buyflow_cli
 
-    for group in (db_cli, plugins_cli, security_cli, secrets_cli, audit_cli, buyflow_cli):
+    for group in (db_cli, plugins_cli, security_cli, secrets_cli, audit_cli, buyflow_cli,
+                  openapi_command):
         app.cli.add_command(group)
     hook(app).register_commands(cli=app.cli)

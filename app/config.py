@@ -26,9 +26,14 @@ class Setting:
     doc: str
     production: Any = ...  # ``...`` means "same as default"
     secret: bool = False
+    development: Any = ...  # the default in development only (``...``: same as default)
 
     def default_for(self, env: str) -> Any:
-        return self.default if env != "production" or self.production is ... else self.production
+        if env == "production" and self.production is not ...:
+            return self.production
+        if env == "development" and self.development is not ...:
+            return self.development
+        return self.default
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -78,7 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUTH_OIDC_LEEWAY_SECONDS", "int", 60, "clock leeway for exp/nbf/iat"),
     Setting("AUTH_DEFAULT_PERMISSIONS", "list", None,
             "permissions of new users (default: the catalogue but users:admin)"),
-    Setting("AUTH_LOCAL_ACCOUNTS_ENABLED", "bool", False, "local email/password accounts"),
+    Setting("AUTH_LOCAL_ACCOUNTS_ENABLED", "bool", False,
+            "local email/password accounts (on by default in development)", development=True),
     Setting("DEVELOPMENT_AUTH_ENABLED", "bool", False,
             "requests without a token act as DEVELOPMENT_AUTH_USER; refused in production"),
     Setting("DEVELOPMENT_AUTH_USER", "str", "dev@example.test", "email of the development user"),
@@ -140,7 +146,13 @@ SETTINGS: tuple[Setting, ...] = (
             "webhook deliveries per sending IP (instead of the anonymous limit)"),
     # Development
     Setting("DEMO_HELPERS_ENABLED", "bool", False,
-            "/api/dev/* helpers for the demo SPA (simulated orchestrator); refused in production"),
+            "/api/dev/* helpers for the SPA (simulated orchestrator; on by default in "
+            "development); refused in production", development=True),
+    Setting("API_DOCS_ENABLED", "bool", True,
+            "interactive API documentation at /api/docs (off by default in production)",
+            production=False),
+    Setting("SPA_ENABLED", "bool", True,
+            "serve the reference SPA (web/) at / (off by default in production)", production=False),
     # Audit trail
     Setting("AUDIT_SIGNING_KEY", "str", None, "Ed25519 private key (PEM) signing audit "
             "checkpoints and exports; generated per process outside production", secret=True),

@@ -20,9 +20,11 @@ from tests.helpers import AuthActions
 from tests.services import Postgres, postgres_server
 
 # leakcheck: the whole-session log capture (autouse); secret_services: OpenBao and moto servers;
-# audit_secret_scan: no credential in stored audit details after any test with a database.
+# audit_secret_scan: no credential in stored audit details after any test with a database;
+# browser_services: the system Chromium through Playwright (the ``browser`` fixture).
 pytest_plugins = (
     "tests.leakcheck", "tests.secret_services", "tests.audit_secret_scan", "tests.limit_services",
+    "tests.browser_services",
 )
 
 DB_BACKEND = os.environ.get("HEARTHGATE_TEST_DB", "sqlite")

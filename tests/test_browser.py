@@ -15,7 +15,6 @@ import requests
 
 from tests.browser_services import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
     ApiServer,
     api_server,
     chromium_path,
@@ -88,20 +87,6 @@ def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
         with api_server(database_url, TEST_JWT_SECRET, [spa], tmp_path / "api.log") as api:
             assert requests.get(api.url + "/readyz", timeout=30).status_code == 200
             yield Stack(api=api, spa=spa, foreign=foreign)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    require_playwright()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
-                                              args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def open_demo(browser: Any, origin: str, api: str) -> tuple[Any, Any]:

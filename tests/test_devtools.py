@@ -63,7 +63,8 @@ def test_registered_with_a_contract_and_documented(family: Family) -> None:
     app = family.app
     assert dev_rules(app) == ["/api/dev/purchase-intents/<intent_id>/cart-ready"]
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/") and rule.endpoint != "meta.openapi":
+        if rule.rule.startswith("/api/") and rule.endpoint != "meta.openapi" \
+                and not rule.endpoint.startswith("docs."):  # the docs pages document, not serve
             assert contract_of(app.view_functions[rule.endpoint]) is not None, rule.rule
     document = family.client.get("/api/openapi.json").get_json()
     operation = document["paths"]["/api/dev/purchase-intents/{intentId}/cart-ready"]["post"]

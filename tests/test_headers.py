@@ -86,8 +86,10 @@ def test_own_values_replace_a_handlers_and_vary_keeps_its_entries(make_app) -> N
     assert len(r.headers.getlist("X-Request-ID")) == 1
 
 
-def test_pages_outside_the_api_are_not_forced_uncacheable(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_pages_outside_the_api_get_the_page_policy_and_may_be_cached(make_app) -> None:  # type: ignore[no-untyped-def]
     from flask import Response
+
+    from app.gateway.headers import SITE_CSP
 
     app = make_app()
 
@@ -97,7 +99,8 @@ def test_pages_outside_the_api_are_not_forced_uncacheable(make_app) -> None:  # 
 
     r = app.test_client().get("/page")
     assert r.headers["X-Content-Type-Options"] == "nosniff"
-    assert "Cache-Control" not in r.headers and "Content-Security-Policy" not in r.headers
+    assert "Cache-Control" not in r.headers
+    assert r.headers["Content-Security-Policy"] == SITE_CSP
     assert r.headers["Vary"] == "Origin"
 
 

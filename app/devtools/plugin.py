@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import click
 from flask import Blueprint, Flask
 
 from app.hookspecs import hookimpl
@@ -25,3 +26,11 @@ def register_blueprints(app: Flask) -> list[Blueprint] | None:
 
     log.warning("demo helpers are on: /api/dev/* simulates the orchestrator")
     return [bp]
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """``flask demo seed``; the command itself refuses to run in production."""
+    from app.devtools.seed import demo_cli
+
+    cli.add_command(demo_cli)

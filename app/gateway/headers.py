@@ -37,6 +37,19 @@ EXPOSED_HEADERS = (REQUEST_ID_HEADER, *RATE_LIMIT_HEADERS)
 PREFLIGHT_MAX_AGE = 86400
 HSTS = "max-age=31536000; includeSubDomains"
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# The interactive docs (``/api/docs``): scripts and styles from this origin (Swagger UI sets inline
+# styles), its images, and calls to the API on this origin only.
+DOCS_PATH = "/api/docs"
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
+# Pages (the reference SPA): its own modules and styles, calls to this origin, nothing inline.
+SITE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 _EVERY_RESPONSE = (
     ("X-Content-Type-Options", "nosniff"),
@@ -48,6 +61,8 @@ _API_RESPONSE = (
     # API responses may carry tokens or personal data: never cached anywhere.
     ("Cache-Control", "no-store"),
 )
+_DOCS_RESPONSE = (("Content-Security-Policy", DOCS_CSP),)
+_SITE_RESPONSE = (("Content-Security-Policy", SITE_CSP),)
 
 
 def request_id() -> str | None:
@@ -77,20 +92,26 @@ class SecurityHeaders:
     def __init__(self, wsgi_app: WSGIApplication, *, hsts: bool) -> None:
         self.wsgi_app = wsgi_app
         tail = (("Strict-Transport-Security", HSTS),) if hsts else ()
-        self._site = (*_EVERY_RESPONSE, *tail)
+        self._site = (*_EVERY_RESPONSE, *_SITE_RESPONSE, *tail)
+        self._docs = (*_EVERY_RESPONSE, *_DOCS_RESPONSE, *tail)
         self._api = (*_EVERY_RESPONSE, *_API_RESPONSE, *tail)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         offered = environ.get("HTTP_X_REQUEST_ID", "")
         rid = offered if _SANE_REQUEST_ID.match(offered) else "cor_" + secrets.token_hex(12)
         environ[REQUEST_ID_KEY] = rid
-        fixed = self._api if _is_api(environ.get("PATH_INFO", "")) else self._site
+        fixed = self._fixed_for(environ.get("PATH_INFO", ""))
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             added = [(REQUEST_ID_HEADER, rid), *fixed, *environ.get(EXTRA_HEADERS_KEY, ())]
             return start_response(status, _merged(headers, added), exc_info)
 
         return self.wsgi_app(environ, start)
+
+    def _fixed_for(self, path: str) -> tuple[tuple[str, str], ...]:
+        if path == DOCS_PATH or path.startswith(DOCS_PATH + "/"):
+            return self._docs
+        return self._api if _is_api(path) else self._site
 
 
 def _merged(headers: list[tuple[str, str]], added: list[tuple[str, str]]) -> list[tuple[str, str]]:
