@@ -63,7 +63,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRUSTED_PROXY_COUNT", "int", 0,
             "proxies in front of the app whose X-Forwarded-For is trusted (Heroku: 1)"),
     # Identity
-    Setting("AUTH_JWT_SECRET", "str", DEV_JWT_SECRET, "HS256 signing secret (development)",
+    Setting("AUTH_JWT_SECRET", "str", DEV_JWT_SECRET,
+            "HS256 signing secret; voice and reset tokens derive their keys from it when their own "
+            "secrets are unset (production refuses the development default)",
             production=None, secret=True),
     Setting("AUTH_JWT_ALGORITHM", "str", "HS256", "internal JWT algorithm: HS256, RS256, ES256, "
             "EdDSA", production="RS256"),
