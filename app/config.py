@@ -328,7 +328,11 @@ def _weak_secret(name: str) -> Rule:
 
 
 def _flag(name: str, message: str) -> Rule:
-    return lambda c: message if c.get(name) else None
+    def rule(c: Mapping[str, Any]) -> str | None:
+        return message if c.get(name) else None
+
+    rule.__name__ = f"_flag_{name}"
+    return rule
 
 
 def _required_token(flag: str, token: str) -> Rule:
@@ -339,6 +343,7 @@ def _required_token(flag: str, token: str) -> Rule:
             return f"{token} is unset while {flag} is true"
         return None
 
+    rule.__name__ = f"_required_token_{token}"
     return rule
 
 
