@@ -574,8 +574,8 @@ def secret_fragments(env: dict[str, str]) -> list[str]:
     """What of the case's secrets must not be printed: each value (every PEM body line)."""
     found = []
     for name in SECRET_SETTINGS:
-        for value in env.get(name, "").split() if BY_NAME[name].kind == "list" else \
-                [env.get(name, "")]:
+        text = env.get(name, "")
+        for value in text.split() if BY_NAME[name].kind == "list" else [text]:
             if "-----BEGIN" in value:
                 found.extend(line for line in value.splitlines() if len(line) >= 16
                              and not line.startswith("-----"))
