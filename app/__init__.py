@@ -11,7 +11,12 @@ from typing import Any
 
 from flask import Flask
 
-from app.config import ConfigurationRefused, configuration_problems, load_settings
+from app.config import (
+    ConfigurationRefused,
+    configuration_problems,
+    load_settings,
+    refused_everywhere,
+)
 from app.db import db
 from app.logs import configure_logging, redactor
 from app.secrets import (
@@ -38,8 +43,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> None:
-    """Settings from the environment, then ``test_config`` on top (tests only)."""
-    app.config.update(load_settings(os.environ, overrides=test_config))
+    """Settings from the environment, then ``test_config`` on top (tests only). The defaults of
+    secret settings wait for the secret store (``open_secret_store``)."""
+    fallbacks: dict[str, Any] = {}
+    app.config.update(load_settings(os.environ, overrides=test_config, secret_fallbacks=fallbacks))
+    app.extensions[_STORE_FALLBACKS] = fallbacks
     app.config["DEBUG"] = bool(app.config["DEBUG"])
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in declared order
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
@@ -74,8 +82,12 @@ def register_plugins(app: Flask) -> None:
     init_audit(app)
 
 
+_STORE_FALLBACKS = "hearthgate.store_fallbacks"
+
+
 def open_secret_store(app: Flask) -> None:
-    """The store for ``SECRET_STORE_URL``, then the secret settings read through it. Unreachable
+    """The store for ``SECRET_STORE_URL``, then the secret settings read through it: a value
+    given in the environment first, then the store, then the development default. Unreachable
     or unreadable refuses the start in every environment: never a fall-back to defaults."""
     from app.meta.readiness import add_check
     from app.plugins import hook
@@ -95,19 +107,47 @@ def open_secret_store(app: Flask) -> None:
         app.register_error_handler(unavailable, secret_store_unavailable)
     try:
         store.check()
-        resolve_secret_settings(app.config, store)
+        resolve_secret_settings(app.config, store, app.extensions.pop(_STORE_FALLBACKS, {}))
     except SecretStoreError as exc:
         raise ConfigurationRefused([f"SECRET_STORE_URL ({store.describe()}): {exc}"]) from None
 
 
 def check_configuration(app: Flask) -> None:
-    """Production refuses every unsafe setting at once; elsewhere they are logged."""
-    problems = _problems(app)
+    """Production refuses every unsafe setting at once; elsewhere a few are refused as well
+    (``refused_everywhere``, a rate-limit storage nothing serves) and the rest are logged."""
+    problems = configuration_report(app)
     if not problems:
         return
+    everywhere = refused_everywhere(app.config) + _limiter_storage_refusals(app)
     if app.config["HEARTHGATE_ENV"] == "production":
         raise ConfigurationRefused(problems)
+    if everywhere:
+        raise ConfigurationRefused(everywhere)
     app.logger.warning("unsafe configuration: %s", "; ".join(problems))
+
+
+def configuration_report(app: Flask) -> list[str]:
+    """Every unsafe setting of ``app``: the rules of ``app.config``, the plugins' start-up
+    checks and the rate-limit storage. The start refuses them (production) and ``flask security
+    check`` prints them."""
+    from app.plugins import hook
+
+    extra = [m for found in hook(app).startup_checks(config=dict(app.config)) for m in found or []]
+    return configuration_problems(app.config, [*extra, *_limiter_storage_refusals(app)])
+
+
+def _limiter_storage_refusals(app: Flask) -> list[str]:
+    """What the rate-limit set-up would refuse about its storage, asked before it runs."""
+    from app.gateway.limits import storage_uri
+    from app.plugins import hook
+
+    if not app.config["RATELIMIT_ENABLED"]:
+        return []
+    try:
+        storage_uri(app, hook(app).limiter_storage)
+    except ConfigurationRefused as refused:
+        return refused.problems
+    return []
 
 
 def init_access_tokens(app: Flask) -> None:
@@ -167,9 +207,3 @@ def refuse_unsafe_configuration(app: Flask) -> None:
     if app.config["HEARTHGATE_ENV"] == "production" and (app.debug or app.config["DEBUG"]):
         raise ConfigurationRefused(["DEBUG is true"])
 
-
-def _problems(app: Flask) -> list[str]:
-    from app.plugins import hook
-
-    extra = [m for found in hook(app).startup_checks(config=dict(app.config)) for m in found or []]
-    return configuration_problems(app.config, extra)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
-from app.config import configuration_problems
+from app.config import ConfigurationError, ConfigurationRefused
 from app.db import Database
 from app.plugins import describe, hook
 from app.secrets import SecretStore, SecretStoreError, TenantSecrets
@@ -78,9 +78,10 @@ def plugins_list() -> None:
 @security_cli.command("check")
 def security_check() -> None:
     """Report every unsafe setting; exit 1 when there is one (or a store is unreachable)."""
+    from app import configuration_report
+
     app = current_app
-    extra = [m for found in hook(app).startup_checks(config=dict(app.config)) for m in found or []]
-    problems = configuration_problems(app.config, extra)
+    problems = configuration_report(app)
     store: SecretStore = app.extensions["hearthgate.secrets"]
     try:
         store.check()
@@ -90,9 +91,59 @@ def security_check() -> None:
     if not problems:
         click.echo(f"OK ({app.config['HEARTHGATE_ENV']})")
         return
+    _report(problems)
+
+
+def _report(problems: list[str]) -> None:
     for problem in problems:
         click.echo(f"UNSAFE: {problem}", err=True)
     raise SystemExit(1)
+
+
+# -- the command line of an application that refused to start -----------------------------------
+
+
+def loading_for_a_command() -> bool:
+    """True while the ``flask`` command line loads the application to find one of its commands
+    (``flask security check``, ``flask db upgrade``…), false under gunicorn and ``flask run``."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and isinstance(ctx.command, FlaskGroup)
+
+
+def refused_app(refused: ConfigurationRefused | ConfigurationError) -> Flask:
+    """What ``FLASK_APP=wsgi`` gives the command line when the factory refused the start: an
+    application with no routes whose ``flask security check`` prints the report (every problem,
+    no traceback) and exits 1, and whose every other command prints the refusal and exits 1."""
+    problems = refused.problems if isinstance(refused, ConfigurationRefused) else [str(refused)]
+    app = Flask("hearthgate_refused")
+    app.cli = _RefusedCommands(problems)
+    return app
+
+
+class _RefusedCommands(AppGroup):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("refused")
+        self.problems = problems
+        security = click.Group("security", help="Security checks.")
+        security.add_command(click.Command(
+            "check", callback=lambda: _report(self.problems),
+            help="Report every unsafe setting; exit 1 when there is one.",
+        ))
+        self.add_command(security)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        return click.Command(
+            cmd_name, callback=self._refuse, help="Refused: the configuration is unsafe.",
+            params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        )
+
+    def _refuse(self, **_: Any) -> None:
+        click.echo("refusing to start: " + "; ".join(self.problems), err=True)
+        raise SystemExit(1)
 
 
 def _mask(value: str) -> str:

@@ -7,7 +7,11 @@ line of documentation. The README's configuration table is checked against this 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -64,7 +68,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRUSTED_PROXY_COUNT", "int", 0,
             "proxies in front of the app whose X-Forwarded-For is trusted (Heroku: 1)"),
     # Identity
-    Setting("AUTH_JWT_SECRET", "str", DEV_JWT_SECRET, "HS256 signing secret (development)",
+    Setting("AUTH_JWT_SECRET", "str", DEV_JWT_SECRET,
+            "HS256 signing secret; voice and reset tokens derive their keys from it when their own "
+            "secrets are unset (production refuses the development default)",
             production=None, secret=True),
     Setting("AUTH_JWT_ALGORITHM", "str", "HS256", "internal JWT algorithm: HS256, RS256, ES256, "
             "EdDSA", production="RS256"),
@@ -206,11 +212,16 @@ def parse_value(setting: Setting, raw: str) -> Any:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    secret_fallbacks: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read every declared setting from ``environ`` with the environment's defaults.
 
     ``overrides`` (typed values, as tests pass them to ``create_app``) win over the environment.
+    With ``secret_fallbacks`` (a dict to fill), a secret setting that neither gives is left unset
+    and its default goes into that dict instead: the caller looks in the secret store first and
+    applies the default only when the store does not have the secret.
     """
     environ = os.environ if environ is None else environ
     overrides = overrides or {}
@@ -223,6 +234,11 @@ def load_settings(
     for setting in SETTINGS:
         raw = environ.get(setting.name)
         value = setting.default_for(env) if raw is None else parse_value(setting, raw)
+        if (secret_fallbacks is not None and setting.secret and not raw
+                and overrides.get(setting.name) in (None, "", [])):
+            if value not in (None, "", []):
+                secret_fallbacks[setting.name] = value
+            value = None
         values[setting.name] = list(value) if isinstance(value, list) else value
     values["HEARTHGATE_ENV"] = env
     if not environ.get("RATELIMIT_STORAGE_URI") and environ.get("REDIS_URL"):
@@ -231,23 +247,105 @@ def load_settings(
     return values
 
 
+# -- secret strength ----------------------------------------------------------------------------
+#
+# A value's strength is estimated from its length and the narrowest alphabet it fits: decimal
+# digits carry log2(10) bits a character, hex 4, base64 and base64url (padding not counted) 6,
+# and anything else is counted at 6 as well, never more: a value outside those alphabets is
+# seldom drawn at random from a larger one. A ``whsec_`` webhook secret counts the bytes its
+# base64 decodes to, 8 bits each. This is what a random value of that shape carries at best; it
+# cannot tell a random value from a chosen one of the same shape.
+
+MIN_SECRET_BITS = 128
+MIN_HS256_SECRET_LENGTH = 32
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker
+_ALPHABETS: tuple[tuple[re.Pattern[str], float], ...] = (
+    (re.compile(r"[0-9]+"), math.log2(10)),
+    (re.compile(r"[0-9A-Fa-f]+"), 4.0),
+    (re.compile(r"[A-Za-z0-9+/_-]+"), 6.0),
+)
+_OTHER_BITS_PER_CHARACTER = 6.0
+
+
+def estimated_bits(value: str) -> float:
+    """Bits a random value of this length and alphabet carries (see above)."""
+    body = value.rstrip("=") or value
+    for alphabet, bits in _ALPHABETS:
+        if alphabet.fullmatch(body):
+            return len(body) * bits
+    return len(value) * _OTHER_BITS_PER_CHARACTER
+
+
+def webhook_secret_bits(value: str) -> float | None:
+    """Bits of a webhook secret: ``whsec_`` counts its decoded bytes (None when it is not base64,
+    which the Hyperbeam plugin's start-up check refuses), a raw secret is estimated."""
+    if not value.startswith(WEBHOOK_SECRET_PREFIX):
+        return estimated_bits(value)
+    encoded = value[len(WEBHOOK_SECRET_PREFIX):].rstrip("=")
+    try:
+        return 8.0 * len(base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _values(value: Any) -> list[str]:
+    if value in (None, "", []):
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
 # A refusal rule looks at the whole configuration and returns a message naming the setting, or None.
+# Messages name settings and never carry their values.
 Rule = Callable[[Mapping[str, Any]], "str | None"]
 
 
-def _dev_secret(c: Mapping[str, Any]) -> str | None:
-    if c.get("AUTH_JWT_ALGORITHM") == "HS256":
-        if c.get("AUTH_JWT_SECRET") in (None, "", DEV_JWT_SECRET):
-            return "AUTH_JWT_SECRET is unset or the development default"
-        if len(str(c["AUTH_JWT_SECRET"])) < 32:
-            return "AUTH_JWT_SECRET is shorter than 32 characters"
-    elif not c.get("AUTH_JWT_PRIVATE_KEY"):
+def _jwt_secret(c: Mapping[str, Any]) -> str | None:
+    """The HS256 secret, and any value of AUTH_JWT_SECRET whatever the algorithm: voice and
+    reset tokens derive their keys from it when their own secrets are unset."""
+    secret = c.get("AUTH_JWT_SECRET")
+    if secret == DEV_JWT_SECRET:
+        return "AUTH_JWT_SECRET is the development default"
+    if not secret:
+        if c.get("AUTH_JWT_ALGORITHM") == "HS256":
+            return "AUTH_JWT_SECRET is unset while AUTH_JWT_ALGORITHM is HS256"
+        return None
+    if len(str(secret)) < MIN_HS256_SECRET_LENGTH:
+        return f"AUTH_JWT_SECRET is shorter than {MIN_HS256_SECRET_LENGTH} characters"
+    return None
+
+
+def _jwt_private_key(c: Mapping[str, Any]) -> str | None:
+    if c.get("AUTH_JWT_ALGORITHM") != "HS256" and not c.get("AUTH_JWT_PRIVATE_KEY"):
         return f"AUTH_JWT_PRIVATE_KEY is unset for AUTH_JWT_ALGORITHM={c.get('AUTH_JWT_ALGORITHM')}"
     return None
 
 
+def _weak_secret(name: str) -> Rule:
+    """Every value of a secret setting (several during rotation) carries MIN_SECRET_BITS."""
+    measure = webhook_secret_bits if name == "HYPERBEAM_EVENT_SIGNING_SECRET" else estimated_bits
+
+    def rule(c: Mapping[str, Any]) -> str | None:
+        values = _values(c.get(name))
+        weak = [i for i, v in enumerate(values, 1) if (bits := measure(v)) is not None
+                and bits < MIN_SECRET_BITS]
+        if not weak:
+            return None
+        which = "" if len(values) == 1 else " (value " + ", ".join(map(str, weak)) + \
+            f" of {len(values)})"
+        return (f"{name} carries fewer than {MIN_SECRET_BITS} bits{which}: use at least 32 hex "
+                "or 22 base64 characters" + (", or 16 bytes after whsec_"
+                                              if name == "HYPERBEAM_EVENT_SIGNING_SECRET" else ""))
+
+    rule.__name__ = f"_weak_secret_{name}"
+    return rule
+
+
 def _flag(name: str, message: str) -> Rule:
-    return lambda c: message if c.get(name) else None
+    def rule(c: Mapping[str, Any]) -> str | None:
+        return message if c.get(name) else None
+
+    rule.__name__ = f"_flag_{name}"
+    return rule
 
 
 def _required_token(flag: str, token: str) -> Rule:
@@ -258,6 +356,7 @@ def _required_token(flag: str, token: str) -> Rule:
             return f"{token} is unset while {flag} is true"
         return None
 
+    rule.__name__ = f"_required_token_{token}"
     return rule
 
 
@@ -297,26 +396,45 @@ def _audit_signing_key(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Secrets whose strength is this service's choice. AUTH_JWT_SECRET has its own, stricter rule;
+# the PEM settings are keys whose parsing refuses what is not one.
+STRENGTH_CHECKED: tuple[str, ...] = (
+    "BUYFLOW_INTERNAL_TOKEN",
+    "ORCHESTRATOR_INTERNAL_TOKEN",
+    "HYPERBEAM_EVENT_SIGNING_SECRET",
+    "VOICE_SESSION_SECRET",
+    "AUTH_PASSWORD_RESET_SECRET",
+    "AUTH_OIDC_CLIENT_SECRET",
+)
+
 PRODUCTION_RULES: tuple[Rule, ...] = (
-    _dev_secret,
+    _jwt_secret,
+    _jwt_private_key,
     _flag("DEVELOPMENT_AUTH_ENABLED", "DEVELOPMENT_AUTH_ENABLED is true"),
     _flag("DEBUG", "DEBUG is true"),
     _flag("DEMO_HELPERS_ENABLED", "DEMO_HELPERS_ENABLED is true"),
     _required_token("REQUIRE_BUYFLOW_INTERNAL_TOKEN", "BUYFLOW_INTERNAL_TOKEN"),
     _required_token("REQUIRE_INTERNAL_EVENT_TOKEN", "ORCHESTRATOR_INTERNAL_TOKEN"),
     _webhook_secret,
+    *(_weak_secret(name) for name in STRENGTH_CHECKED),
     _cors,
     _limiter_storage,
     _secret_store,
     _audit_signing_key,
 )
 
+# Refused in every environment, development and test included.
 ALWAYS_RULES: tuple[Rule, ...] = (_cors,)
+
+
+def refused_everywhere(config: Mapping[str, Any]) -> list[str]:
+    """The unsafe settings that refuse the start in every environment."""
+    return [msg for rule in ALWAYS_RULES if (msg := rule(config))]
 
 
 def configuration_problems(config: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
     """Every unsafe setting of ``config``; in production all rules apply, elsewhere a few."""
     rules = PRODUCTION_RULES if config.get("HEARTHGATE_ENV") == "production" else ALWAYS_RULES
     problems = [msg for rule in rules if (msg := rule(config))]
-    problems.extend(extra)
+    problems.extend(m for m in extra if m not in problems)
     return problems

@@ -18,7 +18,12 @@ from pythonjsonlogger.json import JsonFormatter
 from app.gateway.headers import request_id
 
 MASK = "[REDACTED]"
-_SHORTEST_REDACTED = 6  # shorter values would mask ordinary words; such secrets are refused anyway
+# Every registered value is masked, whatever its length. One shorter than this is masked where it
+# stands alone (not inside a longer run of letters and digits), so that a short household secret
+# or development value does not mask every word containing it. Production refuses secret settings
+# this short (app/config.py: the strength rules), but not every registered value is a setting:
+# household secrets, the rate-limit storage's password and the Vault credentials are not.
+_SHORTEST_ANYWHERE = 6
 
 # Credentials by shape, wherever they appear: bearer headers, JWTs, X-Internal-Token values,
 # Standard Webhooks secrets and PEM private keys (the whole block). The audit trail's redaction
@@ -41,18 +46,24 @@ class Redactor:
         self._lock = threading.Lock()
 
     def add(self, value: str) -> None:
-        if not value or len(value) < _SHORTEST_REDACTED or value in self._values:
+        if not value or value in self._values:
             return
         with self._lock:
             self._values.add(value)
             ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            self._pattern = re.compile("|".join(_value_pattern(v) for v in ordered))
 
     def redact(self, text: str) -> str:
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(MASK, text)
         return _TOKEN_PATTERNS.sub(_mask_token, text)
+
+
+def _value_pattern(value: str) -> str:
+    if len(value) >= _SHORTEST_ANYWHERE:
+        return re.escape(value)
+    return rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])"
 
 
 def _mask_token(match: re.Match[str]) -> str:

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -290,13 +290,18 @@ def split_store_url(url: str) -> tuple[str, Any, dict[str, list[str]]]:
 SECRET_REFERENCE_PREFIX = "secret:"  # noqa: S105 - a syntax marker
 
 
-def resolve_secret_settings(config: dict[str, Any], store: SecretStore) -> None:
+def resolve_secret_settings(
+    config: dict[str, Any], store: SecretStore, fallbacks: Mapping[str, Any] | None = None
+) -> None:
     """Fill the secret settings of ``config`` through ``store``.
 
     A setting whose value is ``secret:NAME`` is read from the store under ``NAME``; a secret
-    setting without a value is looked up in the store under its own name and left unset when the
-    store does not have it (the production refusals then name it).
+    setting without a value is looked up in the store under its own name, and when the store does
+    not have it either, takes its value from ``fallbacks`` (the development defaults) or stays
+    unset (the production refusals then name it). So the order is: the environment, the store,
+    the default.
     """
+    fallbacks = fallbacks or {}
     for key in SECRET_SETTINGS:
         current = config.get(key)
         raw = current if isinstance(current, str) else None
@@ -309,7 +314,11 @@ def resolve_secret_settings(config: dict[str, Any], store: SecretStore) -> None:
             try:
                 config[key] = parse_value(BY_NAME[key], store.get(key)[key])
             except SecretNotFound:
-                pass
+                if key in fallbacks:
+                    default = fallbacks[key]
+                    config[key] = list(default) if isinstance(default, list) else default
+                    for value in default if isinstance(default, list) else [default]:
+                        store.on_value(str(value))
         else:
             for value in current if isinstance(current, list) else [current]:
                 store.on_value(str(value))

@@ -15,6 +15,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OctKey, import_key
 
+from app.config import ConfigurationRefused
+
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JOSE type name
 ASYMMETRIC = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP", "Ed25519": "OKP"}
 # RFC 9864 deprecates the polymorphic "EdDSA" name (joserfc warns on it): tokens carry the
@@ -31,6 +33,17 @@ def split_pems(value: str | None) -> list[str]:
     if not value:
         return []
     return [part.strip() + "\n" + PEM_END + "\n" for part in value.split(PEM_END) if part.strip()]
+
+
+def _import_key(pem: str, algorithm: str, setting: str) -> Any:
+    """The key of a PEM setting; one that does not parse refuses the start, naming the setting
+    (never its value)."""
+    try:
+        return import_key(pem, ASYMMETRIC[algorithm])  # type: ignore[call-overload]
+    except (ValueError, TypeError):
+        raise ConfigurationRefused(
+            [f"{setting} is not a key in PEM for AUTH_JWT_ALGORITHM={algorithm}"]
+        ) from None
 
 
 class TokenError(Exception):
@@ -58,20 +71,24 @@ class AccessTokens:
         if self.algorithm == "HS256":
             secret = config.get("AUTH_JWT_SECRET")
             if not secret:
-                raise ValueError("AUTH_JWT_SECRET is required for HS256")
+                raise ConfigurationRefused(
+                    ["AUTH_JWT_SECRET is unset while AUTH_JWT_ALGORITHM is HS256"]
+                )
             self.signing_key: Any = OctKey.import_key(secret)
             self.kid: str | None = None
             self.verify_keys: Any = self.signing_key
         elif self.algorithm in ASYMMETRIC:
             pem = config.get("AUTH_JWT_PRIVATE_KEY")
             if not pem:
-                raise ValueError(f"AUTH_JWT_PRIVATE_KEY is required for {self.algorithm}")
-            self.signing_key = import_key(pem, ASYMMETRIC[self.algorithm])  # type: ignore[call-overload]
+                raise ConfigurationRefused(
+                    [f"AUTH_JWT_PRIVATE_KEY is unset for AUTH_JWT_ALGORITHM={self.algorithm}"]
+                )
+            self.signing_key = _import_key(pem, self.algorithm, "AUTH_JWT_PRIVATE_KEY")
             self.signing_key.ensure_kid()
             self.kid = self.signing_key.kid
             public = [self.signing_key.as_dict(private=False)]
             for previous in split_pems(config.get("AUTH_JWT_PREVIOUS_PUBLIC_KEYS")):
-                key = import_key(previous, ASYMMETRIC[self.algorithm])  # type: ignore[call-overload]
+                key = _import_key(previous, self.algorithm, "AUTH_JWT_PREVIOUS_PUBLIC_KEYS")
                 key.ensure_kid()
                 if key.kid != self.kid:
                     public.append(key.as_dict(private=False))
@@ -80,7 +97,7 @@ class AccessTokens:
             self.public_keys = public
             self.verify_keys = KeySet.import_key_set({"keys": public})
         else:
-            raise ValueError(f"unsupported AUTH_JWT_ALGORITHM {self.algorithm}")
+            raise ConfigurationRefused([f"AUTH_JWT_ALGORITHM {self.algorithm} is not supported"])
 
     def jwks(self) -> dict[str, Any]:
         """The public keys (current first, then previous ones) for ``/.well-known/jwks.json``."""
