@@ -33,6 +33,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
+    deny_by_default(app)
     refuse_unsafe_configuration(app)
     return app
 
@@ -146,6 +147,14 @@ def register_commands(app: Flask) -> None:
 
     register_cli(app)
     app.cli.add_command(users_cli)
+
+
+def deny_by_default(app: Flask) -> None:
+    """Every route is an endpoint contract or on the short list of uncontracted ones; anything
+    else, a plugin's blueprints included, refuses the start by name (app/gateway/defaultdeny.py)."""
+    from app.gateway.defaultdeny import init_default_deny
+
+    init_default_deny(app)
 
 
 def refuse_unsafe_configuration(app: Flask) -> None:

@@ -22,7 +22,9 @@ API_DESCRIPTION = (
     "is counted against the client IP's anonymous limit, never against the bucket of the user "
     "or service it names. "
     "CORS headers are sent only when the request has an allowed `Origin`, on successes and "
-    "errors alike."
+    "errors alike. "
+    "Every operation of the service is in this document: besides them only `/healthz`, "
+    "`/readyz`, this document and `/.well-known/jwks.json` are served."
 )
 _PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _REF = "#/components/schemas/{model}"
