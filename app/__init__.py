@@ -47,6 +47,7 @@ def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> Non
 
 
 def register_extensions(app: Flask) -> None:
+    from app.gateway.bodylimit import init_body_limit
     from app.gateway.clientip import init_client_ip
     from app.gateway.headers import init_headers
     from app.meta.readiness import add_check, database_check
@@ -55,6 +56,7 @@ def register_extensions(app: Flask) -> None:
     add_check(app, "database", database_check)
     init_headers(app)
     init_client_ip(app)
+    init_body_limit(app)
 
 
 def register_plugins(app: Flask) -> None:

@@ -18,6 +18,7 @@ from app.gateway.schemas import ErrorBody
 # What holds for every operation, stated once rather than on each.
 API_DESCRIPTION = (
     "Errors are JSON (`error`, `message`, `correlationId`, `timestamp`). "
+    "A body over the size limit is 413 whether it has a `Content-Length` or comes chunked. "
     "A failed authentication of any kind (bearer token, `X-Internal-Token`, webhook signature) "
     "is counted against the client IP's anonymous limit, never against the bucket of the user "
     "or service it names. "
