@@ -69,17 +69,18 @@ def test_hsts_in_production(make_app, monkeypatch) -> None:  # type: ignore[no-u
 
 
 def test_own_values_replace_a_handlers_and_vary_keeps_its_entries(make_app) -> None:  # type: ignore[no-untyped-def]
-    from flask import Response
+    from app.gateway.contracts import Reply, endpoint
 
     app = make_app(CORS_ORIGINS=[ORIGIN])
 
     @app.get("/api/test-headers")
-    def with_headers() -> Response:
-        return Response("{}", mimetype="application/json", headers={
-            "Cache-Control": "public, max-age=600", "X-Frame-Options": "SAMEORIGIN",
-            "Vary": "Accept-Encoding"})
+    @endpoint(auth="public")
+    def with_headers() -> Reply:
+        return Reply(headers={"Cache-Control": "public, max-age=600",
+                              "X-Frame-Options": "SAMEORIGIN", "Vary": "Accept-Encoding"})
 
     r = app.test_client().get("/api/test-headers")
+    assert r.status_code == 204
     assert r.headers.getlist("Cache-Control") == ["no-store"]
     assert r.headers.getlist("X-Frame-Options") == ["DENY"]
     assert r.headers.getlist("Vary") == ["Accept-Encoding, Origin"]
@@ -87,15 +88,17 @@ def test_own_values_replace_a_handlers_and_vary_keeps_its_entries(make_app) -> N
 
 
 def test_pages_outside_the_api_are_not_forced_uncacheable(make_app) -> None:  # type: ignore[no-untyped-def]
-    from flask import Response
+    from app.gateway.contracts import Reply, endpoint
 
     app = make_app()
 
     @app.get("/page")
-    def page() -> Response:
-        return Response("<p>hi</p>", mimetype="text/html")
+    @endpoint(auth="public")
+    def page() -> Reply:
+        return Reply(headers={"Content-Type": "text/html"})
 
     r = app.test_client().get("/page")
+    assert r.status_code == 204
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert "Cache-Control" not in r.headers and "Content-Security-Policy" not in r.headers
     assert r.headers["Vary"] == "Origin"
