@@ -114,17 +114,27 @@ def test_every_route_with_a_body_refuses_a_chunked_body_over_the_limit(
 def chunked_request(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     """Send ``body`` in 64 KiB chunks from a thread while reading the answer: the server may
     answer (and close) before the whole body is sent."""
+    chunks = [b"%x\r\n%s\r\n" % (len(body[i:i + 65536]), body[i:i + 65536])
+              for i in range(0, len(body), 65536)]
+    return raw_request(port, path, {**headers, "Transfer-Encoding": "chunked"},
+                       [*chunks, b"0\r\n\r\n"])
+
+
+def announced_request(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    parts = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+    return raw_request(port, path, {**headers, "Content-Length": str(len(body))}, parts)
+
+
+def raw_request(port: int, path: str, headers: dict[str, str], parts: list[bytes]) -> bytes:
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     sock.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  f"Transfer-Encoding: chunked\r\nConnection: close\r\n{head}\r\n").encode())
+                  f"Connection: close\r\n{head}\r\n").encode())
 
     def send_body() -> None:
         try:
-            for start in range(0, len(body), 64 * 1024):
-                chunk = body[start:start + 64 * 1024]
-                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            sock.sendall(b"0\r\n\r\n")
+            for part in parts:
+                sock.sendall(part)
         except OSError:
             pass  # the server answered and closed before the whole body arrived
 
@@ -165,6 +175,11 @@ def test_gunicorn_answers_413_to_a_chunked_body_over_the_limit(
         assert status.startswith(b"HTTP/1.1 413"), answer[:300]
         body = json.loads(rest.partition(b"\r\n\r\n")[2])
         assert body["error"] == "PayloadTooLarge"
+        assert households(app) == 0
+        # the same body announced with Content-Length: the same answer
+        answer = announced_request(port, "/api/households", padded({"name": "Cut"}, 3 * MIB),
+                                   headers)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
         assert households(app) == 0
         # a chunked body within the limit is read whole and served
         answer = chunked_request(port, "/api/households", padded({"name": "Whole"}, MIB), headers)

@@ -281,3 +281,20 @@ def test_public_routes_count_every_call_against_the_senders_ip(app: Flask) -> No
         if other.status_code == 429:
             wrong.append((method, rule.rule, "other address limited"))
     assert not wrong, wrong
+
+
+def test_a_tolerated_missing_internal_token_is_an_anonymous_call(
+    make_app: Callable[..., Flask],
+) -> None:
+    """With the token not required (development), a call without one is let through as an
+    anonymous caller: the client IP's bucket, never the service's."""
+    app = make_app(**LIMITS, ORCHESTRATOR_INTERNAL_TOKEN=[ORCHESTRATOR_TOKEN],
+                   REQUIRE_INTERNAL_EVENT_TOKEN=False)
+    client = app.test_client()
+    got = [send(client, "POST", "/api/internal/events", "10.6.0.1", json={})
+           for _ in range(ANONYMOUS + 1)]
+    assert [r.status_code for r in got] == [400] * ANONYMOUS + [429]
+    assert all('"anonymous"' in r.headers["RateLimit-Policy"] for r in got)
+    r = send(client, "POST", "/api/internal/events", "10.6.0.1", json={},
+             headers={"X-Internal-Token": ORCHESTRATOR_TOKEN})
+    assert r.status_code == 400 and r.headers["X-RateLimit-Remaining"] == str(SERVICE - 1)
