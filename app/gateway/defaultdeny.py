@@ -36,15 +36,15 @@ class UncontractedRoute:
 
 UNCONTRACTED_ROUTES: tuple[UncontractedRoute, ...] = (
     UncontractedRoute("/healthz", "meta.healthz",
-                      "liveness probe for the platform: no data, never limited (API.md)"),
+                      "liveness probe, no data, never limited"),
     UncontractedRoute("/readyz", "meta.readyz",
-                      "readiness probe: component names and up/down only, never limited"),
+                      "readiness probe, component names and up or down only, never limited"),
     UncontractedRoute("/api/openapi.json", "meta.openapi",
-                      "the API description, public by design"),
+                      "the OpenAPI document, public by design"),
     UncontractedRoute("/.well-known/jwks.json", "wellknown.jwks",
-                      "public keys that verify access tokens (RFC 7517)"),
+                      "public keys that verify access tokens, RFC 7517"),
     UncontractedRoute("/static/<path:filename>", "static",
-                      "Flask's static files of the app package (public assets only)"),
+                      "Flask's static files of the app package, public assets only"),
 )
 
 
