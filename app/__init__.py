@@ -38,6 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
+    deny_by_default(app)
     refuse_unsafe_configuration(app)
     return app
 
@@ -54,6 +55,7 @@ def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> Non
 
 
 def register_extensions(app: Flask) -> None:
+    from app.gateway.bodylimit import init_body_limit
     from app.gateway.clientip import init_client_ip
     from app.gateway.headers import init_headers
     from app.meta.readiness import add_check, database_check
@@ -62,6 +64,7 @@ def register_extensions(app: Flask) -> None:
     add_check(app, "database", database_check)
     init_headers(app)
     init_client_ip(app)
+    init_body_limit(app)
 
 
 def register_plugins(app: Flask) -> None:
@@ -199,6 +202,14 @@ def register_commands(app: Flask) -> None:
 
     register_cli(app)
     app.cli.add_command(users_cli)
+
+
+def deny_by_default(app: Flask) -> None:
+    """Every route is an endpoint contract or on the short list of uncontracted ones; anything
+    else, a plugin's blueprints included, refuses the start by name (app/gateway/defaultdeny.py)."""
+    from app.gateway.defaultdeny import init_default_deny
+
+    init_default_deny(app)
 
 
 def refuse_unsafe_configuration(app: Flask) -> None:

@@ -101,7 +101,8 @@ def mail_sender(
 
 @hookspec
 def register_blueprints(app: Flask) -> list[Blueprint] | None:
-    """Extra blueprints to register on the application.
+    """Extra blueprints to register on the application. Every route must be declared with
+    ``app.gateway.contracts.endpoint``: a plain Flask route refuses the start, naming it.
 
     :param app: the application being built.
     """

@@ -69,17 +69,18 @@ def test_hsts_in_production(make_app, monkeypatch) -> None:  # type: ignore[no-u
 
 
 def test_own_values_replace_a_handlers_and_vary_keeps_its_entries(make_app) -> None:  # type: ignore[no-untyped-def]
-    from flask import Response
+    from app.gateway.contracts import Reply, endpoint
 
     app = make_app(CORS_ORIGINS=[ORIGIN])
 
     @app.get("/api/test-headers")
-    def with_headers() -> Response:
-        return Response("{}", mimetype="application/json", headers={
-            "Cache-Control": "public, max-age=600", "X-Frame-Options": "SAMEORIGIN",
-            "Vary": "Accept-Encoding"})
+    @endpoint(auth="public")
+    def with_headers() -> Reply:
+        return Reply(headers={"Cache-Control": "public, max-age=600",
+                              "X-Frame-Options": "SAMEORIGIN", "Vary": "Accept-Encoding"})
 
     r = app.test_client().get("/api/test-headers")
+    assert r.status_code == 204
     assert r.headers.getlist("Cache-Control") == ["no-store"]
     assert r.headers.getlist("X-Frame-Options") == ["DENY"]
     assert r.headers.getlist("Vary") == ["Accept-Encoding, Origin"]
@@ -87,17 +88,18 @@ def test_own_values_replace_a_handlers_and_vary_keeps_its_entries(make_app) -> N
 
 
 def test_pages_outside_the_api_get_the_page_policy_and_may_be_cached(make_app) -> None:  # type: ignore[no-untyped-def]
-    from flask import Response
-
+    from app.gateway.contracts import Reply, endpoint
     from app.gateway.headers import SITE_CSP
 
     app = make_app()
 
     @app.get("/page")
-    def page() -> Response:
-        return Response("<p>hi</p>", mimetype="text/html")
+    @endpoint(auth="public")
+    def page() -> Reply:
+        return Reply(headers={"Content-Type": "text/html"})
 
     r = app.test_client().get("/page")
+    assert r.status_code == 204
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert "Cache-Control" not in r.headers
     assert r.headers["Content-Security-Policy"] == SITE_CSP
@@ -119,3 +121,59 @@ def test_error_responses_carry_the_security_headers(client) -> None:  # type: ig
     assert r.headers["Cache-Control"] == "no-store"
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert r.get_json()["correlationId"] == r.headers["X-Request-ID"]
+
+
+# -- CORS on errors: the same as on successes, for every kind of error ---------------------------
+
+OTHER_ORIGIN = "https://evil.example.test"
+
+
+def _error_kinds(app, auth):  # type: ignore[no-untyped-def]
+    """One request per kind of error of API.md's table; each ``send(client, headers)``."""
+    reader = auth.headers(auth.user("cors-reader@example.test", permissions=["items:read"]))
+    return {
+        400: lambda c, h: c.post("/api/sample/echo", data=b"{", content_type="application/json",
+                                 headers=h),
+        401: lambda c, h: c.get("/api/auth/me", headers={**h, "Authorization": "Bearer x.y.z"}),
+        403: lambda c, h: c.get("/api/sample/guarded", headers={**h, **reader}),
+        404: lambda c, h: c.get("/api/nothing-here", headers=h),
+        405: lambda c, h: c.delete("/api/sample/echo", headers=h),
+        413: lambda c, h: c.post("/api/sample/echo", data=b'{"name":"' + b"a" * 5000 + b'"}',
+                                 content_type="application/json", headers=h),
+        415: lambda c, h: c.post("/api/sample/echo", data=b"{}", content_type="text/plain",
+                                 headers=h),
+        429: lambda c, h: [c.post("/api/voice/live/public-session", headers=h)
+                           for _ in range(2)][-1],
+        500: lambda c, h: c.get("/api/sample/boom", headers=h),
+    }
+
+
+def _cors_headers(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {k: v for k, v in response.headers.items() if k.lower().startswith("access-control-")}
+
+
+@pytest.mark.parametrize("origin", [None, ORIGIN, OTHER_ORIGIN], ids=["none", "allowed", "other"])
+def test_errors_carry_exactly_the_cors_headers_of_a_success(make_app, origin) -> None:  # type: ignore[no-untyped-def]
+    from tests import sample_routes
+    from tests.helpers import AuthActions
+
+    app = make_app(CORS_ORIGINS=[ORIGIN], MAX_CONTENT_LENGTH=4096, RATELIMIT_ENABLED=True,
+                   VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS=1)
+    app.register_blueprint(sample_routes.bp)
+    client = app.test_client()
+    headers = {} if origin is None else {"Origin": origin}
+    success = client.get("/healthz", headers=headers)
+    assert success.status_code == 200
+    expected = _cors_headers(success)
+    assert bool(expected) == (origin == ORIGIN)
+    kinds = _error_kinds(app, AuthActions(app))
+    for n, (status, send) in enumerate(kinds.items()):
+        # each kind from its own address, so that the limits of one never answer for another
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"192.0.2.{n + 1}"
+        r = send(client, headers)
+        assert r.status_code == status, (status, r.data)
+        assert r.get_json()["correlationId"] == r.headers["X-Request-ID"]
+        assert _cors_headers(r) == expected, (status, origin, _cors_headers(r))
+        assert "Origin" in r.headers["Vary"]
+    assert sorted(kinds) == [400, 401, 403, 404, 405, 413, 415, 429, 500]

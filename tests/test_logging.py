@@ -8,6 +8,7 @@ import logging
 
 from flask import Flask
 
+from app.gateway.contracts import endpoint
 from app.logs import redactor
 
 
@@ -17,9 +18,9 @@ def test_json_lines_with_request_id(app: Flask) -> None:
     old_stream = handler.setStream(stream)  # type: ignore[attr-defined]
     try:
         @app.get("/log-probe")
-        def probe() -> str:
+        @endpoint(auth="public")
+        def probe() -> None:
             logging.getLogger("probe").warning("probe line")
-            return "ok"
 
         app.test_client().get("/log-probe", headers={"X-Request-ID": "req-log-000001"})
     finally:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from flask import Flask, jsonify
-from flask.typing import ResponseReturnValue
+from flask import Flask
 
+from app.gateway.contracts import endpoint
+from app.gateway.schemas import Schema
 from app.secrets import BackendUnavailable
 from tests.helpers import snapshot
 from tests.leakcheck import remember
@@ -18,14 +19,19 @@ HOUSEHOLD_KEY = "app-household-key-value-19fe"
 remember(HOUSEHOLD_KEY)
 
 
+class ProbeOut(Schema):
+    length: int
+
+
 def app_with_probe(make_app: Callable[..., Flask]) -> Flask:
     app = make_app(SECRET_STORE_URL="memory://")
 
     @app.get("/probe/<household_id>")
-    def probe(household_id: str) -> ResponseReturnValue:
+    @endpoint(auth="public", response=ProbeOut)
+    def probe(household_id: str) -> dict[str, int]:
         store = app.extensions["hearthgate.secrets"]
         value = store.for_tenant(household_id).get("provider_key")["provider_key"]
-        return jsonify(length=len(value))
+        return {"length": len(value)}
 
     return app
 

@@ -84,6 +84,7 @@ class Call:
     contract: Contract
     path: dict[str, Any]
     principal: Principal | None = None
+    service: str | None = None  # the internal token's setting, once that token was verified
     household: HouseholdScope | None = None
     body: Any = None
     query: Any = None
@@ -207,7 +208,8 @@ def _authenticate(call: Call) -> None:
         call.principal = authenticate_bearer()
     elif contract.auth == "internal":
         assert contract.internal_token is not None  # noqa: S101 - checked at declaration
-        check_internal_token(*contract.internal_token)
+        if check_internal_token(*contract.internal_token):
+            call.service = contract.internal_token[0]
 
 
 def _rate_limit(call: Call) -> None:

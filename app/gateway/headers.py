@@ -148,6 +148,9 @@ def _init_cors(app: Flask) -> None:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],
         max_age=PREFLIGHT_MAX_AGE,
         vary_header=True,
+        # Flask-CORS would otherwise wrap the exception handlers and answer every error from its
+        # own hook, Origin or not; errors pass through the hook below like any other response.
+        intercept_exceptions=False,
     )
     # Flask-CORS answers from the request's Origin; without one (same-origin, servers, tools)
     # it adds nothing, so its hook runs only when there is one.

@@ -125,16 +125,18 @@ class ContractLimiter:
     def __call__(self, call: Call) -> None:
         """Hit the caller's bucket, then the endpoint's own; raise 429 on the first breach.
 
-        The caller is the verified ``sub``, else the internal token's name (machine callers such
-        as the orchestrator share one service bucket, not a visitor's per-IP budget), else the
-        client IP. A contract with ``caller_bucket=False`` (webhooks, public voice sessions) is
-        limited by its own per-IP limit only.
+        The caller is the verified ``sub``, else the *verified* internal token's name (machine
+        callers such as the orchestrator share one service bucket, not a visitor's per-IP
+        budget), else the client IP. A failed authentication of any kind is the client IP's: a
+        missing or wrong internal token never spends the service's bucket, so no outsider can
+        lock the orchestrator out. A contract with ``caller_bucket=False`` (webhooks, public voice
+        sessions) is limited by its own per-IP limit only.
         """
         contract = call.contract
         if call.principal is not None:
             policy, item, key = "authenticated", self.authenticated, "sub:" + call.principal.user_id
-        elif contract.auth == "internal" and contract.internal_token is not None:
-            policy, item, key = "service", self.service, "svc:" + contract.internal_token[0]
+        elif call.service is not None:
+            policy, item, key = "service", self.service, "svc:" + call.service
         else:
             policy, item = "anonymous", self.anonymous
             key = "ip:" + request_client_ip()

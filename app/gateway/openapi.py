@@ -12,8 +12,27 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_jso
 from pydantic_core import core_schema
 
 from app.gateway.contracts import Contract, contract_of
+from app.gateway.defaultdeny import UNCONTRACTED_ROUTES
 from app.gateway.errors import ERROR_NAMES
 from app.gateway.schemas import ErrorBody
+
+# What holds for every operation, stated once rather than on each.
+API_DESCRIPTION = (
+    "Errors are JSON (`error`, `message`, `correlationId`, `timestamp`). "
+    "A body over the size limit is 413 whether it has a `Content-Length` or comes chunked. "
+    "A failed authentication of any kind (bearer token, `X-Internal-Token`, webhook signature) "
+    "is counted against the client IP, never against the bucket of the user or service it "
+    "names. "
+    "CORS headers are sent only when the request has an allowed `Origin`, on successes and "
+    "errors alike. "
+    "Every operation of the service is in this document; besides them, only these routes are "
+    "served: "
+)
+
+
+def _description() -> str:
+    listed = "; ".join(f"`{route.rule}` ({route.why})" for route in UNCONTRACTED_ROUTES)
+    return API_DESCRIPTION + listed + "."
 
 _PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _REF = "#/components/schemas/{model}"
@@ -91,7 +110,10 @@ def _rate_limit_of(contract: Contract, config: Any) -> str:
         if contract.auth == "bearer":
             limits.append(f"{config['RATELIMIT_AUTHENTICATED']} per user")
         elif contract.auth == "internal":
-            limits.append(f"{config['RATELIMIT_INTERNAL']} per internal token")
+            limits.append(
+                f"{config['RATELIMIT_INTERNAL']} per internal token (a missing or wrong token: "
+                f"{config['RATELIMIT_ANONYMOUS']} per client IP)"
+            )
         else:
             limits.append(f"{config['RATELIMIT_ANONYMOUS']} per client IP")
     if contract.rate_limit:
@@ -289,7 +311,7 @@ def build_openapi(app: Flask) -> dict[str, Any]:
 
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Hearthgate API", "version": "1"},
+        "info": {"title": "Hearthgate API", "version": "1", "description": _description()},
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": definitions.get("$defs", {}),

@@ -68,19 +68,22 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     )
 
 
-def check_internal_token(setting: str, required_flag: str) -> None:
-    """Compare ``X-Internal-Token`` in constant time with every configured value of ``setting``.
+def check_internal_token(setting: str, required_flag: str) -> bool:
+    """Compare ``X-Internal-Token`` in constant time with every configured value of ``setting``;
+    ``True`` when one matched (an authenticated service call).
 
-    When ``required_flag`` is off (development) a missing token is tolerated, but a wrong one never.
+    When ``required_flag`` is off (development) a missing token is tolerated (``False``: the call
+    is anonymous), but a wrong one never.
     """
     offered = request.headers.get(INTERNAL_TOKEN_HEADER, "")
     accepted: list[str] = current_app.config.get(setting) or []
     if not offered:
         if current_app.config.get(required_flag):
             raise Unauthorized("Missing internal token")
-        return
+        return False
     matched = False
     for value in accepted:  # no early exit: every value is compared
         matched |= hmac.compare_digest(offered.encode(), str(value).encode())
     if not matched:
         raise Unauthorized("Invalid internal token")
+    return True

@@ -59,18 +59,14 @@ bp = Blueprint("docs", __name__, url_prefix=DOCS_PATH)
 
 
 @bp.get("")
-@bp.get("/")
 def page() -> ResponseReturnValue:
     return Response(_PAGE, mimetype="text/html")
 
 
-@bp.get("/start.js")
-def start() -> ResponseReturnValue:
-    return Response(_START, mimetype="text/javascript")
-
-
 @bp.get("/<name>")
 def asset(name: str) -> ResponseReturnValue:
+    if name == "start.js":
+        return Response(_START, mimetype="text/javascript")
     if name not in _ASSETS:
         abort(404)
     return send_from_directory(str(_DIST), name, max_age=3600)
