@@ -96,6 +96,12 @@ SETTINGS: dict[str, str] = {
     "REQUIRE_BUYFLOW_INTERNAL_TOKEN": "true",
     "ORCHESTRATOR_INTERNAL_TOKEN": ORCHESTRATOR_TOKEN,
     "REQUIRE_INTERNAL_EVENT_TOKEN": "true",
+    # The authorization-code routes exist (the provider is never reached: codes are planted).
+    "AUTH_OIDC_ISSUER": "http://127.0.0.1:9/",
+    "AUTH_OIDC_AUDIENCE": "hearthgate-races",
+    "AUTH_OIDC_CALLBACK_URL": "http://127.0.0.1:9/api/auth/oidc/callback",
+    "AUTH_OIDC_CLIENT_SECRET": "race-client-secret-0123456789abcdef",
+    "AUTH_OIDC_REDIRECT_URIS": "http://127.0.0.1:9/app",
 }
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -139,7 +145,7 @@ def _app_config(url: str) -> dict[str, Any]:
         config[name] = True if value == "true" else value
     config["AUDIT_CHECKPOINT_EVERY"] = int(SETTINGS["AUDIT_CHECKPOINT_EVERY"])
     for name in ("BUYFLOW_INTERNAL_TOKEN", "ORCHESTRATOR_INTERNAL_TOKEN",
-                 "HYPERBEAM_EVENT_SIGNING_SECRET"):
+                 "HYPERBEAM_EVENT_SIGNING_SECRET", "AUTH_OIDC_REDIRECT_URIS"):
         config[name] = [SETTINGS[name]]
     return config
 
@@ -161,7 +167,7 @@ def stage(request: pytest.FixtureRequest, migrated_database: str,
         shutil.copyfile(migrated_database.removeprefix("sqlite:///"), copy)
         url = f"sqlite:///{copy}"
     remember(PASSWORD, WEBHOOK_SECRET, AUDIT_KEY, BUYFLOW_TOKEN, ORCHESTRATOR_TOKEN,
-             TEST_JWT_SECRET)
+             TEST_JWT_SECRET, SETTINGS["AUTH_OIDC_CLIENT_SECRET"])
     app = create_app(_app_config(url))
     app.instance_path = str(folder / "instance")
     log = folder / "gunicorn.log"
@@ -480,6 +486,37 @@ def _remove_member_while_acting(stage: Stage) -> Race:
     return Race(shots, {"remove": {204, 404}, "act": {201, 404}}, check)
 
 
+@case("change a member's role while removing them", "PATCH " + H + "/members/<user_id>",
+      "DELETE " + H + "/members/<user_id>")
+def _change_role_vs_remove(stage: Stage) -> Race:
+    f = stage.family()
+    path = hh(f, f"/members/{f.adult.id}")
+    owner = f.headers(f.owner)
+    shots = halves(identical("patch", "PATCH", path, json={"role": "child"}, headers=owner),
+                   identical("remove", "DELETE", path, headers=owner))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["remove"][204] == 1, statuses
+        assert member(stage, f, f.adult.id) is None
+        assert audited(stage, "member.role_changed", f.household_id) == won(statuses, "patch", 200)
+
+    return Race(shots, {"patch": {200, 404}, "remove": {204, 404}}, check)
+
+
+@case("rename a household while deleting it", "PATCH " + H, "DELETE " + H)
+def _rename_vs_delete(stage: Stage) -> Race:
+    f = stage.family()
+    owner = f.headers(f.owner)
+    shots = halves(identical("rename", "PATCH", hh(f), json={"name": "Late"}, headers=owner),
+                   identical("delete", "DELETE", hh(f), headers=owner))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["delete"][204] == 1, statuses
+        erased_once(stage, f.household_id)
+
+    return Race(shots, {"rename": {200, 404}, "delete": {204, 404}}, check)
+
+
 @case("create item", "POST " + H + "/items")
 def _create_item(stage: Stage) -> Race:
     f = stage.family()
@@ -577,6 +614,26 @@ def _change_outfit(stage: Stage) -> Race:
     return Race(shots, {"patch": {200}}, check)
 
 
+@case("replace an outfit's items while deleting it", "PATCH " + H + "/outfits/<outfit_id>",
+      "DELETE " + H + "/outfits/<outfit_id>")
+def _change_outfit_vs_delete(stage: Stage) -> Race:
+    f = stage.family()
+    items = [f.add_item(), f.add_item()]
+    child = f.headers(f.child)
+    outfit = f.client.post(hh(f, "/outfits"), json={"name": "Set", "itemIds": items[:1]},
+                           headers=child).get_json()["id"]
+    path = hh(f, f"/outfits/{outfit}")
+    shots = halves(identical("patch", "PATCH", path, json={"itemIds": items}, headers=child),
+                   identical("delete", "DELETE", path, headers=child))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["delete"][204] == 1, statuses
+        assert count(stage, Outfit, Outfit.id == outfit) == 0
+        assert count(stage, OutfitItem, OutfitItem.outfit_id == outfit) == 0
+
+    return Race(shots, {"patch": {200, 404}, "delete": {204, 404}}, check)
+
+
 @case("delete outfit", "DELETE " + H + "/outfits/<outfit_id>")
 def _delete_outfit(stage: Stage) -> Race:
     f = stage.family()
@@ -654,6 +711,59 @@ def _approve_vs_cancel(stage: Stage) -> Race:
         assert audited(stage, "request.approved", f.household_id) == won(statuses, "approve", 200)
 
     return Race(shots, {"approve": {200, 409}, "cancel": {200, 409}}, check)
+
+
+@case("approve against reject", "POST " + R + "/approve", "POST " + R + "/reject")
+def _approve_vs_reject(stage: Stage) -> Race:
+    f = stage.family()
+    request_id = f.submit()
+    shots = halves(
+        identical("approve", "POST", f.url(f"/{request_id}/approve"), headers=f.headers(f.adult)),
+        identical("reject", "POST", f.url(f"/{request_id}/reject"), headers=f.headers(f.owner)))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert won(statuses, "approve", 200) + won(statuses, "reject", 200) == 1, statuses
+        state = "APPROVED" if won(statuses, "approve", 200) else "REJECTED"
+        assert f.request_row(request_id).status == state
+        assert audited(stage, "request.approved", f.household_id) + audited(
+            stage, "request.rejected", f.household_id) == 1
+
+    return Race(shots, {"approve": {200, 409}, "reject": {200, 409}}, check)
+
+
+@case("approve with one Idempotency-Key", "POST " + R + "/approve")
+def _approve_idempotent(stage: Stage) -> Race:
+    f = stage.family()
+    request_id = f.submit()
+    shots = identical("approve", "POST", f.url(f"/{request_id}/approve"),
+                      headers=f.headers(f.adult, **{"Idempotency-Key": "race-approve"}))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["approve"] == {200: CALLS}, statuses  # one approval, the rest replays
+        assert f.request_row(request_id).status == "APPROVED"
+        assert audited(stage, "request.approved", f.household_id) == 1
+
+    return Race(shots, {"approve": {200}}, check)
+
+
+@case("start a purchase against cancel", "POST " + R + "/purchase-intents",
+      "POST " + R + "/cancel")
+def _start_vs_cancel(stage: Stage) -> Race:
+    f = stage.family()
+    request_id = f.approved()
+    shots = halves(
+        identical("start", "POST", f.url(f"/{request_id}/purchase-intents"),
+                  headers=f.headers(f.adult)),
+        identical("cancel", "POST", f.url(f"/{request_id}/cancel"), headers=f.headers(f.child)))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert won(statuses, "start", 201) + won(statuses, "cancel", 200) == 1, statuses
+        intents = count(stage, PurchaseIntent, PurchaseIntent.request_id == request_id)
+        assert intents == won(statuses, "start", 201)
+        state = "PURCHASING" if intents else "CANCELLED"
+        assert f.request_row(request_id).status == state
+
+    return Race(shots, {"start": {201, 409}, "cancel": {200, 409}}, check)
 
 
 @case("start a purchase", "POST " + R + "/purchase-intents")
@@ -749,6 +859,45 @@ def _confirm_vs_failed(stage: Stage) -> Race:
         assert f.request_row(request_id).status == state
 
     return Race(shots, {"confirm": {200, 409}, "failed": {200, 409}}, check)
+
+
+@case("confirm checkout with one Idempotency-Key", "POST " + R + "/confirm-checkout")
+def _confirm_idempotent(stage: Stage) -> Race:
+    f = stage.family()
+    request_id, intent = f.cart_ready_intent()
+    remember(intent["confirmationToken"])
+    shots = identical("confirm", "POST", f.url(f"/{request_id}/confirm-checkout"),
+                      json={"intentId": intent["intentId"],
+                            "confirmationToken": intent["confirmationToken"]},
+                      headers=f.headers(f.adult, **{"Idempotency-Key": "race-confirm"}))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["confirm"] == {200: CALLS}, statuses  # completed once, replayed
+        assert f.intent_row(intent["intentId"]).status == "COMPLETED"
+        assert audited(stage, "checkout.completed", f.household_id) == 1
+
+    return Race(shots, {"confirm": {200}}, check)
+
+
+@case("cart ready against a failed report",
+      "POST /api/internal/purchase-intents/<intent_id>/cart-ready",
+      "POST /api/internal/purchase-intents/<intent_id>/failed")
+def _cart_ready_vs_failed(stage: Stage) -> Race:
+    f = stage.family()
+    intent = f.intent(f.approved())["intentId"]
+    internal = {"X-Internal-Token": BUYFLOW_TOKEN}
+    shots = halves(
+        identical("cart", "POST", f"/api/internal/purchase-intents/{intent}/cart-ready",
+                  json={"actorUserId": f.adult.id, "cart": CART}, headers=internal),
+        identical("failed", "POST", f"/api/internal/purchase-intents/{intent}/failed",
+                  json={"actorUserId": f.adult.id, "reason": "gone"}, headers=internal))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        # failed is allowed from CART_READY too: at most one of each, and failed wins last
+        assert won(statuses, "cart", 200) <= 1 and won(statuses, "failed", 200) == 1, statuses
+        assert f.intent_row(intent).status == "FAILED"
+
+    return Race(shots, {"cart": {200, 409}, "failed": {200, 409}}, check)
 
 
 @case("orchestrator events", "POST /api/internal/events")
@@ -928,6 +1077,61 @@ def _logout(stage: Stage) -> Race:
                      RefreshToken.revoked_at.is_(None)) == 0
 
     return Race(shots, {"logout": {204}}, check)
+
+
+@case("refresh while logging out everywhere", "POST /api/auth/refresh", "POST /api/auth/logout")
+def _refresh_vs_logout(stage: Stage) -> Race:
+    stage.cases += 1
+    email = f"race{stage.cases}-both@example.test"
+    local_account(stage, email)
+    first, second = local_login(stage, email), local_login(stage, email)
+    shots = halves(
+        identical("refresh", "POST", "/api/auth/refresh",
+                  json={"refreshToken": first["refreshToken"]}),
+        identical("logout", "POST", "/api/auth/logout", json={"all": True},
+                  headers={"Authorization": f"Bearer {second['token']}"}))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert won(statuses, "refresh", 200) <= 1, statuses
+        with stage.app.extensions["hearthgate.db"]() as session:
+            user_id = session.scalars(select(User.id).where(User.email == email)).one()
+        # the last logout revoked every family; a successor minted after it is the only one left
+        alive = count(stage, RefreshToken, RefreshToken.user_id == user_id,
+                      RefreshToken.revoked_at.is_(None))
+        assert alive <= won(statuses, "refresh", 200)
+
+    return Race(shots, {"refresh": {200, 401, 409}, "logout": {204}}, check)
+
+
+@case("exchange one authorization code", "POST /api/auth/oidc/exchange")
+def _exchange(stage: Stage) -> Race:
+    import secrets
+    from datetime import timedelta
+
+    from app.auth.sessions import hash_token
+    from app.db import utcnow
+    from app.models import LoginFlow
+
+    f = stage.family()
+    code = secrets.token_urlsafe(32)
+    remember(code)
+    with stage.app.extensions["hearthgate.db"]() as session:
+        session.add(LoginFlow(
+            state_hash=hash_token(secrets.token_urlsafe(16)), browser_hash="0" * 64, nonce="n",
+            code_verifier="v" * 43, redirect_uri=SETTINGS["AUTH_OIDC_REDIRECT_URIS"],
+            expires_at=utcnow() + timedelta(minutes=10), callback_at=utcnow(),
+            code_hash=hash_token(code), code_expires_at=utcnow() + timedelta(seconds=60),
+            user_id=f.adult.id))
+        session.commit()
+    shots = identical("exchange", "POST", "/api/auth/oidc/exchange", json={"code": code})
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        # one session at most, whatever else the exchange requires of the caller
+        assert won(statuses, "exchange", 200) <= 1, statuses
+        assert count(stage, RefreshToken, RefreshToken.user_id == f.adult.id) == won(
+            statuses, "exchange", 200)
+
+    return Race(shots, {"exchange": {200, 401}}, check)
 
 
 @case("ask for a password reset", "POST /api/auth/reset-password")
