@@ -8,9 +8,9 @@ and ``deadlock_timeout=1ms``: a case fails on a deadlock, a lock or statement ti
 wait over ``LOCK_WAIT_LIMIT_MS``. Shorter waits are how losers queue behind the winner's row or
 chain lock; the module prints them per case (``-s``). Cases whose calls share no row and no
 chain (``waitless``: creating items, outfits, households, events) must not wait at all. A write
-route of the URL map or of the
-OpenAPI document without a case here fails ``test_every_write_route_is_raced``. The server's own
-output is read at the end: no password, hash, token, secret or SQL parameter may appear in it.
+route of the URL map or of the OpenAPI document without a case here fails
+``test_every_write_route_is_raced``. The server's own output is read at the end: no password,
+hash, token, secret or SQL parameter may appear in it.
 
 One server and one database serve the whole module; each case builds its own household and users
 (unique e-mail addresses), so nothing needs resetting between cases.
