@@ -79,7 +79,8 @@ from tests.services import Postgres
 
 # True once SQLite queues writers (issue 13, defect 9): then the module runs on SQLite too.
 SQLITE_RACES = False or os.environ.get("HEARTHGATE_SQLITE_RACES") == "1"
-CALLS = 20  # identical calls per case (pairs: half of each)
+# Identical calls per case (pairs: half of each); HEARTHGATE_RACE_CALLS for a heavier run.
+CALLS = int(os.environ.get("HEARTHGATE_RACE_CALLS", "20"))
 WORKERS, THREADS = 4, 4
 PASSWORD = "race-password-0123456789"  # noqa: S105 - a test account's password
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"race-matrix-webhook-key-0123456789").decode()
