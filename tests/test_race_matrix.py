@@ -552,6 +552,23 @@ def _change_item(stage: Stage) -> Race:
     return Race(shots, {"patch": {200}}, check)
 
 
+@case("change an item while deleting it", "PATCH " + H + "/items/<item_id>",
+      "DELETE " + H + "/items/<item_id>")
+def _change_item_vs_delete(stage: Stage) -> Race:
+    f = stage.family()
+    item = f.add_item()
+    path = hh(f, f"/items/{item}")
+    child = f.headers(f.child)
+    shots = halves(identical("patch", "PATCH", path, json={"color": "blue"}, headers=child),
+                   identical("delete", "DELETE", path, headers=child))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["delete"] == {204: 1, 404: CALLS // 2 - 1}, statuses
+        assert count(stage, Item, Item.id == item) == 0
+
+    return Race(shots, {"patch": {200, 404}, "delete": {204, 404}}, check)
+
+
 @case("delete item", "DELETE " + H + "/items/<item_id>")
 def _delete_item(stage: Stage) -> Race:
     f = stage.family()

@@ -224,7 +224,7 @@ def get_item(household: HouseholdScope, item_id: str) -> Item:
 @endpoint(permissions=["items:write"], body=ItemPatch, response=ItemOut, household=True,
           tags=["items"], summary="Change a wardrobe item")
 def update_item(household: HouseholdScope, item_id: str, body: ItemPatch) -> Item:
-    item = household.get(Item, item_id, "Item")
+    item = household.get(Item, item_id, "Item", lock="update")  # a concurrent delete: 404
     for field, value in body.model_dump(exclude_unset=True).items():
         if field == "name" and value is None:
             continue
