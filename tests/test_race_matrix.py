@@ -693,6 +693,29 @@ def _create_request(stage: Stage) -> Race:
     return Race(shots, {"create": {201}}, check)
 
 
+@case("one Idempotency-Key with two bodies", "POST " + H + "/requests")
+def _idempotency_two_bodies(stage: Stage) -> Race:
+    f = stage.family()
+    headers = f.headers(f.child, **{"Idempotency-Key": "race-two-bodies"})
+    shots = halves(
+        identical("skates", "POST", hh(f, "/requests"),
+                  json={"title": "Skates", "amountMinor": 9000, "currency": "EUR"},
+                  headers=headers),
+        identical("gloves", "POST", hh(f, "/requests"),
+                  json={"title": "Gloves", "amountMinor": 1000, "currency": "EUR"},
+                  headers=headers))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        # the first body wins the key: its twins replay 201, the other body's calls get 422
+        winners = [kind for kind in ("skates", "gloves") if won(statuses, kind, 201)]
+        assert len(winners) == 1, statuses
+        loser = "gloves" if winners == ["skates"] else "skates"
+        assert statuses[loser] == {422: CALLS // 2}, statuses
+        assert count(stage, PurchaseRequest, PurchaseRequest.household_id == f.household_id) == 1
+
+    return Race(shots, {"skates": {201, 422}, "gloves": {201, 422}}, check)
+
+
 def _decision(stage: Stage, verb: str, state: str, action: str) -> Race:
     f = stage.family()
     request_id = f.submit()
