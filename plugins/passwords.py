@@ -26,7 +26,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, Flask, current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.auth.permissions import default_permissions
@@ -195,8 +196,12 @@ def register(body: RegisterIn) -> dict[str, Any]:
                 password_hash=hash_password(body.password),
                 permissions=default_permissions(current_app.config))
     user.subject = user.id
-    db.session.add(user)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # a concurrent registration of the email may commit first
+            db.session.add(user)
+            db.session.flush()
+    except IntegrityError:
+        raise Conflict("An account with this email exists") from None
     audit.record("users.register", resource=f"user:{user.id}", principal_id=user.id)
     return {"user": user}
 
@@ -242,8 +247,17 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
     ):
         audit.record_denial("auth.reset.confirm", details={"reason": "used or unknown token"})
         raise Unauthorized("Invalid or expired reset token")
-    user.password_hash = hash_password(body.password)
-    user.updated_at = utcnow()
+    # Single use under concurrent confirmations too: the hash changes only from the one the token
+    # was signed for, and the row lock makes every other confirmation see the new hash.
+    changed = db.session.execute(
+        update(User).where(User.id == user.id, User.password_hash == user.password_hash)
+        .values(password_hash=hash_password(body.password), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        audit.record_denial("auth.reset.confirm", details={"reason": "used or unknown token"})
+        raise Unauthorized("Invalid or expired reset token")
     revoke_all(user.id)
     audit.record("auth.reset.confirm", resource=f"user:{user.id}", principal_id=user.id)
 

@@ -4,23 +4,23 @@ and a gunicorn server (several workers) on the test database for the concurrency
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.models import AuditEvent, Item, PurchaseIntent, PurchaseRequest, User
 from tests.helpers import AuthActions, make_household
-from tests.services import free_port, stop, wait_for_port
+from tests.services import free_port, gunicorn_process
 
-ROOT = Path(__file__).resolve().parent.parent
 BUYFLOW_TOKEN = "bf-internal-token-0123456789abcdef"
 BUYFLOW_TOKEN_NEXT = "bf-internal-token-next-fedcba9876543210"
 ORCHESTRATOR_TOKEN = "orchestrator-token-0123456789abcdef"
@@ -153,9 +153,10 @@ def without(rows: dict[str, list[Any]], *tables: str) -> dict[str, list[Any]]:
 
 
 @contextmanager
-def gunicorn_server(database_url: str, jwt_secret: str, workers: int = 4,
-                    threads: int = 4) -> Iterator[str]:
-    """``wsgi:app`` under gunicorn (gthread workers) on the given database; yields its base URL."""
+def gunicorn_server(database_url: str, jwt_secret: str, workers: int = 4, threads: int = 4,
+                    log_path: Path | None = None, **settings: str) -> Iterator[str]:
+    """``wsgi:app`` under gunicorn (gthread workers) on the given database, with ``settings``
+    added to the environment and its output in ``log_path``; yields its base URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -166,12 +167,20 @@ def gunicorn_server(database_url: str, jwt_secret: str, workers: int = 4,
         "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
         "BUYFLOW_INTERNAL_TOKEN": BUYFLOW_TOKEN, "REQUIRE_BUYFLOW_INTERNAL_TOKEN": "true",
         "ORCHESTRATOR_INTERNAL_TOKEN": ORCHESTRATOR_TOKEN, "REQUIRE_INTERNAL_EVENT_TOKEN": "true",
+        **settings,
     }
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    proc = subprocess.Popen([gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, timeout=60, proc=proc)
+    with gunicorn_process("wsgi:app", env, log_path):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+
+
+def race(calls: list[Callable[[requests.Session], requests.Response]]) -> list[tuple[int, int]]:
+    """Run every call at once (a barrier releases them together); (index, status) per call."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(index: int) -> tuple[int, int]:
+        with requests.Session() as session:
+            barrier.wait(timeout=60)
+            return index, calls[index](session).status_code
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, range(len(calls))))

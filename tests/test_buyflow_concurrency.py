@@ -4,10 +4,8 @@ races, so these run only with HEARTHGATE_TEST_DB=postgresql."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -21,6 +19,7 @@ from tests.buyflow_services import (
     Family,
     build_family,
     gunicorn_server,
+    race,
 )
 from tests.conftest import TEST_JWT_SECRET
 
@@ -44,19 +43,6 @@ def server(migrated_database: str) -> Iterator[str]:
 @pytest.fixture
 def family(make_app) -> Family:  # type: ignore[no-untyped-def]
     return build_family(make_app(**INTERNAL_CONFIG))
-
-
-def race(calls: list[Callable[[requests.Session], requests.Response]]) -> list[tuple[int, int]]:
-    """Run every call at once (a barrier releases them together); (index, status) per call."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(index: int) -> tuple[int, int]:
-        with requests.Session() as session:
-            barrier.wait(timeout=60)
-            return index, calls[index](session).status_code
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, range(len(calls))))
 
 
 def count(family: Family, model: type, *where: object) -> int:

@@ -83,3 +83,33 @@ def test_debugger_is_never_reachable(make_app) -> None:  # type: ignore[no-untyp
     app.register_blueprint(sample_routes.bp)
     r = app.test_client().get("/api/sample/boom")
     assert r.status_code == 500 and b"Traceback" not in r.data and b"Werkzeug Debugger" not in r.data
+
+
+@pytest.mark.parametrize("rolled_back", ["DeadlockDetected", "SerializationFailure"])
+def test_a_transaction_the_database_rolled_back_is_a_conflict_not_an_outage(  # type: ignore[no-untyped-def]
+    make_app, caplog: pytest.LogCaptureFixture, rolled_back: str
+) -> None:
+    """A deadlock victim or a serialization failure lost to a concurrent write: 409 like any
+    other loser (API.md: concurrent writes never give a 5xx), logged as what it is, without the
+    statement's parameters; the database is up."""
+    import psycopg.errors
+    from flask import Blueprint
+    from sqlalchemy.exc import OperationalError
+
+    from app.gateway.contracts import endpoint
+
+    bp = Blueprint("rolled_back", __name__, url_prefix="/api/rolled-back")
+
+    @bp.post("")
+    @endpoint(auth="public", status=204)
+    def fail() -> None:
+        error = getattr(psycopg.errors, rolled_back)("the database rolled this back")
+        raise OperationalError("UPDATE t SET v = %(v)s", {"v": "parameter-value"}, error)
+
+    app = make_app()
+    app.register_blueprint(bp)
+    r = app.test_client().post("/api/rolled-back")
+    assert_error(r, 409, "Conflict")
+    assert "database unavailable" not in caplog.text
+    assert "rolled back by the database" in caplog.text
+    assert "parameter-value" not in caplog.text

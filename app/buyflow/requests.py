@@ -34,7 +34,7 @@ def visible_request(household: HouseholdScope, request_id: str) -> PurchaseReque
 
 def create(household: HouseholdScope, body: RequestIn) -> PurchaseRequest:
     if body.item_id is not None:
-        household.get(Item, body.item_id, "Item")
+        household.get(Item, body.item_id, "Item", lock="key share")  # not deleted under us
     created = household.add(
         PurchaseRequest(
             title=body.title,

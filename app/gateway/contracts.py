@@ -37,9 +37,10 @@ from app.db import db
 from app.gateway.errors import Forbidden, NotFound, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
-from app.gateway.tenancy import HouseholdScope, load_scope
+from app.gateway.tenancy import HouseholdLock, HouseholdScope, load_scope
 
 Auth = Literal["public", "bearer", "internal"]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 Guard = Callable[["Call"], None]
 
 
@@ -62,6 +63,7 @@ class Contract:
     response: type[BaseModel] | None = None
     status: int = 200
     household: bool = False
+    household_lock: HouseholdLock | None = None  # None: "key share" for writes, none for reads
     roles: tuple[str, ...] | None = None
     rate_limit: str | None = None
     caller_bucket: bool = True  # False: only the endpoint's own limit applies (see limits.py)
@@ -111,6 +113,7 @@ def endpoint(
     response: type[BaseModel] | None = None,
     status: int = 200,
     household: bool = False,
+    household_lock: HouseholdLock | None = None,
     roles: Iterable[str] | None = None,
     rate_limit: str | None = None,
     caller_bucket: bool = True,
@@ -134,6 +137,7 @@ def endpoint(
         response=response,
         status=status,
         household=household,
+        household_lock=household_lock,
         roles=tuple(roles) if roles is not None else None,
         rate_limit=rate_limit,
         caller_bucket=caller_bucket,
@@ -171,7 +175,8 @@ def endpoint(
             _check_permissions(call)
             if contract.household:
                 assert call.principal is not None  # noqa: S101 - guaranteed by the bearer step
-                call.household = load_scope(path.pop("household_id"), call.principal.user_id)
+                call.household = load_scope(path.pop("household_id"), call.principal.user_id,
+                                            _household_lock(contract))
                 _check_role(call)
             for guard in contract.before:
                 guard(call)
@@ -255,6 +260,13 @@ def _check_permissions(call: Call) -> None:
             requiredPermissions=list(required),
             userPermissions=sorted(held),
         )
+
+
+def _household_lock(contract: Contract) -> HouseholdLock | None:
+    """Writes lock the household row first (lock order: app.gateway.tenancy); reads do not."""
+    if contract.household_lock is not None:
+        return contract.household_lock
+    return None if request.method in SAFE_METHODS else "key share"
 
 
 def _check_role(call: Call) -> None:

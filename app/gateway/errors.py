@@ -164,10 +164,27 @@ def _database_down(exc: Exception) -> Response:
 def _unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _http_error(exc)
+    sqlstate = _rollback_sqlstate(exc)
+    if sqlstate is not None:
+        # A deadlock victim or a serialization failure: the database is up, and a concurrent
+        # write won. The lock order (app.gateway.tenancy) keeps this from happening; should a
+        # path still break it, the loser gets the losers' answer and the log says what it was.
+        log.warning("transaction rolled back by the database (SQLSTATE %s): a concurrent write "
+                    "won", sqlstate)
+        return error_response(409, "A concurrent change won; retry")
     if _is_connection_error(exc):
         return _database_down(exc)
     log.exception("unhandled error")
     return error_response(500, DEFAULT_MESSAGES[500])
+
+
+def _rollback_sqlstate(exc: Exception) -> str | None:
+    """The SQLSTATE of a transaction the database rolled back (class 40: serialization failure,
+    deadlock detected), else ``None``."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    return sqlstate if sqlstate.startswith("40") else None
 
 
 def _is_connection_error(exc: Exception) -> bool:

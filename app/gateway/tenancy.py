@@ -3,6 +3,16 @@
 The gateway builds the scope from the path's ``household_id`` and the caller's membership, read
 from the database on every request. A non-member and an unknown household get the same 404, and a
 child object of another household is 404 too, so a handler cannot leak by forgetting a filter.
+
+Lock order (PostgreSQL; SQLite serializes writers and ignores these clauses): a write first locks
+the household row, then the rows it changes or references, and appends to the audit chain last.
+A write that adds or changes things inside the household holds the row ``FOR KEY SHARE`` (many at
+once, and a rename or a guard's ``FOR NO KEY UPDATE`` still passes); deleting the household takes
+it ``FOR UPDATE`` before anything else. So a deletion waits for the writes already inside, and a
+write that arrives during a deletion waits at its first statement and then finds no household
+(404), instead of holding a row lock that the deletion needs while it waits for the chain.
+Internal callbacks reach a household through an intent and take the same lock with
+``lock_household`` before touching the intent.
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Select, bindparam, select
 
@@ -20,8 +30,15 @@ from app.gateway.pagination import rows_page
 from app.models import Household, Member
 
 T = TypeVar("T")
+HouseholdLock = Literal["key share", "update"]
 
 HOUSEHOLD_NOT_FOUND = "Household not found"
+
+
+def _locked(statement: Select[Any], lock: HouseholdLock) -> Select[Any]:
+    """``FOR KEY SHARE`` or ``FOR UPDATE`` (SQLAlchemy spells the first read + key_share)."""
+    share = lock == "key share"
+    return statement.with_for_update(read=share, key_share=share)
 
 
 @dataclass(frozen=True)
@@ -63,23 +80,32 @@ class HouseholdScope:
         return rows_page(model.__table__, {**equal, "household_id": self.id},
                          limit=limit, cursor=cursor, columns=columns)
 
-    def get(self, model: type[T], object_id: Any, what: str | None = None) -> T:
-        """The object with this id in this household, else 404 (also for other households')."""
-        found = db.session.scalars(
-            self.select(model).where(model.id == object_id)  # type: ignore[attr-defined]
-        ).first()
+    def get(self, model: type[T], object_id: Any, what: str | None = None, *,
+            lock: HouseholdLock | None = None) -> T:
+        """The object with this id in this household, else 404 (also for other households').
+
+        ``lock="update"`` before deleting or rewriting it: a concurrent caller waits, then finds
+        it gone (404) or changed; ``lock="key share"`` before referencing it from a new row, so
+        that it cannot be deleted under the reference (which would be a foreign-key error)."""
+        statement = self.select(model).where(model.id == object_id)  # type: ignore[attr-defined]
+        if lock is not None:
+            statement = _locked(statement, lock)
+        found = db.session.scalars(statement).first()
         if found is None:
             raise NotFound(f"{what or model.__name__} not found")
         return found
 
-    def get_many(self, model: type[T], ids: Iterable[str], what: str | None = None) -> list[T]:
-        """Every id must name an object of this household, else 404; order follows ``ids``."""
+    def get_many(self, model: type[T], ids: Iterable[str], what: str | None = None, *,
+                 lock: HouseholdLock | None = None) -> list[T]:
+        """Every id must name an object of this household, else 404; order follows ``ids``.
+        ``lock`` as for ``get``."""
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
-        rows = db.session.scalars(
-            self.select(model).where(model.id.in_(wanted))  # type: ignore[attr-defined]
-        ).all()
+        statement = self.select(model).where(model.id.in_(wanted))  # type: ignore[attr-defined]
+        if lock is not None:
+            statement = _locked(statement, lock)
+        rows = db.session.scalars(statement).all()
         by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
         if len(by_id) != len(wanted):
             raise NotFound(f"{what or model.__name__} not found")
@@ -98,14 +124,34 @@ _SCOPE_QUERY = (
     .join(Member, Member.household_id == Household.id)
     .where(Household.id == bindparam("household_id"), Member.user_id == bindparam("user_id"))
 )
+_LOCKED_SCOPE_QUERY: dict[HouseholdLock, Any] = {
+    "key share": _SCOPE_QUERY.with_for_update(read=True, key_share=True, of=Household),
+    "update": _SCOPE_QUERY.with_for_update(of=Household),
+}
+_LOCK_HOUSEHOLD = (
+    select(Household.id).where(Household.id == bindparam("household_id"))
+    .with_for_update(read=True, key_share=True)
+)
 
 
-def load_scope(household_id: str, user_id: str) -> HouseholdScope:
-    """One query: the household and the caller's membership, or the uniform 404."""
+def load_scope(household_id: str, user_id: str, lock: HouseholdLock | None = None
+               ) -> HouseholdScope:
+    """One query: the household and the caller's membership, or the uniform 404; with ``lock``,
+    the household row locked in that mode (module docstring: lock order)."""
+    query = _SCOPE_QUERY if lock is None else _LOCKED_SCOPE_QUERY[lock]
     # Core execution on the session's connection: same transaction, no ORM bookkeeping.
     row = db.session.connection().execute(
-        _SCOPE_QUERY, {"household_id": household_id, "user_id": user_id}
+        query, {"household_id": household_id, "user_id": user_id}
     ).first()
     if row is None:
         raise NotFound(HOUSEHOLD_NOT_FOUND)
     return HouseholdScope(*row)
+
+
+def lock_household(household_id: str | None) -> bool:
+    """Lock the household ``FOR KEY SHARE`` before a write that reaches it other than through a
+    scope (an internal callback, a webhook); whether it still exists."""
+    if household_id is None:
+        return False
+    row = db.session.connection().execute(_LOCK_HOUSEHOLD, {"household_id": household_id})
+    return row.first() is not None

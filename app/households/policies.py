@@ -22,12 +22,16 @@ def target_member(call: Call) -> Member:
 def keeps_an_owner(call: Call) -> None:
     """The last owner can be neither removed nor demoted (409).
 
-    The household row is locked first (``FOR UPDATE``; SQLite serializes writers anyway), so two
-    owners demoting each other at once cannot both succeed and leave the household ownerless.
+    The household row is locked first (``FOR NO KEY UPDATE``; SQLite serializes writers anyway),
+    so two owners demoting each other at once cannot both succeed and leave the household
+    ownerless. Not ``FOR UPDATE``: every concurrent write holds the row ``FOR KEY SHARE`` (lock
+    order, app.gateway.tenancy), and two of these guards waiting for each other's share to end
+    would deadlock.
     """
     assert call.household is not None  # noqa: S101 - household routes only
     db.session.execute(
-        select(Household.id).where(Household.id == call.household.id).with_for_update()
+        select(Household.id).where(Household.id == call.household.id)
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE
     )
     member = target_member(call)
     stays_owner = call.body is not None and getattr(call.body, "role", None) == "owner"

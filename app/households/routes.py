@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.auth.users import normalise_email
@@ -101,10 +102,12 @@ def rename_household(household: HouseholdScope, body: HouseholdPatch) -> Househo
 
 
 @bp.delete("/households/<household_id>")
-@endpoint(permissions=["households:delete"], household=True, roles=OWNER, tags=[HOUSEHOLD],
-          summary="Delete a household and everything in it (owner)")
+@endpoint(permissions=["households:delete"], household=True, household_lock="update", roles=OWNER,
+          tags=[HOUSEHOLD], summary="Delete a household and everything in it (owner)")
 def delete_household(household: HouseholdScope) -> Reply:
     household_id = household.id
+    # The household row is locked FOR UPDATE before anything else (app.gateway.tenancy): writes
+    # already inside finish first, later ones and a second deletion find no household (404).
     # Every table with a household_id column, children first, in this one transaction; the
     # household's audit chain is erased by the audit module, which leaves a provable record.
     for table in reversed(Base.metadata.sorted_tables):
@@ -153,8 +156,13 @@ def add_member(household: HouseholdScope, body: MemberIn) -> MemberOut:
         raise NotFound("User not found")
     if db.session.get(Member, (household.id, user.id)) is not None:
         raise Conflict("Already a member")
-    member = household.add(Member(user_id=user.id, role=body.role))
-    db.session.flush()
+    member = Member(user_id=user.id, role=body.role)
+    try:
+        with db.session.begin_nested():  # a concurrent add of the same user may commit first
+            household.add(member)
+            db.session.flush()
+    except IntegrityError:
+        raise Conflict("Already a member") from None
     return _member_out(member, user)
 
 
@@ -216,7 +224,7 @@ def get_item(household: HouseholdScope, item_id: str) -> Item:
 @endpoint(permissions=["items:write"], body=ItemPatch, response=ItemOut, household=True,
           tags=["items"], summary="Change a wardrobe item")
 def update_item(household: HouseholdScope, item_id: str, body: ItemPatch) -> Item:
-    item = household.get(Item, item_id, "Item")
+    item = household.get(Item, item_id, "Item", lock="update")  # a concurrent delete: 404
     for field, value in body.model_dump(exclude_unset=True).items():
         if field == "name" and value is None:
             continue
@@ -228,7 +236,7 @@ def update_item(household: HouseholdScope, item_id: str, body: ItemPatch) -> Ite
 @endpoint(permissions=["items:write"], household=True, tags=["items"],
           summary="Remove a wardrobe item (and from every outfit)")
 def delete_item(household: HouseholdScope, item_id: str) -> Reply:
-    db.session.delete(household.get(Item, item_id, "Item"))
+    db.session.delete(household.get(Item, item_id, "Item", lock="update"))
     return Reply(status=204)
 
 
@@ -252,7 +260,8 @@ def _outfits_out(outfits: list[Outfit]) -> list[OutfitOut]:
 
 
 def _link_items(household: HouseholdScope, outfit: Outfit, item_ids: list[str]) -> None:
-    items = household.get_many(Item, item_ids, "Item")  # 404 unless all are this household's
+    # 404 unless all are this household's; locked so that none is deleted under the new links
+    items = household.get_many(Item, item_ids, "Item", lock="key share")
     db.session.execute(delete(OutfitItem).where(OutfitItem.outfit_id == outfit.id))
     for position, item in enumerate(items):
         household.add(OutfitItem(outfit_id=outfit.id, item_id=item.id, position=position))
@@ -289,7 +298,7 @@ def get_outfit(household: HouseholdScope, outfit_id: str) -> OutfitOut:
 @endpoint(permissions=["outfits:write"], body=OutfitPatch, response=OutfitOut, household=True,
           tags=["outfits"], summary="Rename an outfit or replace its items")
 def update_outfit(household: HouseholdScope, outfit_id: str, body: OutfitPatch) -> OutfitOut:
-    outfit = household.get(Outfit, outfit_id, "Outfit")
+    outfit = household.get(Outfit, outfit_id, "Outfit", lock="update")  # one replacement at a time
     if body.name is not None:
         outfit.name = body.name
     if body.item_ids is not None:
@@ -302,5 +311,5 @@ def update_outfit(household: HouseholdScope, outfit_id: str, body: OutfitPatch) 
 @endpoint(permissions=["outfits:write"], household=True, tags=["outfits"],
           summary="Delete an outfit")
 def delete_outfit(household: HouseholdScope, outfit_id: str) -> Reply:
-    db.session.delete(household.get(Outfit, outfit_id, "Outfit"))
+    db.session.delete(household.get(Outfit, outfit_id, "Outfit", lock="update"))
     return Reply(status=204)

@@ -6,6 +6,8 @@ and its request by conditional updates, in one transaction with the audit event.
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from app import audit
 from app.buyflow import clock
 from app.buyflow.intents import ACTIVE, expire_and_raise, is_expired
@@ -13,6 +15,7 @@ from app.buyflow.schemas import IntentStatusOut
 from app.buyflow.transitions import transition, transition_or_conflict
 from app.db import db
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
+from app.gateway.tenancy import lock_household
 from app.internal.schemas import ArtifactIn, CartReadyIn, EventIn, FailedIn
 from app.models import IntentArtifact, IntentEvent, PurchaseIntent, PurchaseRequest
 
@@ -20,7 +23,12 @@ INTENT_NOT_FOUND = "Purchase intent not found"
 
 
 def _intent(intent_id: str) -> PurchaseIntent:
-    found = db.session.get(PurchaseIntent, intent_id)
+    """The intent, read after its household was locked (the lock order of
+    app.gateway.tenancy): a callback during the household's deletion waits, then finds no
+    intent (404)."""
+    household_id = db.session.scalar(
+        select(PurchaseIntent.household_id).where(PurchaseIntent.id == intent_id))
+    found = db.session.get(PurchaseIntent, intent_id) if lock_household(household_id) else None
     if found is None:
         raise NotFound(INTENT_NOT_FOUND)
     return found

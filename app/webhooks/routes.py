@@ -17,6 +17,7 @@ from app.gateway.contracts import Header, endpoint, validation_details
 from app.gateway.errors import BadRequest, ServiceUnavailable, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body
 from app.gateway.schemas import Body, Schema
+from app.gateway.tenancy import lock_household
 from app.models import PurchaseIntent, WebhookEvent
 from app.webhooks import bp
 from app.webhooks.verification import WebhookRejected, verifiers
@@ -67,6 +68,16 @@ def _parse() -> HyperbeamEventIn:
         ) from None
 
 
+def _intent(intent_id: str | None) -> PurchaseIntent | None:
+    """The event's intent, read after its household was locked (the lock order of
+    app.gateway.tenancy): during the household's deletion the event is stored unattached."""
+    if intent_id is None:
+        return None
+    household_id = db.session.scalar(
+        select(PurchaseIntent.household_id).where(PurchaseIntent.id == intent_id))
+    return db.session.get(PurchaseIntent, intent_id) if lock_household(household_id) else None
+
+
 @bp.post("/webhooks/hyperbeam")
 @endpoint(
     auth="public", raw_body=True, sensitive=True, body=HyperbeamEventIn, response=WebhookAck,
@@ -85,7 +96,7 @@ def hyperbeam() -> WebhookAck:
     raw = request.get_data(cache=True)
     delivery_id = _authentic_delivery_id(raw)  # before any parsing
     event = _parse()
-    intent = db.session.get(PurchaseIntent, event.intent_id) if event.intent_id else None
+    intent = _intent(event.intent_id)
     stored = WebhookEvent(
         webhook_id=delivery_id, provider=PROVIDER, type=event.type,
         intent_id=intent.id if intent else None,
