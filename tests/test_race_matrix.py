@@ -1160,23 +1160,26 @@ def _exchange(stage: Stage) -> Race:
     from app.auth.sessions import hash_token
     from app.db import utcnow
     from app.models import LoginFlow
+    from plugins.oidc import s256
 
     f = stage.family()
-    code = secrets.token_urlsafe(32)
+    code, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     remember(code)
+    remember(verifier)
     with stage.app.extensions["hearthgate.db"]() as session:
         session.add(LoginFlow(
             state_hash=hash_token(secrets.token_urlsafe(16)), browser_hash="0" * 64, nonce="n",
             code_verifier="v" * 43, redirect_uri=SETTINGS["AUTH_OIDC_REDIRECT_URIS"],
             expires_at=utcnow() + timedelta(minutes=10), callback_at=utcnow(),
             code_hash=hash_token(code), code_expires_at=utcnow() + timedelta(seconds=60),
-            user_id=f.adult.id))
+            spa_challenge=s256(verifier), user_id=f.adult.id))
         session.commit()
-    shots = identical("exchange", "POST", "/api/auth/oidc/exchange", json={"code": code})
+    shots = identical("exchange", "POST", "/api/auth/oidc/exchange",
+                      json={"code": code, "codeVerifier": verifier})
 
     def check(statuses: dict[str, Counter[int]]) -> None:
-        # one session at most, whatever else the exchange requires of the caller
-        assert won(statuses, "exchange", 200) <= 1, statuses
+        # the SPA that started the flow exchanges its code once: one session, the rest 401
+        assert won(statuses, "exchange", 200) == 1, statuses
         assert count(stage, RefreshToken, RefreshToken.user_id == f.adult.id) == won(
             statuses, "exchange", 200)
 
