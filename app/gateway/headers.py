@@ -50,6 +50,13 @@ _API_RESPONSE = (
 )
 
 
+def api_headers(*, hsts: bool) -> tuple[tuple[str, str], ...]:
+    """The fixed security headers of an API response (also those of the gunicorn worker's own
+    error answers, ``app.serving``)."""
+    tail = (("Strict-Transport-Security", HSTS),) if hsts else ()
+    return (*_EVERY_RESPONSE, *_API_RESPONSE, *tail)
+
+
 def request_id() -> str | None:
     """This request's id (the caller's sane ``X-Request-ID`` or a new one), else ``None``."""
     if not has_request_context():
@@ -78,7 +85,7 @@ class SecurityHeaders:
         self.wsgi_app = wsgi_app
         tail = (("Strict-Transport-Security", HSTS),) if hsts else ()
         self._site = (*_EVERY_RESPONSE, *tail)
-        self._api = (*_EVERY_RESPONSE, *_API_RESPONSE, *tail)
+        self._api = api_headers(hsts=hsts)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         offered = environ.get("HTTP_X_REQUEST_ID", "")
