@@ -165,6 +165,59 @@ def test_slow_body_senders_do_not_starve_other_requests(server: AppServer) -> No
     assert_held(probes, clients)
 
 
+def sent_in_pieces(server: AppServer, pieces: list[bytes], pause: float = 0.3) -> RawAnswer:
+    """One request sent in ``pieces`` with a pause between them, then read as ``raw_request``."""
+    port = int(server.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for piece in pieces[:-1]:
+            sock.sendall(piece)
+            time.sleep(pause)
+        return raw_request(server, pieces[-1], sock)
+
+
+def test_a_request_sent_in_pieces_reaches_the_application_whole(server: AppServer) -> None:
+    """The worker reads a request whole before it runs it: the head, a body with
+    Content-Length, a chunked body and a keep-alive connection's next request all arrive
+    intact (the login's validation error names the field of the body's last bytes)."""
+    body = b'{"idToken": 5}'
+    head = (b"POST /api/auth/login HTTP/1.1\r\nHost: hearthgate\r\n"
+            b"Content-Type: application/json\r\n")
+    length = sent_in_pieces(server, [
+        head[:20], head[20:], b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n",
+        body[:5], body[5:]])
+    chunked = sent_in_pieces(server, [
+        head, b"Transfer-Encoding: chunked\r\n\r\n", b"5\r\n" + body[:5] + b"\r\n",
+        f"{len(body) - 5:x}\r\n".encode() + body[5:] + b"\r\n", b"0\r\n\r\n"])
+    for answer in (length, chunked):
+        assert answer.status == 400, answer
+        assert json.loads(answer.body)["error"] == "ValidationError", answer
+        assert "idToken" in answer.body.decode()
+    port = int(server.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        first = raw_request(server, get("/healthz"), sock)
+        second = raw_request(server, get("/healthz?again=1"), sock)  # the same connection
+    assert (first.status, second.status) == (200, 200)
+
+
+def test_a_client_that_expects_100_continue_is_told_to_send_its_body(server: AppServer) -> None:
+    body = b'{"idToken": 5}'
+    port = int(server.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /api/auth/login HTTP/1.1\r\nHost: hearthgate\r\n"
+                     b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), interim
+        sock.sendall(body)
+        answer = interim
+        while not (b"HTTP/1.1 400 " in answer and answer.endswith(b"}\n")):
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    final = answer[answer.index(b"HTTP/1.1 400 "):]
+    assert b'"ValidationError"' in final and b"idToken" in final
+
+
 # -- gunicorn's own refusals ------------------------------------------------------------------
 
 
@@ -175,19 +228,22 @@ class RawAnswer:
     body: bytes
 
 
-def raw_request(server: AppServer, data: bytes) -> RawAnswer:
-    """Sends ``data`` as is and reads the answer until the server closes the connection."""
-    port = int(server.base.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-            if b"\r\n\r\n" in answer and b"Connection: close" not in answer:
-                head_end = answer.index(b"\r\n\r\n")
-                length = re.search(rb"(?i)content-length: *(\d+)", answer[:head_end])
-                if length and len(answer) >= head_end + 4 + int(length.group(1)):
-                    break
+def raw_request(server: AppServer, data: bytes, sock: socket.socket | None = None) -> RawAnswer:
+    """Sends ``data`` as is (on ``sock``, else a new connection) and reads one answer: its
+    Content-Length, else until the server closes the connection."""
+    if sock is None:
+        port = int(server.base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as new:
+            return raw_request(server, data, new)
+    sock.sendall(data)
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+        if b"\r\n\r\n" in answer:
+            head_end = answer.index(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", answer[:head_end])
+            if length and len(answer) >= head_end + 4 + int(length.group(1)):
+                break
     head, _, body = answer.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = {}
