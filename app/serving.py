@@ -100,7 +100,8 @@ def request_status(data: bytes | bytearray, body_limit: int, head_limit: int
                    ) -> tuple[bool, bool]:
     """(complete, expects 100-continue) for the bytes of a request read so far. Complete means
     that a thread can run it without reading more, or that reading on cannot help (a head over
-    the limits, a body over ``body_limit``: the parser or the application refuses those)."""
+    the limits, a malformed framing, a body over ``body_limit``: the parser or the application
+    refuses those)."""
     end = data.find(b"\r\n\r\n")
     if end < 0:
         return len(data) > head_limit, False
@@ -117,9 +118,9 @@ def request_status(data: bytes | bytearray, body_limit: int, head_limit: int
         # The last chunk (no trailers: this API reads none) or more than the body limit.
         return data.endswith(b"\r\n0\r\n\r\n") or body > body_limit + 8192, expects
     length = fields.get(b"content-length", b"0")
-    if not length.isdigit():
-        return True, False  # the parser refuses it
-    return body >= min(int(length), body_limit + 1), expects
+    if not length.isdigit() or int(length) > body_limit:
+        return True, False  # refused by the parser, or by the application (413) unread
+    return body >= int(length), expects
 
 
 class BufferingWorker(ThreadWorker):  # type: ignore[misc]

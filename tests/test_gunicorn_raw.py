@@ -192,6 +192,9 @@ def test_a_request_sent_in_pieces_reaches_the_application_whole(server: AppServe
         assert answer.status == 400, answer
         assert json.loads(answer.body)["error"] == "ValidationError", answer
         assert "idToken" in answer.body.decode()
+    # A declared body over MAX_CONTENT_LENGTH is refused at once, not waited for.
+    too_large = raw_request(server, head + b"Content-Length: 2097152\r\n\r\n{")
+    assert too_large.status == 413 and json.loads(too_large.body)["error"] == "PayloadTooLarge"
     port = int(server.base.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         first = raw_request(server, get("/healthz"), sock)
