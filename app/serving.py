@@ -11,7 +11,10 @@ until its request is complete: the head, and a body of up to ``MAX_CONTENT_LENGT
 from memory. A slow client costs a socket and its buffer, never a thread. A request that is not
 complete ``GUNICORN_REQUEST_READ_TIMEOUT`` seconds (default 10) after its connection was accepted,
 or after its keep-alive connection woke up, is answered 408 and closed; reads that still happen in
-a thread (a body above the limit, an unusual framing) stop at the same deadline.
+a thread (a body above the limit, an unusual framing) stop at the same deadline. A connection is
+kept alive only after a request that arrived exactly (its body whole, nothing after it): a
+request sent ahead on the same connection (pipelining) gets its connection closed after the
+first answer, to be sent again.
 
 **gunicorn's own error answers are JSON.** Requests that gunicorn refuses before the application
 sees them (a request line over ``limit_request_line``, a header over ``limit_request_field_size``
@@ -27,6 +30,7 @@ Buffered requests cost memory: at most ``worker_connections`` times (the head li
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import secrets
@@ -34,7 +38,7 @@ import selectors
 import socket
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from gunicorn import util
 from gunicorn.http import errors as http_errors
@@ -89,6 +93,7 @@ class _Conn(TConn):  # type: ignore[misc]
         self.received = bytearray()
         self.deadline: float | None = None  # set while a request is being read in the loop
         self.continued = False  # "100 Continue" already sent for this request
+        self.exact = False  # the request handed to the thread was exactly the bytes read
 
     def init(self) -> None:
         super().init()
@@ -96,15 +101,19 @@ class _Conn(TConn):  # type: ignore[misc]
             self.parser.unreader = _DeadlineUnreader(self.sock, 0.0)
 
 
-def request_status(data: bytes | bytearray, body_limit: int, head_limit: int
-                   ) -> tuple[bool, bool]:
-    """(complete, expects 100-continue) for the bytes of a request read so far. Complete means
-    that a thread can run it without reading more, or that reading on cannot help (a head over
-    the limits, a malformed framing, a body over ``body_limit``: the parser or the application
-    refuses those)."""
+class Status(NamedTuple):
+    complete: bool  # a thread can run it now (or reading on cannot help: it will be refused)
+    exact: bool  # the buffer holds exactly one whole request, body included, nothing after it
+    expects_continue: bool  # "Expect: 100-continue" with its body still to come
+
+
+def request_status(data: bytes | bytearray, body_limit: int, head_limit: int) -> Status:
+    """What the bytes of a request read so far allow. A head over the limits, a malformed
+    framing or a body over ``body_limit`` is complete (the parser or the application refuses
+    it) but not exact; so are bytes after the request (pipelining)."""
     end = data.find(b"\r\n\r\n")
     if end < 0:
-        return len(data) > head_limit, False
+        return Status(len(data) > head_limit, False, False)
     fields: dict[bytes, bytes] = {}
     for line in bytes(data[:end]).split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
@@ -114,13 +123,16 @@ def request_status(data: bytes | bytearray, body_limit: int, head_limit: int
     coding = fields.get(b"transfer-encoding")
     if coding is not None:
         if coding != b"chunked" or b"content-length" in fields:
-            return True, False  # the parser refuses any other framing
-        # The last chunk (no trailers: this API reads none) or more than the body limit.
-        return data.endswith(b"\r\n0\r\n\r\n") or body > body_limit + 8192, expects
+            return Status(True, False, False)
+        # Up to the last chunk (no trailers: this API reads none), or more than the limit.
+        last = data.find(b"\r\n0\r\n\r\n", end)
+        if last >= 0:
+            return Status(True, last + 7 == len(data), False)
+        return Status(body > body_limit + 8192, False, expects)
     length = fields.get(b"content-length", b"0")
     if not length.isdigit() or int(length) > body_limit:
-        return True, False  # refused by the parser, or by the application (413) unread
-    return body >= int(length), expects
+        return Status(True, False, False)  # refused by the parser, or by the application (413)
+    return Status(body >= int(length), body == int(length), expects and body < int(length))
 
 
 class BufferingWorker(ThreadWorker):  # type: ignore[misc]
@@ -156,6 +168,10 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     def _start_reading(self, conn: _Conn) -> None:
         conn.deadline = time.monotonic() + self.read_timeout
         conn.continued = False
+        if conn.parser is not None and conn.parser.unreader.buf.tell():
+            # Bytes the parser read past the last request: the loop judges them with the rest.
+            conn.received = bytearray(conn.parser.unreader.buf.getvalue()) + conn.received
+            conn.parser.unreader.buf = io.BytesIO()
         self.reading.add(conn)
         with self._lock:
             self.poller.register(conn.sock, selectors.EVENT_READ, lambda _: self._readable(conn))
@@ -182,11 +198,11 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             self._close_reading(conn)
             return
         conn.received += data
-        leftover = conn.parser is not None and conn.parser.unreader.buf.tell() > 0
-        complete, expects = request_status(conn.received, self.body_limit, self.head_limit)
-        if complete or leftover:  # leftover: pipelined bytes the parser holds; let it decide
+        status = request_status(conn.received, self.body_limit, self.head_limit)
+        if status.complete:
+            conn.exact = status.exact
             self._hand_over(conn)
-        elif expects and not conn.continued:
+        elif status.expects_continue and not conn.continued:
             conn.continued = True
             util.write_nonblock(conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -201,6 +217,26 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         conn.received = bytearray()
         conn.deadline = None
         self._wrap_future(self.tpool.submit(self.handle, conn), conn)
+
+    # -- in a thread ---------------------------------------------------------------------------
+
+    def handle_request(self, req: Any, conn: _Conn) -> bool:
+        """gthread's, keeping the connection alive only after a request that was read exactly:
+        its body, whether the application read it or not, is then discarded from memory (never
+        read from the socket in a thread), and nothing follows it. After any other request
+        (pipelined, over a limit, unusually framed) the connection is closed."""
+        if not conn.exact:
+            req.force_close()
+        keepalive: bool = super().handle_request(req, conn)
+        if keepalive:
+            try:
+                while req.body.read(_RECV):
+                    pass
+            except (RequestTimeout, OSError):  # cannot happen to an exact request: close
+                return False
+            if conn.parser.unreader.buf.tell():
+                return False
+        return keepalive
 
     def _close_reading(self, conn: _Conn, answer: bytes = b"") -> None:
         self.reading.discard(conn)

@@ -165,6 +165,25 @@ def test_slow_body_senders_do_not_starve_other_requests(server: AppServer) -> No
     assert_held(probes, clients)
 
 
+def test_slow_requests_behind_an_answered_one_do_not_starve_other_requests(
+    server: AppServer,
+) -> None:
+    """A first request whose body the application never reads (refused before it: no token),
+    with the start of a second request in the same packet; the second then comes one header
+    line a second. Neither the unread body nor the early bytes may hand the slow request to a
+    thread."""
+    body = b'{"name": "' + b"x" * 40 + b'"}'
+    first = (b"POST /api/households HTTP/1.1\r\nHost: hearthgate\r\n"
+             b"Content-Type: application/json\r\nContent-Length: "
+             + str(len(body)).encode() + b"\r\n\r\n" + body)
+    probes, clients = attack(server, first + b"GET /healthz HTTP/1.1\r\n", HEADER_LINES)
+    report("slow after a pipelined request", probes, clients)
+    assert_held(probes, clients)
+    probes, clients = attack(server, first, [b"GET /healthz HTTP/1.1\r\n", *HEADER_LINES])
+    report("slow on a kept-alive connection", probes, clients)
+    assert_held(probes, clients)
+
+
 def sent_in_pieces(server: AppServer, pieces: list[bytes], pause: float = 0.3) -> RawAnswer:
     """One request sent in ``pieces`` with a pause between them, then read as ``raw_request``."""
     port = int(server.base.rsplit(":", 1)[1])
@@ -199,7 +218,15 @@ def test_a_request_sent_in_pieces_reaches_the_application_whole(server: AppServe
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         first = raw_request(server, get("/healthz"), sock)
         second = raw_request(server, get("/healthz?again=1"), sock)  # the same connection
-    assert (first.status, second.status) == (200, 200)
+        # A body the application does not read (refused before it) is discarded, and the
+        # connection serves the next request.
+        refused = raw_request(server, head.replace(b"/api/auth/login", b"/api/households")
+                              + b"Content-Length: 13\r\n\r\n{\"name\": \"x\"}", sock)
+        after = raw_request(server, get("/healthz"), sock)
+    assert (first.status, second.status, refused.status, after.status) == (200, 200, 401, 200)
+    # Requests sent ahead (pipelining): the first is answered, then the connection is closed.
+    pipelined = raw_request(server, get("/healthz") + get("/healthz?second=1"))
+    assert pipelined.status == 200 and pipelined.headers["connection"] == "close"
 
 
 def test_a_client_that_expects_100_continue_is_told_to_send_its_body(server: AppServer) -> None:
