@@ -229,6 +229,23 @@ def test_a_request_sent_in_pieces_reaches_the_application_whole(server: AppServe
     assert pipelined.status == 200 and pipelined.headers["connection"] == "close"
 
 
+def test_a_read_left_to_a_thread_stops_at_the_deadline(server: AppServer) -> None:
+    """A chunk whose data looks like the last chunk makes the loop hand the request over early;
+    the application's read of the rest then ends at the request's deadline with a JSON 408, and
+    the connection is closed."""
+    data = b'{"a":"\r\n0\r\n\r\nxxxxxxx'
+    started = time.monotonic()
+    answer = raw_request(server, b"POST /api/auth/login HTTP/1.1\r\nHost: hearthgate\r\n"
+                         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + b"%x\r\n" % len(data) + data)
+    waited = time.monotonic() - started
+    assert answer.status == 408, answer
+    assert json.loads(answer.body)["error"] == "RequestTimeout"
+    assert answer.headers["connection"] == "close"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert READ_TIMEOUT - 1 < waited < READ_TIMEOUT + 5
+
+
 def test_a_client_that_expects_100_continue_is_told_to_send_its_body(server: AppServer) -> None:
     body = b'{"idToken": 5}'
     port = int(server.base.rsplit(":", 1)[1])
