@@ -4,7 +4,7 @@ file is named."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -102,3 +102,103 @@ def test_tampering_before_the_export_is_named_by_the_offline_verifier(
     assert runner.invoke(args=["audit", "export", "-o", str(out)]).exit_code == 0
     report = verify_export(out.read_text().splitlines(keepends=True), _keys(public))
     assert [(p.chain, p.seq, p.reason) for p in report.problems] == [("system", 3, "edited")]
+
+
+# -- a sweep of tampers over one export: each is named, never a traceback -----------------------
+
+def _changed(value: object) -> object:
+    """Another value of the same JSON kind (a different value, so the line really changes)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, dict):
+        return {**value, "forged": True}
+    if isinstance(value, list):
+        return [*value, "forged"]
+    return "forged"  # None
+
+
+def _tampers(lines: list[str]) -> Iterator[tuple[str, list[str], str]]:
+    """(case, tampered lines, the reason the verifier must give) for every line of the export
+    except the seal (whose tampers are a bad signature): each field removed, each field changed;
+    then lines deleted, added, swapped, cut, and not JSON."""
+    seal = len(lines) - 1
+    for number, line in enumerate(lines[:seal]):
+        record = json.loads(line)
+        for name in record:
+            removed = {k: v for k, v in record.items() if k != name}
+            yield (f"line{number + 1}-{record['type']}-without-{name}",
+                   [*lines[:number], json.dumps(removed) + "\n", *lines[number + 1:]], "edited")
+            changed = {**record, name: _changed(record[name])}
+            yield (f"line{number + 1}-{record['type']}-{name}-changed",
+                   [*lines[:number], json.dumps(changed) + "\n", *lines[number + 1:]], "edited")
+    record = json.loads(lines[seal])
+    for name in record:
+        removed = {k: v for k, v in record.items() if k != name}
+        yield f"seal-without-{name}", [*lines[:seal], json.dumps(removed) + "\n"], "bad signature"
+        changed = {**record, name: _changed(record[name])}
+        yield f"seal-{name}-changed", [*lines[:seal], json.dumps(changed) + "\n"], "bad signature"
+    for number in range(seal):
+        yield f"line{number + 1}-deleted", lines[:number] + lines[number + 1:], "deleted"
+    for number in range(seal + 1):
+        yield (f"line{number + 1}-duplicated", lines[:number + 1] + lines[number:],
+               "added")
+    yield "line-added-after-the-seal", [*lines, lines[2]], "added"
+    yield "blank-line-added", [*lines[:3], "\n", *lines[3:]], "added"
+    for number in range(1, seal - 1):
+        if lines[number] != lines[number + 1]:
+            yield (f"lines{number + 1}-{number + 2}-swapped",
+                   [*lines[:number], lines[number + 1], lines[number], *lines[number + 2:]],
+                   "reordered")
+    yield "header-and-first-event-swapped", [lines[1], lines[0], *lines[2:]], "reordered"
+    yield "seal-deleted", lines[:seal], "truncated"
+    text = "".join(lines)
+    for cut in (len(text) // 3, len(text) - len(lines[seal]) // 2, len(text) - 2):
+        yield (f"cut-at-byte-{cut}", text[:cut].splitlines(keepends=True), "truncated")
+    yield "empty-file", [], "truncated"
+    for number in (0, 2, seal - 1):
+        yield (f"line{number + 1}-not-json",
+               [*lines[:number], "{not json\n", *lines[number + 1:]], "edited")
+    yield "a-json-array-for-a-line", [*lines[:2], "[1, 2]\n", *lines[3:]], "edited"
+
+
+def test_every_tamper_of_an_export_is_named(exported: tuple[Path, Path]) -> None:
+    out, public = exported
+    lines = out.read_text().splitlines(keepends=True)
+    keys = _keys(public)
+    wrong: list[tuple[str, object]] = []
+    cases = 0
+    for case, tampered, reason in _tampers(lines):
+        cases += 1
+        try:
+            report = verify_export(tampered, keys)
+        except Exception as exc:  # noqa: BLE001 - the finding is the traceback itself
+            wrong.append((case, f"raised {type(exc).__name__}: {exc}"))
+            continue
+        reasons = [p.reason for p in report.problems]
+        if reasons != [reason]:
+            wrong.append((case, reasons))
+    print(f"{cases} tampered exports")
+    assert cases > 150
+    assert wrong == [], f"{len(wrong)} of {cases} misreported: {wrong[:20]}"
+
+
+def test_verify_export_command_reports_a_missing_hash_as_edited(
+    make_app: Callable[..., Flask], exported: tuple[Path, Path],
+) -> None:
+    out, public = exported
+    lines = out.read_text().splitlines(keepends=True)
+    event = json.loads(lines[1])
+    del event["hash"]
+    lines[1] = json.dumps(event) + "\n"
+    out.write_text("".join(lines))
+    result = make_app().test_cli_runner().invoke(
+        args=["audit", "verify-export", str(out), "--public-key", str(public)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert result.output.startswith("FAIL ") and " edited " in result.output, result.output
+    assert "line 2" in result.output

@@ -199,7 +199,7 @@ def _same(value: Any) -> Any:
 
 
 def stored_checkpoints(session: Session, chain: str | None = None) -> list[dict[str, Any]]:
-    query = select(AuditCheckpoint)
+    query = select(AuditCheckpoint).order_by(AuditCheckpoint.chain, AuditCheckpoint.seq)
     if chain is not None:
         query = query.where(AuditCheckpoint.chain == chain)
     return [checkpoint_record(cp) for cp in session.scalars(query)]

@@ -25,6 +25,7 @@ ERROR_NAMES = {
     403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
+    408: "RequestTimeout",
     409: "Conflict",
     410: "Gone",
     413: "PayloadTooLarge",

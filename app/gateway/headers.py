@@ -65,6 +65,13 @@ _DOCS_RESPONSE = (("Content-Security-Policy", DOCS_CSP),)
 _SITE_RESPONSE = (("Content-Security-Policy", SITE_CSP),)
 
 
+def api_headers(*, hsts: bool) -> tuple[tuple[str, str], ...]:
+    """The fixed security headers of an API response (also those of the gunicorn worker's own
+    error answers, ``app.serving``)."""
+    tail = (("Strict-Transport-Security", HSTS),) if hsts else ()
+    return (*_EVERY_RESPONSE, *_API_RESPONSE, *tail)
+
+
 def request_id() -> str | None:
     """This request's id (the caller's sane ``X-Request-ID`` or a new one), else ``None``."""
     if not has_request_context():
@@ -94,7 +101,7 @@ class SecurityHeaders:
         tail = (("Strict-Transport-Security", HSTS),) if hsts else ()
         self._site = (*_EVERY_RESPONSE, *_SITE_RESPONSE, *tail)
         self._docs = (*_EVERY_RESPONSE, *_DOCS_RESPONSE, *tail)
-        self._api = (*_EVERY_RESPONSE, *_API_RESPONSE, *tail)
+        self._api = api_headers(hsts=hsts)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         offered = environ.get("HTTP_X_REQUEST_ID", "")
