@@ -127,7 +127,7 @@ def _cookie(value: str, max_age: int) -> str:
 
 @flow_bp.get("/authorize")
 @endpoint(auth="public", query=AuthorizeQuery, status=302, tags=("auth",), errors=(503,),
-          summary="Start an authorization-code login at the identity provider")
+          writes=True, summary="Start an authorization-code login at the identity provider")
 def authorize(query: AuthorizeQuery) -> Reply:
     if query.redirect_uri not in current_app.config["AUTH_OIDC_REDIRECT_URIS"]:
         raise BadRequest("redirect_uri is not allowed")
@@ -155,7 +155,7 @@ def _back(flow: LoginFlow, **fragment: str) -> Reply:
 
 
 @flow_bp.get("/callback")
-@endpoint(auth="public", query=CallbackQuery, status=302, tags=("auth",),
+@endpoint(auth="public", query=CallbackQuery, status=302, tags=("auth",), writes=True,
           summary="The identity provider's redirect back; answers with a one-time code")
 def callback(query: CallbackQuery) -> Reply:
     flow = db.session.scalars(
@@ -221,7 +221,6 @@ def exchange(body: ExchangeIn) -> Any:
     user = db.session.get(User, flow.user_id) if flow is not None and flow.user_id else None
     if (flow is None or spent is None or spent.rowcount != 1  # type: ignore[attr-defined]
             or user is None or user.disabled):
-        db.session.rollback()  # before the denial's own session writes (SQLite: one writer)
         audit.record_denial("auth.login", details={"method": "oidc-code",
                                                    "reason": "unknown, used or expired code"})
         raise Unauthorized("Invalid or expired code", invalid_token=True)
