@@ -287,7 +287,13 @@ def build_openapi(app: Flask) -> dict[str, Any]:
 
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Hearthgate API", "version": "1"},
+        "info": {
+            "title": "Hearthgate API", "version": "1",
+            "description": "Concurrent writes never answer 5xx: one wins, the others get 409 "
+                           "(or the idempotent replay, or 401 for a spent refresh token), on "
+                           "SQLite and PostgreSQL alike. 503 means a dependency is down (on "
+                           "SQLite also: the write lock stayed busy for 15 s).",
+        },
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": definitions.get("$defs", {}),
