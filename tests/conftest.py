@@ -52,14 +52,13 @@ def migrate(url: str) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Races are proved on PostgreSQL only: on SQLite those tests are deselected, so that a CI
-    run reports no skips (SQLite serializes writers and would hide what they look for)."""
-    if DB_BACKEND == "postgresql":
-        return
-    dropped = [item for item in items if item.get_closest_marker("postgres_only")]
+    """Tests of one database's own mechanics are deselected on the other, so that a CI run
+    reports no skips: ``postgres_only`` (row-lock races), ``sqlite_only`` (SQLite's write lock)."""
+    other = "sqlite_only" if DB_BACKEND == "postgresql" else "postgres_only"
+    dropped = [item for item in items if item.get_closest_marker(other)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if not item.get_closest_marker("postgres_only")]
+        items[:] = [item for item in items if not item.get_closest_marker(other)]
 
 
 @pytest.fixture(scope="session")

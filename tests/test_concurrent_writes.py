@@ -33,7 +33,7 @@ from tests.buyflow_services import (
     Family,
     build_family,
 )
-from tests.conftest import DB_BACKEND, TEST_JWT_SECRET, truncate_all
+from tests.conftest import TEST_JWT_SECRET, truncate_all
 from tests.services import free_port, gunicorn_process
 
 pytestmark = [pytest.mark.slow]
@@ -281,7 +281,7 @@ def test_the_default_workers_answer_races_without_5xx(
     assert family.request_row(request_id).status == "APPROVED"
 
 
-@pytest.mark.skipif(DB_BACKEND != "sqlite", reason="the SQLite write lock")
+@pytest.mark.sqlite_only
 def test_a_writer_waits_for_the_lock_and_a_reader_does_not(
     server: str, family: Family, shared_database: str
 ) -> None:

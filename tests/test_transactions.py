@@ -18,9 +18,9 @@ from app import create_app
 from app.db import Database, db
 from app.gateway.contracts import endpoint
 from app.models import Household, User
-from tests.conftest import BASE_CONFIG, DB_BACKEND, watch_read_only_transactions
+from tests.conftest import BASE_CONFIG, watch_read_only_transactions
 
-sqlite_only = pytest.mark.skipif(DB_BACKEND != "sqlite", reason="SQLite's write lock")
+sqlite_only = pytest.mark.sqlite_only  # SQLite's write lock
 
 
 @contextmanager
