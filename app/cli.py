@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from app.config import ConfigurationError, ConfigurationRefused
-from app.db import Database
+from app.db import Database, writer
 from app.plugins import describe, hook
 from app.secrets import SecretStore, SecretStoreError, TenantSecrets
 
@@ -28,7 +28,9 @@ def alembic_config() -> object:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = Database.engine()
+    # Migrations read the schema's version and then write: their transaction takes SQLite's
+    # write lock up front, as the app's sessions do (app.db).
+    config.attributes["engine"] = writer(Database.engine())
     return config
 
 

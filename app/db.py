@@ -3,11 +3,21 @@
 Plain SQLAlchemy 2.0 rather than Flask-SQLAlchemy: the request path opens a session lazily,
 the endpoint wrapper commits it after the handler and its after guards (so an audit write and the
 change it records share one transaction), and teardown closes it.
+
+SQLite has one writer at a time. A transaction that reads and then writes cannot wait for the
+write lock (SQLite answers "database is locked" at once: its snapshot may be stale), so every
+session of the app's ``sessionmaker`` begins with ``BEGIN IMMEDIATE``: it takes the write lock
+first, waiting up to the busy timeout, and concurrent writers queue instead of failing, as they
+do on PostgreSQL's row locks. Reads do not queue: a request the gateway knows to be read-only
+(``GET`` without ``writes=True``) gets a session on ``Database.reader``, whose ``BEGIN`` is
+deferred, as are connections taken from the engine itself (readiness, exports). On PostgreSQL
+both begin alike.
 """
 
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +25,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -58,11 +69,18 @@ def database_url(configured: str | None, instance_path: str) -> str:
     return configured
 
 
+BUSY_TIMEOUT_SECONDS = 15  # SQLite: how long a transaction waits for the write lock (then 503)
+WRITE_LOCK = "hearthgate_write_lock"  # execution option: this connection's BEGIN takes it
+
+
 def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> Engine:
+    """The engine; its own connections begin deferred (``writer`` gives the locking variant).
+    Statement parameters are never part of an error's text (they may be an email, a password
+    hash or a token, and errors reach the logs)."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}
+        kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
     else:
         # A server may restart under us: test each pooled connection before handing it out.
         kwargs["pool_pre_ping"] = True
@@ -77,9 +95,20 @@ def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> E
     return engine
 
 
+def writer(engine: Engine) -> Engine:
+    """The same engine and pool, whose transactions take SQLite's write lock when they begin."""
+    return engine.execution_options(**{WRITE_LOCK: True})
+
+
 def _sqlite_begin(connection: Any) -> None:
     # Straight to the driver: through exec_driver_sql this BEGIN cost a tenth of a small read.
-    connection.connection.driver_connection.execute("BEGIN")
+    statement = "BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITE_LOCK) else "BEGIN"
+    try:
+        connection.connection.driver_connection.execute(statement)
+    except sqlite3.OperationalError as exc:
+        # The write lock was not free within the busy timeout: the database's error, as
+        # SQLAlchemy would have raised it (the gateway answers 503).
+        raise OperationalError(statement, None, exc) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -89,7 +118,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
     cursor.close()
 
 
@@ -105,20 +134,39 @@ class Database:
             pool_size=app.config["DATABASE_POOL_SIZE"],
             connect_timeout=app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
         )
-        app.extensions["hearthgate.db"] = sessionmaker(engine, expire_on_commit=False)
+        app.extensions["hearthgate.db.engine"] = engine
+        # Sessions write unless told otherwise (module docstring): a forgotten declaration
+        # costs a reader some waiting, never a writer a 503.
+        app.extensions["hearthgate.db"] = sessionmaker(writer(engine), expire_on_commit=False)
         app.teardown_appcontext(self._close)
 
     @staticmethod
     def engine(app: Flask | None = None) -> Engine:
-        factory = (app or current_app).extensions["hearthgate.db"]
-        engine: Engine = factory.kw["bind"]
+        """The engine; its connections begin without the write lock."""
+        engine: Engine = (app or current_app).extensions["hearthgate.db.engine"]
         return engine
+
+    @staticmethod
+    def reader(app: Flask | None = None) -> Session:
+        """A new session that only reads: it never takes SQLite's write lock, so it never
+        waits for a writer (and must not write: under contention that fails)."""
+        extensions = (app or current_app).extensions
+        session: Session = extensions["hearthgate.db"](bind=extensions["hearthgate.db.engine"])
+        return session
+
+    @staticmethod
+    def read_only_request() -> None:
+        """Declare that this request only reads: its session (opened later) is a ``reader``."""
+        g._db_read_only = True
 
     @property
     def session(self) -> Session:
         session: Session | None = g.get("_db_session")
         if session is None:
-            session = current_app.extensions["hearthgate.db"]()
+            if g.get("_db_read_only"):
+                session = self.reader()
+            else:
+                session = current_app.extensions["hearthgate.db"]()
             g._db_session = session
         return session
 

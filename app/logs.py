@@ -3,12 +3,21 @@
 The redaction masks every value the secret store has handed out (registered through
 ``Redactor.add``) and anything shaped like a bearer token, a JWT, an ``X-Internal-Token`` value, a
 webhook secret or a PEM private key, in the message, its arguments and the formatted traceback.
+
+Database errors are logged without the values bound to their statement (an email, a password
+hash, a token): a SQLAlchemy error by its SQL and its driver error, a PostgreSQL error by its
+class, SQLSTATE and the constraint, table and column it names, never its message or detail
+(``Key (email)=(…)``, ``invalid input syntax for type integer: "…"`` quote values). SQLite's
+messages name schema objects only and are kept. The engine also hides parameters
+(``app.db``); this covers every other way an error reaches a log line.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -74,16 +83,83 @@ def _mask_token(match: re.Match[str]) -> str:
 redactor = Redactor()
 
 
+def _driver_error(exc: BaseException | None) -> str:
+    """What a DB-API error may say in a log line: never a value of the statement."""
+    if isinstance(exc, sqlite3.Error):
+        return str(exc)
+    diag = getattr(exc, "diag", None)  # psycopg
+    sqlstate = getattr(diag, "sqlstate", None) or getattr(exc, "sqlstate", None)
+    if sqlstate is None:
+        return "(message withheld)"
+    named = [f"SQLSTATE {sqlstate}"] + [
+        f"{what} {value}" for what, value in (
+            ("constraint", getattr(diag, "constraint_name", None)),
+            ("table", getattr(diag, "table_name", None)),
+            ("column", getattr(diag, "column_name", None)),
+        ) if value
+    ]
+    return ", ".join(named)
+
+
+def _database_error(exc: BaseException) -> str | None:
+    """The loggable text of a database error (its class aside); ``None`` for any other
+    exception."""
+    from sqlalchemy.exc import StatementError
+
+    if isinstance(exc, StatementError):
+        sql = " ".join(str(exc.statement or "").split())
+        driver = type(exc.orig)
+        return f"({driver.__module__}.{driver.__qualname__}) {_driver_error(exc.orig)} [SQL: {sql}]"
+    if isinstance(exc, sqlite3.Error):
+        return _driver_error(exc)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        return _driver_error(exc)
+    return None
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and not any(exc is s for s in seen):
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _format_exception(exc_info: Any) -> str:
+    """The traceback, each database error in its chain shown by ``_database_error``."""
+    text = logging.Formatter().formatException(exc_info)
+    for exc in _chain(exc_info[1]):
+        safe = _database_error(exc)
+        raw = str(exc)
+        if safe is not None and raw:
+            text = text.replace(raw, safe)
+    return text
+
+
+def _safe_argument(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        safe = _database_error(value)
+        if safe is not None:
+            return f"{type(value).__name__}: {safe}"
+    return value
+
+
 def _redacting_factory(base: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
     """Redact at record creation, so that every handler (pytest's capture included) sees only
     the masked text: a filter on one handler would leave the others unprotected."""
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
+        record.msg = _safe_argument(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_safe_argument(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _safe_argument(v) for k, v in record.args.items()}
         record.msg = redactor.redact(record.getMessage())
         record.args = None
         if record.exc_info:
-            record.exc_text = redactor.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = redactor.redact(_format_exception(record.exc_info))
             record.exc_info = None
         return record
 

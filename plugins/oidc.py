@@ -146,7 +146,7 @@ def _cookie(value: str, max_age: int) -> str:
 
 @flow_bp.get("/authorize")
 @endpoint(auth="public", query=AuthorizeQuery, status=302, tags=("auth",), errors=(503,),
-          summary="Start an authorization-code login at the identity provider",
+          writes=True, summary="Start an authorization-code login at the identity provider",
           description="The SPA generates a random verifier (RFC 7636, 43-128 characters), keeps "
           "it (e.g. in sessionStorage) and sends `codeChallenge` (or `code_challenge`) = "
           "BASE64URL(SHA-256(verifier)) without padding; `codeChallengeMethod` is `S256`, the "
@@ -179,7 +179,7 @@ def _back(flow: LoginFlow, **fragment: str) -> Reply:
 
 
 @flow_bp.get("/callback")
-@endpoint(auth="public", query=CallbackQuery, status=302, tags=("auth",),
+@endpoint(auth="public", query=CallbackQuery, status=302, tags=("auth",), writes=True,
           summary="The identity provider's redirect back; answers with a one-time code")
 def callback(query: CallbackQuery) -> Reply:
     flow = db.session.scalars(
@@ -257,7 +257,6 @@ def exchange(body: ExchangeIn) -> Any:
     user = db.session.get(User, flow.user_id) if flow is not None and flow.user_id else None
     if (flow is None or spent is None or spent.rowcount != 1  # type: ignore[attr-defined]
             or user is None or user.disabled):
-        db.session.rollback()  # before the denial's own session writes (SQLite: one writer)
         audit.record_denial("auth.login", details={"method": "oidc-code",
                                                    "reason": "unknown, used or expired code"})
         raise Unauthorized("Invalid or expired code", invalid_token=True)

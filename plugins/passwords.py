@@ -86,6 +86,9 @@ class LocalAccounts:
             select(User).where(User.email == email, User.password_hash.is_not(None))
         ).first()
         stored = user.password_hash if user is not None else None
+        # Nothing is written yet: end the read before the slow hash, so that the transaction
+        # (on SQLite, the database's one write lock) is not held while argon2 runs.
+        db.session.commit()
         try:
             hasher.verify(stored or _dummy_hash(), body.password)
         except (VerificationError, InvalidHashError):
@@ -190,10 +193,11 @@ def _queue_mail(to: str | None, subject: str, body: str) -> None:
           "answer alike for known and unknown addresses.")
 def register(body: RegisterIn) -> dict[str, Any]:
     email = normalise_email(body.email)
+    password_hash = hash_password(body.password)  # before the transaction: argon2 is slow
     if email_taken(db.session, email):
         raise Conflict("An account with this email exists")
     user = User(id=new_id("usr"), email=email, name=body.name, issuer=LOCAL_ISSUER,
-                password_hash=hash_password(body.password),
+                password_hash=password_hash,
                 permissions=default_permissions(current_app.config))
     user.subject = user.id
     try:
@@ -241,6 +245,7 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
     except BadSignature:  # SignatureExpired is one
         audit.record_denial("auth.reset.confirm", details={"reason": "bad or expired token"})
         raise Unauthorized("Invalid or expired reset token") from None
+    new_hash = hash_password(body.password)  # before the transaction: argon2 is slow
     user = db.session.get(User, str(data.get("u"))) if isinstance(data, dict) else None
     if user is None or user.password_hash is None or not secrets.compare_digest(
         str(data.get("p")), _fingerprint(user.password_hash)
@@ -251,7 +256,7 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
     # was signed for, and the row lock makes every other confirmation see the new hash.
     changed = db.session.execute(
         update(User).where(User.id == user.id, User.password_hash == user.password_hash)
-        .values(password_hash=hash_password(body.password), updated_at=utcnow())
+        .values(password_hash=new_hash, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]

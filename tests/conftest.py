@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app import create_app
-from app.db import Base, Database, build_engine
+from app.db import WRITE_LOCK, Base, Database, build_engine
 from tests.helpers import AuthActions
 from tests.services import Postgres, postgres_server
 
@@ -54,14 +54,13 @@ def migrate(url: str) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Races are proved on PostgreSQL only: on SQLite those tests are deselected, so that a CI
-    run reports no skips (SQLite serializes writers and would hide what they look for)."""
-    if DB_BACKEND == "postgresql":
-        return
-    dropped = [item for item in items if item.get_closest_marker("postgres_only")]
+    """Tests of one database's own mechanics are deselected on the other, so that a CI run
+    reports no skips: ``postgres_only`` (row-lock races), ``sqlite_only`` (SQLite's write lock)."""
+    other = "sqlite_only" if DB_BACKEND == "postgresql" else "postgres_only"
+    dropped = [item for item in items if item.get_closest_marker(other)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if not item.get_closest_marker("postgres_only")]
+        items[:] = [item for item in items if not item.get_closest_marker(other)]
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +83,7 @@ def migrated_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
     return url
 
 
-def _truncate_all(url: str) -> None:
+def truncate_all(url: str) -> None:
     engine = build_engine(url)
     names = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with engine.begin() as connection:
@@ -100,24 +99,56 @@ def database_url(migrated_database: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{copy}"
     else:
         yield migrated_database
-        _truncate_all(migrated_database)
+        truncate_all(migrated_database)
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def watch_read_only_transactions(app: Flask, found: list[str]) -> None:
+    """Collect every write that follows a read in a transaction begun without the write lock
+    (``app.db``): on SQLite such a transaction fails under a concurrent writer instead of
+    waiting. A GET that writes must declare ``writes=True``."""
+    engine = Database.engine(app)
+
+    def begun(conn: Any) -> None:
+        conn.info["hearthgate.test.read"] = False
+
+    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if conn.get_execution_options().get(WRITE_LOCK) or not conn.in_transaction():
+            return
+        if sql.lstrip().upper().startswith(_WRITES):
+            if conn.info.get("hearthgate.test.read"):
+                found.append(" ".join(sql.split())[:120])
+        else:
+            conn.info["hearthgate.test.read"] = True
+
+    event.listen(engine, "begin", begun)
+    event.listen(engine, "before_cursor_execute", statement)
 
 
 @pytest.fixture
 def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
-    """Build an app with the test settings plus ``overrides``; engines are disposed afterwards."""
+    """Build an app with the test settings plus ``overrides``; engines are disposed afterwards.
+    Fails the test when a read-only transaction wrote after reading."""
     built: list[Flask] = []
+    writes_after_reads: list[str] = []
 
     def factory(**overrides: Any) -> Flask:
         config = {**BASE_CONFIG, "DATABASE_URL": database_url, **overrides}
         app = create_app(config)
         app.instance_path = str(tmp_path / "instance")
+        watch_read_only_transactions(app, writes_after_reads)
         built.append(app)
         return app
 
     yield factory
     for app in built:
         Database.engine(app).dispose()
+    assert not writes_after_reads, (
+        "a transaction begun read-only wrote after reading (declare writes=True on a GET "
+        f"that writes, or use a writing session): {writes_after_reads}"
+    )
 
 
 @pytest.fixture

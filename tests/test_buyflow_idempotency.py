@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.models import IdempotencyKey
+from app.models import AuditEvent, IdempotencyKey
 from tests.buyflow_services import INTERNAL_CONFIG, Family, build_family
 from tests.helpers import assert_unchanged_but_denials, snapshot
 
@@ -111,6 +111,44 @@ def test_confirm_checkout_replay_returns_the_completion(family: Family) -> None:
     assert again.status_code == 200 and again.get_json() == first.get_json()
     assert snapshot(family.app) == before
     assert intent["confirmationToken"] not in repr(snapshot(family.app))
+
+
+def denials(family: Family) -> list[tuple[str | None, dict[str, object]]]:
+    """(principal, details) of the household's denied checkout confirmations, oldest first."""
+    with family.app.extensions["hearthgate.db"]() as session:
+        rows = session.execute(
+            select(AuditEvent.principal_id, AuditEvent.details)
+            .where(AuditEvent.household_id == family.household_id,
+                   AuditEvent.action == "checkout.confirm", AuditEvent.decision == "denied")
+            .order_by(AuditEvent.seq)
+        ).all()
+    return [(principal, dict(details or {})) for principal, details in rows]
+
+
+@pytest.mark.parametrize("who", ["wrong token", "not the actor"])
+def test_a_refused_confirmation_with_a_key_is_403_audited_and_stores_no_key(
+    family: Family, who: str
+) -> None:
+    """The key row is written before the handler refuses; the denial must still be recorded
+    (SQLite has one writer: the request's own transaction must not keep it waiting) and the key
+    must not outlive the error."""
+    request_id, intent = family.cart_ready_intent()  # the adult is the actor
+    by, token = ((family.adult, "A" * 43) if who == "wrong token"
+                 else (family.owner, intent["confirmationToken"]))
+    before = snapshot(family.app)
+    r = family.confirm(request_id, intent["intentId"], token, by=by,
+                       **{"Idempotency-Key": "deny-" + who.replace(" ", "-")})
+    assert r.status_code == 403, r.get_json()
+    assert r.get_json()["error"] == "Forbidden"
+    assert_unchanged_but_denials(before, snapshot(family.app))
+    reason = "wrong confirmation token" if who == "wrong token" else "not the intent's actor"
+    assert denials(family) == [(by.id, {"reason": reason})]
+    assert keys(family) == []
+    assert family.intent_row(intent["intentId"]).status == "CART_READY"
+    # the key was not spent: the actor may use it for the real confirmation
+    done = family.confirm(request_id, intent["intentId"], intent["confirmationToken"],
+                          **{"Idempotency-Key": "deny-" + who.replace(" ", "-")})
+    assert done.status_code == 200, done.get_json()
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "with space", "tab\there", "ünïcode"])

@@ -116,7 +116,9 @@ def test_the_callbacks_rules_apply_over_the_approved_amount_is_422(family: Famil
     assert r.status_code == 422 and r.get_json()["approvedMinor"] == 4500
     assert snapshot(family.app) == before
     assert simulate(family, intent["intentId"], json={"totalMinor": 4000}).status_code == 200
-    assert family.intent_row(intent["intentId"]).cart["totalMinor"] == 4000
+    cart = family.intent_row(intent["intentId"]).cart
+    assert cart["totalMinor"] == 4000  # one line that reconciles with the total
+    assert cart["items"] == [{"name": "Rain boots", "quantity": 1, "amountMinor": 4000}]
 
 
 def test_a_second_simulation_is_409_and_changes_nothing(family: Family) -> None:

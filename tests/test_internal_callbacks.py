@@ -96,6 +96,64 @@ def test_a_cart_beyond_the_approval_is_refused(family: Family, cart: dict[str, A
     assert snapshot(family.app) == before
 
 
+LINE = {"name": "Rain boots", "quantity": 1, "amountMinor": 4500}
+
+
+@pytest.mark.parametrize("cart", [
+    # two lines of 4,500 declared as 4,500: the lines cost 9,000
+    {**CART, "items": [LINE, {**LINE, "name": "Second pair"}], "totalMinor": 4500},
+    # a quantity the total ignores
+    {**CART, "items": [{**LINE, "quantity": 3}], "totalMinor": 4500},
+    # a total under its lines (still within the approval)
+    {**CART, "items": [{**LINE, "amountMinor": 4000}], "totalMinor": 3000},
+    # a total over its lines (within the approval): the lines are what is bought
+    {**CART, "items": [{**LINE, "amountMinor": 1000}], "totalMinor": 4500},
+    # the largest lines the schema accepts, declared as a small total
+    {**CART, "items": [{**LINE, "quantity": 1_000, "amountMinor": 10**10}] * 200,
+     "totalMinor": 4500},
+])
+def test_a_total_that_is_not_the_sum_of_its_lines_is_422_and_changes_nothing(
+    family: Family, cart: dict[str, Any]
+) -> None:
+    request_id, intent = purchasing(family)
+    before = snapshot(family.app)
+    r = family.cart_ready(intent["intentId"], cart=cart)
+    assert r.status_code == 422, r.get_json()
+    body = r.get_json()
+    assert body["error"] == "UnprocessableEntity"
+    assert body["totalMinor"] == cart["totalMinor"]
+    assert body["linesTotalMinor"] == sum(i["quantity"] * i["amountMinor"] for i in cart["items"])
+    assert snapshot(family.app) == before
+    assert family.intent_row(intent["intentId"]).status == "PURCHASING"
+    assert family.request_row(request_id).status == "PURCHASING"
+    confirm = family.confirm(request_id, intent["intentId"], intent["confirmationToken"])
+    assert confirm.status_code == 409  # never CART_READY, so nothing to confirm
+
+
+def test_a_cart_whose_lines_add_up_is_ready_and_stored_as_sent(family: Family) -> None:
+    request_id, intent = purchasing(family)
+    cart = {"items": [{"name": "Boots", "quantity": 2, "amountMinor": 1500},
+                      {"name": "Laces", "quantity": 3, "amountMinor": 500}],
+            "totalMinor": 4500, "currency": "EUR"}
+    r = family.cart_ready(intent["intentId"], cart=cart)
+    assert r.status_code == 200, r.get_json()
+    assert family.intent_row(intent["intentId"]).cart == cart
+    assert family.request_row(request_id).status == "CART_READY"
+
+
+def test_the_cart_lines_bounds_are_in_the_openapi_document(family: Family) -> None:
+    schemas = family.client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    line = schemas["CartItem-Input"]["properties"]
+    quantity, amount = line["quantity"], line["amountMinor"]
+    assert quantity["minimum"] == 1 and amount["minimum"] == 0
+    assert "unit" in amount["description"]
+    cart = schemas["Cart-Input"]["properties"]
+    assert "quantity × amountMinor" in cart["totalMinor"]["description"]
+    # the largest cart the schema admits still adds up exactly as a JSON number in any client
+    assert quantity["maximum"] * amount["maximum"] * cart["items"]["maxItems"] < 2**53
+    assert amount["maximum"] == cart["totalMinor"]["maximum"] == 10**10
+
+
 def test_failed_from_cart_ready_then_a_new_intent(family: Family) -> None:
     request_id, intent = family.cart_ready_intent()
     r = family.failed(intent["intentId"])

@@ -14,6 +14,7 @@ from app.audit.checkpoints import checkpoint_all
 from app.audit.export import export_lines, verify_export
 from app.audit.signing import PublicKeys, public_pem, signer
 from app.audit.verify import Report, verify_database
+from app.db import Database
 
 audit_cli = AppGroup("audit", help="Verify, checkpoint and export the audit trail.")
 
@@ -48,7 +49,7 @@ def _session() -> Session:
 def audit_verify(household: str | None, public_key: Path | None) -> None:
     """Print OK, or each chain's first bad sequence number and why; exit 1 on a problem."""
     keys = _keys(public_key)
-    with _session() as session:
+    with Database.reader() as session:  # reads only: never holds up the service's writers
         report = verify_database(session, keys, household)
     _print(report)
 
@@ -71,7 +72,7 @@ def audit_checkpoint(household: str | None) -> None:
 @click.option("--household", "household", default=None, help="Export this household's chain.")
 def audit_export(output: Path | None, household: str | None) -> None:
     """Write the trail as signed JSON Lines."""
-    with _session() as session:
+    with Database.reader() as session:
         lines = export_lines(session, signer(), household)
         if output is None:
             for line in lines:

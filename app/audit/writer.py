@@ -153,13 +153,18 @@ def record_denial(
     details: Mapping[str, Any] | None = None,
     principal_id: str | None = None,
 ) -> None:
-    """Append and commit a ``denied`` event on its own session (the request's will roll back)."""
+    """Append and commit a ``denied`` event on its own session.
+
+    A denial ends its request, so the request's transaction is rolled back first: nothing it
+    did commits (an Idempotency-Key row included), and the locks it holds go with it. The
+    denial's session would otherwise wait on this very thread: for SQLite's write lock, which a
+    request that has written (or began as a writer) holds, or for a chain or row lock on
+    PostgreSQL.
+    """
+    if has_request_context() and g.get("_db_session") is not None:
+        db.session.rollback()
     factory = current_app.extensions["hearthgate.db"]
     with factory() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            # Fail instead of waiting forever if this thread's request transaction holds the
-            # chain (it appended to the same chain before being denied).
-            session.execute(text("SET LOCAL lock_timeout = '5s'"))
         event = _new_event(action, household_id=household_id, resource=resource,
                            decision="denied", details=details, principal_id=principal_id)
         _append(session, event)

@@ -77,6 +77,10 @@ class Contract:
     tags: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
     headers: tuple[Header, ...] = ()
+    writes: bool = False  # a GET that writes; its transaction then takes SQLite's write lock
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass
@@ -127,8 +131,12 @@ def endpoint(
     tags: Iterable[str] = (),
     errors: Iterable[int] = (),
     headers: Iterable[Header] = (),
+    writes: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
-    """Declare a route's contract; the gateway enforces it and OpenAPI documents it."""
+    """Declare a route's contract; the gateway enforces it and OpenAPI documents it.
+
+    A ``GET`` runs in a read-only transaction (``app.db``: it never waits for SQLite's writer);
+    one that writes says so with ``writes=True``. Every other method may write."""
     contract = Contract(
         auth=auth,
         permissions=tuple(permissions),
@@ -151,6 +159,7 @@ def endpoint(
         tags=tuple(tags),
         errors=tuple(errors),
         headers=tuple(headers),
+        writes=writes,
     )
     if auth == "internal" and internal_token is None:
         raise ValueError("an internal endpoint names its token setting")
@@ -166,6 +175,8 @@ def endpoint(
         def wrapper(**path: Any) -> Response:
             if any("\x00" in str(value) for value in path.values()):
                 raise NotFound()  # no id holds NUL, and PostgreSQL cannot even compare one
+            if request.method in READ_METHODS and not contract.writes:
+                db.read_only_request()
             call = Call(contract=contract, path=path, status=contract.status)
             try:
                 _authenticate(call)

@@ -19,6 +19,9 @@ from app.gateway.schemas import ErrorBody
 # What holds for every operation, stated once rather than on each.
 API_DESCRIPTION = (
     "Errors are JSON (`error`, `message`, `correlationId`, `timestamp`). "
+    "Concurrent writes never answer 5xx: one wins, the others get 409 (or the idempotent replay, "
+    "or 401 for a spent refresh token), on SQLite and PostgreSQL alike. 503 means a dependency "
+    "is down (on SQLite also: the write lock stayed busy for 15 s). "
     "A body over the size limit is 413 whether it has a `Content-Length` or comes chunked. "
     "A failed authentication of any kind (bearer token, `X-Internal-Token`, webhook signature) "
     "is counted against the client IP, never against the bucket of the user or service it "
@@ -33,6 +36,7 @@ API_DESCRIPTION = (
 def _description() -> str:
     listed = "; ".join(f"`{route.rule}` ({route.why})" for route in UNCONTRACTED_ROUTES)
     return API_DESCRIPTION + listed + "."
+
 
 _PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _REF = "#/components/schemas/{model}"

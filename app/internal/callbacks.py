@@ -16,7 +16,7 @@ from app.buyflow.transitions import transition, transition_or_conflict
 from app.db import db
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from app.gateway.tenancy import lock_household
-from app.internal.schemas import ArtifactIn, CartReadyIn, EventIn, FailedIn
+from app.internal.schemas import ArtifactIn, Cart, CartReadyIn, EventIn, FailedIn
 from app.models import IntentArtifact, IntentEvent, PurchaseIntent, PurchaseRequest
 
 INTENT_NOT_FOUND = "Purchase intent not found"
@@ -50,12 +50,24 @@ def _refuse_expired(intent: PurchaseIntent) -> None:
         expire_and_raise(intent)
 
 
+def lines_total(cart: Cart) -> int:
+    """What the cart's lines add up to: the sum of ``quantity × amountMinor`` (a unit price)."""
+    return sum(line.quantity * line.amount_minor for line in cart.items)
+
+
 def cart_ready(intent_id: str, body: CartReadyIn) -> IntentStatusOut:
-    """PURCHASING → CART_READY. The cart may not exceed the approved amount or change currency."""
+    """PURCHASING → CART_READY. The cart's total must be the sum of its lines, and may not exceed
+    the approved amount or change currency."""
     intent = _bound(intent_id, body.actor_user_id)
     _refuse_expired(intent)
     if intent.status != "PURCHASING":  # the state first: a late cart for a finished intent is 409
         raise Conflict("The intent is not waiting for a cart")
+    summed = lines_total(body.cart)
+    if summed != body.cart.total_minor:
+        # A self-declared total is not trusted: what is approved is what the lines cost.
+        raise Unprocessable("The cart's totalMinor is not the sum of quantity × amountMinor "
+                            "over its lines", totalMinor=body.cart.total_minor,
+                            linesTotalMinor=summed)
     request = db.session.get(PurchaseRequest, intent.request_id)
     assert request is not None  # noqa: S101 - foreign key
     if body.cart.currency != request.currency or body.cart.total_minor > request.amount_minor:

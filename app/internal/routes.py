@@ -24,8 +24,10 @@ TAGS = ("internal",)
 @endpoint(
     auth="internal", internal_token=BUYFLOW_TOKEN, body=CartReadyIn, response=IntentStatusOut,
     sensitive=True, tags=TAGS, errors=(403, 404, 409, 410, 422),
-    summary="PURCHASING → CART_READY; actorUserId must be the intent's actor (else 403); the "
-            "cart's total may not exceed the approved amount nor change its currency (422)",
+    summary="PURCHASING → CART_READY; actorUserId must be the intent's actor (else 403); "
+            "totalMinor must equal the sum of quantity × amountMinor (a unit price) over the "
+            "items, and may not exceed the approved amount nor change its currency (else 422, "
+            "and nothing changes)",
 )
 def cart_ready(intent_id: str, body: CartReadyIn) -> IntentStatusOut:
     return callbacks.cart_ready(intent_id, body)

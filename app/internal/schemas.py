@@ -9,17 +9,30 @@ from pydantic import Field
 from app.buyflow.schemas import CURRENCY, ID_PATTERN, MAX_AMOUNT_MINOR
 from app.gateway.schemas import Body, Schema, Timestamp
 
+MAX_QUANTITY = 1_000
+MAX_CART_LINES = 200
+
 
 class CartItem(Body):
+    """One cart line. The bounds keep ``quantity × amountMinor`` at most 10^13 per line and
+    2 × 10^15 over the largest cart: below 2^53, so the sum is exact in every JSON client too."""
+
     name: str = Field(min_length=1, max_length=200)
-    quantity: int = Field(ge=1, le=10_000)
-    amount_minor: int = Field(ge=0, le=MAX_AMOUNT_MINOR)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY, description="Units of this line")
+    amount_minor: int = Field(
+        ge=0, le=MAX_AMOUNT_MINOR,
+        description="Price of one unit, in minor units of the cart's currency",
+    )
 
 
 class Cart(Body):
-    items: list[CartItem] = Field(min_length=1, max_length=200)
-    total_minor: int = Field(ge=0, le=MAX_AMOUNT_MINOR)
-    currency: str = Field(pattern=CURRENCY)
+    items: list[CartItem] = Field(min_length=1, max_length=MAX_CART_LINES)
+    total_minor: int = Field(
+        ge=0, le=MAX_AMOUNT_MINOR,
+        description="Must equal the sum of quantity × amountMinor over the items (else 422), "
+                    "and may not exceed the approved amount (422)",
+    )
+    currency: str = Field(pattern=CURRENCY, description="The approved request's currency")
 
 
 class CartReadyIn(Body):
