@@ -73,7 +73,7 @@ from tests.buyflow_services import (
     gunicorn_server,
     race,
 )
-from tests.conftest import BASE_CONFIG, DB_BACKEND, TEST_JWT_SECRET, _truncate_all
+from tests.conftest import BASE_CONFIG, DB_BACKEND, TEST_JWT_SECRET, truncate_all
 from tests.leakcheck import leaks, remember
 from tests.services import Postgres
 
@@ -187,7 +187,7 @@ def stage(request: pytest.FixtureRequest, migrated_database: str,
     finally:
         Database.engine(app).dispose()
         if postgres is not None:
-            _truncate_all(url)  # the session's database is shared with the modules after this
+            truncate_all(url)  # the session's database is shared with the modules after this
             postgres.psql("ALTER SYSTEM RESET log_lock_waits")
             postgres.psql("ALTER SYSTEM RESET deadlock_timeout")
             postgres.psql("SELECT pg_reload_conf()")
