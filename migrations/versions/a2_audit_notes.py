@@ -1,0 +1,26 @@
+"""audit checkpoints as signed notes: note text, Merkle root and frontier
+
+Revision ID: a2
+Revises: j1
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "a2"
+down_revision = "j1"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("audit_checkpoints") as batch:
+        batch.add_column(sa.Column("note", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("root_hash", sa.String(length=44), nullable=True))
+        batch.add_column(sa.Column("frontier", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("audit_checkpoints") as batch:
+        batch.drop_column("frontier")
+        batch.drop_column("root_hash")
+        batch.drop_column("note")
