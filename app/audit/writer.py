@@ -175,8 +175,9 @@ def record_denial(
 
 def erase_household(household_id: str, session: Session | None = None) -> AuditEvent | None:
     """Delete a household's chain and its checkpoints, and append to the system chain an erasure
-    record that carries the deleted chain's final head and final signed checkpoint, so the erasure itself is provable: that checkpoint goes to the witnesses, and
-    ``verify`` accepts an erased chain whose witnessed end is exactly it.
+    record that carries the deleted chain's final head and final signed checkpoint, so the
+    erasure itself is provable: that checkpoint goes to the witnesses, and ``verify`` accepts an
+    erased chain whose witnessed end is exactly it.
     Same transaction as the household's deletion."""
     session = session or db.session
     _lock_chain(session, household_id)
