@@ -21,7 +21,7 @@ from app.audit.signing import Signer
 from app.db import utcnow
 from app.models.audit import AuditCheckpoint, AuditEvent
 
-NEW_CHECKPOINTS_KEY = "hearthgate.audit.new_checkpoints"  # session.info: notes to witness
+NEW_CHECKPOINTS_KEY = "hearthgate.audit.new_checkpoints"  # session.info: (row, note) to witness
 
 
 def checkpoint_payload(chain: str, seq: int, head_hash: str, key_id: str, signed_at: str
@@ -85,7 +85,7 @@ def sign_head(session: Session, signer: Signer, chain: str, seq: int, head_hash:
         root_hash=base64.b64encode(root).decode(), frontier=_encode_frontier(frontier),
     )
     session.add(checkpoint)
-    session.info.setdefault(NEW_CHECKPOINTS_KEY, []).append(note)
+    session.info.setdefault(NEW_CHECKPOINTS_KEY, []).append((checkpoint, note))
     return checkpoint
 
 

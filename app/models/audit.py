@@ -33,7 +33,8 @@ class CanonicalJSON(TypeDecorator[Any]):
 
 
 class AuditEvent(Base):
-    """One entry of a hash chain: one chain per household plus the system chain.
+    """One entry of a hash chain: one chain per household, one per principal (their events of no
+    household: logins, refreshes, denials) and the system chain (events of neither).
 
     ``(chain, seq)`` is unique, so two concurrent appends can never fork a chain.
     ``household_id`` is deliberately not a foreign key: the erasure record of a deleted household
@@ -58,7 +59,7 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), index=True)  # event ids name it (proofs)
 
 
 class AuditCheckpoint(Base):

@@ -1,4 +1,4 @@
-"""audit checkpoints as signed notes: note text, Merkle root and frontier
+"""audit checkpoints as signed notes: note text, Merkle root and frontier; event ids by hash
 
 Revision ID: a2
 Revises: j1
@@ -17,9 +17,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("note", sa.Text(), nullable=True))
         batch.add_column(sa.Column("root_hash", sa.String(length=44), nullable=True))
         batch.add_column(sa.Column("frontier", sa.Text(), nullable=True))
+    op.create_index(op.f("ix_audit_events_hash"), "audit_events", ["hash"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_audit_events_hash"), table_name="audit_events")
     with op.batch_alter_table("audit_checkpoints") as batch:
         batch.drop_column("frontier")
         batch.drop_column("root_hash")
