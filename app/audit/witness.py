@@ -201,15 +201,24 @@ class Checkpointer:
         self._notes: list[str] = []
         self._thread: threading.Thread | None = None
         self._pid = 0
-        self._busy = False
+        self._working = threading.Lock()  # one batch at a time; flush() waits for the thread's
+
+    def has_witnesses(self) -> bool:
+        from app.plugins import hook
+
+        return bool(self.app.config.get("AUDIT_WITNESS_URL")) or bool(
+            hook(self.app).audit_witness.get_hookimpls())
 
     def committed(self, chains: Iterable[str], notes: Iterable[str]) -> None:
+        if self.interval <= 0 and not self.has_witnesses():
+            return
         now = time.monotonic()
         with self._lock:
             if self.interval > 0:
                 for chain in chains:
                     self._due.setdefault(chain, now + self.interval)
-            self._notes.extend(notes)
+            if self.has_witnesses():
+                self._notes.extend(notes)
             self._lock.notify()
         self._ensure_thread()
 
@@ -248,7 +257,7 @@ class Checkpointer:
 
     def _work(self, due: list[str]) -> None:
         factory = self.app.extensions["hearthgate.db"]
-        with self.app.app_context(), factory() as session:
+        with self._working, self.app.app_context(), factory() as session:
             for chain in due:
                 try:
                     checkpoint_all(session, signer(self.app), chain)
