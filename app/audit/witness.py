@@ -279,6 +279,8 @@ def init_witnesses(app: Flask) -> Checkpointer:
     from app.audit.writer import PENDING_KEY
 
     def committed(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint was released: nothing is committed yet
         made = session.info.pop(NEW_CHECKPOINTS_KEY, [])
         pending = session.info.get(PENDING_KEY, [])
         if not made and not pending:

@@ -186,6 +186,13 @@ def erase_household(household_id: str, session: Session | None = None) -> AuditE
     if final is None or final.seq < final_seq or final.note is None:
         final = sign_head(session, signer(), household_id, final_seq, final_hash)
         session.flush()
+    if final.note is not None and has_app_context():
+        # Witnessed now, while the entries that prove it extends the witnessed tree still exist.
+        # Should the erasure roll back, the witness holds a true checkpoint of a live chain.
+        from app.audit.witness import hand_to_witnesses
+
+        hand_to_witnesses(current_app._get_current_object(),  # type: ignore[attr-defined]
+                          session, [final.note])
     session.execute(delete(AuditEvent).where(AuditEvent.chain == household_id))
     drop_checkpoints(session, household_id)
     erasure = _new_event(ERASED_ACTION, household_id=None, resource=f"household:{household_id}",
