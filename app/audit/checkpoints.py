@@ -98,17 +98,20 @@ def newest_checkpoint(session: Session, chain: str) -> AuditCheckpoint | None:
 
 def checkpoint_all(session: Session, signer: Signer, chain: str | None = None
                    ) -> list[AuditCheckpoint]:
-    """Sign the head of every chain (or one) that moved since its last checkpoint."""
-    heads = (
-        select(AuditEvent.chain, func.max(AuditEvent.seq).label("seq"))
-        .group_by(AuditEvent.chain)
-    )
+    """Sign the head of every chain (or one) that moved since its last checkpoint. One chain
+    costs index lookups only (the timer thread signs chain by chain)."""
     if chain is not None:
-        heads = heads.where(AuditEvent.chain == chain)
+        newest = session.scalar(select(AuditEvent.seq).where(AuditEvent.chain == chain)
+                                .order_by(AuditEvent.seq.desc()).limit(1))
+        found = [(chain, newest)] if newest is not None else []
+    else:
+        found = [(c, s) for c, s in session.execute(
+            select(AuditEvent.chain, func.max(AuditEvent.seq)).group_by(AuditEvent.chain)).all()]
     made = []
-    for head_chain, head_seq in session.execute(heads).all():
+    for head_chain, head_seq in found:
         last = session.scalar(
-            select(func.max(AuditCheckpoint.seq)).where(AuditCheckpoint.chain == head_chain)
+            select(AuditCheckpoint.seq).where(AuditCheckpoint.chain == head_chain)
+            .order_by(AuditCheckpoint.seq.desc()).limit(1)
         )
         if last is not None and last >= head_seq:
             continue
