@@ -7,9 +7,12 @@ checkpoints as their signed payload plus the signature.
 Reasons: ``deleted`` (a sequence number is missing), ``edited`` (an entry no longer matches its
 hash, or its hash was rewritten and the next entry still links to the original), ``reordered``
 (an entry is intact but sits at another position), ``truncated`` (a signed checkpoint names a
-later head than the chain has), ``bad signature`` (a checkpoint does not verify with the public
-keys). Truncation after the newest checkpoint cannot be seen in the database alone; that is what
-``AUDIT_CHECKPOINT_EVERY``, ``flask audit checkpoint`` and the sinks bound.
+later head than the chain has, or a witnessed checkpoint names more entries or another tree
+than the chain has), ``bad signature`` (a checkpoint does not verify with the public keys).
+Checkpoints are signed notes over the chain's Merkle root, so the walk also computes the root at
+each checkpoint's size. Truncation after the newest checkpoint in the database cannot be seen in
+the database alone: the witness (``witness``) holds the newest checkpoint outside it, and the
+interval checkpoints bound how many entries are newer than that.
 """
 
 from __future__ import annotations
@@ -79,21 +82,18 @@ def _parsed(fields: dict[str, Any]) -> dict[str, Any]:
 def _walk(chain: str, entries: list[Entry], sizes: set[int] | frozenset[int] = frozenset()
           ) -> tuple[Problem | None, dict[int, str], dict[int, bytes]]:
     """Walk the chain; the problem, each seq's hash and the tree root at each of ``sizes``."""
-    expected_seq, expected_prev = 1, GENESIS
     hashes: dict[int, str] = {}
     roots: dict[int, bytes] = {}
-    tree = Frontier()
-    tree_to = max(sizes, default=0)
-    highest = entries[-1][0]["seq"] if entries else 0
-    problem = _walk_entries(chain, entries, hashes, roots, tree, tree_to, sizes, highest,
-                            expected_seq, expected_prev)
+    problem = _walk_entries(chain, entries, hashes, roots, sizes)
     return problem, hashes, roots
 
 
 def _walk_entries(chain: str, entries: list[Entry], hashes: dict[int, str],
-                  roots: dict[int, bytes], tree: Frontier, tree_to: int,
-                  sizes: set[int] | frozenset[int], highest: int, expected_seq: int,
-                  expected_prev: str) -> Problem | None:
+                  roots: dict[int, bytes], sizes: set[int] | frozenset[int]) -> Problem | None:
+    expected_seq, expected_prev = 1, GENESIS
+    tree = Frontier()
+    tree_to = max(sizes, default=0)
+    highest = entries[-1][0]["seq"] if entries else 0
     stack = tree.hashes
     for fields, stored in entries:
         seq = fields["seq"]
