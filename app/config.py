@@ -165,6 +165,21 @@ SETTINGS: tuple[Setting, ...] = (
             "checkpoints and exports; generated per process outside production", secret=True),
     Setting("AUDIT_CHECKPOINT_EVERY", "int", 100,
             "sign a chain's head every N entries (0: only on `flask audit checkpoint`)"),
+    Setting("AUDIT_CHECKPOINT_INTERVAL_SECONDS", "int", 60,
+            "sign a chain's head at most this long after its newest unsigned event, from a "
+            "thread of each worker (0: only every AUDIT_CHECKPOINT_EVERY entries)"),
+    Setting("AUDIT_WITNESS_URL", "str", None,
+            "witness receiving every checkpoint: file:///dir (one append-only file per chain); "
+            "`flask audit verify` compares the database with it"),
+    Setting("AUDIT_ANOMALY_ENABLED", "bool", True,
+            "built-in sink flagging denial bursts, refresh-token reuse, new-device logins and "
+            "unusual approvals as security.alert events and warnings"),
+    Setting("AUDIT_ANOMALY_WINDOW_SECONDS", "int", 60, "window of the denial-burst signal"),
+    Setting("AUDIT_ANOMALY_DENIALS", "int", 20,
+            "denied events of one principal, or in one household, within the window that raise "
+            "an alert"),
+    Setting("AUDIT_ANOMALY_APPROVAL_HISTORY", "int", 10,
+            "approvals a household needs before an approval at a new hour of day is flagged"),
     Setting("AUDIT_SINK_QUEUE_SIZE", "int", 10000,
             "committed events waiting for the audit_sink plugins, per process (beyond it an event"
             " is not forwarded, with a warning)"),

@@ -84,6 +84,20 @@ def audit_sink(event: dict[str, Any]) -> None:
     """
 
 
+@hookspec
+def audit_witness(chain: str, note: str, consistency: Callable[[int], list[bytes]]) -> None:
+    """Witness an audit checkpoint: keep it outside the service's database, and refuse one that
+    does not extend the checkpoint you hold. Called from the worker's audit-checkpoint thread after
+    the checkpoint committed, in order per chain; may block.
+
+    :param chain: the chain (``hearthgate/<chain>`` is the note's origin).
+    :param note: the checkpoint as a C2SP signed note (verify it with the audit public key).
+    :param consistency: ``consistency(old_size)`` returns the RFC 9162 consistency proof from the
+        tree of ``old_size`` entries to this checkpoint's (``app.audit.merkle.verify_consistency``).
+    :raises app.audit.witness.WitnessRefused: to refuse it; the service logs that at ERROR.
+    """
+
+
 @hookspec(firstresult=True)
 def mail_sender(
     config: dict[str, Any], instance_path: str

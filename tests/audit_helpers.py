@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from flask import Flask
@@ -82,4 +83,7 @@ def rehash_from(session: Session, chain: str, seq: int) -> None:
 def forge_signature(session: Session, chain: str, seq: int) -> None:
     cp = session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.chain == chain,
                                                        AuditCheckpoint.seq == seq)).one()
-    cp.head_hash = "f" * 64
+    # The signed note now names another root: its signature no longer matches its text.
+    assert cp.note is not None
+    origin, size, root, rest = cp.note.split("\n", 3)
+    cp.note = "\n".join([origin, size, base64.b64encode(b"\xff" * 32).decode(), rest])

@@ -36,6 +36,9 @@ BASE_CONFIG: dict[str, Any] = {
     "AUTH_JWT_SECRET": TEST_JWT_SECRET,
     "RATELIMIT_ENABLED": False,
     "LOG_JSON": True,
+    # No timer thread: one that outlived its test would sign the next test's chains with its key.
+    "AUDIT_CHECKPOINT_INTERVAL_SECONDS": 0,
+    "AUDIT_ANOMALY_ENABLED": False,  # tests/test_audit_anomaly.py turns it on
 }
 
 

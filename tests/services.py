@@ -97,6 +97,7 @@ class Postgres:
     port: int
     directory: Path
     proc: subprocess.Popen[bytes]
+    settings: tuple[str, ...] = ()  # extra ``-c name=value`` server settings
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -113,7 +114,7 @@ class Postgres:
         stop(self.proc, signal.SIGINT)
 
     def start_again(self) -> None:
-        self.proc = _spawn_postgres(self.directory, self.port)
+        self.proc = _spawn_postgres(self.directory, self.port, self.settings)
         wait_for_port(self.port, proc=self.proc)
         _wait_accepting(self.port)
 
@@ -122,7 +123,8 @@ def _as_postgres(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
-def _spawn_postgres(directory: Path, port: int) -> subprocess.Popen[bytes]:
+def _spawn_postgres(directory: Path, port: int, settings: tuple[str, ...] = ()
+                    ) -> subprocess.Popen[bytes]:
     postgres = _postgres_bin("postgres")
     assert postgres
     # Started as the postgres user directly, not through runuser: runuser ignores SIGINT, so
@@ -135,6 +137,7 @@ def _spawn_postgres(directory: Path, port: int) -> subprocess.Popen[bytes]:
                 "-p", str(port), "-k", str(directory), "-c", "fsync=off",
                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                 "-c", "max_connections=200",
+                *[arg for setting in settings for arg in ("-c", setting)],
             ],
             stdout=subprocess.DEVNULL,
             stderr=log,
@@ -159,7 +162,9 @@ def _wait_accepting(port: int, timeout: float = 20) -> None:
 
 
 @contextmanager
-def postgres_server() -> Iterator[Postgres]:
+def postgres_server(settings: tuple[str, ...] = ()) -> Iterator[Postgres]:
+    """A fresh server in a temporary directory (its log: ``directory / "postgres.log"``), with
+    ``settings`` (e.g. ``("log_lock_waits=on",)``) on its command line."""
     initdb = _postgres_bin("initdb")
     if initdb is None or _postgres_bin("postgres") is None:
         missing("PostgreSQL (initdb/postgres) is not installed")
@@ -173,7 +178,8 @@ def postgres_server() -> Iterator[Postgres]:
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     port = free_port()
-    server = Postgres(port=port, directory=directory, proc=_spawn_postgres(directory, port))
+    server = Postgres(port=port, directory=directory,
+                      proc=_spawn_postgres(directory, port, settings), settings=settings)
     try:
         wait_for_port(port, proc=server.proc)
         _wait_accepting(port)

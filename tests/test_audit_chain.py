@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.audit.chain import entry_hash
+from app.audit.notes import open_note
+from app.audit.signing import signer
 from app.models import AuditCheckpoint, AuditEvent
 from tests.audit_helpers import (
     chain_rows,
@@ -159,8 +161,11 @@ def test_erasure_drops_the_chain_and_is_itself_on_the_verified_system_chain(
         record = session.scalars(select(AuditEvent).where(AuditEvent.action == "household.erased")
                                  ).one()
     assert record.chain == "system" and record.seq == 4
+    final = record.details.pop("finalCheckpoint")
     assert record.details == {"erasedHouseholdId": household, "finalSeq": CHAIN_LENGTH,
                               "finalHeadHash": head.hash}
+    opened = open_note(final, [signer(app).public_key])
+    assert (opened.chain, opened.size) == (household, CHAIN_LENGTH)
     report = verify(app)
     assert report.ok, report.problems
     assert report.chains == 1

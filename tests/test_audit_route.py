@@ -32,9 +32,10 @@ def test_owner_reads_newest_first_in_cursor_pages(client: FlaskClient, auth: Aut
     body = first.get_json()
     assert [e["seq"] for e in body["items"]] == [5, 4]
     event = body["items"][0]
-    assert set(event) == {"seq", "action", "resource", "decision", "principalId",
+    assert set(event) == {"id", "seq", "action", "resource", "decision", "principalId",
                           "correlationId", "details", "createdAt", "prevHash", "hash"}
     assert event["details"] == {"n": 4} and event["createdAt"].endswith("Z")
+    assert event["id"] == "evt_" + event["hash"][:32]
     assert event["prevHash"] == body["items"][1]["hash"]
     second = client.get(f"{url}?limit=2&cursor={body['nextCursor']}", headers=headers).get_json()
     assert [e["seq"] for e in second["items"]] == [3, 2]

@@ -196,7 +196,7 @@ def test_permission_and_role_denials_are_audited(app: Flask, client: FlaskClient
         events = {e.action: e for e in session.scalars(select(AuditEvent))}
     permission = events["permission.denied"]
     assert permission.decision == "denied" and permission.principal_id == user.id
-    assert permission.chain == "system" and permission.resource == "GET /api/sample/guarded"
+    assert permission.chain == user.id and permission.resource == "GET /api/sample/guarded"
     assert permission.details["missing"] == ["audit:read"]
     role = events["role.denied"]
     assert role.chain == home and role.principal_id == child.id and role.details["role"] == "child"

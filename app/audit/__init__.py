@@ -6,6 +6,9 @@ entry's hash and its own hash over a canonical serialization (``chain``); ``(cha
 unique, so concurrent appends cannot fork a chain (``writer``). Chain heads are signed with an
 Ed25519 key (``signing``, ``checkpoints``); ``verify`` names the first bad sequence number;
 ``export`` writes signed JSON Lines that verify offline; ``sinks`` forwards committed events.
+Each chain is also an RFC 9162 Merkle tree (``merkle``); checkpoints are C2SP signed notes over
+its root (``notes``), handed to witnesses and signed on a timer (``witness``); ``proofs`` gives
+and checks inclusion proofs; ``anomaly`` is a built-in sink raising ``security.alert`` events.
 """
 
 from __future__ import annotations
@@ -32,8 +35,12 @@ __all__ = [
 
 def init_audit(app: Flask) -> None:
     """The signing key and the sink forwarding (needs the secret store and the plugins)."""
+    from app.audit.anomaly import init_anomaly
     from app.audit.signing import init_signing
     from app.audit.sinks import init_sinks
+    from app.audit.witness import init_witnesses
 
     init_signing(app)
+    init_witnesses(app)  # before the sinks: both read the session's pending events at commit
     init_sinks(app)
+    init_anomaly(app)

@@ -56,6 +56,12 @@ class Signer:
     def key_id(self) -> str:
         return key_id(self.public_key)
 
+    @property
+    def note_key_id(self) -> str:
+        from app.audit.notes import note_key_id
+
+        return note_key_id(self.public_key).hex()
+
     def sign(self, payload: Mapping[str, Any]) -> str:
         return _b64(self.private_key.sign(canonical(payload)))
 
@@ -65,6 +71,10 @@ class PublicKeys:
 
     def __init__(self, keys: Iterable[Ed25519PublicKey]) -> None:
         self._keys = {key_id(k): k for k in keys}
+
+    @property
+    def keys(self) -> list[Ed25519PublicKey]:
+        return list(self._keys.values())
 
     @classmethod
     def from_pem(cls, pem: str | bytes) -> PublicKeys:

@@ -60,6 +60,8 @@ def init_sinks(app: Flask) -> SinkRelay:
     factory = app.extensions["hearthgate.db"]
 
     def forward(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint was released (after_commit fires for it too): not yet committed
         pending: list[AuditEvent] = session.info.pop(PENDING_KEY, [])
         if not pending or not relay._hook.audit_sink.get_hookimpls():
             return

@@ -21,12 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.chain import GENESIS, entry_hash, normalise_details
-from app.audit.checkpoints import drop_checkpoints, sign_head
+from app.audit.checkpoints import drop_checkpoints, newest_checkpoint, sign_head
 from app.audit.redaction import redact_details
 from app.audit.signing import signer
 from app.db import db, utcnow
 from app.gateway.headers import request_id
-from app.models.audit import SYSTEM_CHAIN, AuditEvent
+from app.models.audit import ERASED_ACTION, SYSTEM_CHAIN, AuditEvent
 
 APPEND_ATTEMPTS = 20
 PENDING_KEY = "hearthgate.audit.pending"  # session.info: events to forward after commit
@@ -108,6 +108,13 @@ def _insert_racing(session: Session, event: AuditEvent, checkpoint_every: int) -
     raise RuntimeError(f"audit chain {event.chain} is contended; event not written")
 
 
+def chain_of(household_id: str | None, principal_id: str | None) -> str:
+    """A household's events go to its chain; events of no household to their principal's own
+    chain (logins, refreshes, denials), so that users never queue behind each other; events of
+    neither (command-line administration, anonymous failures) to the system chain."""
+    return household_id or principal_id or SYSTEM_CHAIN
+
+
 def _new_event(
     action: str, *, household_id: str | None, resource: str | None, decision: str,
     details: Mapping[str, Any] | None, principal_id: str | None,
@@ -116,7 +123,7 @@ def _new_event(
         principal = g.get("principal")
         principal_id = principal.user_id if principal is not None else None
     return AuditEvent(
-        chain=household_id or SYSTEM_CHAIN,
+        chain=chain_of(household_id, principal_id),
         household_id=household_id,
         principal_id=principal_id,
         action=action,
@@ -173,20 +180,32 @@ def record_denial(
 
 def erase_household(household_id: str, session: Session | None = None) -> AuditEvent | None:
     """Delete a household's chain and its checkpoints, and append to the system chain an erasure
-    record that carries the deleted chain's final head, so the erasure itself is provable.
+    record that carries the deleted chain's final head and final signed checkpoint, so the
+    erasure itself is provable: that checkpoint goes to the witnesses, and ``verify`` accepts an
+    erased chain whose witnessed end is exactly it.
     Same transaction as the household's deletion."""
     session = session or db.session
     _lock_chain(session, household_id)
     final_seq, final_hash = _head(session, household_id)
+    final = newest_checkpoint(session, household_id)
+    if final is None or final.seq < final_seq or final.note is None:
+        final = sign_head(session, signer(), household_id, final_seq, final_hash)
+        session.flush()
+    if final.note is not None and has_app_context():
+        # Witnessed now, while the entries that prove it extends the witnessed tree still exist.
+        # Should the erasure roll back, the witness holds a true checkpoint of a live chain.
+        from app.audit.witness import hand_to_witnesses
+
+        hand_to_witnesses(current_app._get_current_object(),  # type: ignore[attr-defined]
+                          session, [final.note])
     session.execute(delete(AuditEvent).where(AuditEvent.chain == household_id))
     drop_checkpoints(session, household_id)
-    return record(
-        "household.erased",
-        resource=f"household:{household_id}",
-        details={
-            "erasedHouseholdId": household_id,
-            "finalSeq": final_seq,
-            "finalHeadHash": final_hash,
-        },
-        session=session,
-    )
+    erasure = _new_event(ERASED_ACTION, household_id=None, resource=f"household:{household_id}",
+                         decision="allowed", principal_id=None, details={
+                             "erasedHouseholdId": household_id,
+                             "finalSeq": final_seq,
+                             "finalHeadHash": final_hash,
+                             "finalCheckpoint": final.note,
+                         })
+    erasure.chain = SYSTEM_CHAIN  # rare, and found by auditors in one place
+    return _append(session, erasure)

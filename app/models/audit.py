@@ -5,13 +5,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Dialect, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Dialect, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from app.db import Base, utcnow
 
 SYSTEM_CHAIN = "system"
+ERASED_ACTION = "household.erased"
 
 
 class CanonicalJSON(TypeDecorator[Any]):
@@ -32,7 +33,8 @@ class CanonicalJSON(TypeDecorator[Any]):
 
 
 class AuditEvent(Base):
-    """One entry of a hash chain: one chain per household plus the system chain.
+    """One entry of a hash chain: one chain per household, one per principal (their events of no
+    household: logins, refreshes, denials) and the system chain (events of neither).
 
     ``(chain, seq)`` is unique, so two concurrent appends can never fork a chain.
     ``household_id`` is deliberately not a foreign key: the erasure record of a deleted household
@@ -57,12 +59,19 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), index=True)  # event ids name it (proofs)
 
 
 class AuditCheckpoint(Base):
-    """A chain head signed with the audit key (Ed25519): truncation of the newest entries up to
-    ``seq`` is detectable, and an auditor checks it with the public key alone."""
+    """A chain's RFC 9162 tree of ``seq`` entries signed with the audit key (Ed25519) as a C2SP
+    note: truncation of the newest entries up to ``seq`` is detectable, inclusion proofs are given
+    against it, and an auditor checks it with the public key alone.
+
+    ``note`` is the signed note (``signature`` its signature line's blob, ``key_id`` the note key
+    id in hex), ``root_hash`` the tree's root (base64), ``frontier`` the tree's perfect-subtree
+    roots (hex, comma-separated) from which the next checkpoint continues. Rows signed before
+    notes existed have only ``signature`` over a JSON payload.
+    """
 
     __tablename__ = "audit_checkpoints"
     __table_args__ = (UniqueConstraint("chain", "seq"),)
@@ -76,3 +85,6 @@ class AuditCheckpoint(Base):
     key_id: Mapped[str] = mapped_column(String(32))
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
     signature: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+    root_hash: Mapped[str | None] = mapped_column(String(44))
+    frontier: Mapped[str | None] = mapped_column(Text)
