@@ -44,6 +44,8 @@ UNCONTRACTED_ROUTES: tuple[UncontractedRoute, ...] = (
                       "the OpenAPI document, public by design"),
     UncontractedRoute("/.well-known/jwks.json", "wellknown.jwks",
                       "public keys that verify access tokens, RFC 7517"),
+    UncontractedRoute("/.well-known/hearthgate-audit-key", "wellknown.audit_public_key",
+                      "the public key (PEM) that verifies audit checkpoints and proofs offline"),
     UncontractedRoute("/static/<path:filename>", "static",
                       "Flask's static files of the app package, public assets only"),
     UncontractedRoute("/api/docs", "docs.page",
