@@ -246,3 +246,12 @@ def test_valid_but_unusual_strings_are_stored_and_read_back_intact(
         [stored] = session.scalars(select(IntentEvent.data)).all()
         assert stored == {expected.strip(): expected}
         assert session.scalars(select(WebhookEvent)).all() == []
+
+
+@pytest.mark.parametrize("path", ["/api/households//items", "/api/households/x//items",
+                                  "/api//households", "/api/households/x/requests/a%2F%2Fb"])
+def test_an_empty_path_segment_is_a_json_404_not_an_html_redirect(family: Family, path: str) -> None:
+    """werkzeug would answer "//" with a 308 (HTML) to the merged path, another resource."""
+    r = family.client.get(path, headers=family.headers(family.owner))
+    assert r.status_code == 404 and r.get_json()["error"] == "NotFound", r.get_data()[:80]
+    assert "Location" not in r.headers
