@@ -308,6 +308,8 @@ def _aim(data: st.DataObject, drawn: Drawn, operation: dict[str, Any]) -> Drawn:
     sites += [("path", p["name"]) for p in parameters if p["in"] == "path"]
     sites += [("query", p["name"]) for p in parameters if p["in"] == "query"]
     sites += [("header", p["name"]) for p in parameters if p["in"] == "header"]
+    if "Idempotency-Key" in operation.get("summary", ""):  # read by the handler, undeclared
+        sites.append(("header", "Idempotency-Key"))
     sites += [("query-undeclared", None)]
     if data.draw(st.integers(min_value=0, max_value=9)) == 9:
         return drawn
@@ -415,7 +417,8 @@ class Sweep:
             data = text.encode("utf-8", "surrogatepass")
             headers["Content-Type"] = "application/json"
         for name, value in drawn.headers.items():
-            if value and all(ord(c) < 256 for c in value):
+            # What HTTP can carry: latin-1, no line breaks (NUL and other controls stay).
+            if value and all(ord(c) < 256 and c not in "\r\n" for c in value):
                 headers[name] = value
         if template == "/api/webhooks/hyperbeam":
             headers.update(self.webhook_headers(data or b"", headers.get("webhook-id")))
