@@ -255,3 +255,36 @@ def test_an_empty_path_segment_is_a_json_404_not_an_html_redirect(family: Family
     r = family.client.get(path, headers=family.headers(family.owner))
     assert r.status_code == 404 and r.get_json()["error"] == "NotFound", r.get_data()[:80]
     assert "Location" not in r.headers
+
+
+@pytest.mark.parametrize("space", ["\x85", "\ufeff", "\u00a0", "\u2028", " "])
+def test_artifact_uris_with_whitespace_of_either_regex_dialect_are_400(
+    family: Family, space: str
+) -> None:
+    """The OpenAPI pattern is read as ECMA-262 (its \\s has U+FEFF, lacks U+0085), the server's as
+    Unicode White_Space: the pattern names both, so a client and the server agree on validity."""
+    _, intent_id = purchasing(family)
+    before = snapshot(family.app)
+    body = {"intentId": intent_id, "kind": "receipt", "uri": f"s3://bucket/a{space}b",
+            "sha256": "a" * 64}
+    r = family.client.post("/api/internal/artifacts", json=body, headers=INTERNAL)
+    assert_validation_error(r, "uri")
+    assert snapshot(family.app) == before
+
+
+def test_the_openapi_document_says_no_body_string_holds_nul(family: Family) -> None:
+    """Unknown fields and free-form objects are ``JsonValue``: a client generating from the
+    document (schemathesis among them) never calls a NUL-holding body valid."""
+    schemas = family.client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    nul_free = {"pattern": "^[^\\x00]*$"}
+    json_value = {"$ref": "#/components/schemas/JsonValue"}
+    branches = schemas["JsonValue"]["anyOf"]
+    assert {"type": "string", **nul_free} in branches
+    assert {"type": "object", "propertyNames": nul_free,
+            "additionalProperties": json_value} in branches
+    for name in ("EventIn-Input", "HyperbeamEventIn-Input", "HouseholdIn-Input"):
+        schema = schemas[name]
+        assert schema["propertyNames"] == nul_free and schema["additionalProperties"] == json_value
+    data = schemas["EventIn-Input"]["properties"]["data"]
+    assert data["propertyNames"] == nul_free
+    assert all(v == json_value for v in data["patternProperties"].values())
