@@ -51,6 +51,9 @@ def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> Non
     app.extensions[_STORE_FALLBACKS] = fallbacks
     app.config["DEBUG"] = bool(app.config["DEBUG"])
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in declared order
+    # A path with "//" (an empty or "/"-holding id) is routed as it is, to the JSON 404, never
+    # answered with werkzeug's HTML redirect to another path.
+    app.url_map.merge_slashes = False
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
 
 

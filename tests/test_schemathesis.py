@@ -16,12 +16,10 @@ generated cases is printed at the end of the run.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -29,6 +27,8 @@ from schemathesis import Case, GenerationMode
 
 from tests.helpers import AuthActions
 from tests.schemathesis_support import (
+    PLACEHOLDER,
+    World,
     build_schema_app,
     drop_invented_cursor,
     headers_for,
@@ -38,62 +38,11 @@ from tests.schemathesis_support import (
 
 MAX_EXAMPLES = 30
 
-# A path parameter drawn as this placeholder is replaced by the world's id of that name.
-PLACEHOLDER = "world-placeholder"
 WORLD_PARAMETERS = ("householdId", "itemId", "outfitId", "requestId", "intentId", "userId")
 
 GENERATED: dict[str, int] = {}
 STATUSES: dict[str, int] = {}
 NOT_NEGATABLE: list[str] = []
-
-
-@dataclass
-class World:
-    """Real rows reached through the API: the owner's household and what hangs off it."""
-
-    client: FlaskClient
-    owner: dict[str, str]
-    adult: dict[str, str]
-    adult_email: str
-    ids: dict[str, str] = field(default_factory=dict)
-
-    def build(self) -> None:
-        def post(path: str, body: dict[str, Any] | None, as_user: dict[str, str]) -> Any:
-            response = self.client.post(path, json=body, headers=as_user)
-            assert response.status_code == 201, (path, response.get_json())
-            return response.get_json()
-
-        household = post("/api/households", {"name": "Schema home"}, self.owner)["id"]
-        base = f"/api/households/{household}"
-        adult = post(base + "/members", {"email": self.adult_email, "role": "adult"}, self.owner)
-        item = post(base + "/items", {"name": "Coat"}, self.owner)["id"]
-        outfit = post(base + "/outfits", {"name": "Winter", "itemIds": [item]}, self.owner)["id"]
-        new_request = {"title": "Boots", "amountMinor": 5000, "currency": "EUR", "itemId": item}
-        submitted = post(base + "/requests", new_request, self.adult)["id"]
-        approved = post(base + "/requests", new_request, self.adult)["id"]
-        decided = self.client.post(f"{base}/requests/{approved}/approve", headers=self.owner)
-        assert decided.status_code == 200, decided.get_json()
-        intent = post(f"{base}/requests/{approved}/purchase-intents", None, self.owner)["intentId"]
-        self.ids = {
-            "householdId": household, "itemId": item, "outfitId": outfit,
-            "submittedRequestId": submitted, "approvedRequestId": approved,
-            "intentId": intent, "userId": adult["userId"],
-        }
-
-    def resolve(self, case: Case) -> None:
-        params = case.path_parameters or {}
-        if not any(value == PLACEHOLDER for value in params.values()):
-            return
-        if not self.ids or case.method.upper() != "GET":
-            self.build()
-        for name, value in params.items():
-            if value != PLACEHOLDER:
-                continue
-            if name == "requestId":
-                flow = "purchase-intents" in case.path or "confirm-checkout" in case.path
-                params[name] = self.ids["approvedRequestId" if flow else "submittedRequestId"]
-            else:
-                params[name] = self.ids[name]
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,16 +33,18 @@ from typing import Any, Literal
 from flask import Response, current_app, g, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticSerializationError
 
 from app import audit
 from app.db import db
 from app.gateway.errors import Forbidden, NotFound, ValidationError
-from app.gateway.jsonbody import read_json_body
+from app.gateway.jsonbody import read_json_body, refuse_unstorable_pairs
 from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdLock, HouseholdScope, load_scope
 
 Auth = Literal["public", "bearer", "internal"]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 Guard = Callable[["Call"], None]
 
 
@@ -244,6 +248,12 @@ def validation_details(exc: PydanticValidationError) -> list[dict[str, str]]:
 
 def _validate_input(call: Call) -> None:
     contract = call.contract
+    # Every query parameter, declared or not, and every declared header: NUL and lone surrogates
+    # are refused here as in bodies (app.gateway.jsonbody), before anything reads them.
+    refuse_unstorable_pairs(request.args.items(multi=True), "(query)")
+    refuse_unstorable_pairs(
+        ((h.name, request.headers.get(h.name, "")) for h in contract.headers), "(header)"
+    )
     try:
         if contract.query is not None:
             call.query = contract.query.model_validate(request.args.to_dict())
@@ -320,9 +330,26 @@ def _serialize(contract: Contract, result: Any) -> bytes | None:
     if contract.response is None:
         raise TypeError("this endpoint declares no response schema but its handler returned one")
     if isinstance(result, contract.response):
-        return result.model_dump_json(by_alias=True).encode()
-    model = contract.response.model_validate(result, from_attributes=True)
-    return model.model_dump_json(by_alias=True).encode()
+        model = result
+    else:
+        model = contract.response.model_validate(result, from_attributes=True)
+    try:
+        return model.model_dump_json(by_alias=True).encode()
+    except PydanticSerializationError:
+        # A stored string that UTF-8 cannot encode (a lone surrogate, from a row written before
+        # input was checked): served with U+FFFD in its place rather than failing every read.
+        data = _replace_surrogates(model.model_dump(mode="json", by_alias=True))
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_surrogates(v) for v in value]
+    return value
 
 
 def _respond(payload: bytes | None, call: Call) -> Response:

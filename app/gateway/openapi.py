@@ -75,16 +75,54 @@ def trimmed_pattern(min_length: int, max_length: int | None) -> str:
     return f"^[{_TRIMMED}]*(?:{'|'.join(values)})[{_TRIMMED}]*$"
 
 
+_NUL_FREE = "^[^\\x00]*$"
+_JSON_VALUE = "JsonValue"
+# Any JSON value whose strings, keys included, hold no NUL: what a request body may carry in a
+# free-form object or an unknown field (app.gateway.jsonbody refuses NUL and lone surrogates in
+# every string of a body; JSON Schema cannot name surrogates, which JSON text cannot spell raw).
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value; no string in it, object keys included, may hold NUL or a "
+                   "lone surrogate",
+    "anyOf": [
+        {"type": "string", "pattern": _NUL_FREE},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": _REF.format(model=_JSON_VALUE)}},
+        {"type": "object", "propertyNames": {"pattern": _NUL_FREE},
+         "additionalProperties": {"$ref": _REF.format(model=_JSON_VALUE)}},
+    ],
+}
+
+
 class _BodySchemas(_QuerySchemas):
     """Request bodies strip surrounding whitespace before checking lengths (``Body``): their
     strings' lengths are stated by a pattern over the trimmed value, since ``minLength`` and
-    ``maxLength`` would count the whitespace the server ignores."""
+    ``maxLength`` would count the whitespace the server ignores. Unknown fields are accepted (and
+    dropped) and free-form objects hold anything: both as ``JsonValue``, whose strings hold no
+    NUL."""
 
     def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
         value = super(_QuerySchemas, self).str_schema(schema)
         if self.mode != "validation" or "pattern" in value:
             return value
         value["pattern"] = trimmed_pattern(value.pop("minLength", 0), value.pop("maxLength", None))
+        return value
+
+    def any_schema(self, schema: core_schema.AnySchema) -> JsonSchemaValue:
+        if self.mode != "validation":
+            return super().any_schema(schema)
+        return {"$ref": _REF.format(model=_JSON_VALUE)}
+
+    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
+        value = super().dict_schema(schema)
+        if self.mode == "validation":
+            value.setdefault("propertyNames", {"pattern": _NUL_FREE})
+        return value
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        value = super().model_schema(schema)
+        if self.mode == "validation" and value.get("type") == "object":
+            value.setdefault("propertyNames", {"pattern": _NUL_FREE})
+            value.setdefault("additionalProperties", {"$ref": _REF.format(model=_JSON_VALUE)})
         return value
 
 
@@ -318,7 +356,7 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         "info": {"title": "Hearthgate API", "version": "1", "description": _description()},
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": definitions.get("$defs", {}),
+            "schemas": {**definitions.get("$defs", {}), _JSON_VALUE: JSON_VALUE_SCHEMA},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "internalToken": {"type": "apiKey", "in": "header", "name": "X-Internal-Token"},

@@ -17,24 +17,77 @@ from sqlalchemy.sql.elements import BindParameter
 
 from app.db import db
 from app.gateway.errors import ValidationError
+from app.gateway.jsonbody import unstorable
 
 T = TypeVar("T")
 
 
-def encode_cursor(stamp: datetime, ident: str) -> str:
-    raw = json.dumps([stamp.isoformat(), ident], separators=(",", ":")).encode()
+_INVALID_CURSOR = "Invalid cursor"
+_MAX_SEQ = 2**63 - 1  # the largest BIGINT
+
+
+def _invalid_cursor() -> ValidationError:
+    return ValidationError(
+        "Request failed validation", details=[{"field": "cursor", "message": _INVALID_CURSOR}]
+    )
+
+
+def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _unb64(cursor: str) -> bytes:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, ident = json.loads(raw)
-        return datetime.fromisoformat(stamp), str(ident)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError(
-            "Request failed validation", details=[{"field": "cursor", "message": "Invalid cursor"}]
-        ) from None
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (ValueError, binascii.Error):
+        raise _invalid_cursor() from None
+
+
+def encode_cursor(stamp: datetime, ident: str) -> str:
+    return _b64(json.dumps([stamp.isoformat(), ident], separators=(",", ":")).encode())
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (timestamp, id) that ``encode_cursor`` wrote, else 400.
+
+    A cursor is accepted only when encoding its values again gives the very same text: anything
+    a client edited or invented (other types, time zones, lone surrogates, NUL, another spelling)
+    is refused before it reaches a query."""
+    try:
+        stamp_text, ident = json.loads(_unb64(cursor), parse_constant=_refuse)
+        if not isinstance(stamp_text, str) or not isinstance(ident, str) or unstorable(ident):
+            raise ValueError("not a cursor")
+        stamp = datetime.fromisoformat(stamp_text)
+        if stamp.tzinfo is not None or encode_cursor(stamp, ident) != cursor:
+            raise ValueError("not a cursor")
+    except (ValueError, TypeError, RecursionError):
+        raise _invalid_cursor() from None
+    return stamp, ident
+
+
+def encode_seq_cursor(prefix: str, seq: int) -> str:
+    """A cursor over a sequence number (``audit:42``), for lists ordered by one integer."""
+    return _b64(f"{prefix}{seq}".encode())
+
+
+def decode_seq_cursor(prefix: str, cursor: str) -> int:
+    """The sequence number ``encode_seq_cursor`` wrote (1 ≤ n < 2^63), else 400; as with
+    ``decode_cursor``, only the exact text it writes is accepted."""
+    try:
+        text = _unb64(cursor).decode("ascii")
+        digits = text.removeprefix(prefix)
+        if digits == text or not digits.isascii() or not digits.isdigit() or len(digits) > 19:
+            raise ValueError("not a cursor")
+        seq = int(digits)
+        if not 1 <= seq <= _MAX_SEQ or encode_seq_cursor(prefix, seq) != cursor:
+            raise ValueError("not a cursor")
+    except ValueError:  # UnicodeDecodeError included
+        raise _invalid_cursor() from None
+    return seq
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def paginate(

@@ -18,8 +18,10 @@ def _holds_nul(value: object) -> bool:
 
 
 class _NulFree(BaseModel):
-    """NUL cannot be stored in a PostgreSQL text column (it was a 500): refused as input, and
-    the OpenAPI document says so (app.gateway.openapi). Free-form objects are left alone."""
+    """NUL cannot be stored in a PostgreSQL text column: refused as input, and the OpenAPI
+    document says so (app.gateway.openapi). The request path already refuses NUL and lone
+    surrogates in every string of a body or query, free-form objects included
+    (app.gateway.jsonbody); this check holds for a model validated from any other source."""
 
     @model_validator(mode="after")
     def _refuse_nul(self) -> _NulFree:

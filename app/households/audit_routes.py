@@ -5,8 +5,6 @@ for any event of the household, members for events whose principal they are);
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from typing import Any
 
@@ -20,7 +18,8 @@ from app.audit.signing import public_pem, signer
 from app.auth import wellknown
 from app.db import db
 from app.gateway.contracts import endpoint
-from app.gateway.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.gateway.errors import Conflict, Forbidden, NotFound
+from app.gateway.pagination import decode_seq_cursor, encode_seq_cursor
 from app.gateway.schemas import PageQuery, Schema, Timestamp
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp
@@ -49,21 +48,11 @@ class AuditPage(Schema):
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+    return encode_seq_cursor(_CURSOR_PREFIX, seq)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith(_CURSOR_PREFIX):
-            raise ValueError(raw)
-        seq = int(raw[len(_CURSOR_PREFIX):])
-        if seq < 1:
-            raise ValueError(raw)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise ValidationError("Invalid cursor", details=[
-            {"field": "cursor", "message": "not a cursor of this list"}]) from None
-    return seq
+    return decode_seq_cursor(_CURSOR_PREFIX, cursor)
 
 
 @bp.get("/households/<household_id>/audit")

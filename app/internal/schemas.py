@@ -61,7 +61,10 @@ class EventAccepted(Schema):
 class ArtifactIn(Body):
     intent_id: str = Field(pattern=ID_PATTERN)
     kind: str = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$")
-    uri: str = Field(min_length=1, max_length=2048, pattern=r"^(https|s3|gs)://\S+$")
+    # No whitespace, spelled so that the server (Unicode White_Space) and OpenAPI's ECMA-262
+    # regexes agree: ECMA's \s lacks U+0085 and has U+FEFF, so both are named.
+    uri: str = Field(min_length=1, max_length=2048,
+                     pattern=r"^(https|s3|gs)://[^\s\x85\ufeff]+$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
