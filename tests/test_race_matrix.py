@@ -15,10 +15,9 @@ hash, token, secret or SQL parameter may appear in it.
 One server and one database serve the whole module; each case builds its own household and users
 (unique e-mail addresses), so nothing needs resetting between cases.
 
-``SQLITE_RACES`` (or ``HEARTHGATE_SQLITE_RACES=1``): SQLite serializes writers and, with several
-workers, answers some of them 503 (issue 13, defect 9). Once SQLite queues its write
-transactions, set it to true: the module then runs on SQLite as well (``HEARTHGATE_TEST_DB``
-unset), with the same cases and the same server (the PostgreSQL log checks apply to PostgreSQL).
+It runs on SQLite as well, with the same cases and the same server of several workers: SQLite
+queues its write transactions (``BEGIN IMMEDIATE``, ``app/db.py``), so the answers must be the same
+as on PostgreSQL. The PostgreSQL log checks apply to PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -77,8 +76,6 @@ from tests.conftest import BASE_CONFIG, DB_BACKEND, TEST_JWT_SECRET, truncate_al
 from tests.leakcheck import leaks, remember
 from tests.services import Postgres
 
-# True once SQLite queues writers (issue 13, defect 9): then the module runs on SQLite too.
-SQLITE_RACES = False or os.environ.get("HEARTHGATE_SQLITE_RACES") == "1"
 # Identical calls per case (pairs: half of each); HEARTHGATE_RACE_CALLS for a heavier run.
 CALLS = int(os.environ.get("HEARTHGATE_RACE_CALLS", "20"))
 WORKERS, THREADS = 4, 4
@@ -107,9 +104,7 @@ SETTINGS: dict[str, str] = {
     "AUTH_OIDC_REDIRECT_URIS": "http://127.0.0.1:9/app",
 }
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-if not SQLITE_RACES:
-    pytestmark.append(pytest.mark.postgres_only)
+pytestmark = [pytest.mark.slow]
 
 # What PostgreSQL logs when locks were taken in two orders, or a wait gave up.
 PG_LOCK_FAILURES = re.compile(r"deadlock detected|lock timeout|canceling statement|"
