@@ -84,7 +84,8 @@ class OidcProvider:
         }
 
 
-def start_provider(tmp: Path) -> OidcProvider:
+def start_provider(tmp: Path, callback_url: str = CALLBACK_URL) -> OidcProvider:
+    """The provider, its one client allowed to return to ``callback_url``."""
     node = shutil.which("node")
     if node is None:
         missing("node is not installed")
@@ -95,7 +96,7 @@ def start_provider(tmp: Path) -> OidcProvider:
     log = tmp / f"oidc-provider-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [node, str(PROVIDER_DIR / "server.mjs"), str(port), CALLBACK_URL, CLIENT_SECRET],
+            [node, str(PROVIDER_DIR / "server.mjs"), str(port), callback_url, CLIENT_SECRET],
             cwd=PROVIDER_DIR, stdout=out, stderr=subprocess.STDOUT,
         )
     provider = OidcProvider(port=port, proc=proc, log=log)

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.browser_services import ARTIFACTS
+from tests.identity_services import CLIENT_ID, CLIENT_SECRET, start_provider
 from tests.services import free_port, gunicorn_process
 
 pytestmark = pytest.mark.slow
@@ -25,10 +26,11 @@ PASSWORD = "correct horse battery staple"
 
 
 @contextmanager
-def dev_server(database_url: str, log: Path, **settings: str) -> Iterator[str]:
+def dev_server(database_url: str, log: Path, port: int | None = None,
+               **settings: str) -> Iterator[str]:
     """``wsgi:app`` under gunicorn in development with its defaults; only the database, the
     anonymous limit (several people share 127.0.0.1 here) and ``settings`` are set."""
-    port = free_port()
+    port = port or free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(
         ("AUTH_", "DEMO_", "SPA_", "API_DOCS_", "CORS_", "RATELIMIT_"))}
     env |= {"HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1",
@@ -262,3 +264,33 @@ def test_the_api_docs_try_it_with_a_bearer_token(service: str, browser: Any) -> 
     assert person.email in str(operation.locator(".live-responses-table").text_content())
     page.screenshot(path=str(ARTIFACTS / "api-docs-try-it.png"))
     assert blocked == [] and other_hosts == []
+
+
+def test_a_login_through_the_identity_provider(database_url: str, tmp_path: Path,
+                                               browser: Any) -> None:
+    """The authorization-code flow from the SPA's button through the real provider and back; the
+    code is bound to this page by its verifier, which leaves no trace in the browser."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    provider = start_provider(tmp_path, callback_url=url + "/api/auth/oidc/callback")
+    try:
+        with dev_server(database_url, tmp_path / "api.log", port=port,
+                        AUTH_OIDC_ISSUER=provider.issuer, AUTH_OIDC_AUDIENCE=CLIENT_ID,
+                        AUTH_OIDC_CLIENT_SECRET=CLIENT_SECRET,
+                        AUTH_OIDC_CALLBACK_URL=url + "/api/auth/oidc/callback",
+                        AUTH_OIDC_REDIRECT_URIS=url + "/"):
+            person = Person(browser, url, "Alice")
+            with person.keeping_tokens("/api/auth/oidc/exchange"):
+                person.page.get_by_role("button", name="Log in with your identity provider").click()
+            person.page.get_by_role("heading", name="Your households").wait_for()
+            assert person.page.text_content("#who") == "alice@example.test"
+            assert "code=" not in person.page.url
+            assert person.storage_is_empty()  # the verifier is gone once the page is back
+            for secret in person.tokens:
+                assert secret not in person.page.content()
+            assert person.errors == []
+            person.screenshot("oidc-login")
+            me = api_get(url, "/api/auth/me", person.tokens[0])
+            assert me["email"] == "alice@example.test"
+    finally:
+        provider.stop()

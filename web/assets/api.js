@@ -101,6 +101,48 @@ export async function login(email, password) {
   return data;
 }
 
+// ---- the authorization-code login at the identity provider ---------------------------------
+// The SPA binds the one-time code to itself (PKCE between this page and the service): it keeps a
+// random verifier and sends its S256 challenge. The verifier must outlive the round trip through
+// the provider, a full page load, so it is the one thing kept in sessionStorage (this tab only),
+// and removed as soon as the page is back. It is not a credential on its own: the code needs it.
+const VERIFIER_KEY = "hearthgate.oidc.verifier";
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export async function oidcAvailable() {
+  try {
+    const response = await fetch("/api/openapi.json", { cache: "no-store" });
+    const document = await response.json();
+    return Boolean(document.paths && document.paths["/api/auth/oidc/authorize"]);
+  } catch (_) {
+    return false;
+  }
+}
+
+export async function startOidcLogin() {
+  const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(VERIFIER_KEY, verifier);
+  const query = new URLSearchParams({ redirect_uri: location.origin + "/", code_challenge: challenge, code_challenge_method: "S256" });
+  location.assign("/api/auth/oidc/authorize?" + query.toString());
+}
+
+// Back from the provider: "#code=…" (or "#error=…") in the URL. The code leaves the URL at once.
+export async function finishOidcLogin() {
+  const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
+  if (!fragment.has("code") && !fragment.has("error")) return null;
+  const verifier = sessionStorage.getItem(VERIFIER_KEY);
+  sessionStorage.removeItem(VERIFIER_KEY);
+  history.replaceState(null, "", location.pathname + "#/");
+  if (fragment.has("error") || !verifier) throw new ApiError(401, { message: "the identity provider did not log you in" });
+  const data = await api("POST", "/api/auth/oidc/exchange", { code: fragment.get("code"), codeVerifier: verifier }, { retry: false });
+  remember(data);
+  return data;
+}
+
 export async function logout() {
   try { if (state.token) await api("POST", "/api/auth/logout", {}, { retry: false }); } finally { forget(); }
 }

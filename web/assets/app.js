@@ -2,7 +2,9 @@
 // an approvals queue, purchase intents with confirmation, the audit trail and sessions.
 // Hash routes: #/login, #/ (households), #/h/<id>/<tab>, #/sessions.
 
-import { api, all, ApiError, currentUser, loggedIn, login, logout } from "./api.js";
+import {
+  api, all, ApiError, currentUser, finishOidcLogin, loggedIn, login, logout, oidcAvailable, startOidcLogin,
+} from "./api.js";
 import { el, field, form, money, table, when } from "./dom.js";
 
 const main = document.getElementById("main");
@@ -53,8 +55,11 @@ function show(title, ...sections) {
 
 // ---- login and registration -------------------------------------------------------------
 
-function loginView() {
+async function loginView() {
+  const provider = await oidcAvailable();
   show("Log in",
+    provider ? el("section", {}, el("h2", {}, "Your identity provider"),
+      el("button", { type: "button", class: "primary", onclick: () => startOidcLogin() }, "Log in with your identity provider")) : null,
     el("section", {}, el("h2", {}, "Log in"),
       form("Log in", [
         field("Email", { name: "email", type: "email", required: true, autocomplete: "username" }),
@@ -71,7 +76,7 @@ function loginView() {
         const created = await attempt(() => api("POST", "/api/auth/register", values, { retry: false }));
         if (created && await attempt(() => login(values.email, values.password))) {
           say("Welcome! Check your mail for the confirmation link.");
-          location.hash = "#/"; route();
+          location.hash = "#/"; attempt(finishOidcLogin).finally(route);
         }
       })));
 }
@@ -112,7 +117,7 @@ async function membersTab(base, household) {
     el("td", {}, m.name), el("td", {}, m.email || ""),
     el("td", {}, owner ? roleSelect(base, m) : m.role),
     el("td", {}, owner ? el("button", { type: "button", onclick: async () => {
-      if (await attempt(() => api("DELETE", `${base}/members/${m.userId}`), `Removed ${m.name}.`) !== undefined) route();
+      if (await attempt(() => api("DELETE", `${base}/members/${m.userId}`), `Removed ${m.name}.`) !== undefined) attempt(finishOidcLogin).finally(route);
     } }, `Remove ${m.name}`) : "")));
   const sections = [el("section", {}, el("h2", {}, "Members"), table(["Name", "Email", "Role", ""], rows))];
   if (owner) {
@@ -121,7 +126,7 @@ async function membersTab(base, household) {
         field("Email", { name: "email", type: "email", required: true }),
         field("Role", { name: "role", options: [["adult", "adult"], ["child", "child"], ["owner", "owner"]] }),
       ], async (values) => {
-        if (await attempt(() => api("POST", `${base}/members`, values), `Invited ${values.email}.`)) route();
+        if (await attempt(() => api("POST", `${base}/members`, values), `Invited ${values.email}.`)) attempt(finishOidcLogin).finally(route);
       })));
   }
   return sections;
@@ -132,7 +137,7 @@ function roleSelect(base, member) {
     options: [["owner", "owner"], ["adult", "adult"], ["child", "child"]] });
   select.querySelector("select").addEventListener("change", async (event) => {
     await attempt(() => api("PATCH", `${base}/members/${member.userId}`, { role: event.target.value }), `${member.name} is now ${event.target.value}.`);
-    route();
+    attempt(finishOidcLogin).finally(route);
   });
   return select;
 }
@@ -155,7 +160,7 @@ async function itemsTab(base) {
         el("td", {}, item.name), el("td", {}, item.category || ""), el("td", {}, item.size || ""),
         el("td", {}, item.color || ""), el("td", {}, item.notes || ""),
         el("td", {}, el("button", { type: "button", onclick: async () => {
-          if (await attempt(() => api("DELETE", `${base}/items/${item.id}`), `Deleted ${item.name}.`) !== undefined) route();
+          if (await attempt(() => api("DELETE", `${base}/items/${item.id}`), `Deleted ${item.name}.`) !== undefined) attempt(finishOidcLogin).finally(route);
         } }, `Delete ${item.name}`)))))),
     el("section", {}, el("h2", {}, "Add an item"),
       form("Add", [
@@ -166,7 +171,7 @@ async function itemsTab(base) {
         field("Notes", { name: "notes", maxlength: 2000 }),
       ], async (values) => {
         const body = Object.fromEntries(Object.entries(values).filter(([, v]) => v));
-        if (await attempt(() => api("POST", `${base}/items`, body), `Added ${values.name}.`)) route();
+        if (await attempt(() => api("POST", `${base}/items`, body), `Added ${values.name}.`)) attempt(finishOidcLogin).finally(route);
       })),
   ];
 }
@@ -180,13 +185,13 @@ async function outfitsTab(base) {
       table(["Name", "Items", ""], (outfits || []).map((o) => el("tr", {},
         el("td", {}, o.name), el("td", {}, o.itemIds.map((i) => names.get(i) || i).join(", ")),
         el("td", {}, el("button", { type: "button", onclick: async () => {
-          if (await attempt(() => api("DELETE", `${base}/outfits/${o.id}`), `Deleted ${o.name}.`) !== undefined) route();
+          if (await attempt(() => api("DELETE", `${base}/outfits/${o.id}`), `Deleted ${o.name}.`) !== undefined) attempt(finishOidcLogin).finally(route);
         } }, `Delete ${o.name}`)))))),
     el("section", {}, el("h2", {}, "Build an outfit"),
       form("Create", [field("Name", { name: "name", required: true, maxlength: 200 }), el("fieldset", {}, el("legend", {}, "Items"), boxes)],
         async (values) => {
           const itemIds = Object.keys(values).filter((k) => k.startsWith("item:")).map((k) => k.slice(5));
-          if (await attempt(() => api("POST", `${base}/outfits`, { name: values.name, itemIds }), `Created ${values.name}.`)) route();
+          if (await attempt(() => api("POST", `${base}/outfits`, { name: values.name, itemIds }), `Created ${values.name}.`)) attempt(finishOidcLogin).finally(route);
         })),
   ];
 }
@@ -197,7 +202,7 @@ async function requestsTab(base, household) {
   const approver = household.role !== "child";
   const queue = requests.filter((r) => r.status === "SUBMITTED" && r.requestedBy !== me.id);
   const action = (label, path, body, done) => el("button", { type: "button", onclick: async () => {
-    if (await attempt(() => api("POST", path, body), done) !== undefined) route();
+    if (await attempt(() => api("POST", path, body), done) !== undefined) attempt(finishOidcLogin).finally(route);
   } }, label);
   const sections = [];
   if (approver) {
@@ -223,7 +228,7 @@ async function requestsTab(base, household) {
       const body = { title: values.title, amountMinor: Math.round(Number(values.amount) * 100), currency: values.currency };
       if (values.url) body.url = values.url;
       if (values.note) body.note = values.note;
-      if (await attempt(() => api("POST", `${base}/requests`, body, { headers: { "Idempotency-Key": crypto.randomUUID() } }), `Asked for ${values.title}.`)) route();
+      if (await attempt(() => api("POST", `${base}/requests`, body, { headers: { "Idempotency-Key": crypto.randomUUID() } }), `Asked for ${values.title}.`)) attempt(finishOidcLogin).finally(route);
     })));
   return sections;
 }
@@ -285,7 +290,7 @@ async function sessionsView() {
       el("td", {}, when(s.createdAt)), el("td", {}, when(s.lastUsedAt)), el("td", {}, s.userAgent || ""),
       el("td", {}, s.ip || ""),
       el("td", {}, s.current ? "this session" : el("button", { type: "button", onclick: async () => {
-        if (await attempt(() => api("DELETE", `/api/auth/sessions/${s.id}`), "Session ended.") !== undefined) route();
+        if (await attempt(() => api("DELETE", `/api/auth/sessions/${s.id}`), "Session ended.") !== undefined) attempt(finishOidcLogin).finally(route);
       } }, "End session")))))));
 }
 
@@ -294,7 +299,7 @@ async function sessionsView() {
 async function route() {
   const nav = document.getElementById("nav");
   nav.hidden = !loggedIn();
-  if (!loggedIn()) { loginView(); return; }
+  if (!loggedIn()) { await loginView(); return; }
   document.getElementById("who").textContent = currentUser().email || currentUser().name;
   const path = location.hash.replace(/^#/, "").split("?")[0] || "/";
   const household = path.match(/^\/h\/([^/]+)\/?([a-z]*)$/);
@@ -307,12 +312,12 @@ document.getElementById("logout").addEventListener("click", async () => {
   await logout();
   location.hash = "#/login";
   say("Logged out.");
-  route();
+  attempt(finishOidcLogin).finally(route);
 });
-window.addEventListener("hashchange", () => { say(""); route(); });
+window.addEventListener("hashchange", () => { if (!location.hash.startsWith("#code=")) { say(""); route(); } });
 // A link to the page already shown reloads its data (the hash does not change, so no hashchange).
 document.addEventListener("click", (event) => {
   const link = event.target.closest("a[href^='#']");
   if (link && link.getAttribute("href") === location.hash) { say(""); route(); }
 });
-route();
+attempt(finishOidcLogin).finally(route);
