@@ -51,10 +51,14 @@ class World:
         decided = self.client.post(f"{base}/requests/{approved}/approve", headers=self.owner)
         assert decided.status_code == 200, decided.get_json()
         intent = post(f"{base}/requests/{approved}/purchase-intents", None, self.owner)["intentId"]
+        trail = self.client.get(f"{base}/audit", headers=self.owner)
+        assert trail.status_code == 200, trail.get_json()
+        first_event = trail.get_json()["items"][-1]["id"]
         self.ids = {
             "householdId": household, "itemId": item, "outfitId": outfit,
             "submittedRequestId": submitted, "approvedRequestId": approved,
             "intentId": intent, "userId": adult["userId"], "ownerId": self.owner_id,
+            "eventId": first_event,
         }
 
     def resolve(self, case: Case) -> None:

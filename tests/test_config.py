@@ -187,7 +187,8 @@ def test_gunicorn_workers_freeze_their_start_up_objects() -> None:
     import runpy
 
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert settings["worker_class"] == "sync" and settings["forwarded_allow_ips"] == ""
+    assert settings["worker_class"] == "app.serving.BufferingWorker"
+    assert settings["forwarded_allow_ips"] == ""
     before = gc.get_freeze_count()
     try:
         settings["post_worker_init"](object())

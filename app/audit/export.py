@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.audit.chain import canonical, fields_hash, timestamp
+from app.audit.notes import NoteError, open_note
 from app.audit.signing import PublicKeys, Signer
 from app.audit.verify import (
     Entry,
@@ -115,11 +116,27 @@ def _intact(record: dict[str, Any] | None, keys: PublicKeys) -> str | None:
             if fields_hash(fields) != record["hash"]:
                 return "event does not match its hash"
         if record["type"] == "checkpoint":
-            payload = {k: v for k, v in record.items() if k != "signature"}
-            if not keys.verify(payload, record["signature"], record["keyId"]):
-                return "checkpoint does not verify with the public key"
+            return _checkpoint_problem(record, keys)
     except ValueError:  # canonical JSON refuses NaN and infinities
         return "is not canonical JSON"
+    return None
+
+
+def _checkpoint_problem(record: dict[str, Any], keys: PublicKeys) -> str | None:
+    """A checkpoint line holds when its signed note opens with the public key and names its
+    chain and size (rows signed before notes: their signed JSON payload verifies)."""
+    note = record.get("note")
+    if note is None:
+        payload = {k: v for k, v in record.items() if k != "signature"}
+        if not keys.verify(payload, record["signature"], record["keyId"]):
+            return "checkpoint does not verify with the public key"
+        return None
+    try:
+        opened = open_note(str(note), keys.keys)
+    except NoteError:
+        return "checkpoint's note does not verify with the public key"
+    if opened.chain != record["chain"] or opened.size != record["seq"]:
+        return "checkpoint does not match its signed note"
     return None
 
 
