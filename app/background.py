@@ -12,9 +12,32 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
+
+
+class ProcessThread:
+    """One daemon thread per process running ``target``, started on first ``ensure()``: a forked
+    worker starts its own (threads do not survive a fork)."""
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        self._target = target
+        self._name = name
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def ensure(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._target, daemon=True,
+                                                name=self._name)
+                self._thread.start()
 
 
 class BackgroundQueue(Generic[Item]):
@@ -25,12 +48,11 @@ class BackgroundQueue(Generic[Item]):
         self._queue: queue.Queue[Item] = queue.Queue(maxsize=size)
         self._thread_name = thread_name
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._runner = ProcessThread(self._run, thread_name)
         self.dropped = 0
 
     def put(self, item: Item) -> None:
-        self._ensure_thread()
+        self._runner.ensure()
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -48,16 +70,6 @@ class BackgroundQueue(Generic[Item]):
 
         threading.Thread(target=wait, daemon=True, name=f"{self._thread_name}-drain").start()
         return done.wait(timeout)
-
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name=self._thread_name)
-                self._thread.start()
 
     def _run(self) -> None:
         while True:

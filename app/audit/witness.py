@@ -40,6 +40,7 @@ from app.audit.checkpoints import NEW_CHECKPOINTS_KEY, checkpoint_all
 from app.audit.merkle import consistency_proof, leaf_hash, verify_consistency
 from app.audit.notes import Checkpoint, NoteError, open_note
 from app.audit.signing import signer
+from app.background import ProcessThread
 from app.db import utcnow
 from app.models.audit import AuditEvent
 
@@ -199,8 +200,7 @@ class Checkpointer:
         self._lock = threading.Condition()
         self._due: dict[str, float] = {}
         self._notes: list[str] = []
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._runner = ProcessThread(self._run, "audit-checkpoints")
         self._working = threading.Lock()  # one batch at a time; flush() waits for the thread's
 
     def has_witnesses(self) -> bool:
@@ -220,7 +220,7 @@ class Checkpointer:
             if self.has_witnesses():
                 self._notes.extend(notes)
             self._lock.notify()
-        self._ensure_thread()
+        self._runner.ensure()
 
     def flush(self) -> None:
         """Sign every pending chain now and witness everything queued (tests, shutdown)."""
@@ -228,16 +228,6 @@ class Checkpointer:
             due = list(self._due)
             self._due.clear()
         self._work(due)
-
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="audit-checkpoints")
-                self._thread.start()
 
     def _run(self) -> None:
         while True:
