@@ -3,6 +3,12 @@ reset a forgotten password by mail. Passwords are hashed with argon2 (argon2-cff
 are itsdangerous timed signatures that also cover a fingerprint of the current password hash, so
 a token stops working once it has been used (the hash changes) or has expired.
 
+Registration mails a confirmation link (an itsdangerous timed token of the account and its
+address, ``AUTH_EMAIL_VERIFICATION_TTL_SECONDS``, single use: a confirmed address takes no
+second confirmation); ``POST /api/auth/verify-email`` marks the address verified, which household
+invitations require. A completed password reset verifies the address too: the reset mail reached
+it. Addresses are stored in their canonical form (``app.auth.emails``).
+
 A reset request does the same work on the request path whether or not the address has an
 account (the same statements, one audit event, one item handed to the mail queue), and the mail
 is written by the queue's thread (``app.background``): the answer's timing says nothing about
@@ -29,15 +35,17 @@ from pydantic import Field
 from sqlalchemy import select
 
 from app import audit
+from app.auth import clock
+from app.auth.emails import InvalidEmail
 from app.auth.permissions import default_permissions
 from app.auth.providers import Identity, LoginFailed, LoginIn
 from app.auth.schemas import UserOut
 from app.auth.sessions import revoke_all
-from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email
+from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalised_or_none
 from app.background import BackgroundQueue
 from app.db import db, new_id, utcnow
 from app.gateway.contracts import endpoint
-from app.gateway.errors import Conflict, Unauthorized
+from app.gateway.errors import BadRequest, Conflict, Unauthorized, ValidationError
 from app.gateway.schemas import Body, Schema
 from app.hookspecs import hookimpl
 from app.models import User
@@ -47,6 +55,7 @@ log = logging.getLogger(__name__)
 
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$"
 RESET_SALT = "hearthgate.password-reset"
+VERIFY_SALT = "hearthgate.email-verification"
 MAIL_QUEUE_SIZE = 1000
 MAIL_DRAIN_AT_EXIT_SECONDS = 5.0
 
@@ -76,11 +85,11 @@ class LocalAccounts:
         return body.email is not None and body.password is not None
 
     def account_of(self, body: LoginIn) -> str | None:
-        return normalise_email(body.email) if body.email else None
+        return _lookup_form(body.email) if body.email else None
 
     def authenticate(self, body: LoginIn) -> Identity:
         assert body.email is not None and body.password is not None  # noqa: S101 - accepts()
-        email = normalise_email(body.email)
+        email = _lookup_form(body.email)
         user = db.session.scalars(
             select(User).where(User.email == email, User.password_hash.is_not(None))
         ).first()
@@ -94,6 +103,12 @@ class LocalAccounts:
         if hasher.check_needs_rehash(stored):
             user.password_hash = hash_password(body.password)
         return Identity(user=user, method="password", account=email)
+
+
+def _lookup_form(email: str) -> str:
+    """The canonical address, or for one that cannot be an account's, a form that matches none
+    (the same work follows either way)."""
+    return normalised_or_none(email) or email.strip().lower()
 
 
 # -- registration and resets -----------------------------------------------------------------
@@ -120,12 +135,35 @@ class ResetConfirmIn(Body):
     password: str = Field(min_length=10, max_length=1024)
 
 
-def _serializer() -> URLSafeTimedSerializer:
+class VerifyEmailIn(Body):
+    token: str = Field(min_length=1, max_length=1000)
+
+
+def _serializer(salt: str = RESET_SALT) -> URLSafeTimedSerializer:
     config = current_app.config
     secret = config.get("AUTH_PASSWORD_RESET_SECRET") or config.get("AUTH_JWT_SECRET")
     if not secret:
         raise RuntimeError("AUTH_PASSWORD_RESET_SECRET is unset")
-    return URLSafeTimedSerializer(str(secret), salt=RESET_SALT)
+    return URLSafeTimedSerializer(str(secret), salt=salt)
+
+
+def email_verification_token(user: User) -> str:
+    """The code of the confirmation link for ``user``'s current address."""
+    return str(_serializer(VERIFY_SALT).dumps({"u": user.id, "e": user.email}))
+
+
+def _queue_verification_mail(user: User) -> None:
+    assert user.email is not None  # noqa: S101 - local accounts have an address
+    token = email_verification_token(user)
+    hours = int(current_app.config["AUTH_EMAIL_VERIFICATION_TTL_SECONDS"]) // 3600
+    base = current_app.config.get("PUBLIC_SPA_URL")
+    link = f"{str(base).rstrip('/')}/#/verify-email?token={token}\n\nor use this code:\n\n" \
+        if base else ""
+    _queue_mail(user.email, "Confirm your email address for Hearthgate",
+                "Someone (we hope you) created a Hearthgate account with this address. To "
+                f"confirm it is yours, within {hours} hours open\n\n{link}{token}\n\n"
+                "If it was not you, do not confirm: ask for a password reset instead, which "
+                "gives the account to whoever reads this mail.\n")
 
 
 Sender = Callable[[str, str, str], None]
@@ -188,7 +226,11 @@ def _queue_mail(to: str | None, subject: str, body: str) -> None:
           "10 a minute by default, shared with every anonymous route). Password reset and login "
           "answer alike for known and unknown addresses.")
 def register(body: RegisterIn) -> dict[str, Any]:
-    email = normalise_email(body.email)
+    try:
+        email = normalise_email(body.email)
+    except InvalidEmail as refused:
+        raise ValidationError("Request failed validation",
+                              details=[{"field": "email", "message": str(refused)}]) from None
     if email_taken(db.session, email):
         raise Conflict("An account with this email exists")
     user = User(id=new_id("usr"), email=email, name=body.name, issuer=LOCAL_ISSUER,
@@ -198,7 +240,30 @@ def register(body: RegisterIn) -> dict[str, Any]:
     db.session.add(user)
     db.session.flush()
     audit.record("users.register", resource=f"user:{user.id}", principal_id=user.id)
+    _queue_verification_mail(user)
     return {"user": user}
+
+
+@bp.post("/verify-email")
+@endpoint(auth="public", body=VerifyEmailIn, status=204, tags=("auth",), errors=(400,),
+          summary="Confirm a local account's address with the code mailed at registration",
+          description="Single use: the code names the account and its address, and is valid "
+          "`AUTH_EMAIL_VERIFICATION_TTL_SECONDS`. A bad, expired or already used code is 400. "
+          "A confirmed address may accept household invitations sent to it.")
+def verify_email(body: VerifyEmailIn) -> None:
+    ttl = int(current_app.config["AUTH_EMAIL_VERIFICATION_TTL_SECONDS"])
+    try:
+        data = _serializer(VERIFY_SALT).loads(body.token, max_age=ttl)
+    except BadSignature:  # SignatureExpired is one
+        data = None
+    user = db.session.get(User, str(data.get("u"))) if isinstance(data, dict) else None
+    if (user is None or user.email is None or user.email_verified_at is not None
+            or not isinstance(data, dict) or data.get("e") != user.email):
+        audit.record_denial("users.email_verified",
+                            details={"reason": "bad, expired or used code"})
+        raise BadRequest("Invalid, expired or already used confirmation code")
+    user.email_verified_at = clock.now()
+    audit.record("users.email_verified", resource=f"user:{user.id}", principal_id=user.id)
 
 
 @bp.post("/reset-password")
@@ -209,7 +274,7 @@ def register(body: RegisterIn) -> dict[str, Any]:
           "the address has a local account; the mail is sent off the request path, so neither "
           "the body nor the timing says whether the account exists.")
 def reset_password(body: ResetIn) -> None:
-    email = normalise_email(body.email)
+    email = _lookup_form(body.email)
     user = db.session.scalars(
         select(User).where(User.email == email, User.password_hash.is_not(None))
     ).first()
@@ -228,7 +293,9 @@ def reset_password(body: ResetIn) -> None:
 
 @bp.post("/reset-password/confirm")
 @endpoint(auth="public", body=ResetConfirmIn, status=204, tags=("auth",), errors=(401,),
-          summary="Set a new password with a reset token (single use)")
+          summary="Set a new password with a reset token (single use); ends every session",
+          description="Every session of the account ends (their refresh tokens stop working at "
+          "once), and the address counts as verified: the reset mail reached it.")
 def reset_password_confirm(body: ResetConfirmIn) -> None:
     ttl = int(current_app.config["AUTH_PASSWORD_RESET_TTL_SECONDS"])
     try:
@@ -244,6 +311,8 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
         raise Unauthorized("Invalid or expired reset token")
     user.password_hash = hash_password(body.password)
     user.updated_at = utcnow()
+    if user.email_verified_at is None:  # the reset mail reached the address
+        user.email_verified_at = clock.now()
     revoke_all(user.id)
     audit.record("auth.reset.confirm", resource=f"user:{user.id}", principal_id=user.id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask
@@ -38,6 +39,8 @@ class AuthActions:
             return user
 
     def token(self, user: User, permissions: list[str] | None = None, **claims: Any) -> str:
+        """A genuine access token of a session whose login is now (``auth_time``), unless
+        ``claims`` say otherwise."""
         minted = self.app.extensions["hearthgate.tokens"].mint(
             {
                 "sub": user.id,
@@ -45,6 +48,7 @@ class AuthActions:
                 "name": user.name,
                 "permissions": list(user.permissions if permissions is None else permissions),
                 "sid": "rtf_test",
+                "auth_time": int(time.time()),
                 **claims,
             }
         )
