@@ -44,6 +44,9 @@ CASES = [
     Case("PATCH", "/api/households/<household_id>/members/<user_id>", lambda w: {"role": "child"},
          roles=OWNER_ONLY),
     Case("DELETE", "/api/households/<household_id>/members/<user_id>", ok=204, roles=OWNER_ONLY),
+    Case("GET", "/api/households/<household_id>/invitations", roles=OWNER_ONLY),
+    Case("DELETE", "/api/households/<household_id>/invitations/<invitation_id>", ok=204,
+         roles=OWNER_ONLY),
     Case("GET", "/api/households/<household_id>/items"),
     Case("POST", "/api/households/<household_id>/items", lambda w: {"name": "Gloves"}, ok=201),
     Case("GET", "/api/households/<household_id>/items/<item_id>"),
@@ -71,8 +74,11 @@ def world(app: Flask, auth: AuthActions) -> dict[str, Any]:
     item = client.post(f"/api/households/{home}/items", json={"name": "Coat"}, headers=h).get_json()["id"]
     outfit = client.post(f"/api/households/{home}/outfits", json={"name": "O", "itemIds": [item]},
                          headers=h).get_json()["id"]
+    invitation = client.post(f"/api/households/{home}/members",
+                             json={"email": "invitee@example.test", "role": "adult"},
+                             headers=h).get_json()["id"]
     return {"users": users, "ids": {"household_id": home, "item_id": item, "outfit_id": outfit,
-                                    "user_id": target.id}}
+                                    "user_id": target.id, "invitation_id": invitation}}
 
 
 def _path(rule: str, ids: dict[str, str]) -> str:
