@@ -128,7 +128,8 @@ def revoke_invitation(household: HouseholdScope, invitation_id: str) -> Reply:
         .values(status="REVOKED", decided_at=now, decided_by=household.user_id)
     )
     if revoked.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict("The invitation is no longer pending", status=status_of(invitation))
+        raise Conflict("The invitation is no longer pending",
+                       invitationStatus=status_of(invitation))
     audit.record("invitation.revoked", household_id=household.id,
                  resource=f"invitation:{invitation.id}")
     return Reply(status=204)
@@ -187,7 +188,7 @@ def _answerable(invitation_id: str, principal: Principal, action: str) -> tuple[
     if status == "EXPIRED":
         raise Gone("The invitation has expired")
     if status != "PENDING":
-        raise Conflict("The invitation is no longer pending", status=status)
+        raise Conflict("The invitation is no longer pending", invitationStatus=status)
     return invitation, user
 
 
