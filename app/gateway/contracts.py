@@ -77,6 +77,9 @@ class Contract:
     errors: tuple[int, ...] = ()
     headers: tuple[Header, ...] = ()
     step_up: bool = False  # needs a login at most STEP_UP_MAX_AGE_SECONDS old (RFC 9470)
+    # The path parameter that the id a creating operation returns fills, when it is not the one
+    # after the creator's own path (OpenAPI links; ``POST …/members`` creates an invitation).
+    creates: str | None = None
 
 
 @dataclass
@@ -126,6 +129,7 @@ def endpoint(
     errors: Iterable[int] = (),
     headers: Iterable[Header] = (),
     step_up: bool = False,
+    creates: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare a route's contract; the gateway enforces it and OpenAPI documents it."""
     contract = Contract(
@@ -150,6 +154,7 @@ def endpoint(
         errors=tuple(errors),
         headers=tuple(headers),
         step_up=step_up,
+        creates=creates,
     )
     if step_up and auth != "bearer":
         raise ValueError("step-up needs a bearer principal")

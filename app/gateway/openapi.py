@@ -117,6 +117,8 @@ def _created_parameter(source: _Operation, operations: list[_Operation]) -> str 
     follows the creator's path in another route (``POST .../items`` → ``.../items/<item_id>``)."""
     if source.method != "POST" or source.contract.status != 201 or source.contract.response is None:
         return None
+    if source.contract.creates is not None:
+        return source.contract.creates
     prefix = source.rule.rstrip("/") + "/"
     for other in operations:
         if other.rule.startswith(prefix):

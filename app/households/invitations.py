@@ -64,6 +64,7 @@ def _out(invitation: Invitation) -> InvitationOut:
 @bp.post("/households/<household_id>/members")
 @endpoint(permissions=["members:manage"], body=MemberIn, response=InvitationOut, status=201,
           household=True, roles=OWNER, tags=["members", *TAGS], errors=[409],
+          creates="invitation_id",
           summary="Invite someone by email (owner): an invitation, not yet a membership",
           description="The invited person becomes a member when they accept it, logged in with "
           "this address verified (`GET /api/invitations`, `POST /api/invitations/{id}/accept`), "
