@@ -45,7 +45,8 @@ from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalise
 from app.background import BackgroundQueue
 from app.db import db, new_id, utcnow
 from app.gateway.contracts import endpoint
-from app.gateway.errors import BadRequest, Conflict, Unauthorized, ValidationError
+from app.gateway.errors import BadRequest, Conflict, Forbidden, Unauthorized, ValidationError
+from app.gateway.principal import Principal
 from app.gateway.schemas import Body, Schema
 from app.hookspecs import hookimpl
 from app.models import User
@@ -133,6 +134,11 @@ class ResetIn(Body):
 class ResetConfirmIn(Body):
     token: str = Field(min_length=1, max_length=1000)
     password: str = Field(min_length=10, max_length=1024)
+
+
+class ChangePasswordIn(Body):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=10, max_length=1024)
 
 
 class VerifyEmailIn(Body):
@@ -315,6 +321,36 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
         user.email_verified_at = clock.now()
     revoke_all(user.id)
     audit.record("auth.reset.confirm", resource=f"user:{user.id}", principal_id=user.id)
+
+
+@bp.post("/password")
+@endpoint(auth="bearer", body=ChangePasswordIn, status=204, tags=("auth",), errors=(403, 429),
+          sensitive=True,
+          summary="Change the caller's password; ends every session of the account",
+          description="Needs the current password (a wrong one is 403 and counts as a failed "
+          "login of the account, `AUTH_LOGIN_FAILURES_PER_ACCOUNT`). Every session of the "
+          "account ends, this one included: log in again with the new password.")
+def change_password(body: ChangePasswordIn, principal: Principal) -> None:
+    from app.auth.throttle import login_throttle
+
+    user = db.session.get(User, principal.user_id)
+    if user is None or user.password_hash is None or user.email is None:
+        raise Forbidden("This account has no password")
+    throttle = login_throttle()
+    throttle.check(user.email)
+    try:
+        hasher.verify(user.password_hash, body.current_password)
+    except (VerificationError, InvalidHashError):
+        throttle.failed(None, user.email)
+        audit.record_denial("auth.password.change", principal_id=user.id,
+                            details={"reason": "wrong current password"})
+        raise Forbidden("The current password is wrong") from None
+    throttle.succeeded(user.email)
+    user.password_hash = hash_password(body.new_password)
+    user.updated_at = utcnow()
+    ended = revoke_all(user.id)
+    audit.record("auth.password.change", resource=f"user:{user.id}", principal_id=user.id,
+                 details={"revoked": ended})
 
 
 # -- hooks -----------------------------------------------------------------------------------

@@ -343,6 +343,31 @@ def test_a_password_reset_ends_every_session(make_app: Any) -> None:
     assert [s["current"] for s in sessions_of(app, fresh["token"]).json["items"]] == [True]
 
 
+def test_a_password_change_ends_every_session(make_app: Any) -> None:
+    app = local_app(make_app)
+    a, b = register_and_login(app), register_and_login(app)
+    other = register_and_login(app, "someone@example.test")
+    client = app.test_client()
+    new_password = "another horse battery staple"  # noqa: S105 - a test password
+    before = _tables_but_audit(app)
+    wrong = client.post("/api/auth/password", headers=bearer(a["token"]), json={
+        "currentPassword": "not the password", "newPassword": new_password})
+    assert wrong.status_code == 403
+    assert _tables_but_audit(app) == before  # nothing changed, every session still live
+    changed = client.post("/api/auth/password", headers=bearer(a["token"]), json={
+        "currentPassword": PASSWORD, "newPassword": new_password})
+    assert changed.status_code == 204
+    for pair in (a, b):  # this session included
+        assert refresh(app, pair["refreshToken"]).status_code == 401
+    assert refresh(app, other["refreshToken"]).status_code == 200
+    assert client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                "password": PASSWORD}).status_code == 401
+    assert client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                "password": new_password}).status_code == 200
+    assert [e.details["revoked"] for e in events(app, "auth.password.change")
+            if e.decision == "allowed"] == [2]
+
+
 def test_sessions_need_a_bearer(make_app: Any) -> None:
     app = local_app(make_app)
     client = app.test_client()
