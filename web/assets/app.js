@@ -46,7 +46,12 @@ async function attempt(action, done) {
   }
 }
 
+const PUBLIC_VIEWS = new Set(["Log in", "Confirm your email address"]);
+
 function show(title, ...sections) {
+  // A view whose data arrived after the session ended (a failed refresh) is not drawn.
+  document.getElementById("nav").hidden = !loggedIn();
+  if (!loggedIn() && !PUBLIC_VIEWS.has(title)) { loginView(); return; }
   main.replaceChildren(el("h1", {}, title), ...sections);
   document.title = `${title} · Hearthgate`;
   main.focus();
