@@ -587,3 +587,44 @@ def test_a_concurrent_first_login_of_the_same_identity_or_email_is_not_a_500(
         assert user.name == "Other"  # the winner's row
     else:
         assert user.email is None and user.name == "Racer"  # created, without the taken email
+
+
+def test_the_migration_gives_earlier_families_a_session(tmp_path: Any) -> None:
+    """Refresh families opened before the sessions table: one session each, live or ended as
+    their tokens are."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from app.cli import MIGRATIONS
+    from app.db import build_engine
+
+    engine = build_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    command.upgrade(config, "h5a")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO users (id, email, name, permissions, disabled, created_at, updated_at) "
+            "VALUES ('usr_a', 'a@example.test', 'A', '[]', 0, '2026-01-01', '2026-01-01')"))
+        for token, family, created, revoked in (
+                ("rt_1", "rtf_live", "2026-01-01 10:00:00", None),
+                ("rt_2", "rtf_live", "2026-01-02 10:00:00", None),
+                ("rt_3", "rtf_gone", "2026-01-01 10:00:00", "2026-01-03 10:00:00")):
+            connection.execute(text(
+                "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, "
+                "expires_at, revoked_at) VALUES (:id, 'usr_a', :family, :hash, :created, "
+                "'2026-02-01 10:00:00', :revoked)"),
+                {"id": token, "family": family, "hash": token * 16, "created": created,
+                 "revoked": revoked})
+    command.upgrade(config, "heads")
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT id, user_id, auth_time, last_used_at, ended_at FROM auth_sessions "
+            "ORDER BY id")).all()
+    engine.dispose()
+    assert [(r[0], r[1], str(r[2])[:19], str(r[3])[:19], r[4] is not None) for r in rows] == [
+        ("rtf_gone", "usr_a", "2026-01-01 10:00:00", "2026-01-01 10:00:00", True),
+        ("rtf_live", "usr_a", "2026-01-01 10:00:00", "2026-01-02 10:00:00", False),
+    ]
