@@ -45,7 +45,7 @@ from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalise
 from app.background import BackgroundQueue
 from app.db import db, new_id, utcnow
 from app.gateway.contracts import endpoint
-from app.gateway.errors import BadRequest, Conflict, Forbidden, Unauthorized, ValidationError
+from app.gateway.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
 from app.gateway.principal import Principal
 from app.gateway.schemas import Body, Schema
 from app.hookspecs import hookimpl
@@ -222,7 +222,7 @@ def _queue_mail(to: str | None, subject: str, body: str) -> None:
 
 @bp.post("/register")
 @endpoint(auth="public", body=RegisterIn, response=RegisteredOut, status=201, tags=("auth",),
-          errors=(409,),
+          errors=(409, 422),
           summary="Create a local account; 409 reveals that the email already has an account",
           description="409 when the email already belongs to an account (local, or a login "
           "through the identity provider), including the losers of concurrent registrations of "
@@ -230,13 +230,15 @@ def _queue_mail(to: str | None, subject: str, body: str) -> None:
           "it, so that a person learns at once to log in or reset instead. What bounds "
           "enumeration through it is the per-IP anonymous rate limit (`RATELIMIT_ANONYMOUS`, "
           "10 a minute by default, shared with every anonymous route). Password reset and login "
-          "answer alike for known and unknown addresses.")
+          "answer alike for known and unknown addresses. 422 for an address whose domain is not "
+          "a valid internationalised domain name or mixes scripts (a look-alike of another); "
+          "addresses are compared in one canonical form (NFKC, lower case, IDNA UTS #46).")
 def register(body: RegisterIn) -> dict[str, Any]:
     try:
         email = normalise_email(body.email)
     except InvalidEmail as refused:
-        raise ValidationError("Request failed validation",
-                              details=[{"field": "email", "message": str(refused)}]) from None
+        raise Unprocessable("This email address cannot be used",
+                            details=[{"field": "email", "message": str(refused)}]) from None
     if email_taken(db.session, email):
         raise Conflict("An account with this email exists")
     user = User(id=new_id("usr"), email=email, name=body.name, issuer=LOCAL_ISSUER,

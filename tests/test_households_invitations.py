@@ -205,7 +205,8 @@ def test_invitations_refuse_duplicates_and_members(home: dict[str, Any]) -> None
 def test_a_confusable_or_invalid_domain_is_refused(home: dict[str, Any], email: str) -> None:
     before = snapshot(home["app"])
     refused = invite(home, email)
-    assert refused.status_code == 400 and refused.get_json()["error"] == "ValidationError"
+    assert refused.status_code == 422 and refused.get_json()["error"] == "UnprocessableEntity"
+    assert refused.get_json()["details"][0]["field"] == "email"
     assert snapshot(home["app"]) == before
 
 

@@ -23,7 +23,7 @@ from app.auth.emails import InvalidEmail
 from app.auth.users import normalise_email
 from app.db import db
 from app.gateway.contracts import Call, Reply, endpoint
-from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, ValidationError
+from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from app.gateway.pagination import paginate
 from app.gateway.principal import Principal
 from app.gateway.schemas import PageQuery
@@ -63,19 +63,21 @@ def _out(invitation: Invitation) -> InvitationOut:
 
 @bp.post("/households/<household_id>/members")
 @endpoint(permissions=["members:manage"], body=MemberIn, response=InvitationOut, status=201,
-          household=True, roles=OWNER, tags=["members", *TAGS], errors=[409],
+          household=True, roles=OWNER, tags=["members", *TAGS], errors=[409, 422],
           creates="invitation_id",
           summary="Invite someone by email (owner): an invitation, not yet a membership",
           description="The invited person becomes a member when they accept it, logged in with "
           "this address verified (`GET /api/invitations`, `POST /api/invitations/{id}/accept`), "
           "within `INVITATION_TTL_SECONDS`. Whether the address has an account is not revealed. "
-          "409 when the address is a member already or has a pending invitation here.")
+          "409 when the address is a member already or has a pending invitation here; 422 for an "
+          "address whose domain is not a valid internationalised domain name or mixes scripts "
+          "(a look-alike of another).")
 def invite(household: HouseholdScope, body: MemberIn) -> InvitationOut:
     try:
         email = normalise_email(body.email)
     except InvalidEmail as refused:
-        raise ValidationError("Request failed validation",
-                              details=[{"field": "email", "message": str(refused)}]) from None
+        raise Unprocessable("This email address cannot be used",
+                            details=[{"field": "email", "message": str(refused)}]) from None
     member = db.session.scalars(
         household.select(Member).join(User, User.id == Member.user_id).where(User.email == email)
     ).first()
