@@ -19,8 +19,7 @@ pytest_plugins = ["tests.identity_fixtures"]
 pytestmark = pytest.mark.usefixtures("secret_watch")
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test password
-CHALLENGE = ('Bearer error="insufficient_user_authentication", '
-             'error_description="A more recent authentication is required", max_age={age}')
+CHALLENGE = 'Bearer error="insufficient_user_authentication", max_age={age}'  # RFC 9470
 
 
 @pytest.fixture

@@ -301,9 +301,8 @@ def _check_recent_login(call: Call) -> None:
     raise Unauthorized(
         "This needs a recent login: please authenticate again", error="StepUpRequired",
         maxAge=max_age,
-        headers={"WWW-Authenticate": 'Bearer error="insufficient_user_authentication", '
-                 f'error_description="A more recent authentication is required", '
-                 f"max_age={max_age}"},
+        headers={"WWW-Authenticate":
+                 f'Bearer error="insufficient_user_authentication", max_age={max_age}'},
     )
 
 
