@@ -83,6 +83,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUTH_JWT_AUDIENCE", "str", "hearthgate-api", "aud of internal tokens"),
     Setting("AUTH_ACCESS_TOKEN_TTL_SECONDS", "int", 3600, "lifetime of an access token"),
     Setting("AUTH_REFRESH_TOKEN_TTL_SECONDS", "int", 30 * 24 * 3600, "lifetime of a refresh token"),
+    Setting("AUTH_REFRESH_REUSE_GRACE_SECONDS", "int", 10,
+            "a spent refresh token presented again this soon after its rotation gets 409 and "
+            "revokes nothing (two tabs refreshing at once); later it revokes its session "
+            "(0: always)"),
+    Setting("STEP_UP_MAX_AGE_SECONDS", "int", 900,
+            "creating a purchase intent and confirming checkout need a login at most this old "
+            "(else 401 insufficient_user_authentication)"),
+    Setting("AUTH_EMAIL_VERIFICATION_TTL_SECONDS", "int", 3 * 24 * 3600,
+            "lifetime of the email confirmation link mailed at registration"),
+    Setting("PUBLIC_SPA_URL", "str", None,
+            "the SPA's public URL, for links in mail (unset: mail carries the code alone)"),
+    Setting("INVITATION_TTL_SECONDS", "int", 7 * 24 * 3600,
+            "how long a household invitation can be accepted"),
     Setting("AUTH_VERIFIED_TOKEN_CACHE_SIZE", "int", 10000,
             "verified access tokens remembered per worker until they expire (0: verify always)"),
     Setting("AUTH_OIDC_ISSUER", "str", None, "OpenID provider issuer URL"),

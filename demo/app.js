@@ -10,6 +10,7 @@ apiInput.value = params.get("api") || "http://127.0.0.1:8000";
 const session = {
   a: null,          // {token, user}
   b: null,
+  aConfirmed: false,  // the requester's address is confirmed (invitations need it)
   householdId: null,
   requestId: null,
   intentId: null,
@@ -45,7 +46,7 @@ async function api(method, path, { token, body } = {}) {
   } catch (_) {
     data = null;  // not JSON (a proxy's error page): report the status alone
   }
-  log(`${method} ${path.replace(/\/(hh|req|pi)_[a-z0-9]+/g, "/$1_…")} → ${response.status}`);
+  log(`${method} ${path.replace(/\/(hh|req|pi|inv)_[a-z0-9]+/g, "/$1_…")} → ${response.status}`);
   if (!response.ok) {
     const message = data && data.message ? data.message : response.statusText;
     throw new Error(`${response.status} ${message}`);
@@ -65,7 +66,20 @@ async function registerAndLogin(who) {
   const login = await api("POST", "/api/auth/login", { body: { email, password } });
   session[who] = { token: login.token, user: login.user };
   status(`${who}-status`, `logged in as ${login.user.email}`);
-  $("create-household").disabled = !(session.a && session.b);
+  if (who === "a") { $("a-code").disabled = false; $("a-confirm").disabled = false; }
+  ready();
+}
+
+function ready() {
+  $("create-household").disabled = !(session.a && session.b && session.aConfirmed);
+}
+
+// The code mailed at registration (development: a file in the service's instance/mail folder).
+async function confirmAddress() {
+  await api("POST", "/api/auth/verify-email", { body: { token: $("a-code").value.trim() } });
+  session.aConfirmed = true;
+  status("a-status", `logged in as ${session.a.user.email}, address confirmed`);
+  ready();
 }
 
 async function step(id, run) {
@@ -85,13 +99,15 @@ async function step(id, run) {
 
 $("a-login").addEventListener("click", () => step("a-login", () => registerAndLogin("a")));
 $("b-login").addEventListener("click", () => step("b-login", () => registerAndLogin("b")));
+$("a-confirm").addEventListener("click", () => step("a-confirm", confirmAddress));
 
 $("create-household").addEventListener("click", () => step("create-household", async () => {
   const household = await api("POST", "/api/households", { token: session.b.token, body: { name: "Home" } });
   session.householdId = household.id;
-  await api("POST", `/api/households/${household.id}/members`,
+  const invitation = await api("POST", `/api/households/${household.id}/members`,
             { token: session.b.token, body: { email: session.a.user.email, role: "adult" } });
-  status("household-status", "Home: approver is owner, requester is adult");
+  await api("POST", `/api/invitations/${invitation.id}/accept`, { token: session.a.token, body: {} });
+  status("household-status", "Home: approver is owner, requester is adult (invited, accepted)");
   $("create-request").disabled = false;
 }));
 

@@ -85,10 +85,13 @@ class OidcLogin:
         return Identity(user=self.user_for(claims), method="oidc", claims=claims)
 
     def user_for(self, claims: dict[str, Any]) -> User:
-        # An unverified email is not copied: it could name someone else's address.
+        # An email the provider says is unverified is not copied: it could name someone else's
+        # address. Only an explicit ``email_verified: true`` makes it a verified address (one
+        # that may accept household invitations).
+        verified = claims.get("email_verified") is True
         email = _claim(claims, "email") if claims.get("email_verified", True) is True else None
         return upsert_identity(db.session, claims["iss"], claims["sub"], email,
-                               _claim(claims, "name"))
+                               _claim(claims, "name"), email_verified=verified)
 
 
 def oidc() -> OidcLogin:

@@ -3,6 +3,12 @@ reset a forgotten password by mail. Passwords are hashed with argon2 (argon2-cff
 are itsdangerous timed signatures that also cover a fingerprint of the current password hash, so
 a token stops working once it has been used (the hash changes) or has expired.
 
+Registration mails a confirmation link (an itsdangerous timed token of the account and its
+address, ``AUTH_EMAIL_VERIFICATION_TTL_SECONDS``, single use: a confirmed address takes no
+second confirmation); ``POST /api/auth/verify-email`` marks the address verified, which household
+invitations require. A completed password reset verifies the address too: the reset mail reached
+it. Addresses are stored in their canonical form (``app.auth.emails``).
+
 A reset request does the same work on the request path whether or not the address has an
 account (the same statements, one audit event, one item handed to the mail queue), and the mail
 is written by the queue's thread (``app.background``): the answer's timing says nothing about
@@ -26,19 +32,22 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, Flask, current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import Field
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.auth import clock
+from app.auth.emails import InvalidEmail
 from app.auth.permissions import default_permissions
 from app.auth.providers import Identity, LoginFailed, LoginIn
 from app.auth.schemas import UserOut
 from app.auth.sessions import revoke_all
-from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email
+from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalised_or_none
 from app.background import BackgroundQueue
 from app.db import db, new_id, utcnow
 from app.gateway.contracts import endpoint
-from app.gateway.errors import Conflict, Unauthorized
+from app.gateway.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
+from app.gateway.principal import Principal
 from app.gateway.schemas import Body, Schema
 from app.hookspecs import hookimpl
 from app.models import User
@@ -48,6 +57,7 @@ log = logging.getLogger(__name__)
 
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$"
 RESET_SALT = "hearthgate.password-reset"
+VERIFY_SALT = "hearthgate.email-verification"
 MAIL_QUEUE_SIZE = 1000
 MAIL_DRAIN_AT_EXIT_SECONDS = 5.0
 
@@ -77,11 +87,11 @@ class LocalAccounts:
         return body.email is not None and body.password is not None
 
     def account_of(self, body: LoginIn) -> str | None:
-        return normalise_email(body.email) if body.email else None
+        return _lookup_form(body.email) if body.email else None
 
     def authenticate(self, body: LoginIn) -> Identity:
         assert body.email is not None and body.password is not None  # noqa: S101 - accepts()
-        email = normalise_email(body.email)
+        email = _lookup_form(body.email)
         user = db.session.scalars(
             select(User).where(User.email == email, User.password_hash.is_not(None))
         ).first()
@@ -98,6 +108,12 @@ class LocalAccounts:
         if hasher.check_needs_rehash(stored):
             user.password_hash = hash_password(body.password)
         return Identity(user=user, method="password", account=email)
+
+
+def _lookup_form(email: str) -> str:
+    """The canonical address, or for one that cannot be an account's, a form that matches none
+    (the same work follows either way)."""
+    return normalised_or_none(email) or email.strip().lower()
 
 
 # -- registration and resets -----------------------------------------------------------------
@@ -124,12 +140,40 @@ class ResetConfirmIn(Body):
     password: str = Field(min_length=10, max_length=1024)
 
 
-def _serializer() -> URLSafeTimedSerializer:
+class ChangePasswordIn(Body):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=10, max_length=1024)
+
+
+class VerifyEmailIn(Body):
+    token: str = Field(min_length=1, max_length=1000)
+
+
+def _serializer(salt: str = RESET_SALT) -> URLSafeTimedSerializer:
     config = current_app.config
     secret = config.get("AUTH_PASSWORD_RESET_SECRET") or config.get("AUTH_JWT_SECRET")
     if not secret:
         raise RuntimeError("AUTH_PASSWORD_RESET_SECRET is unset")
-    return URLSafeTimedSerializer(str(secret), salt=RESET_SALT)
+    return URLSafeTimedSerializer(str(secret), salt=salt)
+
+
+def email_verification_token(user: User) -> str:
+    """The code of the confirmation link for ``user``'s current address."""
+    return str(_serializer(VERIFY_SALT).dumps({"u": user.id, "e": user.email}))
+
+
+def _queue_verification_mail(user: User) -> None:
+    assert user.email is not None  # noqa: S101 - local accounts have an address
+    token = email_verification_token(user)
+    hours = int(current_app.config["AUTH_EMAIL_VERIFICATION_TTL_SECONDS"]) // 3600
+    base = current_app.config.get("PUBLIC_SPA_URL")
+    link = f"{str(base).rstrip('/')}/#/verify-email?token={token}\n\nor use this code:\n\n" \
+        if base else ""
+    _queue_mail(user.email, "Confirm your email address for Hearthgate",
+                "Someone (we hope you) created a Hearthgate account with this address. To "
+                f"confirm it is yours, within {hours} hours open\n\n{link}{token}\n\n"
+                "If it was not you, do not confirm: ask for a password reset instead, which "
+                "gives the account to whoever reads this mail.\n")
 
 
 Sender = Callable[[str, str, str], None]
@@ -182,7 +226,7 @@ def _queue_mail(to: str | None, subject: str, body: str) -> None:
 
 @bp.post("/register")
 @endpoint(auth="public", body=RegisterIn, response=RegisteredOut, status=201, tags=("auth",),
-          errors=(409,),
+          errors=(409, 422),
           summary="Create a local account; 409 reveals that the email already has an account",
           description="409 when the email already belongs to an account (local, or a login "
           "through the identity provider), including the losers of concurrent registrations of "
@@ -190,9 +234,15 @@ def _queue_mail(to: str | None, subject: str, body: str) -> None:
           "it, so that a person learns at once to log in or reset instead. What bounds "
           "enumeration through it is the per-IP anonymous rate limit (`RATELIMIT_ANONYMOUS`, "
           "10 a minute by default, shared with every anonymous route). Password reset and login "
-          "answer alike for known and unknown addresses.")
+          "answer alike for known and unknown addresses. 422 for an address whose domain is not "
+          "a valid internationalised domain name or mixes scripts (a look-alike of another); "
+          "addresses are compared in one canonical form (NFKC, lower case, IDNA UTS #46).")
 def register(body: RegisterIn) -> dict[str, Any]:
-    email = normalise_email(body.email)
+    try:
+        email = normalise_email(body.email)
+    except InvalidEmail as refused:
+        raise Unprocessable("This email address cannot be used",
+                            details=[{"field": "email", "message": str(refused)}]) from None
     password_hash = hash_password(body.password)  # before the transaction: argon2 is slow
     if email_taken(db.session, email):
         raise Conflict("An account with this email exists")
@@ -207,7 +257,30 @@ def register(body: RegisterIn) -> dict[str, Any]:
     except IntegrityError:
         raise Conflict("An account with this email exists") from None
     audit.record("users.register", resource=f"user:{user.id}", principal_id=user.id)
+    _queue_verification_mail(user)
     return {"user": user}
+
+
+@bp.post("/verify-email")
+@endpoint(auth="public", body=VerifyEmailIn, status=204, tags=("auth",), errors=(400,),
+          summary="Confirm a local account's address with the code mailed at registration",
+          description="Single use: the code names the account and its address, and is valid "
+          "`AUTH_EMAIL_VERIFICATION_TTL_SECONDS`. A bad, expired or already used code is 400. "
+          "A confirmed address may accept household invitations sent to it.")
+def verify_email(body: VerifyEmailIn) -> None:
+    ttl = int(current_app.config["AUTH_EMAIL_VERIFICATION_TTL_SECONDS"])
+    try:
+        data = _serializer(VERIFY_SALT).loads(body.token, max_age=ttl)
+    except BadSignature:  # SignatureExpired is one
+        data = None
+    user = db.session.get(User, str(data.get("u"))) if isinstance(data, dict) else None
+    if (user is None or user.email is None or user.email_verified_at is not None
+            or not isinstance(data, dict) or data.get("e") != user.email):
+        audit.record_denial("users.email_verified",
+                            details={"reason": "bad, expired or used code"})
+        raise BadRequest("Invalid, expired or already used confirmation code")
+    user.email_verified_at = clock.now()
+    audit.record("users.email_verified", resource=f"user:{user.id}", principal_id=user.id)
 
 
 @bp.post("/reset-password")
@@ -218,7 +291,7 @@ def register(body: RegisterIn) -> dict[str, Any]:
           "the address has a local account; the mail is sent off the request path, so neither "
           "the body nor the timing says whether the account exists.")
 def reset_password(body: ResetIn) -> None:
-    email = normalise_email(body.email)
+    email = _lookup_form(body.email)
     user = db.session.scalars(
         select(User).where(User.email == email, User.password_hash.is_not(None))
     ).first()
@@ -237,7 +310,9 @@ def reset_password(body: ResetIn) -> None:
 
 @bp.post("/reset-password/confirm")
 @endpoint(auth="public", body=ResetConfirmIn, status=204, tags=("auth",), errors=(401,),
-          summary="Set a new password with a reset token (single use)")
+          summary="Set a new password with a reset token (single use); ends every session",
+          description="Every session of the account ends (their refresh tokens stop working at "
+          "once), and the address counts as verified: the reset mail reached it.")
 def reset_password_confirm(body: ResetConfirmIn) -> None:
     ttl = int(current_app.config["AUTH_PASSWORD_RESET_TTL_SECONDS"])
     try:
@@ -253,10 +328,12 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
         audit.record_denial("auth.reset.confirm", details={"reason": "used or unknown token"})
         raise Unauthorized("Invalid or expired reset token")
     # Single use under concurrent confirmations too: the hash changes only from the one the token
-    # was signed for, and the row lock makes every other confirmation see the new hash.
+    # was signed for, and the row lock makes every other confirmation see the new hash. The reset
+    # mail reached the address, so it is verified now if it was not before.
     changed = db.session.execute(
         update(User).where(User.id == user.id, User.password_hash == user.password_hash)
-        .values(password_hash=new_hash, updated_at=utcnow())
+        .values(password_hash=new_hash, updated_at=utcnow(),
+                email_verified_at=func.coalesce(User.email_verified_at, clock.now()))
         .execution_options(synchronize_session=False)
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
@@ -265,6 +342,36 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
         raise Unauthorized("Invalid or expired reset token")
     revoke_all(user.id)
     audit.record("auth.reset.confirm", resource=f"user:{user.id}", principal_id=user.id)
+
+
+@bp.post("/password")
+@endpoint(auth="bearer", body=ChangePasswordIn, status=204, tags=("auth",), errors=(403, 429),
+          sensitive=True,
+          summary="Change the caller's password; ends every session of the account",
+          description="Needs the current password (a wrong one is 403 and counts as a failed "
+          "login of the account, `AUTH_LOGIN_FAILURES_PER_ACCOUNT`). Every session of the "
+          "account ends, this one included: log in again with the new password.")
+def change_password(body: ChangePasswordIn, principal: Principal) -> None:
+    from app.auth.throttle import login_throttle
+
+    user = db.session.get(User, principal.user_id)
+    if user is None or user.password_hash is None or user.email is None:
+        raise Forbidden("This account has no password")
+    throttle = login_throttle()
+    throttle.check(user.email)
+    try:
+        hasher.verify(user.password_hash, body.current_password)
+    except (VerificationError, InvalidHashError):
+        throttle.failed(None, user.email)
+        audit.record_denial("auth.password.change", principal_id=user.id,
+                            details={"reason": "wrong current password"})
+        raise Forbidden("The current password is wrong") from None
+    throttle.succeeded(user.email)
+    user.password_hash = hash_password(body.new_password)
+    user.updated_at = utcnow()
+    ended = revoke_all(user.id)
+    audit.record("auth.password.change", resource=f"user:{user.id}", principal_id=user.id,
+                 details={"revoked": ended})
 
 
 # -- hooks -----------------------------------------------------------------------------------

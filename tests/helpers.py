@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import select, text
 
-from app.db import Base, Database
+from app.db import Base, Database, utcnow
 from app.models import User
 
 CATALOGUE = (
@@ -23,13 +24,16 @@ class AuthActions:
     def __init__(self, app: Flask) -> None:
         self.app = app
 
-    def user(self, email: str, name: str = "", permissions: list[str] | None = None) -> User:
+    def user(self, email: str, name: str = "", permissions: list[str] | None = None,
+             verified: bool = True) -> User:
+        """A user as an identity provider that vouches for the address (``verified``) makes."""
         factory = self.app.extensions["hearthgate.db"]
         with factory() as session:
             email = email.strip().lower()  # as every real path stores it (normalise_email)
             user = User(
                 email=email, name=name or email.split("@")[0], issuer="test", subject=email,
                 permissions=list(CATALOGUE if permissions is None else permissions),
+                email_verified_at=utcnow() if verified else None,
             )
             session.add(user)
             session.commit()
@@ -38,6 +42,8 @@ class AuthActions:
             return user
 
     def token(self, user: User, permissions: list[str] | None = None, **claims: Any) -> str:
+        """A genuine access token of a session whose login is now (``auth_time``), unless
+        ``claims`` say otherwise."""
         minted = self.app.extensions["hearthgate.tokens"].mint(
             {
                 "sub": user.id,
@@ -45,6 +51,7 @@ class AuthActions:
                 "name": user.name,
                 "permissions": list(user.permissions if permissions is None else permissions),
                 "sid": "rtf_test",
+                "auth_time": int(time.time()),
                 **claims,
             }
         )
@@ -82,6 +89,21 @@ def make_household(app: Flask, name: str, members: dict[str, str]) -> str:
             session.add(Member(household_id=household.id, user_id=user_id, role=role))
         session.commit()
         return household.id
+
+
+def invite_and_accept(app: Flask, auth: AuthActions, household_id: str, owner: User,
+                      member: User, role: str) -> dict[str, Any]:
+    """``member`` joins through the API as a person does: the owner invites their address, they
+    accept (their address must be verified). Returns the membership."""
+    client = app.test_client()
+    invited = client.post(f"/api/households/{household_id}/members",
+                          json={"email": member.email, "role": role}, headers=auth.headers(owner))
+    assert invited.status_code == 201, invited.get_json()
+    accepted = client.post(f"/api/invitations/{invited.get_json()['id']}/accept",
+                           headers=auth.headers(member))
+    assert accepted.status_code == 200, accepted.get_json()
+    membership: dict[str, Any] = accepted.get_json()
+    return membership
 
 
 def assert_unchanged_but_denials(before: dict[str, list[tuple[Any, ...]]],

@@ -42,7 +42,11 @@ class World:
 
         household = post("/api/households", {"name": "Schema home"}, self.owner)["id"]
         base = f"/api/households/{household}"
-        adult = post(base + "/members", {"email": self.adult_email, "role": "adult"}, self.owner)
+        invitation = post(base + "/members", {"email": self.adult_email, "role": "adult"},
+                          self.owner)["id"]
+        accepted = self.client.post(f"/api/invitations/{invitation}/accept", headers=self.adult)
+        assert accepted.status_code == 200, accepted.get_json()
+        adult = accepted.get_json()
         item = post(base + "/items", {"name": "Coat"}, self.owner)["id"]
         outfit = post(base + "/outfits", {"name": "Winter", "itemIds": [item]}, self.owner)["id"]
         new_request = {"title": "Boots", "amountMinor": 5000, "currency": "EUR", "itemId": item}

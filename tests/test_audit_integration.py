@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.models import AuditEvent, PurchaseRequest
 from tests.audit_helpers import chain_rows, session_of, verify
-from tests.helpers import AuthActions, snapshot
+from tests.helpers import AuthActions, invite_and_accept, snapshot
 from tests.test_audit_transactions import failing_audit_storage  # noqa: F401 - fixture
 
 
@@ -24,10 +24,7 @@ def household(client: FlaskClient, auth: AuthActions) -> dict[str, Any]:
     created = client.post("/api/households", json={"name": "Real"}, headers=auth.headers(owner))
     assert created.status_code == 201, created.get_json()
     household_id = created.get_json()["id"]
-    added = client.post(f"/api/households/{household_id}/members",
-                        json={"email": adult.email, "role": "adult"},
-                        headers=auth.headers(owner))
-    assert added.status_code == 201, added.get_json()
+    invite_and_accept(client.application, auth, household_id, owner, adult, "adult")
     return {"id": household_id, "owner": owner, "adult": adult}
 
 
@@ -58,8 +55,10 @@ def test_the_owner_reads_the_household_story_and_deletion_is_provable(
     trail = client.get(f"{url}/audit", headers=headers).get_json()["items"]
     actions = [e["action"] for e in trail]
     assert actions[0] == "household.renamed" and actions[-1] == "household.created"
-    assert "member.added" in actions
-    assert all(e["principalId"] == household["owner"].id for e in trail)
+    assert {"invitation.created", "invitation.accepted"} <= set(actions)
+    # Each step by who took it: the owner, and the adult accepting their invitation.
+    assert all(e["principalId"] == (household["adult"].id if e["action"] == "invitation.accepted"
+                                    else household["owner"].id) for e in trail)
     head = chain_rows(app, household["id"])[-1]
 
     assert client.delete(url, headers=headers).status_code == 204

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.config import ConfigurationRefused
 from app.gateway.contracts import endpoint
 from app.hookspecs import hookimpl
-from app.models import AuditEvent, RefreshToken, User
+from app.models import AuditEvent, AuthSession, RefreshToken, User
 from tests.helpers import snapshot
 from tests.identity_services import SecretWatch, parts
 
@@ -77,7 +77,7 @@ def events(app: Flask, action: str) -> list[AuditEvent]:
 def test_refresh_rotates_and_reuse_revokes_the_family(
     make_app: Any, secret_watch: SecretWatch
 ) -> None:
-    app = local_app(make_app)
+    app = local_app(make_app, AUTH_REFRESH_REUSE_GRACE_SECONDS=0)
     first = register_and_login(app)
     other_session = register_and_login(app)
     secret_watch.add(first["refreshToken"], first["token"], PASSWORD)
@@ -132,6 +132,247 @@ def test_logout_one_session_or_all(make_app: Any) -> None:
     assert refresh(app, c["refreshToken"]).status_code == 401
     assert len(events(app, "auth.logout")) == 2
     assert client.post("/api/auth/logout", json={}).status_code == 401
+
+
+# -- the reuse grace: two tabs refreshing at once -------------------------------------------------
+
+
+class FrozenClock:
+    """``app.auth.clock.now``, moved by hand."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from app.auth import clock
+
+        self.at = clock.now().replace(microsecond=0)
+        monkeypatch.setattr(clock, "now", lambda: self.at)
+
+    def move(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.at += timedelta(seconds=seconds)
+
+
+def _tables_but_audit(app: Flask) -> dict[str, Any]:
+    return {k: v for k, v in snapshot(app).items() if k != "audit_events"}
+
+
+@pytest.mark.parametrize("grace", [10, 3])
+def test_a_spent_token_within_the_grace_is_409_and_revokes_nothing(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch, grace: int
+) -> None:
+    app = local_app(make_app, AUTH_REFRESH_REUSE_GRACE_SECONDS=grace)
+    first = register_and_login(app)
+    clock = FrozenClock(monkeypatch)
+    second = refresh(app, first["refreshToken"])
+    assert second.status_code == 200
+    clock.move(grace)  # the last instant of the grace
+    before = _tables_but_audit(app)
+    late_tab = refresh(app, first["refreshToken"])
+    assert late_tab.status_code == 409 and late_tab.json["error"] == "Conflict"
+    assert _tables_but_audit(app) == before  # nothing revoked, nothing issued
+    assert [e.decision for e in events(app, "auth.refresh.reuse")] == []
+    # The successor pair is still valid, and so is the rest of the session.
+    third = refresh(app, second.json["refreshToken"])
+    assert third.status_code == 200
+    assert refresh(app, third.json["refreshToken"]).status_code == 200
+
+
+def test_a_spent_token_just_after_the_grace_revokes_the_session(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = local_app(make_app, AUTH_REFRESH_REUSE_GRACE_SECONDS=10)
+    first = register_and_login(app)
+    clock = FrozenClock(monkeypatch)
+    second = refresh(app, first["refreshToken"])
+    assert second.status_code == 200
+    clock.move(10.001)  # just past the grace
+    replay = refresh(app, first["refreshToken"])
+    assert replay.status_code == 401 and replay.json["error"] == "InvalidToken"
+    assert refresh(app, second.json["refreshToken"]).status_code == 401
+    reuse = events(app, "auth.refresh.reuse")
+    assert len(reuse) == 1 and reuse[0].decision == "denied"
+    with app.extensions["hearthgate.db"]() as session:
+        ended = session.scalars(select(AuthSession)).all()
+        assert [s.ended_at is not None for s in ended] == [True]
+
+
+def test_a_grace_of_zero_revokes_at_once(make_app: Any) -> None:
+    app = local_app(make_app, AUTH_REFRESH_REUSE_GRACE_SECONDS=0)
+    first = register_and_login(app)
+    assert refresh(app, first["refreshToken"]).status_code == 200
+    assert refresh(app, first["refreshToken"]).status_code == 401
+    assert len(events(app, "auth.refresh.reuse")) == 1
+
+
+def test_a_revoked_sessions_spent_token_is_401_even_within_the_grace(make_app: Any) -> None:
+    app = local_app(make_app)
+    first = register_and_login(app)
+    second = refresh(app, first["refreshToken"]).json
+    client = app.test_client()
+    assert client.post("/api/auth/logout", json={},
+                       headers=bearer(second["token"])).status_code == 204
+    assert refresh(app, first["refreshToken"]).status_code == 401
+    assert refresh(app, second["refreshToken"]).status_code == 401
+
+
+@pytest.mark.postgres_only
+def test_two_tabs_refreshing_at_once_under_gunicorn_stay_logged_in(
+    database_url: str, tmp_path: Any
+) -> None:
+    """Several workers, one refresh token presented by 8 clients at once: one 200, the others
+    409 (within the grace), no 5xx, and the winner's pair still works."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tests.services import free_port, gunicorn_process
+
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "3",
+           "HEARTHGATE_ENV": "test", "DATABASE_URL": database_url,
+           "AUTH_JWT_SECRET": "test-jwt-secret-0123456789abcdef-not-for-production",
+           "AUTH_LOCAL_ACCOUNTS_ENABLED": "true", "RATELIMIT_ENABLED": "false"}
+    with gunicorn_process("wsgi:app", env, tmp_path / "api.log"):
+        url = f"http://127.0.0.1:{port}"
+        http = requests.Session()
+        assert http.post(url + "/api/auth/register", json={
+            "email": "tabs@example.test", "password": PASSWORD, "name": "Tabs"},
+            timeout=30).status_code == 201
+        pair = http.post(url + "/api/auth/login", json={
+            "email": "tabs@example.test", "password": PASSWORD}, timeout=30).json()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: requests.post(
+                url + "/api/auth/refresh", json={"refreshToken": pair["refreshToken"]},
+                timeout=30), range(8)))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [200] + [409] * 7, statuses
+        winner = next(a.json() for a in answers if a.status_code == 200)
+        assert requests.post(url + "/api/auth/refresh",
+                             json={"refreshToken": winner["refreshToken"]},
+                             timeout=30).status_code == 200
+
+
+# -- sessions a person can see and end -------------------------------------------------------------
+
+
+def sessions_of(app: Flask, token: str) -> Any:
+    return app.test_client().get("/api/auth/sessions", headers=bearer(token))
+
+
+def test_sessions_list_the_live_families_with_device_and_current(make_app: Any) -> None:
+    app = local_app(make_app)
+    client = app.test_client()
+    client.post("/api/auth/register",
+                json={"email": "pat@example.test", "password": PASSWORD, "name": "Pat"})
+    phone = client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                 "password": PASSWORD},
+                        headers={"User-Agent": "Phone/1.0 " + "x" * 400},
+                        environ_base={"REMOTE_ADDR": "203.0.113.7"}).json
+    laptop = client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                  "password": PASSWORD},
+                         headers={"User-Agent": "Laptop\x01/2.0"}).json
+    other = register_and_login(app, "someone@example.test")
+    listed = sessions_of(app, laptop["token"])
+    assert listed.status_code == 200
+    items = listed.json["items"]
+    assert [s["id"] for s in items] == [parts(laptop["token"])[1]["sid"],
+                                        parts(phone["token"])[1]["sid"]]
+    assert set(items[0]) == {"id", "createdAt", "lastUsedAt", "userAgent", "ip", "current"}
+    assert [s["current"] for s in items] == [True, False]
+    assert items[1]["userAgent"] == ("Phone/1.0 " + "x" * 400)[:256]
+    assert items[1]["ip"] == "203.0.113.7"
+    assert items[0]["userAgent"] == "Laptop/2.0"  # control characters dropped
+    assert parts(other["token"])[1]["sid"] not in [s["id"] for s in items]
+    # A refresh keeps the session (same id), later lastUsedAt or equal.
+    assert refresh(app, phone["refreshToken"]).status_code == 200
+    assert [s["id"] for s in sessions_of(app, laptop["token"]).json["items"]] == [
+        s["id"] for s in items]
+    # Paging, newest first.
+    page = app.test_client().get("/api/auth/sessions?limit=1", headers=bearer(laptop["token"]))
+    assert len(page.json["items"]) == 1 and page.json["nextCursor"]
+
+
+def test_ending_a_session_stops_its_refresh_token_and_is_audited(make_app: Any) -> None:
+    app = local_app(make_app)
+    phone = register_and_login(app)
+    laptop = register_and_login(app)
+    other = register_and_login(app, "someone@example.test")
+    phone_sid = parts(phone["token"])[1]["sid"]
+    client = app.test_client()
+    # Someone else's session, an unknown one: 404, nothing changes.
+    before = _tables_but_audit(app)
+    for token, sid in ((other["token"], phone_sid), (laptop["token"], "rtf_unknown")):
+        refused = client.delete(f"/api/auth/sessions/{sid}", headers=bearer(token))
+        assert refused.status_code == 404 and refused.json["error"] == "NotFound"
+    assert _tables_but_audit(app) == before
+    assert events(app, "auth.session.ended") == []
+
+    ended = client.delete(f"/api/auth/sessions/{phone_sid}", headers=bearer(laptop["token"]))
+    assert ended.status_code == 204
+    assert refresh(app, phone["refreshToken"]).status_code == 401
+    assert [s["id"] for s in sessions_of(app, laptop["token"]).json["items"]] == [
+        parts(laptop["token"])[1]["sid"]]
+    assert refresh(app, laptop["refreshToken"]).status_code == 200
+    assert refresh(app, other["refreshToken"]).status_code == 200
+    audited = events(app, "auth.session.ended")
+    assert len(audited) == 1 and audited[0].details["sessionId"] == phone_sid
+    # Ended already: 404.
+    again = client.delete(f"/api/auth/sessions/{phone_sid}", headers=bearer(laptop["token"]))
+    assert again.status_code == 404
+
+
+def test_a_password_reset_ends_every_session(make_app: Any) -> None:
+    from tests.test_auth_local import reset_token
+
+    app = local_app(make_app)
+    a, b = register_and_login(app), register_and_login(app)
+    other = register_and_login(app, "someone@example.test")
+    client = app.test_client()
+    assert client.post("/api/auth/reset-password",
+                       json={"email": "pat@example.test"}).status_code == 202
+    token = reset_token(app)
+    new_password = "another horse battery staple"  # noqa: S105 - a test password
+    assert client.post("/api/auth/reset-password/confirm",
+                       json={"token": token, "password": new_password}).status_code == 204
+    for pair in (a, b):
+        assert refresh(app, pair["refreshToken"]).status_code == 401
+    assert sessions_of(app, other["token"]).json["items"] != []
+    fresh = client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                 "password": new_password}).json
+    assert [s["current"] for s in sessions_of(app, fresh["token"]).json["items"]] == [True]
+
+
+def test_a_password_change_ends_every_session(make_app: Any) -> None:
+    app = local_app(make_app)
+    a, b = register_and_login(app), register_and_login(app)
+    other = register_and_login(app, "someone@example.test")
+    client = app.test_client()
+    new_password = "another horse battery staple"  # noqa: S105 - a test password
+    before = _tables_but_audit(app)
+    wrong = client.post("/api/auth/password", headers=bearer(a["token"]), json={
+        "currentPassword": "not the password", "newPassword": new_password})
+    assert wrong.status_code == 403
+    assert _tables_but_audit(app) == before  # nothing changed, every session still live
+    changed = client.post("/api/auth/password", headers=bearer(a["token"]), json={
+        "currentPassword": PASSWORD, "newPassword": new_password})
+    assert changed.status_code == 204
+    for pair in (a, b):  # this session included
+        assert refresh(app, pair["refreshToken"]).status_code == 401
+    assert refresh(app, other["refreshToken"]).status_code == 200
+    assert client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                "password": PASSWORD}).status_code == 401
+    assert client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                "password": new_password}).status_code == 200
+    assert [e.details["revoked"] for e in events(app, "auth.password.change")
+            if e.decision == "allowed"] == [2]
+
+
+def test_sessions_need_a_bearer(make_app: Any) -> None:
+    app = local_app(make_app)
+    client = app.test_client()
+    assert client.get("/api/auth/sessions").status_code == 401
+    assert client.delete("/api/auth/sessions/rtf_x").status_code == 401
 
 
 # -- the internal JWT ----------------------------------------------------------------------------
@@ -346,3 +587,44 @@ def test_a_concurrent_first_login_of_the_same_identity_or_email_is_not_a_500(
         assert user.name == "Other"  # the winner's row
     else:
         assert user.email is None and user.name == "Racer"  # created, without the taken email
+
+
+def test_the_migration_gives_earlier_families_a_session(tmp_path: Any) -> None:
+    """Refresh families opened before the sessions table: one session each, live or ended as
+    their tokens are."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from app.cli import MIGRATIONS
+    from app.db import build_engine
+
+    engine = build_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    command.upgrade(config, "h5a")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO users (id, email, name, permissions, disabled, created_at, updated_at) "
+            "VALUES ('usr_a', 'a@example.test', 'A', '[]', 0, '2026-01-01', '2026-01-01')"))
+        for token, family, created, revoked in (
+                ("rt_1", "rtf_live", "2026-01-01 10:00:00", None),
+                ("rt_2", "rtf_live", "2026-01-02 10:00:00", None),
+                ("rt_3", "rtf_gone", "2026-01-01 10:00:00", "2026-01-03 10:00:00")):
+            connection.execute(text(
+                "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, "
+                "expires_at, revoked_at) VALUES (:id, 'usr_a', :family, :hash, :created, "
+                "'2026-02-01 10:00:00', :revoked)"),
+                {"id": token, "family": family, "hash": token * 16, "created": created,
+                 "revoked": revoked})
+    command.upgrade(config, "heads")
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT id, user_id, auth_time, last_used_at, ended_at FROM auth_sessions "
+            "ORDER BY id")).all()
+    engine.dispose()
+    assert [(r[0], r[1], str(r[2])[:19], str(r[3])[:19], r[4] is not None) for r in rows] == [
+        ("rtf_gone", "usr_a", "2026-01-01 10:00:00", "2026-01-01 10:00:00", True),
+        ("rtf_live", "usr_a", "2026-01-01 10:00:00", "2026-01-02 10:00:00", False),
+    ]

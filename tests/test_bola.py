@@ -48,6 +48,9 @@ CASES = [
     Case("PATCH", "/api/households/<household_id>/members/<user_id>", lambda w: {"role": "child"},
          roles=OWNER_ONLY),
     Case("DELETE", "/api/households/<household_id>/members/<user_id>", ok=204, roles=OWNER_ONLY),
+    Case("GET", "/api/households/<household_id>/invitations", roles=OWNER_ONLY),
+    Case("DELETE", "/api/households/<household_id>/invitations/<invitation_id>", ok=204,
+         roles=OWNER_ONLY),
     Case("GET", "/api/households/<household_id>/items"),
     Case("POST", "/api/households/<household_id>/items", lambda w: {"name": "Gloves"}, ok=201),
     Case("GET", "/api/households/<household_id>/items/<item_id>"),
@@ -78,13 +81,17 @@ def world(app: Flask, auth: AuthActions) -> dict[str, Any]:
     item = client.post(f"/api/households/{home}/items", json={"name": "Coat"}, headers=h).get_json()["id"]
     outfit = client.post(f"/api/households/{home}/outfits", json={"name": "O", "itemIds": [item]},
                          headers=h).get_json()["id"]
+    invitation = client.post(f"/api/households/{home}/members",
+                             json={"email": "invitee@example.test", "role": "adult"},
+                             headers=h).get_json()["id"]
     with app.app_context(), app.extensions["hearthgate.db"]() as session:
         event = audit.record("test.event", household_id=home, principal_id=users["owner"].id,
                              session=session)
         checkpoint_all(session, signer(app))
         session.commit()
     return {"users": users, "ids": {"household_id": home, "item_id": item, "outfit_id": outfit,
-                                    "user_id": target.id, "event_id": event_id(event.hash)}}
+                                    "user_id": target.id, "event_id": event_id(event.hash),
+                                    "invitation_id": invitation}}
 
 
 def _path(rule: str, ids: dict[str, str]) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select
 
 from app.db import Database
 from app.models import AuditEvent, Household, Item, Member
-from tests.helpers import AuthActions, snapshot
+from tests.helpers import AuthActions, invite_and_accept, snapshot
 
 
 @pytest.fixture
@@ -50,11 +50,20 @@ def test_members_lifecycle_and_last_owner(app: Flask, client: FlaskClient, auth:
     h = auth.headers(owner)
     r = client.post(f"/api/households/{home}/members", json={"email": "adult@example.TEST", "role": "adult"}, headers=h)
     assert r.status_code == 201
-    assert set(r.get_json()) == {"userId", "email", "name", "role", "joinedAt"}
+    assert set(r.get_json()) == {"id", "email", "role", "status", "expiresAt", "createdAt"}
+    assert r.get_json()["email"] == "adult@example.test" and r.get_json()["status"] == "PENDING"
+    # Invited, not yet a member; a second invitation of the same address is 409.
+    assert [m["userId"] for m in client.get(f"/api/households/{home}/members", headers=h).get_json()["items"]] == [owner.id]
     assert client.post(f"/api/households/{home}/members", json={"email": "adult@example.test", "role": "child"},
                        headers=h).status_code == 409
+    accepted = client.post(f"/api/invitations/{r.get_json()['id']}/accept", headers=auth.headers(adult))
+    assert accepted.status_code == 200
+    assert set(accepted.get_json()) == {"householdId", "userId", "email", "name", "role", "joinedAt"}
+    assert client.post(f"/api/households/{home}/members", json={"email": "adult@example.test", "role": "child"},
+                       headers=h).status_code == 409  # a member already
+    # An address without an account may be invited: whether it has one is not revealed.
     assert client.post(f"/api/households/{home}/members", json={"email": "nobody@example.test", "role": "child"},
-                       headers=h).status_code == 404
+                       headers=h).status_code == 201
     before = snapshot(app)
     assert client.delete(f"/api/households/{home}/members/{owner.id}", headers=h).status_code == 409
     r = client.patch(f"/api/households/{home}/members/{owner.id}", json={"role": "adult"}, headers=h)
@@ -68,7 +77,8 @@ def test_members_lifecycle_and_last_owner(app: Flask, client: FlaskClient, auth:
     assert client.delete(f"/api/households/{home}/members/{owner.id}", headers=auth.headers(adult)).status_code == 204
     assert client.get(f"/api/households/{home}", headers=h).status_code == 404
     actions = [e.action for e in _events(app, home)]
-    assert actions.count("member.added") == 1 and actions.count("member.role_changed") == 2
+    assert actions.count("invitation.created") == 2 and actions.count("invitation.accepted") == 1
+    assert actions.count("member.role_changed") == 2
     assert "member.removed" in actions
 
 
@@ -181,7 +191,7 @@ def test_cascading_deletion_removes_everything_of_one_household(app: Flask, clie
     for hid, user in ((home, owner), (away, other)):
         hh = auth.headers(user)
         if hid == home:
-            client.post(f"/api/households/{hid}/members", json={"email": "kid@example.test", "role": "child"}, headers=hh)
+            invite_and_accept(app, auth, hid, user, child, "child")
         item = client.post(f"/api/households/{hid}/items", json={"name": "Coat"}, headers=hh).get_json()["id"]
         client.post(f"/api/households/{hid}/outfits", json={"name": "O", "itemIds": [item]}, headers=hh)
         with app.extensions["hearthgate.db"]() as session:

@@ -129,7 +129,8 @@ def test_demo_seed_creates_a_household_through_the_api(make_app: AppFactory) -> 
     assert statuses == ["APPROVED", "SUBMITTED"]
     # Seeded through the API: the trail has the household's story, and it verifies.
     actions = {e["action"] for e in client.get(f"{base}/audit", headers=headers).json["items"]}
-    assert {"household.created", "member.added", "request.approved"} <= actions, actions
+    assert {"household.created", "invitation.created", "invitation.accepted",
+            "request.approved"} <= actions, actions
     # A second run changes nothing and says why.
     again = _seed(app)
     assert again.exit_code != 0 and "seeded already" in again.output

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.helpers import AuthActions
 from tests.schemathesis_support import (
@@ -92,6 +93,24 @@ def report_generated(request: pytest.FixtureRequest) -> Iterator[None]:
     print_report(request, lines)
 
 
+def unusable_address(case: Case) -> bool:
+    """An invitation whose address the schema allows and the server refuses, as documented (422,
+    field ``email``): its domain fails IDNA's rules or mixes scripts, which no JSON Schema
+    pattern states. Every other check still applies to the answer."""
+    from app.auth.emails import InvalidEmail, canonical_email
+
+    body = case.body
+    if case.method.upper() != "POST" or not case.path.endswith("/members"):
+        return False
+    if not isinstance(body, dict) or not isinstance(body.get("email"), str):
+        return False
+    try:
+        canonical_email(body["email"])
+    except InvalidEmail:
+        return True
+    return False
+
+
 def _exercise(operation: Any, mode: GenerationMode, world: World) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
@@ -102,7 +121,9 @@ def _exercise(operation: Any, mode: GenerationMode, world: World) -> None:
         world.resolve(case)
         drop_invented_cursor(case, mode)
         GENERATED[mode.value] = GENERATED.get(mode.value, 0) + 1
-        response = case.call_and_validate(headers=headers_for(case, world.owner))
+        excluded = [positive_data_acceptance] if unusable_address(case) else []
+        response = case.call_and_validate(headers=headers_for(case, world.owner),
+                                          excluded_checks=excluded)
         key = f"{response.status_code // 100}xx"
         STATUSES[key] = STATUSES.get(key, 0) + 1
 

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.auth.emails import InvalidEmail
 from app.auth.permissions import CATALOGUE, UnknownPermission, checked, default_permissions
-from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email
+from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalised_or_none
 from app.models import User
 
 users_cli = AppGroup("users", help="Users and their permissions.")
@@ -25,9 +26,10 @@ def _session() -> Session:
 
 
 def _find(session: Session, who: str) -> User:
-    user = session.get(User, who) or session.scalars(
-        select(User).where(User.email == normalise_email(who))
-    ).first()
+    email = normalised_or_none(who)
+    user = session.get(User, who) or (email is not None and session.scalars(
+        select(User).where(User.email == email)
+    ).first()) or None
     if user is None:
         raise click.ClickException(f"no user {who}")
     return user
@@ -50,7 +52,10 @@ def _permissions(values: tuple[str, ...]) -> list[str]:
 @click.option("--password", is_flag=True, help="prompt for a local-account password")
 def create(email: str, name: str, permissions: tuple[str, ...], password: bool) -> None:
     """Create a user (a local account when --password is given)."""
-    email = normalise_email(email)
+    try:
+        email = normalise_email(email)
+    except InvalidEmail as refused:
+        raise click.ClickException(f"{email}: {refused}") from None
     with _session() as session:
         if email_taken(session, email):
             raise click.ClickException(f"{email} already has an account")

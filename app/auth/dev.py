@@ -9,6 +9,7 @@ import logging
 
 from flask import Flask
 
+from app.auth import clock
 from app.auth.permissions import effective_permissions
 from app.auth.users import upsert_identity
 from app.gateway.principal import Principal
@@ -33,7 +34,9 @@ def init_development_auth(app: Flask) -> None:
                                    email.split("@")[0])
             permissions = effective_permissions(user, None)
             session.commit()
+            # No login happens: every request is as fresh as one (step-up passes).
             return Principal(user_id=user.id, email=user.email, name=user.name,
-                             permissions=frozenset(permissions))
+                             permissions=frozenset(permissions),
+                             auth_time=clock.epoch(clock.now()))
 
     app.extensions["hearthgate.dev_principal"] = development_principal

@@ -8,12 +8,16 @@ from app import audit
 from app.auth import bp, sessions
 from app.auth.oidc_keys import ProviderUnavailable
 from app.auth.providers import LoginFailed, LoginIn, LoginProvider
-from app.auth.schemas import LogoutIn, MeOut, RefreshIn, TokenOut
+from app.auth.schemas import LogoutIn, MeOut, RefreshIn, SessionOut, SessionPage, TokenOut
 from app.auth.throttle import login_throttle
+from app.db import db
 from app.gateway.clientip import request_client_ip
 from app.gateway.contracts import endpoint
-from app.gateway.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.gateway.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from app.gateway.pagination import paginate
 from app.gateway.principal import Principal
+from app.gateway.schemas import PageQuery
+from app.models import AuthSession, User
 
 
 def login_providers() -> list[LoginProvider]:
@@ -63,7 +67,11 @@ def login(body: LoginIn) -> sessions.TokenPair:
 
 @bp.post("/auth/refresh")
 @endpoint(auth="public", body=RefreshIn, response=TokenOut, sensitive=True, tags=("auth",),
-          summary="Spend a refresh token for a new token pair", errors=(401,))
+          summary="Spend a refresh token for a new token pair", errors=(401, 409),
+          description="The presented token is spent. Presented again within "
+          "`AUTH_REFRESH_REUSE_GRACE_SECONDS` of its rotation (two tabs refreshing at once), it "
+          "gets 409 and nothing is revoked: the newest pair stays valid. Presented later, its "
+          "whole session is revoked (401) and the reuse is audited.")
 def refresh(body: RefreshIn) -> sessions.TokenPair:
     return sessions.rotate(body.refresh_token)
 
@@ -87,5 +95,41 @@ def logout(body: LogoutIn, principal: Principal) -> None:
 def me(principal: Principal) -> MeOut:
     if principal.kind != "user":
         raise Unauthorized("Not a user")
+    user = db.session.get(User, principal.user_id)
+    verified = user is not None and user.email is not None and user.email_verified_at is not None
     return MeOut(id=principal.user_id, email=principal.email, name=principal.name,
-                 permissions=sorted(principal.permissions))
+                 permissions=sorted(principal.permissions), email_verified=verified)
+
+
+@bp.get("/auth/sessions")
+@endpoint(auth="bearer", query=PageQuery, response=SessionPage, tags=("auth",),
+          summary="The caller's live login sessions, newest first",
+          description="One per login (refresh-token family) that can still be refreshed; `id` is "
+          "the access tokens' `sid`, `current` marks the caller's own. `userAgent` and `ip` are "
+          "those of the login, truncated, shown to help a person recognise a device; nothing "
+          "is decided by them.")
+def list_sessions(query: PageQuery, principal: Principal) -> SessionPage:
+    rows, cursor = paginate(sessions.live_sessions(principal.user_id), AuthSession.created_at,
+                            AuthSession.id, limit=query.limit, cursor=query.cursor,
+                            newest_first=True)
+    return SessionPage(items=[SessionOut(
+        id=row.id, created_at=row.created_at, last_used_at=row.last_used_at,
+        user_agent=row.user_agent, ip=row.ip, current=row.id == principal.session_id,
+    ) for row in rows], next_cursor=cursor)
+
+
+@bp.delete("/auth/sessions/<session_id>")
+@endpoint(auth="bearer", status=204, tags=("auth",),
+          summary="End one of the caller's sessions",
+          description="Its refresh token stops working at once; its access tokens at their "
+          "`exp`. Another person's session, an ended or unknown one: 404.")
+def end_session(session_id: str, principal: Principal) -> None:
+    live = db.session.scalars(
+        sessions.live_sessions(principal.user_id).where(AuthSession.id == session_id)
+    ).first()
+    if live is None:
+        raise NotFound("Session not found")
+    revoked = sessions.revoke_family(principal.user_id, session_id)
+    audit.record("auth.session.ended", resource=f"user:{principal.user_id}",
+                 details={"sessionId": session_id, "revoked": revoked,
+                          "current": session_id == principal.session_id})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from app.gateway.schemas import Body, Schema
+from app.gateway.schemas import Body, Schema, Timestamp
 
 
 class UserOut(Schema):
@@ -34,3 +34,20 @@ class MeOut(Schema):
     email: str | None
     name: str | None
     permissions: list[str]
+    email_verified: bool = False
+
+
+class SessionOut(Schema):
+    """A login session (refresh family) of the caller; ``id`` equals access tokens' ``sid``."""
+
+    id: str
+    created_at: Timestamp
+    last_used_at: Timestamp
+    user_agent: str | None
+    ip: str | None
+    current: bool
+
+
+class SessionPage(Schema):
+    items: list[SessionOut]
+    next_cursor: str | None = None

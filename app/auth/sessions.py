@@ -1,8 +1,12 @@
 """Login sessions: an access token plus an opaque refresh token, grouped in families.
 
-A family (``sid`` in the access token) is one login. Every refresh spends the presented token and
-issues the next one of the same family; presenting a spent token again means it was copied, so
-the whole family is revoked (and audited) and the caller must log in again.
+A family (``sid`` in the access token) is one login, recorded as an ``AuthSession`` row with the
+time of that login (``auth_time``, carried into every access token of the family for step-up),
+when it was last used, and the user agent and IP it was opened from (shown to the person, never
+used to decide anything). Every refresh spends the presented token and issues the next one of the
+same family. A spent token presented again within ``AUTH_REFRESH_REUSE_GRACE_SECONDS`` of its
+rotation is a benign race (two tabs refreshing at once): 409, nothing revoked. Later, it means
+the token was copied: the whole family is revoked (and audited) and the caller must log in again.
 """
 
 from __future__ import annotations
@@ -11,18 +15,20 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from sqlalchemy import insert, null, select, update
 
 from app import audit
+from app.auth import clock
 from app.auth.permissions import effective_permissions
 from app.auth.tokens import AccessTokens
-from app.db import db, new_id, utcnow
-from app.gateway.errors import Unauthorized
-from app.models import RefreshToken, User
+from app.db import db, new_id
+from app.gateway.clientip import request_client_ip
+from app.gateway.errors import Conflict, Unauthorized
+from app.models import AuthSession, RefreshToken, User
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,9 @@ class TokenPair:
 
 _SQL_NULL = null()  # SQL NULL in a JSON column (a bare None would be stored as JSON null)
 _INSERT_REFRESH = insert(RefreshToken.__table__)  # type: ignore[arg-type]
+_INSERT_SESSION = insert(AuthSession.__table__)  # type: ignore[arg-type]
+USER_AGENT_LENGTH = 256
+IP_LENGTH = 64
 
 
 def hash_token(value: str) -> str:
@@ -55,17 +64,31 @@ def session_claims(claims: dict[str, Any] | None) -> dict[str, Any] | None:
     return {name: value for name, value in claims.items() if name not in _TOKEN_MECHANICS}
 
 
-def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None) -> TokenPair:
+def _printable(value: str, length: int) -> str:
+    """``value`` without control characters, cut to ``length`` characters (for display)."""
+    return "".join(c for c in value if c.isprintable())[:length]
+
+
+def _device() -> tuple[str | None, str | None]:
+    """The user agent and client IP of this request, truncated: for the person's session list."""
+    if not has_request_context():
+        return None, None
+    agent = request.headers.get("User-Agent")
+    return (_printable(agent, USER_AGENT_LENGTH) if agent else None,
+            _printable(request_client_ip(), IP_LENGTH))
+
+
+def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None,
+               auth_time: datetime, now: datetime) -> TokenPair:
     """A refresh token of ``family_id`` and an access token; ``claims`` are the family's login
-    claims, stored with the refresh token and given to the ``permissions_for_user`` plugins."""
+    claims, stored with the refresh token and given to the ``permissions_for_user`` plugins;
+    ``auth_time`` is the family's login."""
     refresh = secrets.token_urlsafe(32)
-    ttl = int(current_app.config["AUTH_REFRESH_TOKEN_TTL_SECONDS"])
-    now = utcnow()
     # A plain INSERT (nothing reads the row back in this request): no unit-of-work flush.
     db.session.execute(_INSERT_REFRESH, {
         "id": new_id("rt"), "user_id": user.id, "family_id": family_id,
         "token_hash": hash_token(refresh), "created_at": now,
-        "expires_at": now + timedelta(seconds=ttl),
+        "expires_at": now + _refresh_ttl(),
         "login_claims": _SQL_NULL if claims is None else claims,
     })
     tokens: AccessTokens = current_app.extensions["hearthgate.tokens"]
@@ -75,9 +98,14 @@ def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None) -> Tok
         "name": user.name,
         "permissions": effective_permissions(user, claims),
         "sid": family_id,
+        "auth_time": clock.epoch(auth_time),
     })
     return TokenPair(token=minted.token, expires_in=minted.expires_in, refresh_token=refresh,
                      user=user)
+
+
+def _refresh_ttl() -> timedelta:
+    return timedelta(seconds=int(current_app.config["AUTH_REFRESH_TOKEN_TTL_SECONDS"]))
 
 
 def start_session(user: User, method: str, claims: dict[str, Any] | None = None) -> TokenPair:
@@ -87,7 +115,14 @@ def start_session(user: User, method: str, claims: dict[str, Any] | None = None)
     keeps them, so every refresh derives the permissions from the same claims as the login.
     """
     family_id = new_id("rtf")
-    pair = _mint_pair(user, family_id, session_claims(claims))
+    now = clock.now()
+    agent, ip = _device()
+    db.session.execute(_INSERT_SESSION, {
+        "id": family_id, "user_id": user.id, "method": method[:40], "auth_time": now,
+        "created_at": now, "last_used_at": now, "expires_at": now + _refresh_ttl(),
+        "ended_at": None, "user_agent": agent, "ip": ip,
+    })
+    pair = _mint_pair(user, family_id, session_claims(claims), now, now)
     audit.record("auth.login", resource=f"user:{user.id}", principal_id=user.id,
                  details={"method": method, "sessionId": family_id})
     return pair
@@ -104,14 +139,13 @@ def rotate(presented: str) -> TokenPair:
     row = session.scalars(
         select(RefreshToken).where(RefreshToken.token_hash == hash_token(presented))
     ).first()
-    now = utcnow()
+    now = clock.now()
     if row is None:
         raise _deny("unknown")
     if row.revoked_at is not None:
         raise _deny("revoked", row.user_id)
     if row.used_at is not None:
-        _revoke_on_reuse(row)
-        raise Unauthorized("Invalid refresh token", invalid_token=True)
+        raise _spent_again(row, now)
     if row.expires_at <= now:
         raise _deny("expired", row.user_id)
     # Conditional update: of two concurrent refreshes with one token, exactly one wins.
@@ -122,17 +156,41 @@ def rotate(presented: str) -> TokenPair:
         .values(used_at=now)
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]
+        # Another refresh spent it (or a revocation ended it) a moment ago: read what it did.
         session.rollback()
-        _revoke_on_reuse(row)
-        raise Unauthorized("Invalid refresh token", invalid_token=True)
+        again = session.get(RefreshToken, row.id)
+        if again is None or again.revoked_at is not None or again.used_at is None:
+            raise _deny("revoked", row.user_id)
+        raise _spent_again(again, clock.now())
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         session.rollback()
         raise _deny("user disabled", row.user_id)
-    pair = _mint_pair(user, row.family_id, row.login_claims)
+    login = session.get(AuthSession, row.family_id)
+    auth_time = login.auth_time if login is not None else row.created_at
+    if login is not None:
+        login.last_used_at = now
+        login.expires_at = now + _refresh_ttl()
+    pair = _mint_pair(user, row.family_id, row.login_claims, auth_time, now)
     audit.record("auth.refresh", resource=f"user:{user.id}", principal_id=user.id,
                  details={"sessionId": row.family_id})
     return pair
+
+
+def _spent_again(row: RefreshToken, now: datetime) -> Exception:
+    """A spent token came back. Within the reuse grace of its rotation: 409 and nothing revoked
+    (another tab of the same person refreshed at the same moment; its new pair stays valid).
+    After it: the token was copied, so the family is revoked."""
+    grace = int(current_app.config["AUTH_REFRESH_REUSE_GRACE_SECONDS"])
+    assert row.used_at is not None  # noqa: S101 - called for spent tokens only
+    if grace > 0 and now - row.used_at <= timedelta(seconds=grace):
+        db.session.rollback()
+        audit.record_denial("auth.refresh", principal_id=row.user_id,
+                            details={"reason": "spent within the reuse grace",
+                                     "sessionId": row.family_id})
+        return Conflict("This refresh token was just used: use the newest one")
+    _revoke_on_reuse(row)
+    return Unauthorized("Invalid refresh token", invalid_token=True)
 
 
 def _revoke_on_reuse(row: RefreshToken) -> None:
@@ -147,19 +205,43 @@ def _revoke_on_reuse(row: RefreshToken) -> None:
 
 
 def revoke_family(user_id: str, family_id: str) -> int:
+    """End one session of ``user_id``: its refresh tokens stop working at once (its access
+    tokens at their ``exp``). Returns how many tokens were revoked."""
+    now = clock.now()
+    db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.id == family_id,
+               AuthSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
     result = db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.family_id == family_id,
                RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def revoke_all(user_id: str) -> int:
+    """End every session of ``user_id`` (logout everywhere, a password change or reset)."""
+    now = clock.now()
+    db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
     result = db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def live_sessions(user_id: str) -> Any:
+    """``SELECT`` of the user's sessions that can still be refreshed (for paging)."""
+    return select(AuthSession).where(
+        AuthSession.user_id == user_id, AuthSession.ended_at.is_(None),
+        AuthSession.expires_at > clock.now(),
+    )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.auth import clock
+from app.auth.emails import InvalidEmail, canonical_email
 from app.auth.permissions import default_permissions
 from app.models import User
 
@@ -18,7 +21,15 @@ LOCAL_ISSUER = "local"
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """The canonical form of an address (``app.auth.emails``); ``InvalidEmail`` when refused."""
+    return canonical_email(email)
+
+
+def normalised_or_none(email: str) -> str | None:
+    try:
+        return canonical_email(email)
+    except InvalidEmail:
+        return None
 
 
 def email_taken(session: Session, email: str, except_user: str | None = None) -> bool:
@@ -33,26 +44,34 @@ _BY_IDENTITY = select(User).where(User.issuer == bindparam("issuer"),
 
 
 def upsert_identity(
-    session: Session, issuer: str, subject: str, email: str | None, name: str | None
+    session: Session, issuer: str, subject: str, email: str | None, name: str | None,
+    email_verified: bool = False,
 ) -> User:
     """The user of (``issuer``, ``subject``), created with the default permissions if new.
 
     An email already held by another account is not copied: accounts are linked by (iss, sub)
-    only, never by email, which a provider might let anyone claim.
+    only, never by email, which a provider might let anyone claim. ``email_verified``: the
+    provider vouches for the address (its ``email_verified`` claim), so the user's address counts
+    as verified; an address the provider does not vouch for (any more) does not.
     """
     user = session.scalars(_BY_IDENTITY, {"issuer": issuer, "subject": subject}).first()
     if email is not None:
-        email = normalise_email(email)
+        email = normalised_or_none(email)
         # Already this user's (the column is unique, so no one else holds it): nothing to check.
-        if (user is None or user.email != email) and email_taken(
+        if email is not None and (user is None or user.email != email) and email_taken(
                 session, email, except_user=user.id if user else None):
             log.info("identity email already belongs to another account; not linked")
             email = None
+    verified_at = clock.now() if email is not None and email_verified else None
     if user is None:
-        return _create(session, issuer, subject, email, name)
+        return _create(session, issuer, subject, email, name, verified_at)
     changed = False
     if email is not None and user.email != email:
         user.email = email
+        user.email_verified_at = verified_at
+        changed = True
+    elif email is not None and (user.email_verified_at is None) != (verified_at is None):
+        user.email_verified_at = verified_at
         changed = True
     if name and user.name != name[:200]:
         user.name = name[:200]
@@ -63,7 +82,8 @@ def upsert_identity(
 
 
 def _create(
-    session: Session, issuer: str, subject: str, email: str | None, name: str | None
+    session: Session, issuer: str, subject: str, email: str | None, name: str | None,
+    verified_at: datetime | None = None,
 ) -> User:
     """Insert the identity's user. A concurrent first login of the same identity may insert it
     first (the unique (issuer, subject) makes this one wait, then fail): its row is the answer.
@@ -73,6 +93,7 @@ def _create(
         user = User(
             issuer=issuer, subject=subject, email=attempt_email, name=(name or "")[:200],
             permissions=default_permissions(current_app.config),
+            email_verified_at=verified_at if attempt_email is not None else None,
         )
         try:
             with session.begin_nested():

@@ -98,7 +98,7 @@ def cancel_request(household: HouseholdScope, request_id: str) -> PurchaseReques
 @bp.post(BASE + "/<request_id>/purchase-intents")
 @endpoint(
     permissions=["purchases:create"], response=IntentCreated, status=201, household=True,
-    roles=DECIDERS, tags=TAGS, sensitive=True, errors=(409, 422),
+    roles=DECIDERS, tags=TAGS, sensitive=True, errors=(409, 422), step_up=True,
     summary="Start a purchase of an APPROVED request (or retry a FAILED or expired one); the "
             "caller becomes the intent's actor. The confirmation token is in this response only. "
             "Idempotency-Key: a replay answers 409 with the intentId (the token is never shown "
@@ -122,7 +122,7 @@ def get_intent(household: HouseholdScope, request_id: str, intent_id: str) -> di
 @endpoint(
     permissions=["purchases:confirm"], body=ConfirmIn, response=CheckoutOut, household=True,
     roles=DECIDERS, rate_limit=CONFIRM_RATE_LIMIT, sensitive=True, tags=TAGS,
-    errors=(409, 410, 422),
+    errors=(409, 410, 422), step_up=True,
     summary="CART_READY → COMPLETED, exactly once, by the intent's actor with its confirmation "
             "token. Wrong token or another intent's token 403, expired 410 (the intent becomes "
             "EXPIRED), any other state 409. Accepts Idempotency-Key.",

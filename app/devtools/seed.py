@@ -3,7 +3,9 @@ developer's local service (never in production).
 
 The data goes in through the HTTP API itself (Flask's test client, in process), so every rule,
 audit event and default that a real client meets applies to it too. The people are local
-accounts with generated passwords, printed once.
+accounts with generated passwords, printed once; each confirms their address with the code the
+registration mails (made here with the same function, instead of read from the mail) and accepts
+the owner's invitation, as a person would.
 """
 
 from __future__ import annotations
@@ -57,6 +59,17 @@ def _call(client: FlaskClient, method: str, path: str, what: str, token: str | N
     return response.get_json(silent=True)
 
 
+def _confirm_email(app: Flask, client: FlaskClient, user_id: str, email: str) -> None:
+    from app.models import User
+    from plugins.passwords import email_verification_token
+
+    with app.app_context():
+        user = User(id=user_id, email=email)
+        token = email_verification_token(user)
+    _call(client, "POST", "/api/auth/verify-email", f"confirm {email}", json={"token": token},
+          expect=(204,))
+
+
 def seed(app: Flask) -> dict[str, str]:
     """Create the demo people and household; returns each person's email and password."""
     if app.config["HEARTHGATE_ENV"] == "production":
@@ -76,6 +89,7 @@ def seed(app: Flask) -> dict[str, str]:
                 f"{person.email} already exists: the demo data is seeded already "
                 "(delete instance/hearthgate.sqlite3 and run `flask db upgrade` to start over)")
         passwords[person.email] = password
+        _confirm_email(app, client, registered["user"]["id"], person.email)
         login = _call(client, "POST", "/api/auth/login", f"log in {person.email}",
                       json={"email": person.email, "password": password}, expect=(200,))
         tokens[person.email] = login["token"]
@@ -84,8 +98,10 @@ def seed(app: Flask) -> dict[str, str]:
                       json={"name": "The Demo Family"})
     base = f"/api/households/{household['id']}"
     for person in PEOPLE[1:]:
-        _call(client, "POST", f"{base}/members", f"invite {person.email}", owner,
-              json={"email": person.email, "role": person.role})
+        invitation = _call(client, "POST", f"{base}/members", f"invite {person.email}", owner,
+                           json={"email": person.email, "role": person.role})
+        _call(client, "POST", f"/api/invitations/{invitation['id']}/accept",
+              f"accept for {person.email}", tokens[person.email], json={})
     item_ids = [_call(client, "POST", f"{base}/items", f"item {item['name']}", owner,
                       json=item)["id"] for item in ITEMS]
     _call(client, "POST", f"{base}/outfits", "outfit", owner,

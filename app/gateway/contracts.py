@@ -9,6 +9,7 @@ The request path, top to bottom (DESIGN.md "One request, one path"):
     body / query schema        pydantic; unknown fields dropped
     permissions                all of ``permissions`` or 403
     household + role           HouseholdScope from the path's household_id; roles, else 403
+    step-up                    a recent login (``auth_time``), when ``step_up``
     before guards              business rules declared on the contract
     handler
     response schema            strips every undeclared field
@@ -37,7 +38,7 @@ from pydantic_core import PydanticSerializationError
 
 from app import audit
 from app.db import db
-from app.gateway.errors import Forbidden, NotFound, ValidationError
+from app.gateway.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body, refuse_unstorable_pairs
 from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdLock, HouseholdScope, load_scope
@@ -82,6 +83,10 @@ class Contract:
     errors: tuple[int, ...] = ()
     headers: tuple[Header, ...] = ()
     writes: bool = False  # a GET that writes; its transaction then takes SQLite's write lock
+    step_up: bool = False  # needs a login at most STEP_UP_MAX_AGE_SECONDS old (RFC 9470)
+    # The path parameter that the id a creating operation returns fills, when it is not the one
+    # after the creator's own path (OpenAPI links; ``POST …/members`` creates an invitation).
+    creates: str | None = None
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -136,6 +141,8 @@ def endpoint(
     errors: Iterable[int] = (),
     headers: Iterable[Header] = (),
     writes: bool = False,
+    step_up: bool = False,
+    creates: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare a route's contract; the gateway enforces it and OpenAPI documents it.
 
@@ -164,7 +171,11 @@ def endpoint(
         errors=tuple(errors),
         headers=tuple(headers),
         writes=writes,
+        step_up=step_up,
+        creates=creates,
     )
+    if step_up and auth != "bearer":
+        raise ValueError("step-up needs a bearer principal")
     if auth == "internal" and internal_token is None:
         raise ValueError("an internal endpoint names its token setting")
     if household and auth != "bearer":
@@ -193,6 +204,8 @@ def endpoint(
                 call.household = load_scope(path.pop("household_id"), call.principal.user_id,
                                             _household_lock(contract))
                 _check_role(call)
+            if contract.step_up:
+                _check_recent_login(call)
             for guard in contract.before:
                 guard(call)
             result = view(**_arguments(call, wanted))
@@ -302,6 +315,30 @@ def _check_role(call: Call) -> None:
             f"Household role '{call.household.role}' may not do this",
             requiredRoles=list(allowed),
         )
+
+
+def _check_recent_login(call: Call) -> None:
+    """RFC 9470: the access token's ``auth_time`` (its session's login) must be at most
+    ``STEP_UP_MAX_AGE_SECONDS`` old, else 401 ``insufficient_user_authentication``."""
+    from app.auth import clock
+
+    assert call.principal is not None  # noqa: S101 - step-up contracts are bearer contracts
+    max_age = int(current_app.config["STEP_UP_MAX_AGE_SECONDS"])
+    auth_time = call.principal.auth_time
+    age = None if auth_time is None else clock.epoch(clock.now()) - auth_time
+    if age is not None and age <= max_age:
+        return
+    audit.record_denial(
+        "auth.step_up", resource=_resource(),
+        household_id=call.household.id if call.household is not None else None,
+        details={"maxAge": max_age, "age": age},
+    )
+    raise Unauthorized(
+        "This needs a recent login: please authenticate again", error="StepUpRequired",
+        maxAge=max_age,
+        headers={"WWW-Authenticate":
+                 f'Bearer error="insufficient_user_authentication", max_age={max_age}'},
+    )
 
 
 def _resource() -> str:

@@ -181,6 +181,8 @@ def _created_parameter(source: _Operation, operations: list[_Operation]) -> str 
     follows the creator's path in another route (``POST .../items`` → ``.../items/<item_id>``)."""
     if source.method != "POST" or source.contract.status != 201 or source.contract.response is None:
         return None
+    if source.contract.creates is not None:
+        return source.contract.creates
     prefix = source.rule.rstrip("/") + "/"
     for other in operations:
         if other.rule.startswith(prefix):
@@ -281,6 +283,15 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             operation["description"] = contract.description
         if contract.roles is not None:
             operation["x-household-roles"] = list(contract.roles)
+        if contract.step_up:
+            max_age = int(app.config["STEP_UP_MAX_AGE_SECONDS"])
+            operation["x-step-up-max-age"] = max_age
+            operation["description"] = (operation.get("description", "") + (
+                f" Needs a login at most {max_age} s old (`STEP_UP_MAX_AGE_SECONDS`): the access "
+                "token's `auth_time`, kept through refreshes. An older one gets 401 "
+                "`StepUpRequired` with `WWW-Authenticate: Bearer "
+                f'error="insufficient_user_authentication", max_age={max_age}` (RFC 9470); a '
+                "fresh login (password or ID token) satisfies it.")).strip()
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in (_camel(m.group(1)) for m in _PATH_ARG.finditer(rule))

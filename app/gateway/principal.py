@@ -29,6 +29,7 @@ class Principal:
     permissions: frozenset[str] = field(default_factory=frozenset)
     session_id: str | None = None
     kind: str = "user"  # "user" or "service"
+    auth_time: int | None = None  # unix seconds of the login that opened the session
 
 
 def authenticate_bearer() -> Principal:
@@ -65,7 +66,12 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         name=claims.get("name"),
         permissions=frozenset(str(p) for p in claims.get("permissions", [])),
         session_id=claims.get("sid"),
+        auth_time=_auth_time(claims.get("auth_time")),
     )
+
+
+def _auth_time(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def check_internal_token(setting: str, required_flag: str) -> bool:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
 from app import audit
-from app.auth.users import normalise_email
 from app.db import Base, db
 from app.gateway.contracts import Call, Reply, endpoint
-from app.gateway.errors import Conflict, NotFound
 from app.gateway.guards import audited
 from app.gateway.pagination import paginate
 from app.gateway.principal import Principal
@@ -27,7 +24,6 @@ from app.households.schemas import (
     ItemPage,
     ItemPatch,
     ItemQuery,
-    MemberIn,
     MemberOut,
     MemberPage,
     MemberPatch,
@@ -143,27 +139,6 @@ def list_members(household: HouseholdScope, query: PageQuery) -> MemberPage:
     rows, cursor = paginate(statement, Member.joined_at, Member.user_id,
                             limit=query.limit, cursor=query.cursor)
     return MemberPage(items=[_member_out(m, u) for m, u in rows], next_cursor=cursor)
-
-
-@bp.post("/households/<household_id>/members")
-@endpoint(permissions=["members:manage"], body=MemberIn, response=MemberOut, status=201,
-          household=True, roles=OWNER, tags=["members"], errors=[409],
-          summary="Add an existing user by email (owner)",
-          after=[audited("member.added", _member_resource, _role_details)])
-def add_member(household: HouseholdScope, body: MemberIn) -> MemberOut:
-    user = db.session.scalars(select(User).where(User.email == normalise_email(body.email))).first()
-    if user is None:
-        raise NotFound("User not found")
-    if db.session.get(Member, (household.id, user.id)) is not None:
-        raise Conflict("Already a member")
-    member = Member(user_id=user.id, role=body.role)
-    try:
-        with db.session.begin_nested():  # a concurrent add of the same user may commit first
-            household.add(member)
-            db.session.flush()
-    except IntegrityError:
-        raise Conflict("Already a member") from None
-    return _member_out(member, user)
 
 
 @bp.patch("/households/<household_id>/members/<user_id>")

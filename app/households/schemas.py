@@ -9,6 +9,7 @@ from pydantic import Field
 from app.gateway.schemas import Body, PageQuery, Schema, Timestamp
 
 Role = Literal["owner", "adult", "child"]
+InvitationStatus = Literal["PENDING", "ACCEPTED", "DECLINED", "REVOKED", "EXPIRED"]
 _LOCAL = r"[^@\s\x00-\x1f\x7f-\x9f]+"
 EMAIL_PATTERN = f"^{_LOCAL}@{_LOCAL}$"
 Name = Field(min_length=1, max_length=200)
@@ -114,3 +115,48 @@ class ItemPage(Schema):
 class OutfitPage(Schema):
     items: list[OutfitOut]
     next_cursor: str | None = None
+
+
+class InvitationOut(Schema):
+    """An invitation as its household's owners see it (and the 201 of ``POST …/members``)."""
+
+    id: str
+    email: str
+    role: Role
+    status: InvitationStatus
+    expires_at: Timestamp
+    created_at: Timestamp
+
+
+class InvitationPage(Schema):
+    items: list[InvitationOut]
+    next_cursor: str | None = None
+
+
+class MyInvitationOut(Schema):
+    """A pending invitation as the invited person sees it: which household, which role."""
+
+    id: str
+    email: str
+    role: Role
+    status: InvitationStatus
+    expires_at: Timestamp
+    household_id: str
+    household_name: str
+    invited_by_name: str | None
+
+
+class MyInvitationPage(Schema):
+    items: list[MyInvitationOut]
+    next_cursor: str | None = None
+
+
+class MembershipOut(Schema):
+    """The membership an accepted invitation made."""
+
+    household_id: str
+    user_id: str
+    email: str | None
+    name: str
+    role: Role
+    joined_at: Timestamp

@@ -4,17 +4,19 @@
 from app.models.audit import AuditCheckpoint, AuditEvent
 from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
 from app.models.buyflow_extra import IdempotencyKey, IntentArtifact, IntentEvent
-from app.models.households import Household, Item, Member, Outfit, OutfitItem
+from app.models.households import Household, Invitation, Item, Member, Outfit, OutfitItem
 from app.models.login_flows import LoginFlow
-from app.models.users import RefreshToken, User
+from app.models.users import AuthSession, RefreshToken, User
 
 __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
+    "AuthSession",
     "Household",
     "IdempotencyKey",
     "IntentArtifact",
     "IntentEvent",
+    "Invitation",
     "Item",
     "LoginFlow",
     "Member",

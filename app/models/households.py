@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base, new_id, utcnow
 
 ROLES = ("owner", "adult", "child")
+INVITATION_STATES = ("PENDING", "ACCEPTED", "DECLINED", "REVOKED")
 
 class Household(Base):
     __tablename__ = "households"
@@ -71,3 +72,30 @@ class OutfitItem(Base):
     )
     household_id: Mapped[str] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(default=0)
+
+
+class Invitation(Base):
+    """An owner's invitation of an email address into a household with a role. Only the person
+    whose verified address it names accepts (then a ``Member`` row) or declines it; an owner may
+    revoke it while pending. Past ``expires_at`` a pending invitation is expired (status shown as
+    ``EXPIRED``; nothing writes that)."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")", name="role"),
+        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in INVITATION_STATES) + ")",
+                        name="status"),
+        Index("ix_invitations_household_page", "household_id", "created_at", "id"),
+        Index("ix_invitations_email", "email", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=partial(new_id, "inv"))
+    household_id: Mapped[str] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), default="PENDING")
+    invited_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -1,6 +1,7 @@
 // The reference SPA of the Hearthgate API: households, members, wardrobe, outfits, requests with
 // an approvals queue, purchase intents with confirmation, the audit trail and sessions.
-// Hash routes: #/login, #/ (households), #/h/<id>/<tab>, #/sessions.
+// Hash routes: #/login, #/ (households and invitations), #/h/<id>/<tab>, #/sessions,
+// #/verify-email?token=… (the link mailed at registration).
 
 import {
   api, all, ApiError, currentUser, finishOidcLogin, loggedIn, login, logout, oidcAvailable, startOidcLogin,
@@ -47,7 +48,12 @@ async function attempt(action, done) {
   }
 }
 
+const PUBLIC_VIEWS = new Set(["Log in", "Confirm your email address"]);
+
 function show(title, ...sections) {
+  // A view whose data arrived after the session ended (a failed refresh) is not drawn.
+  document.getElementById("nav").hidden = !loggedIn();
+  if (!loggedIn() && !PUBLIC_VIEWS.has(title)) { loginView(); return; }
   main.replaceChildren(el("h1", {}, title), ...sections);
   document.title = `${title} · Hearthgate`;
   main.focus();
@@ -84,16 +90,54 @@ async function loginView() {
 // ---- households ---------------------------------------------------------------------------
 
 async function householdsView() {
-  const households = await attempt(() => all("/api/households")) || [];
+  const [households, invitations, me] = await Promise.all([
+    attempt(() => all("/api/households")), attempt(() => all("/api/invitations")),
+    attempt(() => api("GET", "/api/auth/me"))]);
   show("Your households",
+    invitationsSection(invitations || [], me),
     el("section", {}, el("h2", {}, "Households"),
-      table(["Name", "Your role", "Since"], households.map((h) => el("tr", {},
+      table(["Name", "Your role", "Since"], (households || []).map((h) => el("tr", {},
         el("td", {}, el("a", { href: `#/h/${h.id}/requests` }, h.name)), el("td", {}, h.role), el("td", {}, when(h.createdAt)))))),
     el("section", {}, el("h2", {}, "New household"),
       form("Create", [field("Name", { name: "name", required: true, maxlength: 200 })], async ({ name }) => {
         const created = await attempt(() => api("POST", "/api/households", { name }), `Created ${name}.`);
         if (created) location.hash = `#/h/${created.id}/members`;
       })));
+}
+
+// Invitations to the person's address: accepted or declined here. They are listed only once the
+// address is confirmed (the code mailed at registration).
+function invitationsSection(invitations, me) {
+  const answer = (invitation, verb, done) => el("button", { type: "button", onclick: async () => {
+    if (await attempt(() => api("POST", `/api/invitations/${invitation.id}/${verb}`, {}), done) !== undefined) route();
+  } }, `${verb === "accept" ? "Accept" : "Decline"} ${invitation.householdName}`);
+  const section = el("section", {}, el("h2", {}, "Invitations for you"),
+    table(["Household", "Role", "From", "Until", ""], invitations.map((i) => el("tr", {},
+      el("td", {}, i.householdName), el("td", {}, i.role), el("td", {}, i.invitedByName || ""),
+      el("td", {}, when(i.expiresAt)),
+      el("td", {}, answer(i, "accept", `You joined ${i.householdName}.`), " ",
+        answer(i, "decline", `You declined ${i.householdName}.`))))));
+  if (me && !me.emailVerified) {
+    section.append(el("p", { class: "muted" }, "Confirm your email address to see invitations sent to it."),
+      form("Confirm", [field("Confirmation code from the mail", { name: "token", required: true })],
+        async ({ token }) => { if (await confirmEmail(token)) route(); }));
+  }
+  return section;
+}
+
+async function confirmEmail(token) {
+  return await attempt(() => api("POST", "/api/auth/verify-email", { token: token.trim() }, { retry: false }),
+    "Your email address is confirmed.") !== undefined;
+}
+
+async function verifyEmailView() {
+  const token = new URLSearchParams(location.hash.split("?")[1] || "").get("token") || "";
+  show("Confirm your email address", el("p", {}, "Confirming…"));
+  if (token) await confirmEmail(token);
+  else say("The link has no code in it.", false);
+  // Not a hash change (that would clear the notice just given): the next view, drawn here.
+  history.replaceState(null, "", loggedIn() ? "#/" : "#/login");
+  await route();
 }
 
 const TABS = [["members", "Members"], ["items", "Wardrobe"], ["outfits", "Outfits"], ["requests", "Requests"], ["audit", "Audit trail"]];
@@ -121,6 +165,14 @@ async function membersTab(base, household) {
     } }, `Remove ${m.name}`) : "")));
   const sections = [el("section", {}, el("h2", {}, "Members"), table(["Name", "Email", "Role", ""], rows))];
   if (owner) {
+    const invitations = await attempt(() => all(`${base}/invitations`)) || [];
+    sections.push(el("section", {}, el("h2", {}, "Invitations"),
+      table(["Email", "Role", "Status", "Until", ""], invitations.map((i) => el("tr", {},
+        el("td", {}, i.email), el("td", {}, i.role), el("td", { class: "status" }, i.status),
+        el("td", {}, when(i.expiresAt)),
+        el("td", {}, i.status === "PENDING" ? el("button", { type: "button", onclick: async () => {
+          if (await attempt(() => api("DELETE", `${base}/invitations/${i.id}`), `Revoked the invitation of ${i.email}.`) !== undefined) route();
+        } }, `Revoke ${i.email}`) : ""))))));
     sections.push(el("section", {}, el("h2", {}, "Invite someone"),
       form("Invite", [
         field("Email", { name: "email", type: "email", required: true }),
@@ -299,6 +351,7 @@ async function sessionsView() {
 async function route() {
   const nav = document.getElementById("nav");
   nav.hidden = !loggedIn();
+  if (location.hash.startsWith("#/verify-email")) { await verifyEmailView(); return; }
   if (!loggedIn()) { await loginView(); return; }
   document.getElementById("who").textContent = currentUser().email || currentUser().name;
   const path = location.hash.replace(/^#/, "").split("?")[0] || "/";

@@ -1,0 +1,251 @@
+"""Invitations: an owner invites an email address into a household with a role; only the person
+whose **verified** address it names accepts (a membership) or declines it, until it expires
+(``INVITATION_TTL_SECONDS``) or an owner revokes it.
+
+Another person's invitation is the same 404 as an unknown one. An unverified address (a local
+account whose confirmation link was not used, an OIDC login without ``email_verified: true``)
+is 403: no one becomes a member by claiming an address they cannot read. Each step is audited on
+the household's chain. Accepting is one conditional ``UPDATE … WHERE status = 'PENDING'`` plus the
+membership insert in one transaction: of two concurrent accepts one wins, the other gets 409.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import and_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app import audit
+from app.auth import clock
+from app.auth.emails import InvalidEmail
+from app.auth.users import normalise_email
+from app.db import db
+from app.gateway.contracts import Call, Reply, endpoint
+from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
+from app.gateway.pagination import paginate
+from app.gateway.principal import Principal
+from app.gateway.schemas import PageQuery
+from app.gateway.tenancy import HouseholdScope
+from app.households import bp
+from app.households.schemas import (
+    InvitationOut,
+    InvitationPage,
+    MemberIn,
+    MembershipOut,
+    MyInvitationOut,
+    MyInvitationPage,
+)
+from app.models import Household, Invitation, Member, User
+
+OWNER = ["owner"]
+TAGS = ["invitations"]
+NOT_FOUND = "Invitation not found"
+
+
+def status_of(invitation: Invitation) -> str:
+    """The status a client sees: a pending invitation past its expiry is ``EXPIRED``."""
+    if invitation.status == "PENDING" and invitation.expires_at <= clock.now():
+        return "EXPIRED"
+    return invitation.status
+
+
+def _out(invitation: Invitation) -> InvitationOut:
+    return InvitationOut(id=invitation.id, email=invitation.email,
+                         role=invitation.role,  # type: ignore[arg-type]
+                         status=status_of(invitation),  # type: ignore[arg-type]
+                         expires_at=invitation.expires_at, created_at=invitation.created_at)
+
+
+# -- owners: invite, list, revoke ------------------------------------------------------------
+
+
+@bp.post("/households/<household_id>/members")
+@endpoint(permissions=["members:manage"], body=MemberIn, response=InvitationOut, status=201,
+          household=True, roles=OWNER, tags=["members", *TAGS], errors=[409, 422],
+          creates="invitation_id",
+          summary="Invite someone by email (owner): an invitation, not yet a membership",
+          description="The invited person becomes a member when they accept it, logged in with "
+          "this address verified (`GET /api/invitations`, `POST /api/invitations/{id}/accept`), "
+          "within `INVITATION_TTL_SECONDS`. Whether the address has an account is not revealed. "
+          "409 when the address is a member already or has a pending invitation here; 422 for an "
+          "address whose domain is not a valid internationalised domain name or mixes scripts "
+          "(a look-alike of another).")
+def invite(household: HouseholdScope, body: MemberIn) -> InvitationOut:
+    try:
+        email = normalise_email(body.email)
+    except InvalidEmail as refused:
+        raise Unprocessable("This email address cannot be used",
+                            details=[{"field": "email", "message": str(refused)}]) from None
+    member = db.session.scalars(
+        household.select(Member).join(User, User.id == Member.user_id).where(User.email == email)
+    ).first()
+    if member is not None:
+        raise Conflict("Already a member")
+    now = clock.now()
+    pending = db.session.scalars(household.select(Invitation).where(
+        Invitation.email == email, Invitation.status == "PENDING", Invitation.expires_at > now,
+    )).first()
+    if pending is not None:
+        raise Conflict("Already invited", invitationId=pending.id)
+    ttl = int(current_app.config["INVITATION_TTL_SECONDS"])
+    invitation = household.add(Invitation(
+        email=email, role=body.role, status="PENDING", invited_by=household.user_id,
+        created_at=now, expires_at=now + timedelta(seconds=ttl),
+    ))
+    db.session.flush()
+    audit.record("invitation.created", household_id=household.id,
+                 resource=f"invitation:{invitation.id}", details={"role": body.role})
+    return _out(invitation)
+
+
+@bp.get("/households/<household_id>/invitations")
+@endpoint(permissions=["members:manage"], query=PageQuery, response=InvitationPage,
+          household=True, roles=OWNER, tags=TAGS,
+          summary="The household's invitations, newest first (owner)",
+          description="Every invitation with its status: PENDING, ACCEPTED, DECLINED, REVOKED, "
+          "or EXPIRED (pending past its expiry).")
+def list_invitations(household: HouseholdScope, query: PageQuery) -> InvitationPage:
+    rows, cursor = paginate(household.select(Invitation), Invitation.created_at, Invitation.id,
+                            limit=query.limit, cursor=query.cursor, newest_first=True)
+    return InvitationPage(items=[_out(row) for row in rows], next_cursor=cursor)
+
+
+def _invitation_resource(call: Call) -> str:
+    return f"invitation:{call.path['invitation_id']}"
+
+
+@bp.delete("/households/<household_id>/invitations/<invitation_id>")
+@endpoint(permissions=["members:manage"], household=True, roles=OWNER, tags=TAGS, errors=[409],
+          summary="Revoke a pending invitation (owner)",
+          description="Another household's or an unknown invitation: 404. One that is no longer "
+          "pending (accepted, declined, revoked, expired): 409.")
+def revoke_invitation(household: HouseholdScope, invitation_id: str) -> Reply:
+    invitation = household.get(Invitation, invitation_id, "Invitation")
+    now = clock.now()
+    revoked = db.session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.status == "PENDING",
+               Invitation.expires_at > now)
+        .values(status="REVOKED", decided_at=now, decided_by=household.user_id)
+    )
+    if revoked.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("The invitation is no longer pending",
+                       invitationStatus=status_of(invitation))
+    audit.record("invitation.revoked", household_id=household.id,
+                 resource=f"invitation:{invitation.id}")
+    return Reply(status=204)
+
+
+# -- the invited person: list, accept, decline -----------------------------------------------
+
+
+def _verified_email(principal: Principal) -> tuple[User, str | None]:
+    """The caller and their address if it is verified (else None)."""
+    user = db.session.get(User, principal.user_id)
+    if user is None:
+        raise NotFound(NOT_FOUND)
+    verified = user.email if user.email is not None and user.email_verified_at else None
+    return user, verified
+
+
+@bp.get("/invitations")
+@endpoint(auth="bearer", query=PageQuery, response=MyInvitationPage, tags=TAGS,
+          summary="The caller's pending invitations (to their verified address)",
+          description="Empty while the caller's address is not verified.")
+def my_invitations(query: PageQuery, principal: Principal) -> MyInvitationPage:
+    _, email = _verified_email(principal)
+    if email is None:
+        return MyInvitationPage(items=[], next_cursor=None)
+    inviter = select(User.name).where(User.id == Invitation.invited_by).scalar_subquery()
+    statement = (
+        select(Invitation, Household.name, inviter)
+        .join(Household, Household.id == Invitation.household_id)
+        .where(and_(Invitation.email == email, Invitation.status == "PENDING",
+                    Invitation.expires_at > clock.now()))
+    )
+    rows, cursor = paginate(statement, Invitation.created_at, Invitation.id,
+                            limit=query.limit, cursor=query.cursor, newest_first=True)
+    return MyInvitationPage(items=[MyInvitationOut(
+        id=inv.id, email=inv.email, role=inv.role, status=status_of(inv),  # type: ignore[arg-type]
+        expires_at=inv.expires_at, household_id=inv.household_id, household_name=name,
+        invited_by_name=by,
+    ) for inv, name, by in rows], next_cursor=cursor)
+
+
+def _answerable(invitation_id: str, principal: Principal, action: str) -> tuple[Invitation, User]:
+    """The caller's own pending invitation, or the refusal: someone else's or unknown 404,
+    unverified address 403, no longer pending 409, expired 410."""
+    invitation = db.session.get(Invitation, invitation_id)
+    user, verified = _verified_email(principal)
+    if invitation is None or user.email is None or invitation.email != user.email:
+        raise NotFound(NOT_FOUND)
+    if verified is None:
+        audit.record_denial(action, household_id=invitation.household_id,
+                            resource=f"invitation:{invitation.id}",
+                            details={"reason": "email not verified"})
+        raise Forbidden("Confirm your email address before answering an invitation",
+                        reason="EmailNotVerified")
+    status = status_of(invitation)
+    if status == "EXPIRED":
+        raise Gone("The invitation has expired")
+    if status != "PENDING":
+        raise Conflict("The invitation is no longer pending", invitationStatus=status)
+    return invitation, user
+
+
+def _decide(invitation: Invitation, user: User, status: str) -> None:
+    """PENDING → ``status``, exactly once (409 for the loser of a race), in this transaction."""
+    now = clock.now()
+    decided = db.session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.status == "PENDING",
+               Invitation.expires_at > now)
+        .values(status=status, decided_at=now, decided_by=user.id)
+    )
+    if decided.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise Conflict("The invitation is no longer pending")
+
+
+@bp.post("/invitations/<invitation_id>/accept")
+@endpoint(auth="bearer", response=MembershipOut, tags=TAGS, errors=[409, 410],
+          summary="Accept an invitation: the caller becomes a member with its role",
+          description="Only the person whose verified address the invitation names: someone "
+          "else's or an unknown invitation is 404, an unverified address 403, an expired "
+          "invitation 410, one no longer pending (or a caller who is a member already) 409. "
+          "Of concurrent accepts, one makes the membership and the others get 409.")
+def accept_invitation(invitation_id: str, principal: Principal) -> MembershipOut:
+    invitation, user = _answerable(invitation_id, principal, "invitation.accepted")
+    if db.session.get(Member, (invitation.household_id, user.id)) is not None:
+        raise Conflict("Already a member of this household")
+    _decide(invitation, user, "ACCEPTED")
+    member = Member(household_id=invitation.household_id, user_id=user.id, role=invitation.role,
+                    joined_at=clock.now())
+    try:
+        with db.session.begin_nested():
+            db.session.add(member)
+            db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("Already a member of this household") from None
+    audit.record("invitation.accepted", household_id=invitation.household_id,
+                 resource=f"invitation:{invitation.id}", principal_id=user.id,
+                 details={"role": invitation.role, "userId": user.id})
+    return MembershipOut(household_id=member.household_id, user_id=user.id, email=user.email,
+                         name=user.name, role=member.role,  # type: ignore[arg-type]
+                         joined_at=member.joined_at)
+
+
+@bp.post("/invitations/<invitation_id>/decline")
+@endpoint(auth="bearer", status=204, tags=TAGS, errors=[409, 410],
+          summary="Decline an invitation",
+          description="The same rules as accepting: the invited person's own verified address "
+          "only (else 404, or 403 while unverified).")
+def decline_invitation(invitation_id: str, principal: Principal) -> Reply:
+    invitation, user = _answerable(invitation_id, principal, "invitation.declined")
+    _decide(invitation, user, "DECLINED")
+    audit.record("invitation.declined", household_id=invitation.household_id,
+                 resource=f"invitation:{invitation.id}", principal_id=user.id)
+    return Reply(status=204)
