@@ -279,7 +279,17 @@ def verify_email(body: VerifyEmailIn) -> None:
         audit.record_denial("users.email_verified",
                             details={"reason": "bad, expired or used code"})
         raise BadRequest("Invalid, expired or already used confirmation code")
-    user.email_verified_at = clock.now()
+    # Single use under concurrent confirmations too: one conditional update wins.
+    confirmed = db.session.execute(
+        update(User).where(User.id == user.id, User.email == user.email,
+                           User.email_verified_at.is_(None))
+        .values(email_verified_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if confirmed.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        audit.record_denial("users.email_verified", details={"reason": "already used code"})
+        raise BadRequest("Invalid, expired or already used confirmation code")
     audit.record("users.email_verified", resource=f"user:{user.id}", principal_id=user.id)
 
 
@@ -345,32 +355,45 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
 
 
 @bp.post("/password")
-@endpoint(auth="bearer", body=ChangePasswordIn, status=204, tags=("auth",), errors=(403, 429),
+@endpoint(auth="bearer", body=ChangePasswordIn, status=204, tags=("auth",), errors=(403, 409, 429),
           sensitive=True,
           summary="Change the caller's password; ends every session of the account",
           description="Needs the current password (a wrong one is 403 and counts as a failed "
           "login of the account, `AUTH_LOGIN_FAILURES_PER_ACCOUNT`). Every session of the "
-          "account ends, this one included: log in again with the new password.")
+          "account ends, this one included: log in again with the new password. 409 when a "
+          "concurrent change of the same password won.")
 def change_password(body: ChangePasswordIn, principal: Principal) -> None:
     from app.auth.throttle import login_throttle
 
     user = db.session.get(User, principal.user_id)
     if user is None or user.password_hash is None or user.email is None:
         raise Forbidden("This account has no password")
+    user_id, email, stored = user.id, user.email, user.password_hash
+    # Nothing is written yet: end the read before the slow hashes, so that the transaction (on
+    # SQLite, the database's one write lock) is not held while argon2 runs.
+    db.session.commit()
     throttle = login_throttle()
-    throttle.check(user.email)
+    throttle.check(email)
     try:
-        hasher.verify(user.password_hash, body.current_password)
+        hasher.verify(stored, body.current_password)
     except (VerificationError, InvalidHashError):
-        throttle.failed(None, user.email)
-        audit.record_denial("auth.password.change", principal_id=user.id,
+        throttle.failed(None, email)
+        audit.record_denial("auth.password.change", principal_id=user_id,
                             details={"reason": "wrong current password"})
         raise Forbidden("The current password is wrong") from None
-    throttle.succeeded(user.email)
-    user.password_hash = hash_password(body.new_password)
-    user.updated_at = utcnow()
-    ended = revoke_all(user.id)
-    audit.record("auth.password.change", resource=f"user:{user.id}", principal_id=user.id,
+    throttle.succeeded(email)
+    new_hash = hash_password(body.new_password)
+    # One change wins among concurrent ones: the hash changes only from the one just verified.
+    changed = db.session.execute(
+        update(User).where(User.id == user_id, User.password_hash == stored)
+        .values(password_hash=new_hash, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise Conflict("The password was changed meanwhile")
+    ended = revoke_all(user_id)
+    audit.record("auth.password.change", resource=f"user:{user_id}", principal_id=user_id,
                  details={"revoked": ended})
 
 

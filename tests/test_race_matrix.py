@@ -48,10 +48,12 @@ from app.db import Base, Database
 from app.gateway.contracts import contract_of
 from app.models import (
     AuditEvent,
+    AuthSession,
     Household,
     IdempotencyKey,
     IntentArtifact,
     IntentEvent,
+    Invitation,
     Item,
     Member,
     Outfit,
@@ -120,6 +122,7 @@ class Stage:
     log: Path
     postgres: Postgres | None
     cases: int = 0
+    verified: int = 0  # addresses confirmed so far by the races
     waits: dict[str, Counter[str]] = field(default_factory=dict)  # per case, per lock waited on
 
     def pg_log_offset(self) -> int:
@@ -404,19 +407,80 @@ def _delete_household(stage: Stage) -> Race:
     return Race(shots, {"delete": {204, 404}}, check)
 
 
-@case("add member (defect 7)", "POST " + H + "/members")
-def _add_member(stage: Stage) -> Race:
+@case("invite one address (defect 7)", "POST " + H + "/members")
+def _invite(stage: Stage) -> Race:
     f = stage.family()
     newcomer = f.auth.user(f"race{stage.cases}-newcomer@example.test")
-    shots = identical("add", "POST", hh(f, "/members"),
+    shots = identical("invite", "POST", hh(f, "/members"),
                       json={"email": newcomer.email, "role": "child"}, headers=f.headers(f.owner))
 
     def check(statuses: dict[str, Counter[int]]) -> None:
-        assert statuses["add"] == {201: 1, 409: CALLS - 1}, statuses
-        assert member(stage, f, newcomer.id) is not None
-        assert audited(stage, "member.added", f.household_id) == 1
+        assert statuses["invite"] == {201: 1, 409: CALLS - 1}, statuses
+        assert count(stage, Invitation, Invitation.household_id == f.household_id,
+                     Invitation.email == newcomer.email) == 1
+        assert audited(stage, "invitation.created", f.household_id) == 1
 
-    return Race(shots, {"add": {201, 409}}, check)
+    return Race(shots, {"invite": {201, 409}}, check)
+
+
+def _invited(stage: Stage, f: Family) -> tuple[User, str]:
+    """A verified newcomer and the id of their pending invitation into ``f``'s household."""
+    newcomer = f.auth.user(f"race{stage.cases}-invited@example.test")
+    created = f.client.post(hh(f, "/members"), json={"email": newcomer.email, "role": "adult"},
+                            headers=f.headers(f.owner))
+    assert created.status_code == 201, created.get_json()
+    return newcomer, str(created.get_json()["id"])
+
+
+@case("accept one invitation", "POST /api/invitations/<invitation_id>/accept")
+def _accept(stage: Stage) -> Race:
+    f = stage.family()
+    newcomer, invitation = _invited(stage, f)
+    shots = identical("accept", "POST", f"/api/invitations/{invitation}/accept",
+                      headers=f.headers(newcomer))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["accept"] == {200: 1, 409: CALLS - 1}, statuses
+        assert member(stage, f, newcomer.id) is not None
+        assert audited(stage, "invitation.accepted", f.household_id) == 1
+
+    return Race(shots, {"accept": {200, 409}}, check)
+
+
+@case("decline one invitation", "POST /api/invitations/<invitation_id>/decline")
+def _decline(stage: Stage) -> Race:
+    f = stage.family()
+    newcomer, invitation = _invited(stage, f)
+    shots = identical("decline", "POST", f"/api/invitations/{invitation}/decline",
+                      headers=f.headers(newcomer))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["decline"] == {204: 1, 409: CALLS - 1}, statuses
+        assert member(stage, f, newcomer.id) is None
+        assert audited(stage, "invitation.declined", f.household_id) == 1
+
+    return Race(shots, {"decline": {204, 409}}, check)
+
+
+@case("accept against revoke", "DELETE " + H + "/invitations/<invitation_id>")
+def _accept_vs_revoke(stage: Stage) -> Race:
+    f = stage.family()
+    newcomer, invitation = _invited(stage, f)
+    shots = halves(
+        identical("accept", "POST", f"/api/invitations/{invitation}/accept",
+                  headers=f.headers(newcomer)),
+        identical("revoke", "DELETE", hh(f, f"/invitations/{invitation}"),
+                  headers=f.headers(f.owner)))
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        accepted, revoked = won(statuses, "accept", 200), won(statuses, "revoke", 204)
+        assert accepted + revoked == 1, statuses  # one decision, whichever came first
+        assert (member(stage, f, newcomer.id) is not None) == (accepted == 1)
+        decided = audited(stage, "invitation.accepted", f.household_id) + audited(
+            stage, "invitation.revoked", f.household_id)
+        assert decided == 1
+
+    return Race(shots, {"accept": {200, 409}, "revoke": {204, 404, 409}}, check)
 
 
 @case("change a member's role", "PATCH " + H + "/members/<user_id>")
@@ -1103,6 +1167,86 @@ def _refresh(stage: Stage) -> Race:
                      RefreshToken.used_at.is_not(None)) == 1
 
     return Race(shots, {"refresh": {200, 401, 409}}, check)
+
+
+@case("confirm one address", "POST /api/auth/verify-email")
+def _verify_email(stage: Stage) -> Race:
+    from plugins.passwords import email_verification_token
+
+    stage.cases += 1
+    email = f"race{stage.cases}-verify@example.test"
+    local_account(stage, email)
+    with stage.app.app_context(), stage.app.extensions["hearthgate.db"]() as session:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        token = email_verification_token(user)
+    remember(token)
+    shots = identical("verify", "POST", "/api/auth/verify-email", json={"token": token})
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["verify"] == {204: 1, 400: CALLS - 1}, statuses
+        assert count(stage, User, User.email == email, User.email_verified_at.is_not(None)) == 1
+        assert count(stage, AuditEvent, AuditEvent.action == "users.email_verified",
+                     AuditEvent.decision == "allowed") == stage.verified + 1
+        stage.verified += 1
+
+    return Race(shots, {"verify": {204, 400}}, check)
+
+
+@case("change one password", "POST /api/auth/password")
+def _change_password(stage: Stage) -> Race:
+    stage.cases += 1
+    email = f"race{stage.cases}-password@example.test"
+    local_account(stage, email)
+    pair = local_login(stage, email)
+    new = PASSWORD + " changed"
+    remember(new)
+    shots = identical("change", "POST", "/api/auth/password",
+                      json={"currentPassword": PASSWORD, "newPassword": new},
+                      headers={"Authorization": f"Bearer {pair['token']}"})
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert won(statuses, "change", 204) == 1, statuses
+        with stage.app.extensions["hearthgate.db"]() as session:
+            user_id = session.scalars(select(User.id).where(User.email == email)).one()
+        assert audited(stage, "auth.password.change", user_id) >= 1  # the winner (and denials)
+        assert count(stage, AuditEvent, AuditEvent.action == "auth.password.change",
+                     AuditEvent.chain == user_id, AuditEvent.decision == "allowed") == 1
+        # every session ended; the new password logs in
+        assert count(stage, AuthSession, AuthSession.user_id == user_id,
+                     AuthSession.ended_at.is_(None)) == 0
+        login = stage.app.test_client().post("/api/auth/login",
+                                              json={"email": email, "password": new})
+        assert login.status_code == 200, login.get_json()
+        remember(login.get_json()["token"], login.get_json()["refreshToken"])
+
+    return Race(shots, {"change": {204, 403, 409}}, check)
+
+
+@case("end one session", "DELETE /api/auth/sessions/<session_id>")
+def _end_session(stage: Stage) -> Race:
+    stage.cases += 1
+    email = f"race{stage.cases}-devices@example.test"
+    local_account(stage, email)
+    phone, laptop = local_login(stage, email), local_login(stage, email)
+    sessions = stage.app.test_client().get(
+        "/api/auth/sessions", headers={"Authorization": f"Bearer {laptop['token']}"})
+    other = next(s["id"] for s in sessions.get_json()["items"] if not s["current"])
+    shots = identical("end", "DELETE", f"/api/auth/sessions/{other}",
+                      headers={"Authorization": f"Bearer {laptop['token']}"})
+
+    def check(statuses: dict[str, Counter[int]]) -> None:
+        assert statuses["end"] == {204: 1, 404: CALLS - 1}, statuses
+        assert count(stage, AuthSession, AuthSession.id == other,
+                     AuthSession.ended_at.is_not(None)) == 1
+        with stage.app.extensions["hearthgate.db"]() as session:
+            ended = session.scalars(select(AuditEvent.details).where(
+                AuditEvent.action == "auth.session.ended")).all()
+        assert sum(1 for details in ended if details.get("sessionId") == other) == 1
+        refused = stage.app.test_client().post("/api/auth/refresh",
+                                               json={"refreshToken": phone["refreshToken"]})
+        assert refused.status_code == 401
+
+    return Race(shots, {"end": {204, 404}}, check)
 
 
 @case("log out", "POST /api/auth/logout")

@@ -124,12 +124,9 @@ def list_sessions(query: PageQuery, principal: Principal) -> SessionPage:
           description="Its refresh token stops working at once; its access tokens at their "
           "`exp`. Another person's session, an ended or unknown one: 404.")
 def end_session(session_id: str, principal: Principal) -> None:
-    live = db.session.scalars(
-        sessions.live_sessions(principal.user_id).where(AuthSession.id == session_id)
-    ).first()
-    if live is None:
+    revoked = sessions.end(principal.user_id, session_id)
+    if revoked is None:
         raise NotFound("Session not found")
-    revoked = sessions.revoke_family(principal.user_id, session_id)
     audit.record("auth.session.ended", resource=f"user:{principal.user_id}",
                  details={"sessionId": session_id, "revoked": revoked,
                           "current": session_id == principal.session_id})

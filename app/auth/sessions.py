@@ -148,6 +148,9 @@ def rotate(presented: str) -> TokenPair:
         raise _spent_again(row, now)
     if row.expires_at <= now:
         raise _deny("expired", row.user_id)
+    # Lock order, as logout and ending a session take it: the session's row, then its tokens.
+    session.execute(select(AuthSession.id).where(AuthSession.id == row.family_id)
+                    .with_for_update(key_share=True))
     # Conditional update: of two concurrent refreshes with one token, exactly one wins.
     spent = session.execute(
         update(RefreshToken)
@@ -202,6 +205,22 @@ def _revoke_on_reuse(row: RefreshToken) -> None:
                  details={"reason": "refresh token reused", "sessionId": row.family_id})
     session.commit()
     log.warning("refresh token reuse detected; session %s revoked", row.family_id)
+
+
+def end(user_id: str, family_id: str) -> int | None:
+    """End one live session of ``user_id`` exactly once, as ``revoke_family`` does; ``None`` when
+    it is not a live session of theirs (unknown, someone else's, ended, or ended meanwhile by a
+    concurrent call: the conditional update lets one caller win)."""
+    now = clock.now()
+    ended = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.id == family_id,
+               AuthSession.ended_at.is_(None), AuthSession.expires_at > now)
+        .values(ended_at=now)
+    )
+    if ended.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return revoke_family(user_id, family_id)
 
 
 def revoke_family(user_id: str, family_id: str) -> int:

@@ -64,7 +64,7 @@ def _out(invitation: Invitation) -> InvitationOut:
 @bp.post("/households/<household_id>/members")
 @endpoint(permissions=["members:manage"], body=MemberIn, response=InvitationOut, status=201,
           household=True, roles=OWNER, tags=["members", *TAGS], errors=[409, 422],
-          creates="invitation_id",
+          creates="invitation_id", household_lock="update",
           summary="Invite someone by email (owner): an invitation, not yet a membership",
           description="The invited person becomes a member when they accept it, logged in with "
           "this address verified (`GET /api/invitations`, `POST /api/invitations/{id}/accept`), "
@@ -73,6 +73,9 @@ def _out(invitation: Invitation) -> InvitationOut:
           "address whose domain is not a valid internationalised domain name or mixes scripts "
           "(a look-alike of another).")
 def invite(household: HouseholdScope, body: MemberIn) -> InvitationOut:
+    """Check, then insert: the household's row lock (``household_lock="update"``) makes
+    concurrent invitations of one household take turns, so one address gets one pending
+    invitation."""
     try:
         email = normalise_email(body.email)
     except InvalidEmail as refused:
