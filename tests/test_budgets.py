@@ -67,6 +67,7 @@ PUBLIC_CREDENTIALS: dict[str, str] = {
     "passwords.register": "none",
     "passwords.reset_password": "none (an email address)",
     "passwords.reset_password_confirm": "reset token",
+    "passwords.verify_email": "address-confirmation code",
     "oidc_flow.authorize": "none",
     "oidc_flow.callback": "state and code",
     "oidc_flow.exchange": "one-time code",
@@ -78,6 +79,7 @@ PUBLIC_BODIES: dict[str, Any] = {
     "auth.login": {"provider": "password", "email": "victim@example.test", "password": "wrong-1"},
     "auth.refresh": {"refreshToken": "rt_forged"},
     "passwords.reset_password_confirm": {"token": "forged.reset.token", "password": "x" * 16},
+    "passwords.verify_email": {"token": "forged.confirmation.code"},
     "oidc_flow.exchange": {"code": "forged-code"},
 }
 
