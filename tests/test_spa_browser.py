@@ -77,7 +77,12 @@ class Person:
         body = response.value.json()
         self.tokens += [body[k] for k in ("token", "refreshToken", "confirmationToken") if k in body]
 
+    def settle(self) -> None:
+        """Wait until the page has drawn what it is loading (no route in flight)."""
+        self.page.wait_for_function("() => !document.querySelector('#main[aria-busy]')")
+
     def fill(self, form_heading: str, **values: str) -> None:
+        self.settle()
         section = self.page.locator("section", has=self.page.get_by_role("heading", name=form_heading))
         for label, value in values.items():
             control = section.get_by_label(label, exact=True)
@@ -143,10 +148,10 @@ class Person:
         self.page.get_by_role("link", name=name).click()
         self.page.get_by_role("navigation", name="Household").get_by_role("link", name=tab).click()
         self.page.get_by_role("link", name=tab).and_(self.page.locator("[aria-current=page]")).wait_for()
-        # Both clicks above draw the page; the later drawing replaces the earlier one's forms.
-        self.page.wait_for_load_state("networkidle")
+        self.settle()  # both clicks above draw the page: act on the last drawing
 
     def click(self, name: str) -> None:
+        self.settle()
         self.page.get_by_role("button", name=name, exact=True).click()
 
     def screenshot(self, name: str) -> None:

@@ -348,7 +348,22 @@ async function sessionsView() {
 
 // ---- routing -------------------------------------------------------------------------------
 
+// Routes in flight: while any is, the main region is aria-busy (assistive technology waits, and
+// so can a test): a link click and a hash change may start two draws of the same view.
+let routing = 0;
+
 async function route() {
+  routing += 1;
+  main.setAttribute("aria-busy", "true");
+  try {
+    await draw();
+  } finally {
+    routing -= 1;
+    if (routing === 0) main.removeAttribute("aria-busy");
+  }
+}
+
+async function draw() {
   const nav = document.getElementById("nav");
   nav.hidden = !loggedIn();
   if (location.hash.startsWith("#/verify-email")) { await verifyEmailView(); return; }
