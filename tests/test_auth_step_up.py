@@ -139,8 +139,8 @@ def test_auth_time_is_the_login_and_survives_refreshes(
     with app.extensions["hearthgate.db"]() as session:
         from sqlalchemy import select
 
-        user = session.scalars(select(User).where(User.email == "pat@example.test")).one()
-        household = make_household(app, "Home", {user.id: "owner"})
+        user_id = session.scalars(select(User.id).where(User.email == "pat@example.test")).one()
+    household = make_household(app, "Home", {user_id: "owner"})
     base = f"/api/households/{household}/requests"
     client = app.test_client()
     bearer = {"Authorization": f"Bearer {refreshed['token']}"}
