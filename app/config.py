@@ -159,7 +159,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RATELIMIT_STRATEGY", "str", "fixed-window",
             "fixed-window, moving-window or sliding-window-counter"),
     Setting("RATELIMIT_AUTHENTICATED", "str", "100/minute", "per verified sub, all routes"),
-    Setting("RATELIMIT_ANONYMOUS", "str", "10/minute", "per client IP, all routes"),
+    Setting("RATELIMIT_ANONYMOUS", "str", "10/minute",
+            "per client IP, all routes (60/minute in development, where one person registers and "
+            "logs in as several)", development="60/minute"),
     Setting("RATELIMIT_INTERNAL", "str", "1200/minute",
             "per internal token (orchestrator callbacks), all internal routes"),
     Setting("WEBHOOK_RATE_LIMIT", "str", "600/minute",

@@ -27,6 +27,9 @@ def test_development_turns_on_what_a_newcomer_needs_and_production_none_of_it() 
         assert (dev[name], test[name], prod[name]) == (True, False, False), name
     for name in ("API_DOCS_ENABLED", "SPA_ENABLED"):
         assert (dev[name], prod[name]) == (True, False), name
+    # One newcomer plays several people from one address; production keeps the tight limit.
+    assert (dev["RATELIMIT_ANONYMOUS"], test["RATELIMIT_ANONYMOUS"],
+            prod["RATELIMIT_ANONYMOUS"]) == ("60/minute", "10/minute", "10/minute")
     # An explicit value wins in every environment.
     assert load_settings({"AUTH_LOCAL_ACCOUNTS_ENABLED": "false"})["AUTH_LOCAL_ACCOUNTS_ENABLED"] is False
 
