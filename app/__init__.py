@@ -18,6 +18,7 @@ from app.config import (
     refused_everywhere,
 )
 from app.db import db
+from app.gateway.errors import secret_store_unavailable
 from app.logs import configure_logging, redactor
 from app.secrets import (
     BackendUnavailable,
@@ -25,7 +26,6 @@ from app.secrets import (
     SecretNotFound,
     SecretStoreError,
     resolve_secret_settings,
-    secret_store_unavailable,
     split_store_url,
 )
 
@@ -61,7 +61,7 @@ def register_extensions(app: Flask) -> None:
     from app.gateway.bodylimit import init_body_limit
     from app.gateway.clientip import init_client_ip
     from app.gateway.headers import init_headers
-    from app.meta.readiness import add_check, database_check
+    from app.readiness import add_check, database_check
 
     db.init_app(app)
     add_check(app, "database", database_check)
@@ -95,8 +95,8 @@ def open_secret_store(app: Flask) -> None:
     """The store for ``SECRET_STORE_URL``, then the secret settings read through it: a value
     given in the environment first, then the store, then the development default. Unreachable
     or unreadable refuses the start in every environment: never a fall-back to defaults."""
-    from app.meta.readiness import add_check
     from app.plugins import hook
+    from app.readiness import add_check
 
     scheme, url, query = split_store_url(app.config["SECRET_STORE_URL"])
     query.setdefault("cache_ttl", [str(app.config["SECRET_STORE_CACHE_TTL_SECONDS"])])
@@ -157,8 +157,8 @@ def _limiter_storage_refusals(app: Flask) -> list[str]:
 
 
 def init_access_tokens(app: Flask) -> None:
-    from app.auth.tokens import AccessTokens
     from app.gateway.tokencache import VerifiedTokens
+    from app.gateway.tokens import AccessTokens
 
     tokens = AccessTokens(app.config)
     app.extensions["hearthgate.tokens"] = tokens

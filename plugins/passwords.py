@@ -44,10 +44,10 @@ from app.auth.schemas import UserOut
 from app.auth.sessions import revoke_all
 from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalised_or_none
 from app.background import BackgroundQueue
+from app.context import Principal
 from app.db import db, new_id, utcnow
 from app.gateway.contracts import endpoint
 from app.gateway.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
-from app.gateway.principal import Principal
 from app.gateway.schemas import Body, Schema
 from app.hookspecs import hookimpl
 from app.models import User

@@ -24,8 +24,8 @@ from app.audit.chain import GENESIS, entry_hash, normalise_details
 from app.audit.checkpoints import drop_checkpoints, newest_checkpoint, sign_head
 from app.audit.redaction import redact_details
 from app.audit.signing import signer
+from app.context import request_id
 from app.db import db, utcnow
-from app.gateway.headers import request_id
 from app.models.audit import ERASED_ACTION, SYSTEM_CHAIN, AuditEvent
 
 APPEND_ATTEMPTS = 20

@@ -12,7 +12,7 @@ from flask import Flask
 from app.auth import clock
 from app.auth.permissions import effective_permissions
 from app.auth.users import upsert_identity
-from app.gateway.principal import Principal
+from app.context import Principal
 
 log = logging.getLogger(__name__)
 

@@ -37,10 +37,11 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError
 
 from app import audit
+from app.context import Principal
 from app.db import db
 from app.gateway.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body, refuse_unstorable_pairs
-from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
+from app.gateway.principal import authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdLock, HouseholdScope, load_scope
 
 Auth = Literal["public", "bearer", "internal"]
