@@ -13,7 +13,6 @@ from flask import Flask
 
 from app.config import (
     ConfigurationRefused,
-    configuration_problems,
     load_settings,
     refused_everywhere,
 )
@@ -121,39 +120,17 @@ def open_secret_store(app: Flask) -> None:
 def check_configuration(app: Flask) -> None:
     """Production refuses every unsafe setting at once; elsewhere a few are refused as well
     (``refused_everywhere``, a rate-limit storage nothing serves) and the rest are logged."""
+    from app.startup import configuration_report, limiter_storage_refusals
+
     problems = configuration_report(app)
     if not problems:
         return
-    everywhere = refused_everywhere(app.config) + _limiter_storage_refusals(app)
+    everywhere = refused_everywhere(app.config) + limiter_storage_refusals(app)
     if app.config["HEARTHGATE_ENV"] == "production":
         raise ConfigurationRefused(problems)
     if everywhere:
         raise ConfigurationRefused(everywhere)
     app.logger.warning("unsafe configuration: %s", "; ".join(problems))
-
-
-def configuration_report(app: Flask) -> list[str]:
-    """Every unsafe setting of ``app``: the rules of ``app.config``, the plugins' start-up
-    checks and the rate-limit storage. The start refuses them (production) and ``flask security
-    check`` prints them."""
-    from app.plugins import hook
-
-    extra = [m for found in hook(app).startup_checks(config=dict(app.config)) for m in found or []]
-    return configuration_problems(app.config, [*extra, *_limiter_storage_refusals(app)])
-
-
-def _limiter_storage_refusals(app: Flask) -> list[str]:
-    """What the rate-limit set-up would refuse about its storage, asked before it runs."""
-    from app.gateway.limits import storage_uri
-    from app.plugins import hook
-
-    if not app.config["RATELIMIT_ENABLED"]:
-        return []
-    try:
-        storage_uri(app, hook(app).limiter_storage)
-    except ConfigurationRefused as refused:
-        return refused.problems
-    return []
 
 
 def init_access_tokens(app: Flask) -> None:
@@ -168,8 +145,18 @@ def init_access_tokens(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    """Each feature package holds its blueprint; importing a route module attaches its routes to
+    it, so the route modules are imported here, before the blueprints are registered."""
     from app import auth, buyflow, households, internal, meta, voice, webhooks
+    from app.auth import routes as auth_routes  # noqa: F401
+    from app.buyflow import routes as buyflow_routes  # noqa: F401
+    from app.households import audit_routes, invitations  # noqa: F401
+    from app.households import routes as households_routes  # noqa: F401
+    from app.internal import routes as internal_routes  # noqa: F401
+    from app.meta import routes as meta_routes  # noqa: F401
     from app.plugins import hook
+    from app.voice import routes as voice_routes  # noqa: F401
+    from app.webhooks import routes as webhooks_routes  # noqa: F401
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(auth.wellknown)
@@ -200,10 +187,13 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    """The core's groups, the features' groups, then the plugins' commands."""
+    from app.audit.cli import audit_cli
     from app.auth.cli import users_cli
+    from app.buyflow.cli import buyflow_cli
     from app.cli import register_cli
 
-    register_cli(app)
+    register_cli(app, features=(audit_cli, buyflow_cli))
     app.cli.add_command(users_cli)
 
 

@@ -9,7 +9,7 @@ import logging
 
 from flask import Flask
 
-from app.auth import clock
+from app import clock
 from app.auth.permissions import effective_permissions
 from app.auth.users import upsert_identity
 from app.context import Principal

@@ -21,8 +21,7 @@ from typing import Any
 from flask import current_app, has_request_context, request
 from sqlalchemy import insert, null, select, update
 
-from app import audit
-from app.auth import clock
+from app import audit, clock
 from app.auth.permissions import effective_permissions
 from app.db import db, new_id
 from app.gateway.clientip import request_client_ip

@@ -17,8 +17,7 @@ from flask import current_app
 from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import audit
-from app.auth import clock
+from app import audit, clock
 from app.auth.emails import InvalidEmail
 from app.auth.users import normalise_email
 from app.context import Principal
