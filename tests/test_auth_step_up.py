@@ -140,7 +140,8 @@ def test_auth_time_is_the_login_and_survives_refreshes(
         from sqlalchemy import select
 
         user = session.scalars(select(User).where(User.email == "pat@example.test")).one()
-        household = make_household(app, "Home", {user.id: "owner"})
+    # Each session of the app takes the write lock: the household is written after this one ends.
+    household = make_household(app, "Home", {user.id: "owner"})
     base = f"/api/households/{household}/requests"
     client = app.test_client()
     bearer = {"Authorization": f"Bearer {refreshed['token']}"}
