@@ -74,7 +74,7 @@ def register_plugins(app: Flask) -> None:
     tokens, the rate limits (their storage comes from the ``limiter_storage`` hook), identity and
     the audit trail."""
     from app.audit import init_audit
-    from app.auth import init_auth
+    from app.auth.setup import init_auth
     from app.gateway.limits import init_rate_limits
     from app.plugins import build_manager
 
