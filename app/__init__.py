@@ -13,11 +13,11 @@ from flask import Flask
 
 from app.config import (
     ConfigurationRefused,
-    configuration_problems,
     load_settings,
     refused_everywhere,
 )
 from app.db import db
+from app.gateway.errors import secret_store_unavailable
 from app.logs import configure_logging, redactor
 from app.secrets import (
     BackendUnavailable,
@@ -25,7 +25,6 @@ from app.secrets import (
     SecretNotFound,
     SecretStoreError,
     resolve_secret_settings,
-    secret_store_unavailable,
     split_store_url,
 )
 
@@ -61,7 +60,7 @@ def register_extensions(app: Flask) -> None:
     from app.gateway.bodylimit import init_body_limit
     from app.gateway.clientip import init_client_ip
     from app.gateway.headers import init_headers
-    from app.meta.readiness import add_check, database_check
+    from app.readiness import add_check, database_check
 
     db.init_app(app)
     add_check(app, "database", database_check)
@@ -75,7 +74,7 @@ def register_plugins(app: Flask) -> None:
     tokens, the rate limits (their storage comes from the ``limiter_storage`` hook), identity and
     the audit trail."""
     from app.audit import init_audit
-    from app.auth import init_auth
+    from app.auth.setup import init_auth
     from app.gateway.limits import init_rate_limits
     from app.plugins import build_manager
 
@@ -95,8 +94,8 @@ def open_secret_store(app: Flask) -> None:
     """The store for ``SECRET_STORE_URL``, then the secret settings read through it: a value
     given in the environment first, then the store, then the development default. Unreachable
     or unreadable refuses the start in every environment: never a fall-back to defaults."""
-    from app.meta.readiness import add_check
     from app.plugins import hook
+    from app.readiness import add_check
 
     scheme, url, query = split_store_url(app.config["SECRET_STORE_URL"])
     query.setdefault("cache_ttl", [str(app.config["SECRET_STORE_CACHE_TTL_SECONDS"])])
@@ -121,10 +120,12 @@ def open_secret_store(app: Flask) -> None:
 def check_configuration(app: Flask) -> None:
     """Production refuses every unsafe setting at once; elsewhere a few are refused as well
     (``refused_everywhere``, a rate-limit storage nothing serves) and the rest are logged."""
+    from app.startup import configuration_report, limiter_storage_refusals
+
     problems = configuration_report(app)
     if not problems:
         return
-    everywhere = refused_everywhere(app.config) + _limiter_storage_refusals(app)
+    everywhere = refused_everywhere(app.config) + limiter_storage_refusals(app)
     if app.config["HEARTHGATE_ENV"] == "production":
         raise ConfigurationRefused(problems)
     if everywhere:
@@ -132,33 +133,9 @@ def check_configuration(app: Flask) -> None:
     app.logger.warning("unsafe configuration: %s", "; ".join(problems))
 
 
-def configuration_report(app: Flask) -> list[str]:
-    """Every unsafe setting of ``app``: the rules of ``app.config``, the plugins' start-up
-    checks and the rate-limit storage. The start refuses them (production) and ``flask security
-    check`` prints them."""
-    from app.plugins import hook
-
-    extra = [m for found in hook(app).startup_checks(config=dict(app.config)) for m in found or []]
-    return configuration_problems(app.config, [*extra, *_limiter_storage_refusals(app)])
-
-
-def _limiter_storage_refusals(app: Flask) -> list[str]:
-    """What the rate-limit set-up would refuse about its storage, asked before it runs."""
-    from app.gateway.limits import storage_uri
-    from app.plugins import hook
-
-    if not app.config["RATELIMIT_ENABLED"]:
-        return []
-    try:
-        storage_uri(app, hook(app).limiter_storage)
-    except ConfigurationRefused as refused:
-        return refused.problems
-    return []
-
-
 def init_access_tokens(app: Flask) -> None:
-    from app.auth.tokens import AccessTokens
     from app.gateway.tokencache import VerifiedTokens
+    from app.gateway.tokens import AccessTokens
 
     tokens = AccessTokens(app.config)
     app.extensions["hearthgate.tokens"] = tokens
@@ -168,8 +145,18 @@ def init_access_tokens(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    """Each feature package holds its blueprint; importing a route module attaches its routes to
+    it, so the route modules are imported here, before the blueprints are registered."""
     from app import auth, buyflow, households, internal, meta, voice, webhooks
+    from app.auth import routes as auth_routes  # noqa: F401
+    from app.buyflow import routes as buyflow_routes  # noqa: F401
+    from app.households import audit_routes, invitations  # noqa: F401
+    from app.households import routes as households_routes  # noqa: F401
+    from app.internal import routes as internal_routes  # noqa: F401
+    from app.meta import routes as meta_routes  # noqa: F401
     from app.plugins import hook
+    from app.voice import routes as voice_routes  # noqa: F401
+    from app.webhooks import routes as webhooks_routes  # noqa: F401
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(auth.wellknown)
@@ -200,10 +187,13 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    """The core's groups, the features' groups, then the plugins' commands."""
+    from app.audit.cli import audit_cli
     from app.auth.cli import users_cli
+    from app.buyflow.cli import buyflow_cli
     from app.cli import register_cli
 
-    register_cli(app)
+    register_cli(app, features=(audit_cli, buyflow_cli))
     app.cli.add_command(users_cli)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -14,6 +15,7 @@ from app.config import ConfigurationError, ConfigurationRefused
 from app.db import Database, writer
 from app.plugins import describe, hook
 from app.secrets import SecretStore, SecretStoreError, TenantSecrets
+from app.startup import configuration_report
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -80,8 +82,6 @@ def plugins_list() -> None:
 @security_cli.command("check")
 def security_check() -> None:
     """Report every unsafe setting; exit 1 when there is one (or a store is unreachable)."""
-    from app import configuration_report
-
     app = current_app
     problems = configuration_report(app)
     store: SecretStore = app.extensions["hearthgate.secrets"]
@@ -213,11 +213,9 @@ def openapi_command(output: TextIO) -> None:
     output.write("\n")
 
 
-def register_cli(app: Flask) -> None:
-    from app.audit.cli import audit_cli
-    from app.buyflow.cli import buyflow_cli
-
-    for group in (db_cli, plugins_cli, security_cli, secrets_cli, audit_cli, buyflow_cli,
-                  openapi_command):
+def register_cli(app: Flask, features: Iterable[click.Command] = ()) -> None:
+    """The core's groups, then ``features`` (the feature packages' groups, passed by the
+    factory), then the plugins' commands."""
+    for group in (db_cli, plugins_cli, security_cli, secrets_cli, *features, openapi_command):
         app.cli.add_command(group)
     hook(app).register_commands(cli=app.cli)

@@ -24,7 +24,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from app.gateway.headers import request_id
+from app.context import request_id
 
 MASK = "[REDACTED]"
 # Every registered value is masked, whatever its length. One shorter than this is masked where it

@@ -271,16 +271,6 @@ class TenantSecrets:
         self.store._remove(self.name_of(name))
 
 
-def secret_store_unavailable(exc: SecretStoreError) -> Any:
-    """A request that needed a secret the store could not give (backend down, secret missing or
-    refused to our credentials): 503 naming the component. The log says which names, the
-    response does not."""
-    from app.gateway.errors import error_response
-
-    log.error("%s", exc)
-    return error_response(503, "A dependency is unavailable: secrets", component="secrets")
-
-
 def split_store_url(url: str) -> tuple[str, Any, dict[str, list[str]]]:
     """``(scheme, SplitResult, query)`` of a ``SECRET_STORE_URL``."""
     parts = urlsplit(url)

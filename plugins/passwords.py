@@ -27,7 +27,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, Flask, current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -35,19 +34,19 @@ from pydantic import Field
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import audit
-from app.auth import clock
+from app import audit, clock
 from app.auth.emails import InvalidEmail
+from app.auth.passwords import hash_password, hasher
 from app.auth.permissions import default_permissions
 from app.auth.providers import Identity, LoginFailed, LoginIn
 from app.auth.schemas import UserOut
 from app.auth.sessions import revoke_all
 from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalised_or_none
 from app.background import BackgroundQueue
+from app.context import Principal
 from app.db import db, new_id, utcnow
 from app.gateway.contracts import endpoint
 from app.gateway.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
-from app.gateway.principal import Principal
 from app.gateway.schemas import Body, Schema
 from app.hookspecs import hookimpl
 from app.models import User
@@ -60,13 +59,6 @@ RESET_SALT = "hearthgate.password-reset"
 VERIFY_SALT = "hearthgate.email-verification"
 MAIL_QUEUE_SIZE = 1000
 MAIL_DRAIN_AT_EXIT_SECONDS = 5.0
-
-hasher = PasswordHasher()
-
-
-def hash_password(password: str) -> str:
-    return hasher.hash(password)
-
 
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:

@@ -138,10 +138,10 @@ def test_logout_one_session_or_all(make_app: Any) -> None:
 
 
 class FrozenClock:
-    """``app.auth.clock.now``, moved by hand."""
+    """``app.clock.now``, moved by hand."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from app.auth import clock
+        from app import clock
 
         self.at = clock.now().replace(microsecond=0)
         monkeypatch.setattr(clock, "now", lambda: self.at)

@@ -1,6 +1,6 @@
 """Step-up for money (RFC 9470): creating a purchase intent and confirming checkout need a login
 at most STEP_UP_MAX_AGE_SECONDS old (the access token's ``auth_time``, kept through refreshes).
-The identity clock (``app.auth.clock.now``) is moved by hand: no sleeping."""
+The identity clock (``app.clock.now``) is moved by hand: no sleeping."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from app.auth import clock
+from app import clock
 from tests.buyflow_services import INTERNAL_CONFIG, Family, build_family
 from tests.helpers import assert_unchanged_but_denials, snapshot
 from tests.identity_services import parts

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.routing import Rule
 
-from app.auth.tokens import AccessTokens
 from app.gateway.contracts import Contract, contract_of
+from app.gateway.tokens import AccessTokens
 from app.models import WebhookEvent
 from tests.buyflow_services import (
     BUYFLOW_TOKEN,

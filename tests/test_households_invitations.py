@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from app.auth import clock
+from app import clock
 from app.models import AuditEvent, Invitation, Member
 from tests.helpers import (
     AuthActions,

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.audit.anomaly import init_anomaly
 from app.audit.chain import GENESIS, canonical, entry_hash, event_record, hashed_fields
 from app.audit.redaction import redact_details
+from app.audit.signing import init_signing
+from app.audit.sinks import init_sinks
+from app.audit.witness import init_witnesses
 from app.audit.writer import erase_household, record, record_denial
 
 __all__ = [
@@ -35,11 +39,6 @@ __all__ = [
 
 def init_audit(app: Flask) -> None:
     """The signing key and the sink forwarding (needs the secret store and the plugins)."""
-    from app.audit.anomaly import init_anomaly
-    from app.audit.signing import init_signing
-    from app.audit.sinks import init_sinks
-    from app.audit.witness import init_witnesses
-
     init_signing(app)
     init_witnesses(app)  # before the sinks: both read the session's pending events at commit
     init_sinks(app)

@@ -30,6 +30,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
+from app.audit import writer
 from app.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
@@ -124,15 +125,13 @@ class AnomalySink:
 
     def alert(self, event: dict[str, Any], signal: str, subject: str,
               details: dict[str, Any]) -> None:
-        from app import audit
-
         log.warning("security alert %s for %s (after %s %s seq %s)", signal, subject,
                     event.get("action"), event.get("chain"), event.get("seq"))
         factory = self.app.extensions["hearthgate.db"]
         for attempt in range(ALERT_ATTEMPTS):
             try:
                 with self.app.app_context(), factory() as session:
-                    audit.record(ALERT_ACTION, household_id=event.get("householdId"),
+                    writer.record(ALERT_ACTION, household_id=event.get("householdId"),
                                  principal_id=event.get("principalId"), resource=subject,
                                  decision="flagged",
                                  details={"signal": signal, "chain": event.get("chain"),

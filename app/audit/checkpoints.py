@@ -22,6 +22,7 @@ from app.db import utcnow
 from app.models.audit import AuditCheckpoint, AuditEvent
 
 NEW_CHECKPOINTS_KEY = "hearthgate.audit.new_checkpoints"  # session.info: (row, note) to witness
+PENDING_KEY = "hearthgate.audit.pending"  # session.info: events to forward after commit
 
 
 def checkpoint_payload(chain: str, seq: int, head_hash: str, key_id: str, signed_at: str

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.audit.chain import event_record
-from app.audit.writer import PENDING_KEY
+from app.audit.checkpoints import PENDING_KEY
 from app.background import BackgroundQueue
 from app.models.audit import AuditEvent
 

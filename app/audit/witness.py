@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.chain import timestamp
-from app.audit.checkpoints import NEW_CHECKPOINTS_KEY, checkpoint_all
+from app.audit.checkpoints import NEW_CHECKPOINTS_KEY, PENDING_KEY, checkpoint_all
 from app.audit.merkle import consistency_proof, leaf_hash, verify_consistency
 from app.audit.notes import Checkpoint, NoteError, open_note
 from app.audit.signing import signer
@@ -266,7 +266,6 @@ def init_witnesses(app: Flask) -> Checkpointer:
                                            or 0))
     app.extensions[_EXTENSION] = checkpointer
     factory = app.extensions["hearthgate.db"]
-    from app.audit.writer import PENDING_KEY
 
     def committed(session: Session) -> None:
         if session.in_nested_transaction():

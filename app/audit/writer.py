@@ -21,15 +21,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.chain import GENESIS, entry_hash, normalise_details
-from app.audit.checkpoints import drop_checkpoints, newest_checkpoint, sign_head
+from app.audit.checkpoints import PENDING_KEY, drop_checkpoints, newest_checkpoint, sign_head
 from app.audit.redaction import redact_details
 from app.audit.signing import signer
+from app.audit.witness import hand_to_witnesses
+from app.context import request_id
 from app.db import db, utcnow
-from app.gateway.headers import request_id
 from app.models.audit import ERASED_ACTION, SYSTEM_CHAIN, AuditEvent
 
 APPEND_ATTEMPTS = 20
-PENDING_KEY = "hearthgate.audit.pending"  # session.info: events to forward after commit
 
 
 def _chain_lock_key(chain: str) -> int:
@@ -194,8 +194,6 @@ def erase_household(household_id: str, session: Session | None = None) -> AuditE
     if final.note is not None and has_app_context():
         # Witnessed now, while the entries that prove it extends the witnessed tree still exist.
         # Should the erasure roll back, the witness holds a true checkpoint of a live chain.
-        from app.audit.witness import hand_to_witnesses
-
         hand_to_witnesses(current_app._get_current_object(),  # type: ignore[attr-defined]
                           session, [final.note])
     session.execute(delete(AuditEvent).where(AuditEvent.chain == household_id))

@@ -1,10 +1,11 @@
 """Identity: login providers (plugins), internal access tokens, refresh sessions, permissions.
 
 ``bp`` holds the ``/api/auth`` routes; ``wellknown`` publishes ``/.well-known/jwks.json`` at the
-root. ``init_auth`` runs after the plugins and secrets are loaded (see ``create_app``).
+root. The route modules attach to them when the factory imports them; ``app.auth.setup.init_auth``
+runs after the plugins and secrets are loaded (see ``create_app``).
 """
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 bp = Blueprint("auth", __name__)
 wellknown = Blueprint("wellknown", __name__)
@@ -18,16 +19,3 @@ def jwks() -> Response:
     return response
 
 
-def init_auth(app: Flask) -> None:
-    """Login providers from the plugins, the failed-login throttle and the development user."""
-    from app.auth.dev import init_development_auth
-    from app.auth.throttle import init_throttle
-    from app.plugins import hook
-
-    providers = [p for found in hook(app).login_providers(app=app) for p in found or []]
-    app.extensions["hearthgate.login_providers"] = providers
-    init_throttle(app)
-    init_development_auth(app)
-
-
-from app.auth import routes  # noqa: E402,F401  - registers the routes on bp

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.auth.emails import InvalidEmail
+from app.auth.passwords import hash_password
 from app.auth.permissions import CATALOGUE, UnknownPermission, checked, default_permissions
 from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalised_or_none
 from app.models import User
@@ -63,8 +64,6 @@ def create(email: str, name: str, permissions: tuple[str, ...], password: bool) 
                     permissions=_permissions(permissions) if permissions
                     else default_permissions(current_app.config))
         if password:
-            from plugins.passwords import hash_password
-
             user.password_hash = hash_password(
                 click.prompt("Password", hide_input=True, confirmation_prompt=True)
             )

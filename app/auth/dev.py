@@ -9,10 +9,10 @@ import logging
 
 from flask import Flask
 
-from app.auth import clock
+from app import clock
 from app.auth.permissions import effective_permissions
 from app.auth.users import upsert_identity
-from app.gateway.principal import Principal
+from app.context import Principal
 
 log = logging.getLogger(__name__)
 

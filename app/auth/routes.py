@@ -10,12 +10,12 @@ from app.auth.oidc_keys import ProviderUnavailable
 from app.auth.providers import LoginFailed, LoginIn, LoginProvider
 from app.auth.schemas import LogoutIn, MeOut, RefreshIn, SessionOut, SessionPage, TokenOut
 from app.auth.throttle import login_throttle
+from app.context import Principal
 from app.db import db
 from app.gateway.clientip import request_client_ip
 from app.gateway.contracts import endpoint
 from app.gateway.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from app.gateway.pagination import paginate
-from app.gateway.principal import Principal
 from app.gateway.schemas import PageQuery
 from app.models import AuthSession, User
 

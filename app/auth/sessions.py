@@ -21,13 +21,12 @@ from typing import Any
 from flask import current_app, has_request_context, request
 from sqlalchemy import insert, null, select, update
 
-from app import audit
-from app.auth import clock
+from app import audit, clock
 from app.auth.permissions import effective_permissions
-from app.auth.tokens import AccessTokens
 from app.db import db, new_id
 from app.gateway.clientip import request_client_ip
 from app.gateway.errors import Conflict, Unauthorized
+from app.gateway.tokens import AccessTokens
 from app.models import AuthSession, RefreshToken, User
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.auth import clock
+from app import clock
 from app.auth.emails import InvalidEmail, canonical_email
 from app.auth.permissions import default_permissions
 from app.models import User

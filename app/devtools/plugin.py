@@ -22,7 +22,7 @@ def demo_helpers_wanted(config: Mapping[str, Any]) -> bool:
 def register_blueprints(app: Flask) -> list[Blueprint] | None:
     if not demo_helpers_wanted(app.config):
         return None
-    from app.devtools import bp
+    from app.devtools.routes import bp
 
     log.warning("demo helpers are on: /api/dev/* simulates the orchestrator")
     return [bp]

@@ -7,16 +7,19 @@ binding, expiry, amount and currency, the conditional transition, the audit even
 
 from __future__ import annotations
 
+from flask import Blueprint
+
 from app.buyflow.schemas import IntentStatusOut
+from app.context import Principal
 from app.db import db
-from app.devtools import bp
 from app.devtools.schemas import SimulatedCartIn
 from app.gateway.contracts import endpoint
 from app.gateway.errors import Forbidden, NotFound
-from app.gateway.principal import Principal
 from app.internal import callbacks
 from app.internal.schemas import Cart, CartItem, CartReadyIn
 from app.models import Member, PurchaseIntent, PurchaseRequest
+
+bp = Blueprint("devtools", __name__, url_prefix="/api/dev")
 
 INTENT_NOT_FOUND = callbacks.INTENT_NOT_FOUND
 

@@ -36,11 +36,12 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError
 
-from app import audit
+from app import audit, clock
+from app.context import Principal
 from app.db import db
 from app.gateway.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body, refuse_unstorable_pairs
-from app.gateway.principal import Principal, authenticate_bearer, check_internal_token
+from app.gateway.principal import authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdLock, HouseholdScope, load_scope
 
 Auth = Literal["public", "bearer", "internal"]
@@ -320,8 +321,6 @@ def _check_role(call: Call) -> None:
 def _check_recent_login(call: Call) -> None:
     """RFC 9470: the access token's ``auth_time`` (its session's login) must be at most
     ``STEP_UP_MAX_AGE_SECONDS`` old, else 401 ``insufficient_user_authentication``."""
-    from app.auth import clock
-
     assert call.principal is not None  # noqa: S101 - step-up contracts are bearer contracts
     max_age = int(current_app.config["STEP_UP_MAX_AGE_SECONDS"])
     auth_time = call.principal.auth_time

@@ -15,7 +15,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app.gateway.headers import request_id
+from app.context import request_id
+from app.secrets import SecretStoreError
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +198,11 @@ def _is_connection_error(exc: Exception) -> bool:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+
+
+def secret_store_unavailable(exc: SecretStoreError) -> Response:
+    """A request that needed a secret the store could not give (backend down, secret missing or
+    refused to our credentials): 503 naming the component. The log (the secret store's logger)
+    says which names, the response does not."""
+    logging.getLogger("app.secrets").error("%s", exc)
+    return error_response(503, "A dependency is unavailable: secrets", component="secrets")

@@ -14,15 +14,16 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, request
 from flask_cors import CORS
+
+from app.context import REQUEST_ID_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-REQUEST_ID_KEY = "hearthgate.request_id"
 EXTRA_HEADERS_KEY = "hearthgate.response_headers"
 
 RATE_LIMIT_HEADERS = (
@@ -70,14 +71,6 @@ def api_headers(*, hsts: bool) -> tuple[tuple[str, str], ...]:
     error answers, ``app.serving``)."""
     tail = (("Strict-Transport-Security", HSTS),) if hsts else ()
     return (*_EVERY_RESPONSE, *_API_RESPONSE, *tail)
-
-
-def request_id() -> str | None:
-    """This request's id (the caller's sane ``X-Request-ID`` or a new one), else ``None``."""
-    if not has_request_context():
-        return None
-    value: str | None = request.environ.get(REQUEST_ID_KEY)
-    return value
 
 
 def add_response_headers(pairs: Iterable[tuple[str, str]]) -> None:

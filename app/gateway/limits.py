@@ -362,8 +362,8 @@ def storage_uri(app: Flask, hook: Callable[..., Any]) -> str:
 
 def init_rate_limits(app: Flask) -> ContractLimiter | None:
     """Install the contract hook, the headers and the readiness check; nothing when disabled."""
-    from app.meta.readiness import add_check
     from app.plugins import hook
+    from app.readiness import add_check
 
     config = app.config
     if not config["RATELIMIT_ENABLED"]:

@@ -5,38 +5,21 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, request
 
+from app.context import Principal
 from app.gateway.errors import Unauthorized
-
-if TYPE_CHECKING:
-    from app.gateway.tokencache import VerifiedTokens
+from app.gateway.tokencache import VerifiedTokens
+from app.gateway.tokens import TokenError
 
 log = logging.getLogger(__name__)
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name
 
 
-@dataclass(frozen=True)
-class Principal:
-    user_id: str
-    email: str | None
-    name: str | None
-    permissions: frozenset[str] = field(default_factory=frozenset)
-    session_id: str | None = None
-    kind: str = "user"  # "user" or "service"
-    auth_time: int | None = None  # unix seconds of the login that opened the session
-
-
 def authenticate_bearer() -> Principal:
     """Verify the bearer token, or act as the development user when that is enabled."""
-    # Imported here: app.auth's routes import the gateway, which imports this module.
-    from app.auth.tokens import TokenError
-
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
@@ -56,22 +39,6 @@ def authenticate_bearer() -> Principal:
         raise Unauthorized("Invalid or expired token", invalid_token=True) from None
     g.principal = principal
     return principal
-
-
-def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
-    """The caller named by a verified access token's claims."""
-    return Principal(
-        user_id=str(claims["sub"]),
-        email=claims.get("email"),
-        name=claims.get("name"),
-        permissions=frozenset(str(p) for p in claims.get("permissions", [])),
-        session_id=claims.get("sid"),
-        auth_time=_auth_time(claims.get("auth_time")),
-    )
-
-
-def _auth_time(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def check_internal_token(setting: str, required_flag: str) -> bool:

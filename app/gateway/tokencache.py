@@ -12,8 +12,8 @@ import threading
 import time
 from collections import OrderedDict
 
-from app.auth.tokens import AccessTokens
-from app.gateway.principal import Principal, principal_from_claims
+from app.context import Principal, principal_from_claims
+from app.gateway.tokens import AccessTokens
 
 
 class VerifiedTokens:

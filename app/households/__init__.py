@@ -1,5 +1,4 @@
 from flask import Blueprint
 
+# The route modules attach their routes to ``bp``; the factory (``create_app``) imports them.
 bp = Blueprint("households", __name__)
-
-from app.households import audit_routes, invitations, routes  # noqa: E402,F401  - register their routes on bp

@@ -17,15 +17,14 @@ from flask import current_app
 from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import audit
-from app.auth import clock
+from app import audit, clock
 from app.auth.emails import InvalidEmail
 from app.auth.users import normalise_email
+from app.context import Principal
 from app.db import db
 from app.gateway.contracts import Call, Reply, endpoint
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from app.gateway.pagination import paginate
-from app.gateway.principal import Principal
 from app.gateway.schemas import PageQuery
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp

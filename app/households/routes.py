@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from app import audit
+from app.context import Principal
 from app.db import Base, db
 from app.gateway.contracts import Call, Reply, endpoint
 from app.gateway.guards import audited
 from app.gateway.pagination import paginate
-from app.gateway.principal import Principal
 from app.gateway.schemas import PageQuery
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp

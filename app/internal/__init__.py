@@ -1,5 +1,4 @@
 from flask import Blueprint
 
+# The route modules attach their routes to ``bp``; the factory (``create_app``) imports them.
 bp = Blueprint("internal", __name__)
-
-from app.internal import routes  # noqa: E402,F401  - registers the routes on bp

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from app.gateway.openapi import build_openapi
 from app.meta import bp
-from app.meta.readiness import run_checks
+from app.readiness import run_checks
 
 
 @bp.get("/healthz")
