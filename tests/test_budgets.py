@@ -119,7 +119,7 @@ def app(make_app: Callable[..., Flask]) -> Flask:
     return make_app(**LIMITS, **EVERY_FEATURE)
 
 
-# -- defect: the orchestrator's bucket spent by anyone's bad guesses ------------------------------
+# -- nobody spends the orchestrator's bucket with bad guesses ------------------------------------
 
 
 def test_bad_internal_tokens_are_limited_per_ip_and_never_lock_the_orchestrator_out(

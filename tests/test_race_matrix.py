@@ -407,7 +407,7 @@ def _delete_household(stage: Stage) -> Race:
     return Race(shots, {"delete": {204, 404}}, check)
 
 
-@case("invite one address (defect 7)", "POST " + H + "/members")
+@case("invite one address", "POST " + H + "/members")
 def _invite(stage: Stage) -> Race:
     f = stage.family()
     newcomer = f.auth.user(f"race{stage.cases}-newcomer@example.test")
@@ -1097,7 +1097,7 @@ def _delete_against_children(stage: Stage) -> Race:
     return Race(shots, {"delete": {204, 404}, **allowed}, check)
 
 
-@case("delete household against new requests (defect 8)", "DELETE " + H,
+@case("delete household against new requests", "DELETE " + H,
       "POST " + H + "/requests")
 def _delete_against_requests(stage: Stage) -> Race:
     f = stage.family()
@@ -1114,7 +1114,7 @@ def _delete_against_requests(stage: Stage) -> Race:
     return Race(shots, {"delete": {204, 404}, "request": {201, 404}}, check)
 
 
-@case("register one e-mail (defect 7)", "POST /api/auth/register")
+@case("register one e-mail", "POST /api/auth/register")
 def _register(stage: Stage) -> Race:
     stage.cases += 1
     email = f"race{stage.cases}-new@example.test"
