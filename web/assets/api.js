@@ -112,14 +112,18 @@ function base64url(bytes) {
   return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-export async function oidcAvailable() {
-  try {
-    const response = await fetch("/api/openapi.json", { cache: "no-store" });
-    const document = await response.json();
-    return Boolean(document.paths && document.paths["/api/auth/oidc/authorize"]);
-  } catch (_) {
-    return false;
+// Whether the service offers the authorization-code login: its OpenAPI document says so. Asked
+// once per page load (the document does not change while the page lives).
+let oidcOffered = null;
+
+export function oidcAvailable() {
+  if (oidcOffered === null) {
+    oidcOffered = fetch("/api/openapi.json", { cache: "no-store" })
+      .then((response) => response.json())
+      .then((document) => Boolean(document.paths && document.paths["/api/auth/oidc/authorize"]))
+      .catch(() => { oidcOffered = null; return false; });
   }
+  return oidcOffered;
 }
 
 export async function startOidcLogin() {
