@@ -41,6 +41,7 @@ from app.auth.permissions import default_permissions
 from app.auth.providers import Identity, LoginFailed, LoginIn
 from app.auth.schemas import UserOut
 from app.auth.sessions import revoke_all
+from app.auth.throttle import login_throttle
 from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalised_or_none
 from app.background import BackgroundQueue
 from app.context import Principal
@@ -355,8 +356,6 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
           "account ends, this one included: log in again with the new password. 409 when a "
           "concurrent change of the same password won.")
 def change_password(body: ChangePasswordIn, principal: Principal) -> None:
-    from app.auth.throttle import login_throttle
-
     user = db.session.get(User, principal.user_id)
     if user is None or user.password_hash is None or user.email is None:
         raise Forbidden("This account has no password")
