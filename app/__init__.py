@@ -147,12 +147,12 @@ def init_access_tokens(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Each feature package holds its blueprint; importing a route module attaches its routes to
     it, so the route modules are imported here, before the blueprints are registered."""
-    from app import auth, buyflow, households, internal, meta, voice, webhooks
+    from app import auth, buyflow, households, meta, voice, webhooks
     from app.auth import routes as auth_routes  # noqa: F401
+    from app.buyflow import callback_routes  # noqa: F401
     from app.buyflow import routes as buyflow_routes  # noqa: F401
     from app.households import audit_routes, invitations  # noqa: F401
     from app.households import routes as households_routes  # noqa: F401
-    from app.internal import routes as internal_routes  # noqa: F401
     from app.meta import routes as meta_routes  # noqa: F401
     from app.plugins import hook
     from app.voice import routes as voice_routes  # noqa: F401
@@ -160,8 +160,8 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(auth.wellknown)
-    for feature in (auth, households, buyflow, internal, webhooks, voice):
-        app.register_blueprint(feature.bp, url_prefix="/api")
+    for blueprint in (auth.bp, households.bp, buyflow.bp, buyflow.internal, webhooks.bp, voice.bp):
+        app.register_blueprint(blueprint, url_prefix="/api")
     for blueprints in hook(app).register_blueprints(app=app):
         for blueprint in blueprints or []:
             app.register_blueprint(blueprint)

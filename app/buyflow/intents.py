@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app import audit
 from app.buyflow import clock
-from app.buyflow.requests import visible_request
+from app.buyflow.purchase_requests import visible_request
 from app.buyflow.schemas import CheckoutOut, ConfirmIn, IntentCreated
 from app.buyflow.tokens import new_token, token_hash, token_matches
 from app.buyflow.transitions import transition, transition_or_conflict

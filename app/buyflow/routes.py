@@ -1,13 +1,13 @@
 """Routes of the buyflow blueprint: purchase requests, decisions, intents and checkout.
 
-Thin: each route declares its contract; the rules live in requests.py and intents.py.
+Thin: each route declares its contract; the rules live in purchase_requests.py and intents.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.buyflow import bp, intents, requests
+from app.buyflow import bp, intents, purchase_requests
 from app.buyflow.idempotency import idempotent
 from app.buyflow.schemas import (
     CheckoutOut,
@@ -23,7 +23,7 @@ from app.gateway.contracts import endpoint
 from app.gateway.tenancy import HouseholdScope
 from app.models import PurchaseRequest
 
-DECIDERS = requests.DECIDERS
+DECIDERS = purchase_requests.DECIDERS
 BASE = "/households/<household_id>/requests"
 CONFIRM_RATE_LIMIT = "10/minute"
 TAGS = ("buy-flow",)
@@ -38,7 +38,7 @@ TAGS = ("buy-flow",)
 )
 @idempotent(RequestOut)
 def create_request(household: HouseholdScope, body: RequestIn) -> PurchaseRequest:
-    return requests.create(household, body)
+    return purchase_requests.create(household, body)
 
 
 @bp.get(BASE)
@@ -47,7 +47,7 @@ def create_request(household: HouseholdScope, body: RequestIn) -> PurchaseReques
     tags=TAGS, summary="Purchase requests, newest first (children see only their own)",
 )
 def list_requests(household: HouseholdScope, query: RequestListQuery) -> dict[str, object]:
-    return requests.page(household, query)
+    return purchase_requests.page(household, query)
 
 
 @bp.get(BASE + "/<request_id>")
@@ -56,30 +56,30 @@ def list_requests(household: HouseholdScope, query: RequestListQuery) -> dict[st
     summary="One purchase request (children: only their own)",
 )
 def get_request(household: HouseholdScope, request_id: str) -> PurchaseRequest:
-    return requests.visible_request(household, request_id)
+    return purchase_requests.visible_request(household, request_id)
 
 
 @bp.post(BASE + "/<request_id>/approve")
 @endpoint(
     permissions=["requests:approve"], response=RequestOut, household=True, roles=DECIDERS,
-    before=[requests.not_the_requester], tags=TAGS, errors=(409, 422),
+    before=[purchase_requests.not_the_requester], tags=TAGS, errors=(409, 422),
     summary="SUBMITTED → APPROVED. Owner or adult, never the requester (an owner may when "
             "BUYFLOW_ALLOW_OWNER_SELF_APPROVAL). Accepts Idempotency-Key.",
 )
 @idempotent(RequestOut)
 def approve_request(household: HouseholdScope, request_id: str) -> PurchaseRequest:
-    return requests.decide(household, request_id, approve=True)
+    return purchase_requests.decide(household, request_id, approve=True)
 
 
 @bp.post(BASE + "/<request_id>/reject")
 @endpoint(
     permissions=["requests:approve"], response=RequestOut, household=True, roles=DECIDERS,
-    before=[requests.not_the_requester], tags=TAGS, errors=(409, 422),
+    before=[purchase_requests.not_the_requester], tags=TAGS, errors=(409, 422),
     summary="SUBMITTED → REJECTED. Same rule as approve. Accepts Idempotency-Key.",
 )
 @idempotent(RequestOut)
 def reject_request(household: HouseholdScope, request_id: str) -> PurchaseRequest:
-    return requests.decide(household, request_id, approve=False)
+    return purchase_requests.decide(household, request_id, approve=False)
 
 
 @bp.post(BASE + "/<request_id>/cancel")
@@ -92,7 +92,7 @@ def reject_request(household: HouseholdScope, request_id: str) -> PurchaseReques
 )
 @idempotent(RequestOut)
 def cancel_request(household: HouseholdScope, request_id: str) -> PurchaseRequest:
-    return requests.cancel(household, request_id)
+    return purchase_requests.cancel(household, request_id)
 
 
 @bp.post(BASE + "/<request_id>/purchase-intents")

@@ -1,6 +1,6 @@
 """The simulated orchestrator: a member fills the cart of their own purchase intent.
 
-The state change is the internal cart-ready callback's (``app.internal.callbacks.cart_ready``),
+The state change is the internal cart-ready callback's (``app.buyflow.callbacks.cart_ready``),
 called with a cart built from the approved request, so every rule of the real callback (actor
 binding, expiry, amount and currency, the conditional transition, the audit event) applies.
 """
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from app.buyflow import callbacks
+from app.buyflow.callback_schemas import Cart, CartItem, CartReadyIn
 from app.buyflow.schemas import IntentStatusOut
 from app.context import Principal
 from app.db import db
 from app.devtools.schemas import SimulatedCartIn
 from app.gateway.contracts import endpoint
 from app.gateway.errors import Forbidden, NotFound
-from app.internal import callbacks
-from app.internal.schemas import Cart, CartItem, CartReadyIn
 from app.models import Member, PurchaseIntent, PurchaseRequest
 
 bp = Blueprint("devtools", __name__, url_prefix="/api/dev")

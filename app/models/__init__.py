@@ -3,8 +3,9 @@
 
 from app.models.audit import AuditCheckpoint, AuditEvent
 from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
-from app.models.buyflow_extra import IdempotencyKey, IntentArtifact, IntentEvent
 from app.models.households import Household, Invitation, Item, Member, Outfit, OutfitItem
+from app.models.idempotency_keys import IdempotencyKey
+from app.models.intent_records import IntentArtifact, IntentEvent
 from app.models.login_flows import LoginFlow
 from app.models.users import AuthSession, RefreshToken, User
 

@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from app import audit
 from app.buyflow import clock
+from app.buyflow.callback_schemas import ArtifactIn, Cart, CartReadyIn, EventIn, FailedIn
 from app.buyflow.intents import ACTIVE, expire_and_raise, is_expired
 from app.buyflow.schemas import IntentStatusOut
 from app.buyflow.transitions import transition, transition_or_conflict
 from app.db import db
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from app.gateway.tenancy import lock_household
-from app.internal.schemas import ArtifactIn, Cart, CartReadyIn, EventIn, FailedIn
 from app.models import IntentArtifact, IntentEvent, PurchaseIntent, PurchaseRequest
 
 INTENT_NOT_FOUND = "Purchase intent not found"

@@ -1,11 +1,11 @@
-"""Routes of the internal blueprint: machine-to-machine, ``X-Internal-Token`` only."""
+"""Routes of the buy-flow's internal blueprint: the orchestrator's callbacks, machine-to-machine,
+``X-Internal-Token`` only."""
 
 from __future__ import annotations
 
-from app.buyflow.schemas import IntentStatusOut
-from app.gateway.contracts import endpoint
-from app.internal import bp, callbacks
-from app.internal.schemas import (
+from app.buyflow import callbacks
+from app.buyflow import internal as bp
+from app.buyflow.callback_schemas import (
     ArtifactCreated,
     ArtifactIn,
     CartReadyIn,
@@ -13,6 +13,8 @@ from app.internal.schemas import (
     EventIn,
     FailedIn,
 )
+from app.buyflow.schemas import IntentStatusOut
+from app.gateway.contracts import endpoint
 from app.models import IntentArtifact, IntentEvent
 
 BUYFLOW_TOKEN = ("BUYFLOW_INTERNAL_TOKEN", "REQUIRE_BUYFLOW_INTERNAL_TOKEN")

@@ -1,4 +1,0 @@
-from flask import Blueprint
-
-# The route modules attach their routes to ``bp``; the factory (``create_app``) imports them.
-bp = Blueprint("internal", __name__)
