@@ -145,17 +145,19 @@ def init_access_tokens(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Each feature package holds its blueprint; importing a route module attaches its routes to
-    it, so the route modules are imported here, before the blueprints are registered."""
+    """Each feature package holds its blueprint (the wardrobe's routes attach to the households
+    one, under whose URLs they live); importing a route module attaches its routes to it, so the
+    route modules are imported here, before the blueprints are registered."""
     from app import auth, buyflow, households, meta, voice, webhooks
     from app.auth import routes as auth_routes  # noqa: F401
     from app.buyflow import callback_routes  # noqa: F401
     from app.buyflow import routes as buyflow_routes  # noqa: F401
-    from app.households import audit_routes, invitations  # noqa: F401
+    from app.households import audit_routes, invitation_routes  # noqa: F401
     from app.households import routes as households_routes  # noqa: F401
     from app.meta import routes as meta_routes  # noqa: F401
     from app.plugins import hook
     from app.voice import routes as voice_routes  # noqa: F401
+    from app.wardrobe import routes as wardrobe_routes  # noqa: F401
     from app.webhooks import routes as webhooks_routes  # noqa: F401
 
     app.register_blueprint(meta.bp)

@@ -22,12 +22,10 @@ from app.auth.emails import InvalidEmail
 from app.auth.users import normalise_email
 from app.context import Principal
 from app.db import db
-from app.gateway.contracts import Call, Reply, endpoint
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from app.gateway.pagination import paginate
 from app.gateway.schemas import PageQuery
 from app.gateway.tenancy import HouseholdScope
-from app.households import bp
 from app.households.schemas import (
     InvitationOut,
     InvitationPage,
@@ -38,8 +36,6 @@ from app.households.schemas import (
 )
 from app.models import Household, Invitation, Member, User
 
-OWNER = ["owner"]
-TAGS = ["invitations"]
 NOT_FOUND = "Invitation not found"
 
 
@@ -60,17 +56,6 @@ def _out(invitation: Invitation) -> InvitationOut:
 # -- owners: invite, list, revoke ------------------------------------------------------------
 
 
-@bp.post("/households/<household_id>/members")
-@endpoint(permissions=["members:manage"], body=MemberIn, response=InvitationOut, status=201,
-          household=True, roles=OWNER, tags=["members", *TAGS], errors=[409, 422],
-          creates="invitation_id", household_lock="update",
-          summary="Invite someone by email (owner): an invitation, not yet a membership",
-          description="The invited person becomes a member when they accept it, logged in with "
-          "this address verified (`GET /api/invitations`, `POST /api/invitations/{id}/accept`), "
-          "within `INVITATION_TTL_SECONDS`. Whether the address has an account is not revealed. "
-          "409 when the address is a member already or has a pending invitation here; 422 for an "
-          "address whose domain is not a valid internationalised domain name or mixes scripts "
-          "(a look-alike of another).")
 def invite(household: HouseholdScope, body: MemberIn) -> InvitationOut:
     """Check, then insert: the household's row lock (``household_lock="update"``) makes
     concurrent invitations of one household take turns, so one address gets one pending
@@ -102,28 +87,13 @@ def invite(household: HouseholdScope, body: MemberIn) -> InvitationOut:
     return _out(invitation)
 
 
-@bp.get("/households/<household_id>/invitations")
-@endpoint(permissions=["members:manage"], query=PageQuery, response=InvitationPage,
-          household=True, roles=OWNER, tags=TAGS,
-          summary="The household's invitations, newest first (owner)",
-          description="Every invitation with its status: PENDING, ACCEPTED, DECLINED, REVOKED, "
-          "or EXPIRED (pending past its expiry).")
 def list_invitations(household: HouseholdScope, query: PageQuery) -> InvitationPage:
     rows, cursor = paginate(household.select(Invitation), Invitation.created_at, Invitation.id,
                             limit=query.limit, cursor=query.cursor, newest_first=True)
     return InvitationPage(items=[_out(row) for row in rows], next_cursor=cursor)
 
 
-def _invitation_resource(call: Call) -> str:
-    return f"invitation:{call.path['invitation_id']}"
-
-
-@bp.delete("/households/<household_id>/invitations/<invitation_id>")
-@endpoint(permissions=["members:manage"], household=True, roles=OWNER, tags=TAGS, errors=[409],
-          summary="Revoke a pending invitation (owner)",
-          description="Another household's or an unknown invitation: 404. One that is no longer "
-          "pending (accepted, declined, revoked, expired): 409.")
-def revoke_invitation(household: HouseholdScope, invitation_id: str) -> Reply:
+def revoke_invitation(household: HouseholdScope, invitation_id: str) -> None:
     invitation = household.get(Invitation, invitation_id, "Invitation")
     now = clock.now()
     revoked = db.session.execute(
@@ -137,7 +107,6 @@ def revoke_invitation(household: HouseholdScope, invitation_id: str) -> Reply:
                        invitationStatus=status_of(invitation))
     audit.record("invitation.revoked", household_id=household.id,
                  resource=f"invitation:{invitation.id}")
-    return Reply(status=204)
 
 
 # -- the invited person: list, accept, decline -----------------------------------------------
@@ -152,10 +121,6 @@ def _verified_email(principal: Principal) -> tuple[User, str | None]:
     return user, verified
 
 
-@bp.get("/invitations")
-@endpoint(auth="bearer", query=PageQuery, response=MyInvitationPage, tags=TAGS,
-          summary="The caller's pending invitations (to their verified address)",
-          description="Empty while the caller's address is not verified.")
 def my_invitations(query: PageQuery, principal: Principal) -> MyInvitationPage:
     _, email = _verified_email(principal)
     if email is None:
@@ -211,13 +176,6 @@ def _decide(invitation: Invitation, user: User, status: str) -> None:
         raise Conflict("The invitation is no longer pending")
 
 
-@bp.post("/invitations/<invitation_id>/accept")
-@endpoint(auth="bearer", response=MembershipOut, tags=TAGS, errors=[409, 410],
-          summary="Accept an invitation: the caller becomes a member with its role",
-          description="Only the person whose verified address the invitation names: someone "
-          "else's or an unknown invitation is 404, an unverified address 403, an expired "
-          "invitation 410, one no longer pending (or a caller who is a member already) 409. "
-          "Of concurrent accepts, one makes the membership and the others get 409.")
 def accept_invitation(invitation_id: str, principal: Principal) -> MembershipOut:
     invitation, user = _answerable(invitation_id, principal, "invitation.accepted")
     if db.session.get(Member, (invitation.household_id, user.id)) is not None:
@@ -240,14 +198,8 @@ def accept_invitation(invitation_id: str, principal: Principal) -> MembershipOut
                          joined_at=member.joined_at)
 
 
-@bp.post("/invitations/<invitation_id>/decline")
-@endpoint(auth="bearer", status=204, tags=TAGS, errors=[409, 410],
-          summary="Decline an invitation",
-          description="The same rules as accepting: the invited person's own verified address "
-          "only (else 404, or 403 while unverified).")
-def decline_invitation(invitation_id: str, principal: Principal) -> Reply:
+def decline_invitation(invitation_id: str, principal: Principal) -> None:
     invitation, user = _answerable(invitation_id, principal, "invitation.declined")
     _decide(invitation, user, "DECLINED")
     audit.record("invitation.declined", household_id=invitation.household_id,
                  resource=f"invitation:{invitation.id}", principal_id=user.id)
-    return Reply(status=204)

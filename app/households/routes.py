@@ -1,52 +1,26 @@
-"""Households, members, wardrobe items and outfits. Thin handlers: the contract does the rest."""
+"""Routes of households and their members. Thin: each route declares its contract; the rules
+live in services.py and policies.py (the before guards)."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
-
-from app import audit
 from app.context import Principal
-from app.db import Base, db
 from app.gateway.contracts import Call, Reply, endpoint
-from app.gateway.guards import audited
-from app.gateway.pagination import paginate
 from app.gateway.schemas import PageQuery
 from app.gateway.tenancy import HouseholdScope
-from app.households import bp
+from app.households import bp, services
 from app.households.policies import keeps_an_owner, target_member
 from app.households.schemas import (
     HouseholdIn,
     HouseholdOut,
     HouseholdPage,
     HouseholdPatch,
-    ItemIn,
-    ItemOut,
-    ItemPage,
-    ItemPatch,
-    ItemQuery,
     MemberOut,
     MemberPage,
     MemberPatch,
-    OutfitIn,
-    OutfitOut,
-    OutfitPage,
-    OutfitPatch,
 )
-from app.models import Household, Item, Member, Outfit, OutfitItem, User
-from app.models.audit import AuditEvent
 
 OWNER = ["owner"]
 HOUSEHOLD = "households"
-
-
-def _household_out(household: Household, role: str) -> HouseholdOut:
-    return HouseholdOut(id=household.id, name=household.name, role=role,  # type: ignore[arg-type]
-                        created_at=household.created_at)
-
-
-def _household_resource(call: Call) -> str:
-    assert call.household is not None  # noqa: S101 - household routes only
-    return f"household:{call.household.id}"
 
 
 # -- households ------------------------------------------------------------------------------
@@ -56,235 +30,61 @@ def _household_resource(call: Call) -> str:
 @endpoint(permissions=["households:create"], body=HouseholdIn, response=HouseholdOut, status=201,
           tags=[HOUSEHOLD], summary="Create a household; the caller becomes its owner")
 def create_household(body: HouseholdIn, principal: Principal) -> HouseholdOut:
-    household = Household(name=body.name, created_by=principal.user_id)
-    db.session.add(household)
-    db.session.flush()
-    db.session.add(Member(household_id=household.id, user_id=principal.user_id, role="owner"))
-    db.session.flush()
-    audit.record("household.created", household_id=household.id,
-                 resource=f"household:{household.id}")
-    return _household_out(household, "owner")
+    return services.create_household(body, principal)
 
 
 @bp.get("/households")
 @endpoint(permissions=["households:read"], query=PageQuery, response=HouseholdPage,
           tags=[HOUSEHOLD], summary="Households the caller is a member of")
 def list_households(query: PageQuery, principal: Principal) -> HouseholdPage:
-    statement = (
-        select(Household, Member.role)
-        .join(Member, Member.household_id == Household.id)
-        .where(Member.user_id == principal.user_id)
-    )
-    rows, cursor = paginate(statement, Household.created_at, Household.id,
-                            limit=query.limit, cursor=query.cursor)
-    return HouseholdPage(items=[_household_out(h, role) for h, role in rows], next_cursor=cursor)
+    return services.household_page(query, principal)
 
 
 @bp.get("/households/<household_id>")
 @endpoint(permissions=["households:read"], response=HouseholdOut, household=True,
           tags=[HOUSEHOLD], summary="A household of the caller")
 def get_household(household: HouseholdScope) -> HouseholdOut:
-    return HouseholdOut(id=household.id, name=household.name, role=household.role,  # type: ignore[arg-type]
-                        created_at=household.created_at)
+    return services.get_household(household)
 
 
 @bp.patch("/households/<household_id>")
 @endpoint(permissions=["households:update"], body=HouseholdPatch, response=HouseholdOut,
-          household=True, roles=OWNER, tags=[HOUSEHOLD], summary="Rename a household (owner)",
-          after=[audited("household.renamed", _household_resource)])
+          household=True, roles=OWNER, tags=[HOUSEHOLD], summary="Rename a household (owner)")
 def rename_household(household: HouseholdScope, body: HouseholdPatch) -> HouseholdOut:
-    household.household.name = body.name
-    return _household_out(household.household, household.role)
+    return services.rename_household(household, body)
 
 
 @bp.delete("/households/<household_id>")
 @endpoint(permissions=["households:delete"], household=True, household_lock="update", roles=OWNER,
           tags=[HOUSEHOLD], summary="Delete a household and everything in it (owner)")
 def delete_household(household: HouseholdScope) -> Reply:
-    household_id = household.id
-    # The household row is locked FOR UPDATE before anything else (app.gateway.tenancy): writes
-    # already inside finish first, later ones and a second deletion find no household (404).
-    # Every table with a household_id column, children first, in this one transaction; the
-    # household's audit chain is erased by the audit module, which leaves a provable record.
-    for table in reversed(Base.metadata.sorted_tables):
-        if "household_id" in table.c and table.name != AuditEvent.__tablename__:
-            db.session.execute(delete(table).where(table.c.household_id == household_id))
-    audit.erase_household(household_id)
-    db.session.execute(delete(Household).where(Household.id == household_id))
+    services.delete_household(household)
     return Reply(status=204)
 
 
 # -- members ---------------------------------------------------------------------------------
 
 
-def _member_out(member: Member, user: User) -> MemberOut:
-    return MemberOut(user_id=member.user_id, email=user.email, name=user.name,
-                     role=member.role, joined_at=member.joined_at)  # type: ignore[arg-type]
-
-
-def _member_resource(call: Call) -> str:
-    user_id = call.path.get("user_id") or getattr(call.result, "user_id", None)
-    return f"member:{user_id}"
-
-
-def _role_details(call: Call) -> dict[str, str]:
-    return {"role": call.body.role} if call.body is not None else {}
-
-
 @bp.get("/households/<household_id>/members")
 @endpoint(permissions=["members:read"], query=PageQuery, response=MemberPage, household=True,
           tags=["members"], summary="Members of a household")
 def list_members(household: HouseholdScope, query: PageQuery) -> MemberPage:
-    statement = household.select(Member).add_columns(User).join(User, User.id == Member.user_id)
-    rows, cursor = paginate(statement, Member.joined_at, Member.user_id,
-                            limit=query.limit, cursor=query.cursor)
-    return MemberPage(items=[_member_out(m, u) for m, u in rows], next_cursor=cursor)
+    return services.member_page(household, query)
 
 
 @bp.patch("/households/<household_id>/members/<user_id>")
 @endpoint(permissions=["members:manage"], body=MemberPatch, response=MemberOut, household=True,
           roles=OWNER, before=[keeps_an_owner], tags=["members"], errors=[409],
-          summary="Change a member's role (owner); the last owner cannot be demoted",
-          after=[audited("member.role_changed", _member_resource, _role_details)])
-def change_role(call: Call, body: MemberPatch, user_id: str) -> MemberOut:
-    member = target_member(call)
-    member.role = body.role
-    user = db.session.get(User, member.user_id)
-    assert user is not None  # noqa: S101 - members reference users (FK)
-    return _member_out(member, user)
+          summary="Change a member's role (owner); the last owner cannot be demoted")
+def change_role(call: Call, household: HouseholdScope, body: MemberPatch,
+                user_id: str) -> MemberOut:
+    return services.change_role(household, target_member(call), body)
 
 
 @bp.delete("/households/<household_id>/members/<user_id>")
 @endpoint(permissions=["members:manage"], household=True, roles=OWNER, before=[keeps_an_owner],
           tags=["members"], errors=[409],
-          summary="Remove a member (owner); the last owner cannot be removed",
-          after=[audited("member.removed", _member_resource)])
-def remove_member(call: Call, user_id: str) -> Reply:
-    db.session.delete(target_member(call))
-    return Reply(status=204)
-
-
-# -- items -----------------------------------------------------------------------------------
-
-
-ITEM_COLUMNS = tuple(ItemOut.model_fields)  # what a list shows of each item, no more
-
-
-@bp.get("/households/<household_id>/items")
-@endpoint(permissions=["items:read"], query=ItemQuery, response=ItemPage, household=True,
-          tags=["items"], summary="Wardrobe items, filterable by category, color and size")
-def list_items(household: HouseholdScope, query: ItemQuery) -> ItemPage:
-    filters = {"category": query.category, "color": query.color, "size": query.size}
-    rows, cursor = household.rows_page(
-        Item, {name: value for name, value in filters.items() if value is not None},
-        limit=query.limit, cursor=query.cursor, columns=ITEM_COLUMNS)
-    return ItemPage.model_validate({"items": rows, "next_cursor": cursor})
-
-
-@bp.post("/households/<household_id>/items")
-@endpoint(permissions=["items:write"], body=ItemIn, response=ItemOut, status=201,
-          household=True, tags=["items"], summary="Add a wardrobe item")
-def create_item(household: HouseholdScope, body: ItemIn) -> Item:
-    return household.add(Item(**body.model_dump(), created_by=household.user_id))
-
-
-@bp.get("/households/<household_id>/items/<item_id>")
-@endpoint(permissions=["items:read"], response=ItemOut, household=True, tags=["items"],
-          summary="A wardrobe item")
-def get_item(household: HouseholdScope, item_id: str) -> Item:
-    return household.get(Item, item_id, "Item")
-
-
-@bp.patch("/households/<household_id>/items/<item_id>")
-@endpoint(permissions=["items:write"], body=ItemPatch, response=ItemOut, household=True,
-          tags=["items"], summary="Change a wardrobe item")
-def update_item(household: HouseholdScope, item_id: str, body: ItemPatch) -> Item:
-    item = household.get(Item, item_id, "Item", lock="update")  # a concurrent delete: 404
-    for field, value in body.model_dump(exclude_unset=True).items():
-        if field == "name" and value is None:
-            continue
-        setattr(item, field, value)
-    return item
-
-
-@bp.delete("/households/<household_id>/items/<item_id>")
-@endpoint(permissions=["items:write"], household=True, tags=["items"],
-          summary="Remove a wardrobe item (and from every outfit)")
-def delete_item(household: HouseholdScope, item_id: str) -> Reply:
-    db.session.delete(household.get(Item, item_id, "Item", lock="update"))
-    return Reply(status=204)
-
-
-# -- outfits ---------------------------------------------------------------------------------
-
-
-def _outfits_out(outfits: list[Outfit]) -> list[OutfitOut]:
-    """Item ids of every outfit in one query, whatever the number of outfits."""
-    ids = [o.id for o in outfits]
-    links: dict[str, list[str]] = {i: [] for i in ids}
-    if ids:
-        rows = db.session.execute(
-            select(OutfitItem.outfit_id, OutfitItem.item_id)
-            .where(OutfitItem.outfit_id.in_(ids))
-            .order_by(OutfitItem.outfit_id, OutfitItem.position)
-        )
-        for outfit_id, item_id in rows:
-            links[outfit_id].append(item_id)
-    return [OutfitOut(id=o.id, name=o.name, item_ids=links[o.id], created_at=o.created_at)
-            for o in outfits]
-
-
-def _link_items(household: HouseholdScope, outfit: Outfit, item_ids: list[str]) -> None:
-    # 404 unless all are this household's; locked so that none is deleted under the new links
-    items = household.get_many(Item, item_ids, "Item", lock="key share")
-    db.session.execute(delete(OutfitItem).where(OutfitItem.outfit_id == outfit.id))
-    for position, item in enumerate(items):
-        household.add(OutfitItem(outfit_id=outfit.id, item_id=item.id, position=position))
-
-
-@bp.get("/households/<household_id>/outfits")
-@endpoint(permissions=["outfits:read"], query=PageQuery, response=OutfitPage, household=True,
-          tags=["outfits"], summary="Outfits")
-def list_outfits(household: HouseholdScope, query: PageQuery) -> OutfitPage:
-    rows, cursor = paginate(household.select(Outfit), Outfit.created_at, Outfit.id,
-                            limit=query.limit, cursor=query.cursor)
-    return OutfitPage(items=_outfits_out(rows), next_cursor=cursor)
-
-
-@bp.post("/households/<household_id>/outfits")
-@endpoint(permissions=["outfits:write"], body=OutfitIn, response=OutfitOut, status=201,
-          household=True, tags=["outfits"],
-          summary="Create an outfit; every item must belong to this household")
-def create_outfit(household: HouseholdScope, body: OutfitIn) -> OutfitOut:
-    outfit = household.add(Outfit(name=body.name, created_by=household.user_id))
-    db.session.flush()
-    _link_items(household, outfit, body.item_ids)
-    return _outfits_out([outfit])[0]
-
-
-@bp.get("/households/<household_id>/outfits/<outfit_id>")
-@endpoint(permissions=["outfits:read"], response=OutfitOut, household=True, tags=["outfits"],
-          summary="An outfit")
-def get_outfit(household: HouseholdScope, outfit_id: str) -> OutfitOut:
-    return _outfits_out([household.get(Outfit, outfit_id, "Outfit")])[0]
-
-
-@bp.patch("/households/<household_id>/outfits/<outfit_id>")
-@endpoint(permissions=["outfits:write"], body=OutfitPatch, response=OutfitOut, household=True,
-          tags=["outfits"], summary="Rename an outfit or replace its items")
-def update_outfit(household: HouseholdScope, outfit_id: str, body: OutfitPatch) -> OutfitOut:
-    outfit = household.get(Outfit, outfit_id, "Outfit", lock="update")  # one replacement at a time
-    if body.name is not None:
-        outfit.name = body.name
-    if body.item_ids is not None:
-        _link_items(household, outfit, body.item_ids)
-    db.session.flush()
-    return _outfits_out([outfit])[0]
-
-
-@bp.delete("/households/<household_id>/outfits/<outfit_id>")
-@endpoint(permissions=["outfits:write"], household=True, tags=["outfits"],
-          summary="Delete an outfit")
-def delete_outfit(household: HouseholdScope, outfit_id: str) -> Reply:
-    db.session.delete(household.get(Outfit, outfit_id, "Outfit", lock="update"))
+          summary="Remove a member (owner); the last owner cannot be removed")
+def remove_member(call: Call, household: HouseholdScope, user_id: str) -> Reply:
+    services.remove_member(household, target_member(call))
     return Reply(status=204)
