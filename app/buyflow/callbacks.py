@@ -17,7 +17,14 @@ from app.buyflow.transitions import transition, transition_or_conflict
 from app.db import db
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from app.gateway.tenancy import lock_household
-from app.models import IntentArtifact, IntentEvent, PurchaseIntent, PurchaseRequest
+from app.models import (
+    IntentArtifact,
+    IntentEvent,
+    IntentStatus,
+    PurchaseIntent,
+    PurchaseRequest,
+    RequestStatus,
+)
 
 INTENT_NOT_FOUND = "Purchase intent not found"
 
@@ -44,7 +51,7 @@ def _bound(intent_id: str, actor_user_id: str) -> PurchaseIntent:
 def _refuse_expired(intent: PurchaseIntent) -> None:
     """410 for an intent past its TTL; the first report after the TTL marks it EXPIRED (and its
     request FAILED), exactly as a late confirmation does."""
-    if intent.status == "EXPIRED":
+    if intent.status == IntentStatus.EXPIRED:
         raise Gone("The purchase intent has expired")
     if intent.status in ACTIVE and is_expired(intent):
         expire_and_raise(intent)
@@ -60,7 +67,8 @@ def cart_ready(intent_id: str, body: CartReadyIn) -> IntentStatusOut:
     the approved amount or change currency."""
     intent = _bound(intent_id, body.actor_user_id)
     _refuse_expired(intent)
-    if intent.status != "PURCHASING":  # the state first: a late cart for a finished intent is 409
+    # The state first: a late cart for a finished intent is 409.
+    if intent.status != IntentStatus.PURCHASING:
         raise Conflict("The intent is not waiting for a cart")
     summed = lines_total(body.cart)
     if summed != body.cart.total_minor:
@@ -74,16 +82,17 @@ def cart_ready(intent_id: str, body: CartReadyIn) -> IntentStatusOut:
         raise Unprocessable("The cart does not match the approved amount and currency",
                             approvedMinor=request.amount_minor, currency=request.currency)
     now = clock.now()
-    if not transition(PurchaseIntent, intent.id, ("PURCHASING",), "CART_READY",
-                      where=[PurchaseIntent.expires_at > now],
+    if not transition(PurchaseIntent, intent.id, (IntentStatus.PURCHASING,),
+                      IntentStatus.CART_READY, where=[PurchaseIntent.expires_at > now],
                       cart=body.cart.model_dump(mode="json", by_alias=True)):
         raise Conflict("The intent is not waiting for a cart")
-    transition_or_conflict(PurchaseRequest, request.id, ("PURCHASING",), "CART_READY",
-                           what="Purchase request")
+    transition_or_conflict(PurchaseRequest, request.id, (RequestStatus.PURCHASING,),
+                           RequestStatus.CART_READY, what="Purchase request")
     audit.record("intent.cart_ready", household_id=intent.household_id,
                  resource=f"intent:{intent.id}", principal_id=intent.actor_user_id,
                  details={"totalMinor": body.cart.total_minor, "currency": body.cart.currency})
-    return IntentStatusOut(intent_id=intent.id, request_id=request.id, status="CART_READY")
+    return IntentStatusOut(intent_id=intent.id, request_id=request.id,
+                           status=IntentStatus.CART_READY)
 
 
 def failed(intent_id: str, body: FailedIn) -> IntentStatusOut:
@@ -91,15 +100,16 @@ def failed(intent_id: str, body: FailedIn) -> IntentStatusOut:
     past its TTL is EXPIRED instead (410): the timeout, not the report, ended it."""
     intent = _bound(intent_id, body.actor_user_id)
     _refuse_expired(intent)
-    if not transition(PurchaseIntent, intent.id, ACTIVE, "FAILED",
+    if not transition(PurchaseIntent, intent.id, ACTIVE, IntentStatus.FAILED,
                       where=[PurchaseIntent.expires_at > clock.now()], failure_reason=body.reason):
         raise Conflict("The intent is not in progress")
-    transition_or_conflict(PurchaseRequest, intent.request_id, ACTIVE, "FAILED",
+    transition_or_conflict(PurchaseRequest, intent.request_id, ACTIVE, RequestStatus.FAILED,
                            what="Purchase request")
     audit.record("intent.failed", household_id=intent.household_id,
                  resource=f"intent:{intent.id}", principal_id=intent.actor_user_id,
                  details={"reason": body.reason[:200]})
-    return IntentStatusOut(intent_id=intent.id, request_id=intent.request_id, status="FAILED")
+    return IntentStatusOut(intent_id=intent.id, request_id=intent.request_id,
+                           status=IntentStatus.FAILED)
 
 
 def record_event(body: EventIn) -> IntentEvent:

@@ -13,15 +13,25 @@ from app import audit
 from app.buyflow import clock
 from app.buyflow.purchase_requests import visible_request
 from app.buyflow.schemas import CheckoutOut, ConfirmIn, IntentCreated
+from app.buyflow.states import INTENT_TRANSITIONS, REQUEST_TRANSITIONS, sources
 from app.buyflow.tokens import new_token, token_hash, token_matches
 from app.buyflow.transitions import transition, transition_or_conflict
 from app.db import db, new_id
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound
 from app.gateway.tenancy import HouseholdScope
-from app.models import IntentArtifact, IntentEvent, PurchaseIntent, PurchaseRequest, WebhookEvent
+from app.models import (
+    IntentArtifact,
+    IntentEvent,
+    IntentStatus,
+    PurchaseIntent,
+    PurchaseRequest,
+    RequestStatus,
+    WebhookEvent,
+)
 
-ACTIVE = ("PURCHASING", "CART_READY")
-RESTARTABLE = ("APPROVED", "FAILED")
+# In progress: the states a purchase fails from, the same two for an intent and its request.
+ACTIVE = sources(INTENT_TRANSITIONS, IntentStatus.FAILED)
+RESTARTABLE = sources(REQUEST_TRANSITIONS, RequestStatus.PURCHASING)
 INTENT_NOT_FOUND = "Purchase intent not found"
 EVENTS_SHOWN = 100
 
@@ -47,10 +57,11 @@ def _expire(intent_id: str, request_id: str, household_id: str, actor: str, now:
     """The one definition of expiry: an active intent past its TTL becomes EXPIRED and its
     request FAILED, audited. ``False`` when another call expired or finished it first."""
     if not transition(
-        PurchaseIntent, intent_id, ACTIVE, "EXPIRED", where=[PurchaseIntent.expires_at <= now]
+        PurchaseIntent, intent_id, ACTIVE, IntentStatus.EXPIRED,
+        where=[PurchaseIntent.expires_at <= now],
     ):
         return False
-    transition(PurchaseRequest, request_id, ACTIVE, "FAILED")
+    transition(PurchaseRequest, request_id, ACTIVE, RequestStatus.FAILED)
     audit.record("intent.expired", household_id=household_id, resource=f"intent:{intent_id}",
                  principal_id=actor)
     return True
@@ -72,11 +83,12 @@ def create(household: HouseholdScope, request_id: str) -> IntentCreated:
             raise Conflict("A purchase is already in progress for this request")
         if not _expire(current.id, found.id, household.id, current.actor_user_id, now):
             raise Conflict("Purchase intent changed meanwhile")
-        from_status = "FAILED"  # as _expire left it: a timed-out purchase is a failed one
+        # As _expire left it: a timed-out purchase is a failed one.
+        from_status = RequestStatus.FAILED
     elif found.status not in RESTARTABLE:
         raise Conflict(f"A {found.status} request cannot start a purchase")
     transition_or_conflict(
-        PurchaseRequest, found.id, (from_status,), "PURCHASING", what="Purchase request"
+        PurchaseRequest, found.id, (from_status,), RequestStatus.PURCHASING, what="Purchase request"
     )
     token = new_token()
     intent_id = new_id("pi")
@@ -84,7 +96,8 @@ def create(household: HouseholdScope, request_id: str) -> IntentCreated:
     household.add(
         PurchaseIntent(
             id=intent_id, request_id=found.id, actor_user_id=household.user_id,
-            status="PURCHASING", token_hash=token_hash(intent_id, household.user_id, token),
+            status=IntentStatus.PURCHASING,
+            token_hash=token_hash(intent_id, household.user_id, token),
             expires_at=expires_at,
         )
     )
@@ -146,17 +159,19 @@ def confirm(household: HouseholdScope, request_id: str, body: ConfirmIn) -> Chec
         audit.record_denial("checkout.confirm", household_id=household.id, resource=resource,
                             details={"reason": "wrong confirmation token"})
         raise Forbidden("Invalid confirmation token")
-    if intent.status == "EXPIRED":
+    if intent.status == IntentStatus.EXPIRED:
         raise Gone("The purchase intent and its confirmation token have expired")
     if intent.status in ACTIVE and is_expired(intent):
         expire_and_raise(intent)
     now = clock.now()
-    if not transition(PurchaseIntent, intent.id, ("CART_READY",), "COMPLETED",
+    if not transition(PurchaseIntent, intent.id, (IntentStatus.CART_READY,), IntentStatus.COMPLETED,
                       where=[PurchaseIntent.expires_at > now], completed_at=now):
         raise Conflict("This checkout cannot be confirmed now")
-    transition_or_conflict(PurchaseRequest, intent.request_id, ("CART_READY",), "COMPLETED",
+    transition_or_conflict(PurchaseRequest, intent.request_id, (RequestStatus.CART_READY,),
+                           RequestStatus.COMPLETED,
                            what="Purchase request")
     audit.record("checkout.completed", household_id=household.id, resource=resource,
                  details={"requestId": intent.request_id})
-    return CheckoutOut(intent_id=intent.id, request_id=intent.request_id, status="COMPLETED",
+    return CheckoutOut(intent_id=intent.id, request_id=intent.request_id,
+                       status=IntentStatus.COMPLETED,
                        completed_at=now)

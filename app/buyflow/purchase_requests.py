@@ -11,16 +11,17 @@ from flask import current_app
 from app import audit
 from app.buyflow import clock
 from app.buyflow.schemas import RequestIn, RequestListQuery
+from app.buyflow.states import REQUEST_TRANSITIONS, sources
 from app.buyflow.transitions import transition_or_conflict
 from app.db import db
 from app.gateway.contracts import Call
 from app.gateway.errors import Forbidden, NotFound
 from app.gateway.pagination import paginate
 from app.gateway.tenancy import HouseholdScope
-from app.models import Item, PurchaseRequest
+from app.models import HouseholdRole, Item, PurchaseRequest, RequestStatus
 
-DECIDERS = ("owner", "adult")
-CANCELLABLE = ("SUBMITTED", "APPROVED", "FAILED")
+DECIDERS = (HouseholdRole.OWNER, HouseholdRole.ADULT)
+CANCELLABLE = sources(REQUEST_TRANSITIONS, RequestStatus.CANCELLED)
 REQUEST_NOT_FOUND = "Purchase request not found"
 
 
@@ -44,7 +45,7 @@ def create(household: HouseholdScope, body: RequestIn) -> PurchaseRequest:
             item_id=body.item_id,
             note=body.note,
             requested_by=household.user_id,
-            status="SUBMITTED",
+            status=RequestStatus.SUBMITTED,
         )
     )
     db.session.flush()
@@ -79,7 +80,8 @@ def not_the_requester(call: Call) -> None:
     found = household.get(PurchaseRequest, call.path["request_id"], "Purchase request")
     if found.requested_by != household.user_id:
         return
-    if household.role == "owner" and current_app.config["BUYFLOW_ALLOW_OWNER_SELF_APPROVAL"]:
+    self_approval = current_app.config["BUYFLOW_ALLOW_OWNER_SELF_APPROVAL"]
+    if household.role == HouseholdRole.OWNER and self_approval:
         return
     raise Forbidden("A request cannot be decided by its requester")
 
@@ -89,9 +91,9 @@ def not_the_requester(call: Call) -> None:
 
 def decide(household: HouseholdScope, request_id: str, approve: bool) -> PurchaseRequest:
     found = household.get(PurchaseRequest, request_id, "Purchase request")
-    new_status = "APPROVED" if approve else "REJECTED"
+    new_status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
     transition_or_conflict(
-        PurchaseRequest, found.id, ("SUBMITTED",), new_status, what="Purchase request",
+        PurchaseRequest, found.id, (RequestStatus.SUBMITTED,), new_status, what="Purchase request",
         decided_by=household.user_id, decided_at=clock.now(),
     )
     audit.record(
@@ -108,7 +110,7 @@ def cancel(household: HouseholdScope, request_id: str) -> PurchaseRequest:
     ``visible_request`` shows the caller (anyone else gets its 404)."""
     found = visible_request(household, request_id)
     transition_or_conflict(
-        PurchaseRequest, found.id, CANCELLABLE, "CANCELLED", what="Purchase request"
+        PurchaseRequest, found.id, CANCELLABLE, RequestStatus.CANCELLED, what="Purchase request"
     )
     audit.record(
         "request.cancelled", household_id=household.id, resource=f"request:{found.id}",

@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import Field, HttpUrl
 
+from app.buyflow.states import INTENT_STATUS_DESCRIPTION, REQUEST_STATUS_DESCRIPTION
 from app.gateway.schemas import Body, PageQuery, Schema, Timestamp
-from app.models.buyflow import REQUEST_STATES
+from app.models import IntentStatus, RequestStatus
 
 ID_PATTERN = r"^[a-z]{2,4}_[0-9a-z]{26}$"
 MAX_AMOUNT_MINOR = 10**10
@@ -25,7 +26,7 @@ class RequestIn(Body):
 
 
 class RequestListQuery(PageQuery):
-    status: str | None = Field(default=None, pattern="^(" + "|".join(REQUEST_STATES) + ")$")
+    status: str | None = Field(default=None, pattern="^(" + "|".join(RequestStatus) + ")$")
 
 
 class RequestOut(Schema):
@@ -38,7 +39,7 @@ class RequestOut(Schema):
     url: str | None
     item_id: str | None
     note: str | None
-    status: str
+    status: RequestStatus = Field(description=REQUEST_STATUS_DESCRIPTION)
     decided_by: str | None
     decided_at: Timestamp | None
     created_at: Timestamp
@@ -82,7 +83,7 @@ class IntentOut(Schema):
     request_id: str
     household_id: str
     actor_user_id: str
-    status: str
+    status: IntentStatus = Field(description=INTENT_STATUS_DESCRIPTION)
     expires_at: Timestamp
     cart: dict[str, Any] | None = None
     failure_reason: str | None = None
@@ -101,7 +102,7 @@ class ConfirmIn(Body):
 class IntentStatusOut(Schema):
     intent_id: str
     request_id: str
-    status: str
+    status: IntentStatus = Field(description=INTENT_STATUS_DESCRIPTION)
 
 
 class CheckoutOut(IntentStatusOut):

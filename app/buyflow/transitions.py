@@ -2,7 +2,8 @@
 
 The row count says whether this transaction won: under concurrent calls PostgreSQL re-checks the
 ``WHERE`` clause after a competing writer commits, so exactly one caller sees ``1`` and every other
-sees ``0`` and answers 409. Callers write the audit event in the same transaction.
+sees ``0`` and answers 409. Callers write the audit event in the same transaction. A move that
+app/buyflow/states.py does not list is refused before any SQL runs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import CursorResult, update
 
 from app.buyflow import clock
+from app.buyflow.states import TABLES, refuse_unlisted
 from app.db import db
 from app.gateway.errors import Conflict
 from app.models import PurchaseIntent, PurchaseRequest
@@ -30,9 +32,11 @@ def transition(
     **values: Any,
 ) -> bool:
     """Move ``row_id`` from one of ``expected`` to ``new_status``; ``True`` when this call did."""
+    expected = tuple(expected)
+    refuse_unlisted(TABLES[model], expected, new_status)
     statement = (
         update(model)
-        .where(model.id == row_id, model.status.in_(tuple(expected)), *where)
+        .where(model.id == row_id, model.status.in_(expected), *where)
         .values(status=new_status, updated_at=clock.now(), **values)
         .execution_options(synchronize_session=False)
     )

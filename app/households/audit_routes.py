@@ -23,7 +23,7 @@ from app.gateway.pagination import decode_seq_cursor, encode_seq_cursor
 from app.gateway.schemas import PageQuery, Schema, Timestamp
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp
-from app.models import AuditEvent
+from app.models import AuditEvent, HouseholdRole
 
 _CURSOR_PREFIX = "audit:"
 
@@ -58,7 +58,8 @@ def decode_cursor(cursor: str) -> int:
 @bp.get("/households/<household_id>/audit")
 @endpoint(
     permissions=["audit:read"], query=PageQuery, response=AuditPage, household=True,
-    roles=["owner"], summary="The household's audit events, newest first", tags=["households"],
+    roles=[HouseholdRole.OWNER], summary="The household's audit events, newest first",
+    tags=["households"],
 )
 def list_audit_events(household: HouseholdScope, query: PageQuery) -> AuditPage:
     select_events = household.select(AuditEvent).where(AuditEvent.chain == household.id)
@@ -105,7 +106,7 @@ def audit_event_proof(household: HouseholdScope, event_id: str) -> InclusionProo
     event = find_event(db.session, event_id)
     if event is None or event.chain != household.id:
         raise NotFound("Audit event not found")
-    if household.role != "owner" and event.principal_id != household.user_id:
+    if household.role != HouseholdRole.OWNER and event.principal_id != household.user_id:
         audit.record_denial(
             "audit.proof.denied", household_id=household.id,
             resource="GET /api/households/<household_id>/audit/<event_id>/proof",

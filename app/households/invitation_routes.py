@@ -15,8 +15,9 @@ from app.households.schemas import (
     MembershipOut,
     MyInvitationPage,
 )
+from app.models import HouseholdRole
 
-OWNER = ["owner"]
+OWNER = [HouseholdRole.OWNER]
 TAGS = ["invitations"]
 
 

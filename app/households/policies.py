@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.db import db
 from app.gateway.contracts import Call
 from app.gateway.errors import Conflict, NotFound
-from app.models import Household, Member
+from app.models import Household, HouseholdRole, Member
 
 
 def target_member(call: Call) -> Member:
@@ -34,12 +34,12 @@ def keeps_an_owner(call: Call) -> None:
         .with_for_update(key_share=True)  # FOR NO KEY UPDATE
     )
     member = target_member(call)
-    stays_owner = call.body is not None and getattr(call.body, "role", None) == "owner"
-    if member.role != "owner" or stays_owner:
+    stays_owner = call.body is not None and getattr(call.body, "role", None) == HouseholdRole.OWNER
+    if member.role != HouseholdRole.OWNER or stays_owner:
         return
     owners = db.session.scalar(
         select(func.count()).select_from(Member).where(
-            Member.household_id == call.household.id, Member.role == "owner"
+            Member.household_id == call.household.id, Member.role == HouseholdRole.OWNER
         )
     )
     if (owners or 0) <= 1:

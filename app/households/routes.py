@@ -18,8 +18,9 @@ from app.households.schemas import (
     MemberPage,
     MemberPatch,
 )
+from app.models import HouseholdRole
 
-OWNER = ["owner"]
+OWNER = [HouseholdRole.OWNER]
 HOUSEHOLD = "households"
 
 

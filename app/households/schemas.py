@@ -8,6 +8,8 @@ from pydantic import Field
 
 from app.gateway.schemas import Body, Schema, Timestamp
 
+# The wire spelling of app.models.HouseholdRole (a Literal: bodies are validated strictly, and
+# a strict enum field would refuse the JSON string); tests check that the two agree.
 Role = Literal["owner", "adult", "child"]
 InvitationStatus = Literal["PENDING", "ACCEPTED", "DECLINED", "REVOKED", "EXPIRED"]
 _LOCAL = r"[^@\s\x00-\x1f\x7f-\x9f]+"

@@ -20,7 +20,7 @@ from app.households.schemas import (
     MemberPage,
     MemberPatch,
 )
-from app.models import Household, Member, User
+from app.models import Household, HouseholdRole, Member, User
 from app.models.audit import AuditEvent
 
 # -- households ------------------------------------------------------------------------------
@@ -35,11 +35,12 @@ def create_household(body: HouseholdIn, principal: Principal) -> HouseholdOut:
     household = Household(name=body.name, created_by=principal.user_id)
     db.session.add(household)
     db.session.flush()
-    db.session.add(Member(household_id=household.id, user_id=principal.user_id, role="owner"))
+    db.session.add(Member(household_id=household.id, user_id=principal.user_id,
+                          role=HouseholdRole.OWNER))
     db.session.flush()
     audit.record("household.created", household_id=household.id,
                  resource=f"household:{household.id}")
-    return _household_out(household, "owner")
+    return _household_out(household, HouseholdRole.OWNER)
 
 
 def household_page(query: PageQuery, principal: Principal) -> HouseholdPage:

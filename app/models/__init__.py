@@ -2,8 +2,22 @@
 ``ON DELETE CASCADE`` and are reached through ``app.gateway.tenancy`` only."""
 
 from app.models.audit import AuditCheckpoint, AuditEvent
-from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
-from app.models.households import Household, Invitation, Item, Member, Outfit, OutfitItem
+from app.models.buyflow import (
+    IntentStatus,
+    PurchaseIntent,
+    PurchaseRequest,
+    RequestStatus,
+    WebhookEvent,
+)
+from app.models.households import (
+    Household,
+    HouseholdRole,
+    Invitation,
+    Item,
+    Member,
+    Outfit,
+    OutfitItem,
+)
 from app.models.idempotency_keys import IdempotencyKey
 from app.models.intent_records import IntentArtifact, IntentEvent
 from app.models.login_flows import LoginFlow
@@ -14,9 +28,11 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Household",
+    "HouseholdRole",
     "IdempotencyKey",
     "IntentArtifact",
     "IntentEvent",
+    "IntentStatus",
     "Invitation",
     "Item",
     "LoginFlow",
@@ -26,6 +42,7 @@ __all__ = [
     "PurchaseIntent",
     "PurchaseRequest",
     "RefreshToken",
+    "RequestStatus",
     "User",
     "WebhookEvent",
 ]

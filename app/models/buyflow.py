@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -9,11 +10,31 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id, utcnow
 
-REQUEST_STATES = (
-    "SUBMITTED", "APPROVED", "PURCHASING", "CART_READY", "COMPLETED",
-    "REJECTED", "CANCELLED", "FAILED",
-)
-INTENT_STATES = ("PURCHASING", "CART_READY", "COMPLETED", "FAILED", "EXPIRED")
+# Stored as their values; app/buyflow/states.py holds the transitions between them. The
+# docstrings are the OpenAPI descriptions of the enums.
+
+
+class RequestStatus(StrEnum):
+    """A purchase request's status."""
+
+    SUBMITTED = "SUBMITTED"
+    APPROVED = "APPROVED"
+    PURCHASING = "PURCHASING"
+    CART_READY = "CART_READY"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+
+class IntentStatus(StrEnum):
+    """A purchase intent's status."""
+
+    PURCHASING = "PURCHASING"
+    CART_READY = "CART_READY"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
 
 
 class PurchaseRequest(Base):
@@ -32,7 +53,7 @@ class PurchaseRequest(Base):
     url: Mapped[str | None] = mapped_column(String(2048))
     item_id: Mapped[str | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"))
     note: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="SUBMITTED")
+    status: Mapped[str] = mapped_column(String(20), default=RequestStatus.SUBMITTED)
     decided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -52,7 +73,7 @@ class PurchaseIntent(Base):
         ForeignKey("purchase_requests.id", ondelete="CASCADE"), index=True
     )
     actor_user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(20), default="PURCHASING")
+    status: Mapped[str] = mapped_column(String(20), default=IntentStatus.PURCHASING)
     token_hash: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
     cart: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from functools import partial
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
@@ -8,8 +9,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id, utcnow
 
-ROLES = ("owner", "adult", "child")
+
+class HouseholdRole(StrEnum):
+    """A member's role in a household: what the contracts' ``roles`` name. Stored as its value."""
+
+    OWNER = "owner"
+    ADULT = "adult"
+    CHILD = "child"
+
+
 INVITATION_STATES = ("PENDING", "ACCEPTED", "DECLINED", "REVOKED")
+ROLE_CHECK = "role IN (" + ", ".join(f"'{role}'" for role in HouseholdRole) + ")"
 
 class Household(Base):
     __tablename__ = "households"
@@ -22,7 +32,7 @@ class Household(Base):
 class Member(Base):
     __tablename__ = "members"
     __table_args__ = (
-        CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")", name="role"),
+        CheckConstraint(ROLE_CHECK, name="role"),
         Index("ix_members_user", "user_id"),
     )
 
@@ -82,7 +92,7 @@ class Invitation(Base):
 
     __tablename__ = "invitations"
     __table_args__ = (
-        CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")", name="role"),
+        CheckConstraint(ROLE_CHECK, name="role"),
         CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in INVITATION_STATES) + ")",
                         name="status"),
         Index("ix_invitations_household_page", "household_id", "created_at", "id"),
