@@ -13,7 +13,8 @@ The request path, top to bottom (DESIGN.md "One request, one path"):
     before guards              business rules declared on the contract
     handler
     response schema            strips every undeclared field
-    after guards               auditing, in the same transaction
+    after guards               checks of the result, in the same transaction (features audit
+                               with audit.record where they change, not here)
     commit                     one transaction per request
     security headers           app.gateway.headers (the same WSGI layer, on every response)
 
