@@ -19,6 +19,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask.testing import FlaskClient
 
+from app.models import HouseholdRole
+
 demo_cli = AppGroup("demo", help="Development data (never in production).")
 
 SEED_CLIENT_IP = "127.0.0.2"  # a limiter bucket of its own, apart from the developer's browser
@@ -28,13 +30,13 @@ SEED_CLIENT_IP = "127.0.0.2"  # a limiter bucket of its own, apart from the deve
 class Person:
     email: str
     name: str
-    role: str
+    role: HouseholdRole
 
 
 PEOPLE = (
-    Person("alex@demo.test", "Alex (owner)", "owner"),
-    Person("sam@demo.test", "Sam (adult)", "adult"),
-    Person("kim@demo.test", "Kim (child)", "child"),
+    Person("alex@demo.test", "Alex (owner)", HouseholdRole.OWNER),
+    Person("sam@demo.test", "Sam (adult)", HouseholdRole.ADULT),
+    Person("kim@demo.test", "Kim (child)", HouseholdRole.CHILD),
 )
 ITEMS = (
     {"name": "Rain jacket", "category": "outerwear", "size": "M", "color": "navy"},
