@@ -13,5 +13,5 @@ failed-login throttle alike.
 
 The gateway calls the contract limiter from the request path (``app.gateway.contracts``); the
 features (the login throttle in ``app.auth.throttle``) build on ``fallback``. Nothing here
-imports a feature.
+imports a feature. Why ``limits`` rather than Flask-Limiter: README, "Rate limits".
 """
