@@ -75,8 +75,8 @@ def register_plugins(app: Flask) -> None:
     the audit trail."""
     from app.audit import init_audit
     from app.auth.setup import init_auth
-    from app.gateway.limits import init_rate_limits
     from app.plugins import build_manager
+    from app.ratelimit.setup import init_rate_limits
 
     app.extensions["hearthgate.plugins"] = build_manager(app.config["HEARTHGATE_PLUGINS"])
     open_secret_store(app)

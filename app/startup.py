@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import Flask
 
 from app.config import ConfigurationRefused, configuration_problems
-from app.gateway.limits import storage_uri
 from app.plugins import hook
+from app.ratelimit.storage import storage_uri
 
 
 def configuration_report(app: Flask) -> list[str]:

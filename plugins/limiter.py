@@ -12,15 +12,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from app.config import ConfigurationRefused
-from app.gateway.limits import REDIS_TIMEOUT_OPTIONS
 from app.hookspecs import hookimpl
+from app.ratelimit.storage import REDIS_TIMEOUT_OPTIONS
 
 SCHEMES = frozenset(
     {"memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster", "memcached"}
 )
 
 # redis-py waits forever by default; a limiter that hangs would hang every request. (Sentinel and
-# cluster take theirs as constructor options: app.gateway.limits.storage_options.)
+# cluster take theirs as constructor options: app.ratelimit.storage.storage_options.)
 REDIS_TIMEOUTS = {name: str(seconds) for name, seconds in REDIS_TIMEOUT_OPTIONS.items()}
 
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 from flask import Flask
 
+from app.ratelimit.setup import rate_limit_storage
 from tests import limit_routes
 from tests.services import free_port, gunicorn_process, missing, stop, wait_for_port
 
@@ -185,5 +186,4 @@ def limited_app(make_app: Callable[..., Flask]) -> Iterator[LimitedApp]:
     built: list[Flask] = []
     yield build
     for app in built:
-        if "hearthgate.limiter" in app.extensions:
-            app.extensions["hearthgate.limiter"].close()
+        rate_limit_storage(app).close()

@@ -333,7 +333,7 @@ def test_a_failing_mail_sender_is_logged_by_type_only(
 def test_failed_logins_stay_throttled_while_the_storage_is_down(
     make_app: Any, secret_watch: SecretWatch
 ) -> None:
-    """The throttle opens the limiter's storage through the same hook; with Redis stopped it
+    """The throttle counts on the application's rate-limit storage; with Redis stopped it
     counts in this process: still 429 after the limit, never a 500."""
     from tests.limit_services import redis_server
 

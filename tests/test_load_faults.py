@@ -28,7 +28,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from app.gateway import limits
+from app.ratelimit.fallback import RETRY_STORAGE_AFTER_SECONDS
 from bench.bench_soak import Household, Member, prepare, run_soak
 from bench.soak_server import AppServer, app_server, server_env
 from tests.conftest import migrate
@@ -330,7 +330,7 @@ def test_redis_stopped_under_the_whole_app_keeps_the_rate_limit_policy(
         assert ready.status_code == 503 and ready.json()["components"]["ratelimit"] == "down"
 
         redis.start_again()
-        time.sleep(limits.RETRY_STORAGE_AFTER_SECONDS + 0.5)
+        time.sleep(RETRY_STORAGE_AFTER_SECONDS + 0.5)
         assert requests.get(server.base + "/readyz", timeout=10).status_code == 200
         assert statuses(read(later), 20) == {200: OWN_LIMIT, 429: 20 - OWN_LIMIT}
         log = server.log()

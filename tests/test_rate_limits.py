@@ -14,9 +14,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.config import ConfigurationError, ConfigurationRefused
-from app.gateway import limits
 from app.gateway.contracts import contract_of
 from app.hookspecs import hookimpl
+from app.ratelimit import storage as limit_storage
+from app.ratelimit.memory import SweptMemoryStorage
+from app.ratelimit.setup import rate_limit_storage
 from plugins.limiter import limiter_storage, with_redis_timeouts
 from tests.helpers import AuthActions, snapshot
 
@@ -129,8 +131,7 @@ def test_disabled_limits_neither_limit_nor_add_headers(limited_app: LimitedApp) 
     responses = [client.get("/api/limit-test/public") for _ in range(5)]
     assert [r.status_code for r in responses] == [200] * 5
     assert not any("X-RateLimit-Limit" in r.headers for r in responses)
-    with app.app_context():
-        assert limits.hit("anything", "1/minute") and limits.hit("anything", "1/minute")
+    assert "ratelimit" not in app.extensions["hearthgate.readiness"]
 
 
 @pytest.mark.parametrize(
@@ -191,14 +192,30 @@ def test_malformed_forwarded_for_never_crashes_or_chooses_the_key(
     assert codes == [200, 200, 429]
 
 
-def test_hit_helper_counts_per_key_and_peeks_without_counting(limited_app: LimitedApp) -> None:
-    app = limited_app()
-    with app.app_context():
-        assert limits.allowed("login:erin@example.test", "2/minute")
-        assert [limits.hit("login:erin@example.test", "2/minute") for _ in range(3)] == [
-            True, True, False]
-        assert not limits.allowed("login:erin@example.test", "2/minute")
-        assert limits.hit("login:frank@example.test", "2/minute")  # another key, another bucket
+def test_login_throttle_keys_are_hashed_and_its_429_is_the_contract_limiters(
+    limited_app: LimitedApp,
+) -> None:
+    """The failed-login throttle counts in the application's one storage, accounts hashed, and
+    refuses with the same 429 body as a contract limit, whether or not RATELIMIT_ENABLED."""
+    for enabled in (True, False):
+        app = limited_app(RATELIMIT_ENABLED=enabled, AUTH_LOCAL_ACCOUNTS_ENABLED=True,
+                          AUTH_LOGIN_FAILURES_PER_ACCOUNT="2/minute")
+        client = app.test_client()
+        body = {"email": "Erin@Example.test", "password": "not the password at all"}
+        codes = [client.post("/api/auth/login", json=body).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
+        other = client.post("/api/auth/login", json={**body, "email": "frank@example.test"})
+        assert other.status_code == 401  # another account, another bucket
+        refused = client.post("/api/auth/login", json=body)
+        assert set(refused.get_json()) == {"error", "message", "correlationId", "timestamp",
+                                           "retryAfter", "limit", "window"}
+        assert refused.get_json()["error"] == "TooManyRequests"
+        assert refused.get_json()["limit"] == 2 and refused.get_json()["window"] == 60
+        assert int(refused.headers["Retry-After"]) == refused.get_json()["retryAfter"] >= 1
+        keys = " ".join(rate_limit_storage(app).storage.storage)  # type: ignore[attr-defined]
+        assert "hearthgate-login-failures" in keys
+        assert "erin" not in keys.lower() and "frank" not in keys.lower()
+        assert limit_storage.hashed_key("erin@example.test") in keys
 
 
 @pytest.mark.parametrize(
@@ -260,12 +277,12 @@ def test_a_sentinel_storage_gets_timeouts_for_the_sentinels_and_the_master(make_
     # Nothing listens on port 1: building the storage connects to nothing, a request would.
     app = make_app(RATELIMIT_ENABLED=True,
                    RATELIMIT_STORAGE_URI="redis+sentinel://127.0.0.1:1/mymaster")
-    sentinel = app.extensions["hearthgate.limiter"].storage.sentinel
+    sentinel = rate_limit_storage(app).storage.sentinel  # type: ignore[attr-defined]
     assert sentinel.sentinel_kwargs == {"socket_connect_timeout": 1, "socket_timeout": 1}
     assert sentinel.connection_kwargs == {"socket_connect_timeout": 1, "socket_timeout": 1}
-    assert limits.storage_options("redis+cluster://h:7000") == {
+    assert limit_storage.storage_options("redis+cluster://h:7000") == {
         "socket_connect_timeout": 1, "socket_timeout": 1}
-    assert limits.storage_options("redis://h:1/0") == {}  # its URI carries them
+    assert limit_storage.storage_options("redis://h:1/0") == {}  # its URI carries them
 
 
 def test_a_plugin_can_serve_its_own_storage_scheme(limited_app: LimitedApp) -> None:
@@ -280,11 +297,11 @@ def test_a_plugin_can_serve_its_own_storage_scheme(limited_app: LimitedApp) -> N
     manager.register(plugin)
     try:
         app.config["RATELIMIT_STORAGE_URI"] = "custom://anything"
-        assert limits.storage_uri(app, manager.hook.limiter_storage) == "memory://"
+        assert limit_storage.storage_uri(app, manager.hook.limiter_storage) == "memory://"
     finally:
         manager.unregister(plugin)
     with pytest.raises(ConfigurationRefused, match="RATELIMIT_STORAGE_URI"):
-        limits.storage_uri(app, manager.hook.limiter_storage)
+        limit_storage.storage_uri(app, manager.hook.limiter_storage)
 
 
 def test_storage_password_is_redacted_from_logs(
@@ -346,8 +363,6 @@ def test_the_memory_storage_counts_without_starting_threads(monkeypatch: pytest.
 
     from limits import parse
     from limits.strategies import FixedWindowRateLimiter
-
-    from app.gateway.limit_memory import SweptMemoryStorage
 
     storage = SweptMemoryStorage()
     started: list[threading.Thread] = []

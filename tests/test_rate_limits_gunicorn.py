@@ -16,7 +16,7 @@ import pytest
 import requests
 from flask import Flask
 
-from app.gateway import limits
+from app.ratelimit.fallback import RETRY_STORAGE_AFTER_SECONDS
 from tests.conftest import TEST_JWT_SECRET
 from tests.limit_services import Gunicorn, Redis, gunicorn, redis_server
 
@@ -167,7 +167,7 @@ def test_redis_outage_sensitive_limited_reads_open_no_500_then_shared_again() ->
             assert ready.status_code == 503 and ready.json()["components"]["ratelimit"] == "down"
 
             redis.start_again()
-            time.sleep(limits.RETRY_STORAGE_AFTER_SECONDS + 0.5)  # each worker's fallback ends
+            time.sleep(RETRY_STORAGE_AFTER_SECONDS + 0.5)  # each worker's fallback ends
             assert server.get("/readyz").status_code == 200
             resumed = burst(lambda _: server.post("/api/limit-test/sensitive"), 40)
             assert tally(resumed) == {200: own, 429: 40 - own}

@@ -7,11 +7,13 @@ import importlib.util
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from app.gateway import limits
+from app.ratelimit.fallback import FAIL_OPEN, FALLBACK, RETRY_STORAGE_AFTER_SECONDS
+from app.ratelimit.setup import rate_limit_storage
 from tests.limit_services import LimitedApp, Redis, memcached_server, redis_server
 from tests.services import missing
 
@@ -58,13 +60,13 @@ def test_storage_outage_sensitive_limited_ordinary_open_then_shared_again(
     limited_app: LimitedApp, redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = limited_app(RATELIMIT_STORAGE_URI=redis.url, LIMIT_TEST_OWN="3/minute")
-    limiter = app.extensions["hearthgate.limiter"]
+    storage = rate_limit_storage(app)
     client = app.test_client()
     assert codes(client, "/api/limit-test/sensitive", 4) == [200, 200, 200, 429]
     assert client.get("/readyz").get_json()["components"]["ratelimit"] == "ok"
 
     redis.stop()
-    with caplog.at_level(logging.WARNING, logger="app.gateway.limits"):
+    with caplog.at_level(logging.WARNING, logger="app.ratelimit.fallback"):
         sensitive = [client.post("/api/limit-test/sensitive") for _ in range(6)]
         ordinary = [client.get("/api/limit-test/read") for _ in range(6)]
         ready = client.get("/readyz")
@@ -74,7 +76,7 @@ def test_storage_outage_sensitive_limited_ordinary_open_then_shared_again(
     # Ordinary: let through, without rate-limit headers (nothing was counted).
     assert [r.status_code for r in ordinary] == [200] * 6
     assert not any("X-RateLimit-Limit" in r.headers for r in ordinary)
-    assert limiter.failures[limits.FALLBACK] >= 6 and limiter.failures[limits.FAIL_OPEN] >= 6
+    assert storage.failures[FALLBACK] >= 6 and storage.failures[FAIL_OPEN] >= 6
     assert ready.status_code == 503 and ready.get_json()["components"]["ratelimit"] == "down"
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert "sensitive call limited per process" in warned
@@ -83,7 +85,7 @@ def test_storage_outage_sensitive_limited_ordinary_open_then_shared_again(
     assert redis.url not in warned
 
     redis.start_again()
-    time.sleep(limits.RETRY_STORAGE_AFTER_SECONDS + 0.2)  # the fallback period ends
+    time.sleep(RETRY_STORAGE_AFTER_SECONDS + 0.2)  # the fallback period ends
     assert client.get("/readyz").status_code == 200
     # Shared again: the restarted (empty) Redis counts from zero, for both kinds of route.
     assert codes(client, "/api/limit-test/read", 4) == [200, 200, 200, 429]
@@ -92,14 +94,69 @@ def test_storage_outage_sensitive_limited_ordinary_open_then_shared_again(
     assert codes(other.test_client(), "/api/limit-test/read", 1) == [429]
 
 
-def test_hit_helper_fails_closed_while_redis_is_down(limited_app: LimitedApp, redis: Redis) -> None:
-    app = limited_app(RATELIMIT_STORAGE_URI=redis.url)
+def test_login_throttle_and_contract_limits_share_one_connection_and_one_fallback(
+    limited_app: LimitedApp, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One storage per application: one Redis connection for the contract limits and the login
+    throttle, and one suspension, so an outage found by one suspends both and both go back to
+    Redis together."""
+    app = limited_app(RATELIMIT_STORAGE_URI=redis.url, LIMIT_TEST_OWN="3/minute",
+                      AUTH_LOCAL_ACCOUNTS_ENABLED=True, AUTH_LOGIN_FAILURES_PER_ACCOUNT="2/minute")
+    storage = rate_limit_storage(app)
+    assert app.extensions["hearthgate.limiter"].fallback is storage
+    assert app.extensions["hearthgate.login_throttle"].storage is storage
+    client = app.test_client()
+    account = {"email": "hana@example.test", "password": "correct horse battery staple"}
+    wrong = {**account, "password": "a wrong password guess"}
+
+    def login(body: dict[str, str]) -> int:
+        return client.post("/api/auth/login", json=body).status_code
+
+    assert client.post("/api/auth/register", json={**account, "name": "Hana"}).status_code == 201
+    assert login(wrong) == 401
+    assert codes(client, "/api/limit-test/sensitive", 1) == [200]
+    with redis.client() as watcher:
+        mine = str(watcher.client_id())
+        connections = [c for c in watcher.client_list() if c["id"] != mine]
+        keys = " ".join(k.decode() for k in watcher.keys("*"))
+    assert len(connections) == 1, connections
+    assert "hearthgate-login-failures/account:" in keys and "/hg/endpoint/" in keys
+
+    # Every command the application sends to Redis, failed or not.
+    sent: list[Any] = []
+    redis_client = storage.storage.storage  # type: ignore[attr-defined]
+    send = redis_client.execute_command
+    monkeypatch.setattr(redis_client, "execute_command",
+                        lambda *args, **options: (sent.append(args[0]), send(*args, **options))[1])
+    storage.retry_after = 3.0  # room for the logins' hashing on a loaded machine
+    redis.stop()
+    # The contract limiter finds Redis down and counts this call in the process ...
+    assert codes(client, "/api/limit-test/sensitive", 1) == [200]
+    assert sent and storage.suspended()
+    sent.clear()
+    # ... and the throttle, suspended with it, counts in the process without trying Redis: the
+    # account's first failure (in Redis) is not seen, so two more are allowed, then 429.
+    assert [login(wrong), login(wrong), login(account)] == [401, 401, 429]
+    assert sent == []
+    fallback_calls = storage.failures[FALLBACK]
+    assert fallback_calls >= 1 + 3
+
+    redis.start_again()
+    time.sleep(storage.retry_after + 0.2)
+    assert not storage.suspended()
+    # The throttle's next count goes to Redis (the restart emptied it) ...
     with app.app_context():
-        assert limits.hit("reset:gina@example.test", "2/minute")
-        redis.stop()
-        assert [limits.hit("reset:gina@example.test", "2/minute") for _ in range(3)] == [
-            True, True, False]
-    assert app.extensions["hearthgate.limiter"].failures[limits.FALLBACK] == 3
+        app.extensions["hearthgate.login_throttle"].failed("192.0.2.1", account["email"])
+    assert sent and not storage.suspended() and storage.failures[FALLBACK] == fallback_calls
+    # ... and the contract limits count there again at once, without a suspension to wait out.
+    sent.clear()
+    response = client.post("/api/limit-test/sensitive")
+    assert response.status_code == 200 and sent
+    assert response.headers["X-RateLimit-Remaining"] == "2"  # Redis's fresh count, not the process's
+    assert storage.failures[FALLBACK] == fallback_calls
+    with redis.client() as watcher:
+        keys = " ".join(k.decode() for k in watcher.keys("*"))
+    assert "hearthgate-login-failures/account:" in keys and "/hg/endpoint/" in keys
 
 
 def test_no_500_when_redis_is_down_from_the_start(limited_app: LimitedApp, redis: Redis) -> None:

@@ -5,7 +5,7 @@ The request path, top to bottom (DESIGN.md "One request, one path"):
     request id                 app.gateway.headers (a WSGI layer around the app)
     authentication             public, bearer (Principal) or internal token
     client IP                  app.gateway.clientip, when a rate limit or a login asks for it
-    rate limit                 app.extensions["hearthgate.limiter"], when installed
+    rate limit                 app.ratelimit.policy (app.extensions["hearthgate.limiter"]), when on
     body / query schema        pydantic; unknown fields dropped
     permissions                all of ``permissions`` or 403
     household + role           HouseholdScope from the path's household_id; roles, else 403
@@ -73,7 +73,7 @@ class Contract:
     household_lock: HouseholdLock | None = None  # None: "key share" for writes, none for reads
     roles: tuple[str, ...] | None = None
     rate_limit: str | None = None
-    caller_bucket: bool = True  # False: only the endpoint's own limit applies (see limits.py)
+    caller_bucket: bool = True  # False: only the endpoint's own limit applies (app.ratelimit)
     sensitive: bool = False
     internal_token: tuple[str, str] | None = None  # (token setting, "required" flag setting)
     before: tuple[Guard, ...] = ()
