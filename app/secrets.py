@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from app.config import BY_NAME, SECRET_SETTINGS, parse_value
+from app.config import parse_value
+from app.settings import BY_NAME, SECRET_SETTINGS
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,7 @@ from joserfc.jwk import RSAKey
 
 from app import create_app
 from app.config import (
-    BY_NAME,
-    DEV_JWT_SECRET,
     PRODUCTION_RULES,
-    SECRET_SETTINGS,
     STRENGTH_CHECKED,
     ConfigurationError,
     ConfigurationRefused,
@@ -33,6 +30,7 @@ from app.config import (
     load_settings,
 )
 from app.hookspecs import hookimpl
+from app.settings import BY_NAME, DEV_JWT_SECRET, SECRET_SETTINGS
 from tests.leakcheck import remember
 from tests.services import free_port
 

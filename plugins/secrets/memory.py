@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import SplitResult
 
-from app.config import SECRET_SETTINGS
 from app.hookspecs import hookimpl
 from app.secrets import SecretStore, StoreOptions
+from app.settings import SECRET_SETTINGS
 
 
 class MemoryStore(SecretStore):
