@@ -75,8 +75,26 @@ def load_settings(
     ).strip().lower()
     if env not in ENVIRONMENTS:
         raise ConfigurationError(f"HEARTHGATE_ENV must be one of {', '.join(ENVIRONMENTS)}")
+    values = read_settings(SETTINGS, env, environ, overrides, secret_fallbacks)
+    values["HEARTHGATE_ENV"] = env
+    if not environ.get("RATELIMIT_STORAGE_URI") and environ.get("REDIS_URL"):
+        values["RATELIMIT_STORAGE_URI"] = environ["REDIS_URL"]
+    values.update(overrides)
+    return values
+
+
+def read_settings(
+    settings: Iterable[Setting],
+    env: str,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any],
+    secret_fallbacks: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The values of ``settings`` in ``environ`` (parsed), else their defaults for ``env``; a
+    secret without a value goes to ``secret_fallbacks`` as ``load_settings`` says. Overrides are
+    only looked at, not applied."""
     values: dict[str, Any] = {}
-    for setting in SETTINGS:
+    for setting in settings:
         raw = environ.get(setting.name)
         value = setting.default_for(env) if raw is None else parse_value(setting, raw)
         if (secret_fallbacks is not None and setting.secret and not raw
@@ -85,10 +103,6 @@ def load_settings(
                 secret_fallbacks[setting.name] = value
             value = None
         values[setting.name] = list(value) if isinstance(value, list) else value
-    values["HEARTHGATE_ENV"] = env
-    if not environ.get("RATELIMIT_STORAGE_URI") and environ.get("REDIS_URL"):
-        values["RATELIMIT_STORAGE_URI"] = environ["REDIS_URL"]
-    values.update(overrides)
     return values
 
 

@@ -98,10 +98,16 @@ def test_installed_plugin_is_loaded_listed_and_its_hooks_called(installed_plugin
 def test_allow_list_excludes_unlisted_installed_plugins(installed_plugin: Path, tmp_path: Path) -> None:
     listed = _flask(["plugins", "list"], installed_plugin, tmp_path, HEARTHGATE_PLUGINS="someone_else")
     assert listed.returncode == 0, listed.stderr
-    assert "hg_test" not in listed.stdout
-    assert "plugins.secrets.memory" in listed.stdout  # built-ins always load
+    lines = listed.stdout.splitlines()
+    assert [li for li in lines if "hg_test" in li] == [
+        "hg_test  (installed from hg-test-plugin)  not loaded: not in HEARTHGATE_PLUGINS"]
+    assert any(li.startswith("plugins.secrets.memory ") for li in lines)  # built-ins always load
+    # The allow-list's name that matches no installed plugin is a warning, naming it.
+    assert "HEARTHGATE_PLUGINS names someone_else, but no installed plugin" in listed.stderr
     allowed = _flask(["plugins", "list"], installed_plugin, tmp_path, HEARTHGATE_PLUGINS="hg_test")
-    assert "hg_test" in allowed.stdout
+    line = next(li for li in allowed.stdout.splitlines() if li.startswith("hg_test "))
+    assert "(installed from hg-test-plugin)" in line and "not loaded" not in allowed.stdout
+    assert "HEARTHGATE_PLUGINS names" not in allowed.stderr
 
 
 def test_misspelled_hook_fails_at_start() -> None:
