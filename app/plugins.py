@@ -88,7 +88,9 @@ def build_manager(allow: list[str] | None = None, extra: Iterable[object] = ()) 
         log.warning("HEARTHGATE_PLUGINS names %s, but no installed plugin has that entry-point "
                     "name", name)
     for index, plugin in enumerate(extra):
-        pm.register(plugin, name=f"extra-{index}-{type(plugin).__name__}")
+        if not pm.is_registered(plugin):  # an installed plugin a test registers as well
+            label = getattr(plugin, "__name__", type(plugin).__name__)
+            pm.register(plugin, name=f"extra-{index}-{label}")
     pm.check_pending()  # a misspelled hook implementation fails the start
     return pm
 

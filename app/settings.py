@@ -195,3 +195,27 @@ SETTINGS: tuple[Setting, ...] = (
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 SECRET_SETTINGS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.secret)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return f"`{' '.join(map(str, value))}`" if value else "empty"
+    return f"`{value}`"
+
+
+def settings_table(settings: tuple[Setting, ...] | list[Setting]) -> str:
+    """The README's configuration table for ``settings``, in the core's columns: a plugin
+    documents its own settings with it (and can test that its README holds this text)."""
+    lines = ["| setting | default (dev/test) | production default | secret | what |",
+             "|---|---|---|---|---|"]
+    for s in settings:
+        default = _shown(s.default)
+        if s.development is not ...:
+            default += f" ({_shown(s.development)} in development)"
+        lines.append(f"| `{s.name}` | {default} | {_shown(s.default_for('production'))} | "
+                     f"{'yes' if s.secret else ''} | {s.doc} |")
+    return "\n".join(lines) + "\n"
