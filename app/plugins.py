@@ -127,7 +127,7 @@ def plugin_settings(pm: pluggy.PluginManager, reserved: Iterable[str]) -> list[t
     already declares, refuses the start naming both."""
     owners = {name: "the core" for name in reserved}
     found: list[tuple[str, Setting]] = []
-    for impl in reversed(pm.hook.register_settings.get_hookimpls()):  # registration order
+    for impl in pm.hook.register_settings.get_hookimpls():  # in registration order
         for setting in call_impl(impl) or []:
             if not _SETTING_NAME.fullmatch(setting.name):
                 raise ConfigurationRefused([f"plugin {impl.plugin_name} declares the setting "

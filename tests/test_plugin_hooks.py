@@ -21,6 +21,7 @@ from sqlalchemy import select
 from app import hookspecs
 from app.db import db
 from app.plugin_api import (
+    ConfigurationRefused,
     Identity,
     LoginBody,
     LoginFailed,
@@ -33,6 +34,8 @@ from app.plugin_api import (
     endpoint,
     hookimpl,
 )
+from app.plugins import build_manager, plugin_settings
+from app.settings import BY_NAME as SETTINGS_BY_NAME
 from app.webhooks.verification import verifiers
 from tests.leakcheck import remember
 
@@ -112,8 +115,9 @@ class Recorder:
 
     @hookimpl
     def audit_sink(self, event: dict[str, Any], app: Flask) -> None:
-        self.calls.append(("audit_sink", (event["action"], app, has_app_context()
-                                          and current_app._get_current_object() is app)))
+        in_context = has_app_context() and current_app.name == app.name and \
+            current_app.extensions is app.extensions
+        self.calls.append(("audit_sink", (event["action"], app, in_context)))
 
     @hookimpl
     def audit_witness(self, chain: str, note: str, consistency: Callable[[int], list[bytes]],
@@ -332,6 +336,22 @@ def test_hook_register_settings_reads_the_environment_and_the_store(
     assert "plugin setting HOOK_TEST_SECRET (str, secret) of extra-0-Recorder: set" in \
         result.output
     assert HOOK_SECRET not in result.output
+
+
+def test_two_plugins_declaring_one_setting_refuse_the_start_naming_both(
+    recorder: Recorder,
+) -> None:
+    class Twin:
+        @hookimpl
+        def register_settings(self) -> list[Setting]:
+            return [Setting("HOOK_TEST_FLAG", "bool", True, "the same name")]
+
+    manager = build_manager(extra=[recorder, Twin()])
+    with pytest.raises(ConfigurationRefused) as refused:
+        plugin_settings(manager, SETTINGS_BY_NAME)
+    assert refused.value.problems == [
+        "plugin extra-1-Twin declares the setting HOOK_TEST_FLAG, already declared by plugin "
+        "extra-0-Recorder"]
 
 
 def test_hook_startup_checks(hearthgate_app: Flask, recorder: Recorder) -> None:
