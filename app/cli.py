@@ -79,7 +79,7 @@ def plugins_list() -> None:
     for info in describe(manager):
         origin = "built-in" if info.builtin else f"installed from {info.distribution}"
         click.echo(f"{info.name}  {info.version}  ({origin})  hooks: {', '.join(info.hooks)}")
-    for name, distribution in getattr(manager, "excluded", []):
+    for name, distribution in manager.excluded:
         click.echo(f"{name}  (installed from {distribution})  not loaded: not in "
                    "HEARTHGATE_PLUGINS")
 

@@ -107,7 +107,7 @@ def audit_witness(
     :param consistency: ``consistency(old_size)`` returns the RFC 9162 consistency proof from the
         tree of ``old_size`` entries to this checkpoint's (``app.audit.merkle.verify_consistency``).
     :param app: the application; ``app.config`` holds every setting (a plugin's own included).
-    :raises app.audit.witness.WitnessRefused: to refuse it; the service logs that at ERROR.
+    :raises WitnessRefused: (``app.plugin_api``) to refuse it; the service logs that at ERROR.
     """
 
 
@@ -149,8 +149,8 @@ def register_settings() -> list[Setting] | None:
 
     Each is read from the environment with its default, parsed by its kind, read through the
     secret store when it is a secret (a value ``secret:NAME`` as well), listed by ``flask security
-    check`` and visible to every other hook in ``config``. A name the core or another plugin
-    already declares refuses the start.
+    check`` and visible to every other hook in ``config``. A name that the core, Flask or
+    another plugin already declares refuses the start.
     """
 
 
