@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Flask
@@ -14,6 +14,7 @@ from flask import Flask
 from app.config import (
     ConfigurationRefused,
     load_settings,
+    read_settings,
     refused_everywhere,
 )
 from app.db import db
@@ -27,13 +28,19 @@ from app.secrets import (
     resolve_secret_settings,
     split_store_url,
 )
+from app.settings import BY_NAME as SETTINGS_BY_NAME
+from app.settings import SETTINGS
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    test_config: Mapping[str, Any] | None = None, plugins: Iterable[object] = ()
+) -> Flask:
+    """The application; ``plugins`` are plugin objects registered after the installed ones
+    (tests, ``app.plugin_testing``)."""
     app = Flask(__name__, instance_relative_config=True)
     load_configuration(app, test_config)
     register_extensions(app)
-    register_plugins(app)
+    register_plugins(app, plugins)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -69,16 +76,17 @@ def register_extensions(app: Flask) -> None:
     init_body_limit(app)
 
 
-def register_plugins(app: Flask) -> None:
-    """Plugin manager, then the secret store it provides, then what needs secrets: the access
-    tokens, the rate limits (their storage comes from the ``limiter_storage`` hook), identity and
-    the audit trail."""
+def register_plugins(app: Flask, extra: Iterable[object] = ()) -> None:
+    """Plugin manager and the plugins' own settings, then the secret store it provides, then
+    what needs secrets: the access tokens, the rate limits (their storage comes from the
+    ``limiter_storage`` hook), identity and the audit trail."""
     from app.audit import init_audit
     from app.auth.setup import init_auth
     from app.plugins import build_manager
     from app.ratelimit.setup import init_rate_limits
 
-    app.extensions["hearthgate.plugins"] = build_manager(app.config["HEARTHGATE_PLUGINS"])
+    app.extensions["hearthgate.plugins"] = build_manager(app.config["HEARTHGATE_PLUGINS"], extra)
+    load_plugin_settings(app)
     open_secret_store(app)
     check_configuration(app)
     init_access_tokens(app)
@@ -90,11 +98,26 @@ def register_plugins(app: Flask) -> None:
 _STORE_FALLBACKS = "hearthgate.store_fallbacks"
 
 
+def load_plugin_settings(app: Flask) -> None:
+    """The settings plugins declare (``register_settings``), read as the core's are: from the
+    environment with their defaults, ``test_config`` on top, secrets left for the store."""
+    from app.plugins import PLUGIN_SETTINGS, plugin_settings
+
+    reserved = {*SETTINGS_BY_NAME, *Flask.default_config}
+    declared = plugin_settings(app.extensions["hearthgate.plugins"], reserved)
+    settings = [setting for _, setting in declared]
+    overrides = {s.name: app.config[s.name] for s in settings if s.name in app.config}
+    values = read_settings(settings, app.config["HEARTHGATE_ENV"], os.environ, overrides,
+                           app.extensions[_STORE_FALLBACKS])
+    app.config.update({**values, **overrides})
+    app.extensions[PLUGIN_SETTINGS] = declared
+
+
 def open_secret_store(app: Flask) -> None:
     """The store for ``SECRET_STORE_URL``, then the secret settings read through it: a value
     given in the environment first, then the store, then the development default. Unreachable
     or unreadable refuses the start in every environment: never a fall-back to defaults."""
-    from app.plugins import hook
+    from app.plugins import PLUGIN_SETTINGS, hook
     from app.readiness import add_check
 
     scheme, url, query = split_store_url(app.config["SECRET_STORE_URL"])
@@ -112,7 +135,9 @@ def open_secret_store(app: Flask) -> None:
         app.register_error_handler(unavailable, secret_store_unavailable)
     try:
         store.check()
-        resolve_secret_settings(app.config, store, app.extensions.pop(_STORE_FALLBACKS, {}))
+        settings = [*SETTINGS, *(s for _, s in app.extensions[PLUGIN_SETTINGS])]
+        resolve_secret_settings(app.config, store, app.extensions.pop(_STORE_FALLBACKS, {}),
+                                settings)
     except SecretStoreError as exc:
         raise ConfigurationRefused([f"SECRET_STORE_URL ({store.describe()}): {exc}"]) from None
 

@@ -13,7 +13,7 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from app.config import ConfigurationError, ConfigurationRefused
 from app.db import Database, writer
-from app.plugins import describe, hook
+from app.plugins import PLUGIN_SETTINGS, describe, hook
 from app.secrets import SecretStore, SecretStoreError, TenantSecrets
 from app.startup import configuration_report
 
@@ -73,10 +73,15 @@ def db_revision(message: str) -> None:
 
 @plugins_cli.command("list")
 def plugins_list() -> None:
-    """Name, version and hooks of every loaded plugin."""
-    for info in describe(current_app.extensions["hearthgate.plugins"]):
-        origin = "built-in" if info.builtin else "installed"
+    """Name, version, distribution and hooks of every loaded plugin, then the installed plugins
+    that HEARTHGATE_PLUGINS leaves out."""
+    manager = current_app.extensions["hearthgate.plugins"]
+    for info in describe(manager):
+        origin = "built-in" if info.builtin else f"installed from {info.distribution}"
         click.echo(f"{info.name}  {info.version}  ({origin})  hooks: {', '.join(info.hooks)}")
+    for name, distribution in manager.excluded:
+        click.echo(f"{name}  (installed from {distribution})  not loaded: not in "
+                   "HEARTHGATE_PLUGINS")
 
 
 @security_cli.command("check")
@@ -90,6 +95,10 @@ def security_check() -> None:
         click.echo(f"secret store: {store.name} reachable")
     except SecretStoreError as exc:
         problems.append(str(exc))
+    for plugin, setting in app.extensions.get(PLUGIN_SETTINGS, []):
+        state = "unset" if app.config.get(setting.name) in (None, "", []) else "set"
+        kind = f"{setting.kind}, secret" if setting.secret else setting.kind
+        click.echo(f"plugin setting {setting.name} ({kind}) of {plugin}: {state}")
     if not problems:
         click.echo(f"OK ({app.config['HEARTHGATE_ENV']})")
         return

@@ -1,6 +1,10 @@
 """The plugin contract. Every hook is declared here, typed and documented; a plugin module
 implements some of them with ``@hookimpl``. Built-in plugins (``plugins/``) use the same hooks
-as third-party packages registered under the ``hearthgate`` entry-point group."""
+as third-party packages registered under the ``hearthgate`` entry-point group, which import what
+they need from ``app.plugin_api``.
+
+A hook implementation may take fewer arguments than its specification (pluggy passes only the
+ones it names), so an argument added to a hook breaks no plugin."""
 
 from __future__ import annotations
 
@@ -15,7 +19,10 @@ if TYPE_CHECKING:
     import click
     from flask import Blueprint, Flask
 
+    from app.hooktypes import LoginProvider, Verifier
+    from app.models import User
     from app.secrets import SecretStore
+    from app.settings import Setting
 
 hookspec = pluggy.HookspecMarker("hearthgate")
 hookimpl = pluggy.HookimplMarker("hearthgate")
@@ -35,7 +42,7 @@ def secret_store(
 
 
 @hookspec
-def login_providers(app: Flask) -> list[Any] | None:
+def login_providers(app: Flask) -> list[LoginProvider] | None:
     """Login providers for ``POST /api/auth/login``; each decides whether it handles a body.
 
     :param app: the application being built.
@@ -43,7 +50,7 @@ def login_providers(app: Flask) -> list[Any] | None:
 
 
 @hookspec
-def webhook_verifiers(app: Flask) -> dict[str, Callable[..., Any]] | None:
+def webhook_verifiers(app: Flask) -> dict[str, Verifier] | None:
     """Webhook signature verifiers by provider name (e.g. ``{"hyperbeam": verify}``).
 
     :param app: the application being built.
@@ -60,7 +67,7 @@ def limiter_storage(uri: str, config: dict[str, Any]) -> str | None:
 
 
 @hookspec
-def permissions_for_user(user: Any, claims: dict[str, Any] | None) -> list[str] | None:
+def permissions_for_user(user: User, claims: dict[str, Any] | None) -> list[str] | None:
     """Extra permissions for a user at login or refresh (e.g. mapped from provider groups).
 
     Called whenever an access token is minted. A session (refresh-token family) keeps the claims
@@ -75,26 +82,32 @@ def permissions_for_user(user: Any, claims: dict[str, Any] | None) -> list[str] 
 
 
 @hookspec
-def audit_sink(event: dict[str, Any]) -> None:
+def audit_sink(event: dict[str, Any], app: Flask) -> None:
     """Forward a committed audit event (already redacted) to an external sink. Called from the
-    worker's audit-sink thread, one event at a time, in commit order; may block (it holds no
-    request), and an exception is logged.
+    worker's audit-sink thread, one event at a time, in commit order, inside an application
+    context of ``app``; may block (it holds no request), and an exception is logged.
 
     :param event: the event as stored: chain, seq, action, resource, decision, hashes...
+    :param app: the application; ``app.config`` holds every setting (a plugin's own from
+        ``register_settings`` included, secrets resolved).
     """
 
 
 @hookspec
-def audit_witness(chain: str, note: str, consistency: Callable[[int], list[bytes]]) -> None:
+def audit_witness(
+    chain: str, note: str, consistency: Callable[[int], list[bytes]], app: Flask
+) -> None:
     """Witness an audit checkpoint: keep it outside the service's database, and refuse one that
-    does not extend the checkpoint you hold. Called from the worker's audit-checkpoint thread after
-    the checkpoint committed, in order per chain; may block.
+    does not extend the checkpoint you hold. Called from the worker's audit-checkpoint thread (or
+    ``flask audit checkpoint``) after the checkpoint committed, in order per chain, inside an
+    application context of ``app``; may block.
 
     :param chain: the chain (``hearthgate/<chain>`` is the note's origin).
     :param note: the checkpoint as a C2SP signed note (verify it with the audit public key).
     :param consistency: ``consistency(old_size)`` returns the RFC 9162 consistency proof from the
         tree of ``old_size`` entries to this checkpoint's (``app.audit.merkle.verify_consistency``).
-    :raises app.audit.witness.WitnessRefused: to refuse it; the service logs that at ERROR.
+    :param app: the application; ``app.config`` holds every setting (a plugin's own included).
+    :raises WitnessRefused: (``app.plugin_api``) to refuse it; the service logs that at ERROR.
     """
 
 
@@ -127,6 +140,17 @@ def register_commands(cli: click.Group) -> None:
     """Add commands to the ``flask`` command line.
 
     :param cli: the application's command group.
+    """
+
+
+@hookspec
+def register_settings() -> list[Setting] | None:
+    """The plugin's own settings, declared as the core declares its (``app.settings.Setting``).
+
+    Each is read from the environment with its default, parsed by its kind, read through the
+    secret store when it is a secret (a value ``secret:NAME`` as well), listed by ``flask security
+    check`` and visible to every other hook in ``config``. A name that the core, Flask or
+    another plugin already declares refuses the start.
     """
 
 

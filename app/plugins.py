@@ -2,13 +2,17 @@
 
 Built-ins are modules of ``plugins/`` registered by name; third-party plugins are entry points of
 the ``hearthgate`` group. ``HEARTHGATE_PLUGINS`` is an allow-list of entry-point names: when set,
-installed plugins not named there are not loaded (the built-ins always are).
+installed plugins not named there are not loaded (the built-ins always are). A name there that
+no installed plugin has, and an entry-point name that two installed plugins share, are logged as
+warnings: the plugin meant is not loaded.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -16,10 +20,14 @@ from typing import Any
 import pluggy
 
 from app import hookspecs
+from app.config import ConfigurationRefused
+from app.settings import Setting
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "hearthgate"
+# app.extensions key of the plugins' own settings, ``[(plugin name, Setting)]`` (the factory).
+PLUGIN_SETTINGS = "hearthgate.plugin_settings"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.secrets.memory",
@@ -41,30 +49,59 @@ class PluginInfo:
     version: str
     hooks: tuple[str, ...]
     builtin: bool
+    distribution: str  # the installed distribution's name (``hearthgate`` for the built-ins)
 
 
-def build_manager(allow: list[str] | None = None) -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("hearthgate")
+class Manager(pluggy.PluginManager):
+    """The plugin manager, which also remembers the installed plugins the allow-list left out as
+    ``(entry-point name, distribution name)``, for ``flask plugins list``."""
+
+    def __init__(self) -> None:
+        super().__init__("hearthgate")
+        self.excluded: list[tuple[str, str]] = []
+
+
+def build_manager(allow: list[str] | None = None, extra: Iterable[object] = ()) -> Manager:
+    """Built-ins, the installed plugins ``allow`` lets in (all when it is ``None``), then the
+    objects of ``extra`` (plugins registered by a test, ``app.plugin_testing``)."""
+    pm = Manager()
     pm.add_hookspecs(hookspecs)
     for module_name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
+    installed: set[str] = set()
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        installed.add(entry_point.name)
+        dist_name = _dist_name(entry_point.dist)
         if allow is not None and entry_point.name not in allow:
             log.info("plugin %s is installed but not in HEARTHGATE_PLUGINS", entry_point.name)
+            pm.excluded.append((entry_point.name, dist_name))
             continue
         if pm.get_plugin(entry_point.name) is not None:
+            log.warning("plugin %s of %s is not loaded: another installed plugin has that "
+                        "entry-point name", entry_point.name, dist_name)
             continue
         plugin = entry_point.load()
         pm.register(plugin, name=entry_point.name)
         dist = entry_point.dist
         pm._plugin_distinfo.append((plugin, dist))  # type: ignore[arg-type]  # as pluggy does
+    for name in sorted(set(allow or ()) - installed):
+        log.warning("HEARTHGATE_PLUGINS names %s, but no installed plugin has that entry-point "
+                    "name", name)
+    for index, plugin in enumerate(extra):
+        if not pm.is_registered(plugin):  # an installed plugin a test registers as well
+            label = getattr(plugin, "__name__", type(plugin).__name__)
+            pm.register(plugin, name=f"extra-{index}-{label}")
     pm.check_pending()  # a misspelled hook implementation fails the start
     return pm
 
 
+def _dist_name(dist: Any) -> str:  # a Distribution, or pluggy's facade of one
+    return str(dist.metadata["Name"]) if dist is not None else "unknown"
+
+
 def describe(pm: pluggy.PluginManager) -> list[PluginInfo]:
-    """Name, version and implemented hooks of every registered plugin."""
-    versions = {id(plugin): dist.version for plugin, dist in pm.list_plugin_distinfo()}
+    """Name, version, distribution and implemented hooks of every registered plugin."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     own_version = _own_version()
     infos = []
     for name, plugin in pm.list_name_plugin():
@@ -72,9 +109,36 @@ def describe(pm: pluggy.PluginManager) -> list[PluginInfo]:
             continue
         hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or []))
         builtin = name in BUILTIN_PLUGINS
-        version = own_version if builtin else versions.get(id(plugin), "unknown")
-        infos.append(PluginInfo(name=name, version=version, hooks=hooks, builtin=builtin))
+        dist = dists.get(id(plugin))
+        infos.append(PluginInfo(
+            name=name, hooks=hooks, builtin=builtin,
+            version=own_version if builtin else (dist.version if dist else "unknown"),
+            distribution="hearthgate" if builtin else _dist_name(dist),
+        ))
     return sorted(infos, key=lambda info: (not info.builtin, info.name))
+
+
+_SETTING_NAME = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
+
+
+def plugin_settings(pm: pluggy.PluginManager, reserved: Iterable[str]) -> list[tuple[str, Setting]]:
+    """Every plugin's own settings (``register_settings``) as ``(plugin name, setting)``. A name
+    that is not an upper-case identifier, or that the core (``reserved``) or another plugin
+    already declares, refuses the start naming both."""
+    owners = {name: "the core" for name in reserved}
+    found: list[tuple[str, Setting]] = []
+    for impl in pm.hook.register_settings.get_hookimpls():  # in registration order
+        for setting in call_impl(impl) or []:
+            if not _SETTING_NAME.fullmatch(setting.name):
+                raise ConfigurationRefused([f"plugin {impl.plugin_name} declares the setting "
+                                            f"{setting.name[:64]!r}: not an upper-case name"])
+            if setting.name in owners:
+                raise ConfigurationRefused([f"plugin {impl.plugin_name} declares the setting "
+                                            f"{setting.name}, already declared by "
+                                            f"{owners[setting.name]}"])
+            owners[setting.name] = f"plugin {impl.plugin_name}"
+            found.append((impl.plugin_name, setting))
+    return found
 
 
 def _own_version() -> str:
@@ -82,6 +146,13 @@ def _own_version() -> str:
         return metadata.version("hearthgate")
     except metadata.PackageNotFoundError:
         return "source"
+
+
+def call_impl(impl: pluggy.HookImpl, **arguments: Any) -> Any:
+    """Call one plugin's implementation with the arguments it names, as the hook relay does (an
+    implementation may take fewer than its specification): for callers that must call each
+    plugin on its own, so that one that fails does not keep the others from their turn."""
+    return impl.function(**{name: arguments[name] for name in impl.argnames})
 
 
 def hook(app: Any) -> Any:

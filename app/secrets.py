@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from app.config import BY_NAME, SECRET_SETTINGS, parse_value
+from app.config import parse_value
+from app.settings import SETTINGS, Setting
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,29 @@ class _Cached:
 
 
 class SecretStore(ABC):
-    """Base class of every store. Subclasses implement ``_fetch`` and, if writable, the rest.
+    """Base class of every store, and a public API for plugins (``app.plugin_api``).
 
-    ``_fetch`` and the writers receive full names (``tenant:…`` included) and raise
-    ``BackendUnavailable`` (or ``SecretAccessDenied``) for anything but a missing secret.
+    Callers use ``get``, ``set``, ``remove``, ``for_tenant``, ``check`` and ``describe``. A store
+    subclasses this class, sets ``name`` (its scheme, for messages) and implements the backend
+    methods: ``backend_fetch`` always, ``backend_store`` and ``backend_delete`` when it can write,
+    ``check`` and ``describe`` when it has a remote backend. The base does the rest, so a store
+    does none of it:
+
+    - it checks every name (``check_name``; household names arrive whole, ``tenant:<id>:<name>``:
+      map them with ``backend_path``) before a backend method sees it;
+    - it enforces ``enable_set`` and ``enable_remove`` (``self.options``): ``set``/``remove``
+      raise ``OperationDisabled`` without calling the backend unless the store's URL enables them;
+    - it caches for ``options.cache_ttl`` seconds and serves the last good values while the
+      backend is down. The core adds ``cache_ttl`` (``SECRET_STORE_CACHE_TTL_SECONDS``) to the
+      URL's query before the ``secret_store`` hook is called, unless the URL gives it: build the
+      options with ``StoreOptions.from_query(query)`` to honour all three options;
+    - it hands every value to ``on_value`` (the log redaction filter) before a caller sees it.
+
+    Backend methods raise ``BackendUnavailable`` (or ``SecretAccessDenied``) for anything but a
+    missing secret, and never put a value in a message. Outside production the core generates an
+    ``AUDIT_SIGNING_KEY`` when none is set and writes it with ``set``: a store whose URL allows
+    ``set`` keeps it across restarts (the memory store allows it; a read-only store leaves it in
+    the process's configuration only).
     """
 
     name = "secret"
@@ -182,7 +202,7 @@ class SecretStore(ABC):
                         wanted.append(name)
         if wanted:
             try:
-                fetched = self._fetch(wanted)
+                fetched = self.backend_fetch(wanted)
             except BackendUnavailable:
                 if not all(name in stale for name in wanted):
                     raise
@@ -213,14 +233,14 @@ class SecretStore(ABC):
         if not self.options.enable_set:
             raise OperationDisabled("set", self.name)
         self.on_value(value)
-        self._store(name, value)
+        self.backend_store(name, value)
         self._remember({name: value}, time.monotonic())
 
     def _remove(self, name: str) -> None:
         if not self.options.enable_remove:
             raise OperationDisabled("remove", self.name)
         try:
-            self._delete(name)
+            self.backend_delete(name)
         finally:
             with self._lock:
                 self._cache.pop(name, None)
@@ -232,15 +252,20 @@ class SecretStore(ABC):
                 for name, value in values.items():
                     self._cache[name] = _Cached(value, now + ttl)
 
-    # -- what a store implements ----------------------------------------------------------
+    # -- what a store implements (called by the base only, with checked full names) -------
     @abstractmethod
-    def _fetch(self, names: list[str]) -> dict[str, str]:
-        """Values of the names that exist; missing names are simply absent."""
+    def backend_fetch(self, names: list[str]) -> dict[str, str]:
+        """Values of the names that exist; missing names are simply absent (the base raises
+        ``SecretNotFound``)."""
 
-    def _store(self, name: str, value: str) -> None:
+    def backend_store(self, name: str, value: str) -> None:
+        """Write ``value`` under ``name`` (called only when ``enable_set`` is on). Read-only
+        stores keep this default, which refuses."""
         raise OperationDisabled("set", self.name)
 
-    def _delete(self, name: str) -> None:
+    def backend_delete(self, name: str) -> None:
+        """Delete ``name``; deleting a missing name is not an error (called only when
+        ``enable_remove`` is on). Read-only stores keep this default, which refuses."""
         raise OperationDisabled("remove", self.name)
 
 
@@ -281,9 +306,11 @@ SECRET_REFERENCE_PREFIX = "secret:"  # noqa: S105 - a syntax marker
 
 
 def resolve_secret_settings(
-    config: dict[str, Any], store: SecretStore, fallbacks: Mapping[str, Any] | None = None
+    config: dict[str, Any], store: SecretStore, fallbacks: Mapping[str, Any] | None = None,
+    settings: Iterable[Setting] = SETTINGS,
 ) -> None:
-    """Fill the secret settings of ``config`` through ``store``.
+    """Fill the secret settings of ``config`` (those among ``settings``: the core's, and the
+    plugins' own) through ``store``.
 
     A setting whose value is ``secret:NAME`` is read from the store under ``NAME``; a secret
     setting without a value is looked up in the store under its own name, and when the store does
@@ -292,17 +319,18 @@ def resolve_secret_settings(
     the default.
     """
     fallbacks = fallbacks or {}
-    for key in SECRET_SETTINGS:
+    by_name = {setting.name: setting for setting in settings if setting.secret}
+    for key in by_name:
         current = config.get(key)
         raw = current if isinstance(current, str) else None
         if isinstance(current, list) and len(current) == 1:
             raw = current[0]
         if raw and raw.startswith(SECRET_REFERENCE_PREFIX):
             name = raw[len(SECRET_REFERENCE_PREFIX):]
-            config[key] = parse_value(BY_NAME[key], store.get(name)[name])
+            config[key] = parse_value(by_name[key], store.get(name)[name])
         elif current in (None, [], ""):
             try:
-                config[key] = parse_value(BY_NAME[key], store.get(key)[key])
+                config[key] = parse_value(by_name[key], store.get(key)[key])
             except SecretNotFound:
                 if key in fallbacks:
                     default = fallbacks[key]

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.hookspecs import hookimpl
-from app.webhooks.verification import Verifier, WebhookRejected
+from app.hooktypes import Verifier, WebhookRejected
 
 TOLERANCE_SECONDS = 5 * 60
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker

@@ -33,7 +33,6 @@ from sqlalchemy import select, update
 from app import audit
 from app.auth.idtokens import IdTokenError, IdTokenVerifier
 from app.auth.oidc_keys import HTTP_TIMEOUT, ProviderKeys, ProviderUnavailable
-from app.auth.providers import Identity, LoginFailed, LoginIn
 from app.auth.schemas import TokenOut
 from app.auth.sessions import hash_token, session_claims, start_session
 from app.auth.users import upsert_identity
@@ -42,6 +41,7 @@ from app.gateway.contracts import Reply, endpoint
 from app.gateway.errors import BadRequest, ServiceUnavailable, Unauthorized
 from app.gateway.schemas import Body, Query
 from app.hookspecs import hookimpl
+from app.hooktypes import Identity, LoginBody, LoginFailed
 from app.models import LoginFlow, User
 
 log = logging.getLogger(__name__)
@@ -70,13 +70,13 @@ class OidcLogin:
         self.verifier = IdTokenVerifier(self.keys, self.client_id,
                                         int(config["AUTH_OIDC_LEEWAY_SECONDS"]))
 
-    def accepts(self, body: LoginIn) -> bool:
+    def accepts(self, body: LoginBody) -> bool:
         return body.id_token is not None
 
-    def account_of(self, body: LoginIn) -> str | None:
+    def account_of(self, body: LoginBody) -> str | None:
         return None
 
-    def authenticate(self, body: LoginIn) -> Identity:
+    def authenticate(self, body: LoginBody) -> Identity:
         assert body.id_token is not None  # noqa: S101 - accepts() checked it
         try:
             claims = self.verifier.verify(body.id_token, nonce=body.nonce)

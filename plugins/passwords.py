@@ -38,7 +38,6 @@ from app import audit, clock
 from app.auth.emails import InvalidEmail
 from app.auth.passwords import hash_password, hasher
 from app.auth.permissions import default_permissions
-from app.auth.providers import Identity, LoginFailed, LoginIn
 from app.auth.schemas import UserOut
 from app.auth.sessions import revoke_all
 from app.auth.throttle import login_throttle
@@ -50,6 +49,7 @@ from app.gateway.contracts import endpoint
 from app.gateway.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
 from app.gateway.schemas import Body, Schema
 from app.hookspecs import hookimpl
+from app.hooktypes import Identity, LoginBody, LoginFailed
 from app.models import User
 from app.plugins import hook
 
@@ -76,13 +76,13 @@ class LocalAccounts:
 
     name = "password"
 
-    def accepts(self, body: LoginIn) -> bool:
+    def accepts(self, body: LoginBody) -> bool:
         return body.email is not None and body.password is not None
 
-    def account_of(self, body: LoginIn) -> str | None:
+    def account_of(self, body: LoginBody) -> str | None:
         return _lookup_form(body.email) if body.email else None
 
-    def authenticate(self, body: LoginIn) -> Identity:
+    def authenticate(self, body: LoginBody) -> Identity:
         assert body.email is not None and body.password is not None  # noqa: S101 - accepts()
         email = _lookup_form(body.email)
         user = db.session.scalars(

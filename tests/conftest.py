@@ -21,10 +21,11 @@ from tests.services import Postgres, postgres_server
 
 # leakcheck: the whole-session log capture (autouse); secret_services: OpenBao and moto servers;
 # audit_secret_scan: no credential in stored audit details after any test with a database;
-# browser_services: the system Chromium through Playwright (the ``browser`` fixture).
+# browser_services: the system Chromium through Playwright (the ``browser`` fixture);
+# app.plugin_testing: the plugin authors' fixtures (``hearthgate_app``…), tests/test_plugin_hooks.py.
 pytest_plugins = (
     "tests.leakcheck", "tests.secret_services", "tests.audit_secret_scan", "tests.limit_services",
-    "tests.browser_services",
+    "tests.browser_services", "app.plugin_testing",
 )
 
 DB_BACKEND = os.environ.get("HEARTHGATE_TEST_DB", "sqlite")

@@ -77,10 +77,10 @@ class MemoryBackend(Backend):
         def down(names: list[str]) -> dict[str, str]:
             raise BackendUnavailable(store.name, "simulated")
 
-        original = store._fetch
-        store._fetch = down  # type: ignore[method-assign]
+        original = store.backend_fetch
+        store.backend_fetch = down  # type: ignore[method-assign]
         yield
-        store._fetch = original  # type: ignore[method-assign]
+        store.backend_fetch = original  # type: ignore[method-assign]
 
 
 class EnvBackend(MemoryBackend):

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,7 @@ from joserfc.jwk import RSAKey
 
 from app import create_app
 from app.config import (
-    BY_NAME,
-    DEV_JWT_SECRET,
     PRODUCTION_RULES,
-    SECRET_SETTINGS,
     STRENGTH_CHECKED,
     ConfigurationError,
     ConfigurationRefused,
@@ -33,6 +30,7 @@ from app.config import (
     load_settings,
 )
 from app.hookspecs import hookimpl
+from app.settings import BY_NAME, DEV_JWT_SECRET, SECRET_SETTINGS, Setting
 from tests.leakcheck import remember
 from tests.services import free_port
 
@@ -347,8 +345,10 @@ def with_plugin(monkeypatch: pytest.MonkeyPatch, plugin: object) -> None:
 
     build = app.plugins.build_manager
 
-    def build_with_plugin(allow: list[str] | None = None) -> Any:
-        pm = build(allow)
+    def build_with_plugin(
+        allow: list[str] | None = None, extra: Iterable[object] = ()
+    ) -> Any:
+        pm = build(allow, extra)
         pm.register(plugin, name=f"test-{type(plugin).__name__}")
         return pm
 
@@ -473,6 +473,24 @@ def _async_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
     with_plugin(monkeypatch, AsyncLimiterPlugin())
 
 
+class DeclaringPlugin:
+    """Declares one setting of its own (``register_settings``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @hookimpl
+    def register_settings(self) -> list[Setting]:
+        return [Setting(self.name, "str", None, "a plugin's setting")]
+
+
+def _declaring(name: str) -> Callable[[pytest.MonkeyPatch], None]:
+    def setup(monkeypatch: pytest.MonkeyPatch) -> None:
+        with_plugin(monkeypatch, DeclaringPlugin(name))
+
+    return setup
+
+
 _WEAK_CASES = [
     Refusal(f"weak-{name}-{label}", name,
             {name: [value] if BY_NAME[name].kind == "list" else value})
@@ -486,6 +504,9 @@ _WEAK_CASES = [
 ]
 
 SWEEP: list[Refusal] = [
+    Refusal("plugin-setting-declared-by-the-core", "AUTH_JWT_SECRET",
+            setup=_declaring("AUTH_JWT_SECRET")),
+    Refusal("plugin-setting-not-upper-case", "my-setting", setup=_declaring("my-setting")),
     Refusal("jwt-dev-default-hs256", "AUTH_JWT_SECRET",
             {"AUTH_JWT_ALGORITHM": "HS256", "AUTH_JWT_SECRET": DEV_JWT_SECRET}),
     Refusal("jwt-dev-default-rs256", "AUTH_JWT_SECRET", {"AUTH_JWT_SECRET": DEV_JWT_SECRET}),

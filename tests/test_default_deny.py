@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pluggy
@@ -64,8 +64,10 @@ def with_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]
     build = app.plugins.build_manager
 
     def install(*blueprints: Callable[[], Blueprint]) -> None:
-        def build_with_plugin(allow: list[str] | None = None) -> pluggy.PluginManager:
-            pm = build(allow)
+        def build_with_plugin(
+            allow: list[str] | None = None, extra: Iterable[object] = ()
+        ) -> pluggy.PluginManager:
+            pm = build(allow, extra)
             pm.register(BlueprintPlugin(*blueprints), name="blueprint-plugin")
             return pm
 
@@ -145,23 +147,10 @@ def test_every_rule_of_the_live_url_map_is_a_contract_or_listed(
 
 
 DENIED_APP = '''
-import app.plugins
+from app import create_app
 from tests.test_default_deny import BlueprintPlugin, raw_blueprint
 
-_build = app.plugins.build_manager
-
-
-def _with_raw_plugin(allow=None):
-    pm = _build(allow)
-    pm.register(BlueprintPlugin(raw_blueprint), name="blueprint-plugin")
-    return pm
-
-
-app.plugins.build_manager = _with_raw_plugin
-
-from app import create_app  # noqa: E402
-
-app = create_app()
+app = create_app(plugins=[BlueprintPlugin(raw_blueprint)])
 '''
 
 

@@ -123,7 +123,7 @@ def test_procfile_web_process_serves(tmp_path: Path) -> None:
 
 
 def test_readme_documents_every_setting() -> None:
-    from app.config import SETTINGS
+    from app.settings import SETTINGS
 
     readme = (ROOT / "README.md").read_text()
     missing = [s.name for s in SETTINGS if f"`{s.name}`" not in readme]

@@ -56,7 +56,7 @@ def test_a_secret_backend_outage_is_a_503_without_values(
     def down(names: list[str]) -> dict[str, str]:
         raise BackendUnavailable(store.name, "simulated")
 
-    monkeypatch.setattr(store, "_fetch", down)
+    monkeypatch.setattr(store, "backend_fetch", down)
     before = snapshot(app)
     response = app.test_client().get("/probe/hh_a")
     assert response.status_code == 503

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import SplitResult
 
@@ -29,7 +29,7 @@ class VaultOfDicts(SecretStore):
         self.values = values
         self.fetched: list[list[str]] = []
 
-    def _fetch(self, names: list[str]) -> dict[str, str]:
+    def backend_fetch(self, names: list[str]) -> dict[str, str]:
         self.fetched.append(list(names))
         return {n: self.values[n] for n in names if n in self.values}
 
@@ -57,8 +57,10 @@ def plugin(monkeypatch: pytest.MonkeyPatch) -> DictsPlugin:
     plugin = DictsPlugin()
     build = app.plugins.build_manager
 
-    def build_with_plugin(allow: list[str] | None = None) -> pluggy.PluginManager:
-        pm = build(allow)
+    def build_with_plugin(
+        allow: list[str] | None = None, extra: Iterable[object] = ()
+    ) -> pluggy.PluginManager:
+        pm = build(allow, extra)
         pm.register(plugin, name="dicts-plugin")
         return pm
 

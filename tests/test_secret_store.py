@@ -117,11 +117,11 @@ def test_an_outage_costs_one_backend_call_per_retry_interval_not_one_per_read(
     class Flaky(MemoryStore):
         down = False
 
-        def _fetch(self, names: list[str]) -> dict[str, str]:
+        def backend_fetch(self, names: list[str]) -> dict[str, str]:
             calls.append(names)
             if self.down:
                 raise BackendUnavailable("flaky")
-            return super()._fetch(names)
+            return super().backend_fetch(names)
 
     store = Flaky({"A": "value-aaaa"}, StoreOptions(cache_ttl=60))
     assert store.get("A") == {"A": "value-aaaa"}

@@ -25,6 +25,7 @@ from app.audit.chain import event_record
 from app.audit.checkpoints import PENDING_KEY
 from app.background import BackgroundQueue
 from app.models.audit import AuditEvent
+from app.plugins import call_impl, hook
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,14 @@ DRAIN_AT_EXIT_SECONDS = 5.0
 
 
 class SinkRelay(BackgroundQueue[dict[str, Any]]):
-    """The queue of committed event records and the thread that hands them to the sinks."""
+    """The queue of committed event records and the thread that hands them to the sinks, each
+    call inside an application context of ``app`` (a sink reads its settings from
+    ``app.config`` and may use the database as a request would)."""
 
-    def __init__(self, hook: Any, size: int) -> None:
+    def __init__(self, app: Flask, size: int) -> None:
         super().__init__(size, "audit-sinks")
-        self._hook = hook
+        self.app = app
+        self._hook = hook(app)
 
     def _overflow(self, record: dict[str, Any]) -> None:
         log.warning("audit sink queue full: %s seq %s not forwarded (%d so far)",
@@ -46,16 +50,15 @@ class SinkRelay(BackgroundQueue[dict[str, Any]]):
         # Each sink on its own: one that is down must not starve the others.
         for sink in self._hook.audit_sink.get_hookimpls():
             try:
-                sink.function(event=dict(record))
+                with self.app.app_context():
+                    call_impl(sink, event=dict(record), app=self.app)
             except Exception:
                 log.exception("audit sink %s failed for %s seq %s", sink.plugin_name,
                               record["chain"], record["seq"])
 
 
 def init_sinks(app: Flask) -> SinkRelay:
-    from app.plugins import hook
-
-    relay = SinkRelay(hook(app), int(app.config["AUDIT_SINK_QUEUE_SIZE"]))
+    relay = SinkRelay(app, int(app.config["AUDIT_SINK_QUEUE_SIZE"]))
     app.extensions["hearthgate.audit_sinks"] = relay
     factory = app.extensions["hearthgate.db"]
 

@@ -25,6 +25,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -43,6 +44,7 @@ from app.audit.signing import signer
 from app.background import ProcessThread
 from app.db import utcnow
 from app.models.audit import AuditEvent
+from app.plugins import call_impl, hook
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +163,6 @@ def consistency_for(session: Session, chain: str, size: int) -> Consistency:
 
 def hand_to_witnesses(app: Flask, session: Session, notes: Iterable[str]) -> int:
     """Give each note to every witness; a refusal or failure is logged. The refusals."""
-    from app.plugins import hook
-
     file_witness = witness_of(app)
     plugins = hook(app).audit_witness.get_hookimpls()
     refused = 0
@@ -175,7 +175,7 @@ def hand_to_witnesses(app: Flask, session: Session, notes: Iterable[str]) -> int
         targets: list[tuple[str, Callable[..., Any]]] = []
         if file_witness is not None:
             targets.append(("file", file_witness.witness))
-        targets += [(impl.plugin_name, impl.function) for impl in plugins]
+        targets += [(impl.plugin_name, partial(call_impl, impl, app=app)) for impl in plugins]
         for name, function in targets:
             try:
                 function(chain=opened.chain, note=note, consistency=consistency)
@@ -204,9 +204,7 @@ class Checkpointer:
         self._working = threading.Lock()  # one batch at a time; flush() waits for the thread's
 
     def has_witnesses(self) -> bool:
-        from app.plugins import hook
-
-        return bool(self.app.config.get("AUDIT_WITNESS_URL")) or bool(
+            return bool(self.app.config.get("AUDIT_WITNESS_URL")) or bool(
             hook(self.app).audit_witness.get_hookimpls())
 
     def committed(self, chains: Iterable[str], notes: Iterable[str]) -> None:

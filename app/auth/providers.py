@@ -1,14 +1,11 @@
-"""The contract of a login provider (``login_providers`` hook) and the login request body."""
+"""The login request body; the contract of a login provider (``login_providers`` hook) is
+``app.hooktypes.LoginProvider``."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from pydantic import ConfigDict, Field, model_validator
 
 from app.gateway.schemas import Body
-from app.models import User
 
 
 class LoginIn(Body):
@@ -47,35 +44,3 @@ class LoginIn(Body):
         if self.id_token is not None and (self.email is not None or self.password is not None):
             raise ValueError("send idToken or email and password, not both")
         return self
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A verified login: the user (created or updated) and what the provider said."""
-
-    user: User
-    method: str
-    claims: dict[str, Any] | None = None
-    account: str | None = None
-
-
-class LoginFailed(Exception):
-    """Verification failed; ``reason`` is audited, never shown to the client."""
-
-    def __init__(self, reason: str, account: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.account = account
-
-
-class LoginProvider(Protocol):
-    name: str
-
-    def accepts(self, body: LoginIn) -> bool:
-        """Whether this provider handles ``body`` (e.g. it carries an ``idToken``)."""
-
-    def account_of(self, body: LoginIn) -> str | None:
-        """The account a failed attempt counts against (for throttling), if any."""
-
-    def authenticate(self, body: LoginIn) -> Identity:
-        """Verify ``body`` and return the identity, or raise ``LoginFailed``."""

@@ -7,7 +7,7 @@ from flask import current_app
 from app import audit
 from app.auth import bp, sessions
 from app.auth.oidc_keys import ProviderUnavailable
-from app.auth.providers import LoginFailed, LoginIn, LoginProvider
+from app.auth.providers import LoginIn
 from app.auth.schemas import LogoutIn, MeOut, RefreshIn, SessionOut, SessionPage, TokenOut
 from app.auth.throttle import login_throttle
 from app.context import Principal
@@ -17,6 +17,7 @@ from app.gateway.contracts import endpoint
 from app.gateway.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from app.gateway.pagination import paginate
 from app.gateway.schemas import PageQuery
+from app.hooktypes import LoginFailed, LoginProvider
 from app.models import AuthSession, User
 
 

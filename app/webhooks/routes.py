@@ -18,9 +18,10 @@ from app.gateway.errors import BadRequest, ServiceUnavailable, Unauthorized, Val
 from app.gateway.jsonbody import read_json_body
 from app.gateway.schemas import Body, Schema
 from app.gateway.tenancy import lock_household
+from app.hooktypes import WebhookRejected
 from app.models import PurchaseIntent, WebhookEvent
 from app.webhooks import bp
-from app.webhooks.verification import WebhookRejected, verifiers
+from app.webhooks.verification import verifiers
 
 log = logging.getLogger(__name__)
 

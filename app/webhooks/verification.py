@@ -1,4 +1,5 @@
-"""The webhook-verifier contract that plugins implement (hook ``webhook_verifiers``).
+"""The webhook verifiers that plugins supply (hook ``webhook_verifiers``; the contract is
+``app.hooktypes.Verifier``).
 
 A verifier checks a delivery's signature over the raw body, before anything parses it, and
 returns the delivery id; any failure raises ``WebhookRejected`` (the reason is for logs only).
@@ -6,24 +7,10 @@ returns the delivery id; any failure raises ``WebhookRejected`` (the reason is f
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
-
 from flask import Flask
 
+from app.hooktypes import Verifier
 from app.plugins import hook
-
-
-class WebhookRejected(Exception):
-    """The delivery is not authentic or not fresh; never say which to the sender."""
-
-
-class Verifier(Protocol):
-    def __call__(
-        self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str], now: int
-    ) -> str:
-        """Return the delivery id of an authentic, fresh delivery, else raise WebhookRejected."""
-        ...  # pragma: no cover
 
 
 def verifiers(app: Flask) -> dict[str, Verifier]:

@@ -75,7 +75,7 @@ class AwsSecretsStore(SecretStore):
         filters = [{"Key": "name", "Values": [self.prefix]}] if self.prefix else []
         self._call([], "list_secrets", MaxResults=1, Filters=filters)
 
-    def _fetch(self, names: list[str]) -> dict[str, str]:
+    def backend_fetch(self, names: list[str]) -> dict[str, str]:
         from botocore.exceptions import ClientError
 
         found: dict[str, str] = {}
@@ -92,7 +92,7 @@ class AwsSecretsStore(SecretStore):
                 found[name] = value
         return found
 
-    def _store(self, name: str, value: str) -> None:
+    def backend_store(self, name: str, value: str) -> None:
         from botocore.exceptions import ClientError
 
         secret_id = self.secret_id(name)
@@ -104,7 +104,7 @@ class AwsSecretsStore(SecretStore):
             except ClientError:  # a concurrent create won the race: write a new version
                 self._call([name], "put_secret_value", SecretId=secret_id, SecretString=value)
 
-    def _delete(self, name: str) -> None:
+    def backend_delete(self, name: str) -> None:
         from botocore.exceptions import ClientError
 
         window: dict[str, Any] = (

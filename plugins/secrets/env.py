@@ -23,7 +23,7 @@ class EnvStore(SecretStore):
         self.prefix = prefix
         self._environ = environ
 
-    def _fetch(self, names: list[str]) -> dict[str, str]:
+    def backend_fetch(self, names: list[str]) -> dict[str, str]:
         environ = os.environ if self._environ is None else self._environ
         found = {}
         for name in names:

@@ -36,7 +36,7 @@ class FileStore(SecretStore):
         if not self.directory.is_dir():
             raise BackendUnavailable(self.name, f"{self.directory} is not a directory")
 
-    def _fetch(self, names: list[str]) -> dict[str, str]:
+    def backend_fetch(self, names: list[str]) -> dict[str, str]:
         self.check()
         root = self.directory.resolve()
         found: dict[str, str] = {}

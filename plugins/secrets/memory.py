@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import SplitResult
 
-from app.config import SECRET_SETTINGS
 from app.hookspecs import hookimpl
 from app.secrets import SecretStore, StoreOptions
+from app.settings import SECRET_SETTINGS
 
 
 class MemoryStore(SecretStore):
@@ -17,13 +17,13 @@ class MemoryStore(SecretStore):
         super().__init__(options)
         self._values = dict(seed)
 
-    def _fetch(self, names: list[str]) -> dict[str, str]:
+    def backend_fetch(self, names: list[str]) -> dict[str, str]:
         return {name: self._values[name] for name in names if name in self._values}
 
-    def _store(self, name: str, value: str) -> None:
+    def backend_store(self, name: str, value: str) -> None:
         self._values[name] = value
 
-    def _delete(self, name: str) -> None:
+    def backend_delete(self, name: str) -> None:
         self._values.pop(name, None)
 
 

@@ -126,7 +126,7 @@ class VaultStore(SecretStore):
         if not authenticated:
             raise BackendUnavailable(self.name, "the token is not valid")
 
-    def _fetch(self, names: list[str]) -> dict[str, str]:
+    def backend_fetch(self, names: list[str]) -> dict[str, str]:
         import hvac.exceptions as errors
 
         found: dict[str, str] = {}
@@ -142,12 +142,12 @@ class VaultStore(SecretStore):
                 found[name] = value
         return found
 
-    def _store(self, name: str, value: str) -> None:
+    def backend_store(self, name: str, value: str) -> None:
         path = self.path_of(name)
         self._call([name], lambda kv: kv.create_or_update_secret(
             path=path, secret={VALUE_FIELD: value}, mount_point=self.mount))
 
-    def _delete(self, name: str) -> None:
+    def backend_delete(self, name: str) -> None:
         import hvac.exceptions as errors
 
         path = self.path_of(name)
