@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask
 
+from app import state
 from app.config import (
     ConfigurationRefused,
     load_settings,
@@ -20,6 +21,7 @@ from app.db import db
 from app.gateway.errors import secret_store_unavailable
 from app.logs import configure_logging, redactor
 from app.secrets import (
+    SECRET_STORE,
     BackendUnavailable,
     SecretAccessDenied,
     SecretNotFound,
@@ -27,10 +29,12 @@ from app.secrets import (
     resolve_secret_settings,
     split_store_url,
 )
+from app.state import Slot
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
+    state.init_app(app)
     load_configuration(app, test_config)
     register_extensions(app)
     register_plugins(app)
@@ -47,7 +51,7 @@ def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> Non
     secret settings wait for the secret store (``open_secret_store``)."""
     fallbacks: dict[str, Any] = {}
     app.config.update(load_settings(os.environ, overrides=test_config, secret_fallbacks=fallbacks))
-    app.extensions[_STORE_FALLBACKS] = fallbacks
+    _STORE_FALLBACKS.set(app, fallbacks)
     app.config["DEBUG"] = bool(app.config["DEBUG"])
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in declared order
     # A path with "//" (an empty or "/"-holding id) is routed as it is, to the JSON 404, never
@@ -76,9 +80,9 @@ def register_plugins(app: Flask) -> None:
     from app.audit import init_audit
     from app.auth.setup import init_auth
     from app.gateway.limits import init_rate_limits
-    from app.plugins import build_manager
+    from app.plugins import PLUGINS, build_manager
 
-    app.extensions["hearthgate.plugins"] = build_manager(app.config["HEARTHGATE_PLUGINS"])
+    PLUGINS.set(app, build_manager(app.config["HEARTHGATE_PLUGINS"]))
     open_secret_store(app)
     check_configuration(app)
     init_access_tokens(app)
@@ -87,7 +91,8 @@ def register_plugins(app: Flask) -> None:
     init_audit(app)
 
 
-_STORE_FALLBACKS = "hearthgate.store_fallbacks"
+# The defaults of secret settings, from load_configuration until the secret store is open.
+_STORE_FALLBACKS: Slot[dict[str, Any]] = Slot("store_fallbacks")
 
 
 def open_secret_store(app: Flask) -> None:
@@ -106,13 +111,13 @@ def open_secret_store(app: Flask) -> None:
     if store is None:
         raise ConfigurationRefused([f"SECRET_STORE_URL has no store for scheme '{scheme}'"])
     store.on_value = redactor.add
-    app.extensions["hearthgate.secrets"] = store
+    SECRET_STORE.set(app, store)
     add_check(app, "secrets", lambda _app: store.check())
     for unavailable in (BackendUnavailable, SecretNotFound, SecretAccessDenied):
         app.register_error_handler(unavailable, secret_store_unavailable)
     try:
         store.check()
-        resolve_secret_settings(app.config, store, app.extensions.pop(_STORE_FALLBACKS, {}))
+        resolve_secret_settings(app.config, store, _STORE_FALLBACKS.pop(app) or {})
     except SecretStoreError as exc:
         raise ConfigurationRefused([f"SECRET_STORE_URL ({store.describe()}): {exc}"]) from None
 
@@ -134,14 +139,11 @@ def check_configuration(app: Flask) -> None:
 
 
 def init_access_tokens(app: Flask) -> None:
-    from app.gateway.tokencache import VerifiedTokens
-    from app.gateway.tokens import AccessTokens
+    from app.gateway.tokencache import VERIFIED_TOKENS, VerifiedTokens
+    from app.gateway.tokens import ACCESS_TOKENS, AccessTokens
 
-    tokens = AccessTokens(app.config)
-    app.extensions["hearthgate.tokens"] = tokens
-    app.extensions["hearthgate.verified_tokens"] = VerifiedTokens(
-        tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]
-    )
+    tokens = ACCESS_TOKENS.set(app, AccessTokens(app.config))
+    VERIFIED_TOKENS.set(app, VerifiedTokens(tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]))
 
 
 def register_blueprints(app: Flask) -> None:

@@ -13,8 +13,8 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from app.config import ConfigurationError, ConfigurationRefused
 from app.db import Database, writer
-from app.plugins import describe, hook
-from app.secrets import SecretStore, SecretStoreError, TenantSecrets
+from app.plugins import PLUGINS, describe, hook
+from app.secrets import SECRET_STORE, SecretStore, SecretStoreError, TenantSecrets
 from app.startup import configuration_report
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -74,7 +74,7 @@ def db_revision(message: str) -> None:
 @plugins_cli.command("list")
 def plugins_list() -> None:
     """Name, version and hooks of every loaded plugin."""
-    for info in describe(current_app.extensions["hearthgate.plugins"]):
+    for info in describe(PLUGINS.get()):
         origin = "built-in" if info.builtin else "installed"
         click.echo(f"{info.name}  {info.version}  ({origin})  hooks: {', '.join(info.hooks)}")
 
@@ -84,7 +84,7 @@ def security_check() -> None:
     """Report every unsafe setting; exit 1 when there is one (or a store is unreachable)."""
     app = current_app
     problems = configuration_report(app)
-    store: SecretStore = app.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get(app)
     try:
         store.check()
         click.echo(f"secret store: {store.name} reachable")
@@ -158,7 +158,7 @@ _household_option = click.option(
 
 
 def _scoped(household: str | None) -> SecretStore | TenantSecrets:
-    store: SecretStore = current_app.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get()
     return store if household is None else store.for_tenant(household)
 
 

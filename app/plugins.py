@@ -16,10 +16,13 @@ from typing import Any
 import pluggy
 
 from app import hookspecs
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "hearthgate"
+
+PLUGINS: Slot[pluggy.PluginManager] = Slot("plugins")  # built-ins and the allowed installed ones
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.secrets.memory",
@@ -86,4 +89,4 @@ def _own_version() -> str:
 
 def hook(app: Any) -> Any:
     """The ``hook`` relay of an application's plugin manager."""
-    return app.extensions["hearthgate.plugins"].hook
+    return PLUGINS.get(app).hook

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from app.config import BY_NAME, SECRET_SETTINGS, parse_value
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,9 @@ class SecretStore(ABC):
 
     def _delete(self, name: str) -> None:
         raise OperationDisabled("remove", self.name)
+
+
+SECRET_STORE: Slot[SecretStore] = Slot("secrets")  # the store of SECRET_STORE_URL
 
 
 class TenantSecrets:

@@ -18,6 +18,7 @@ import pytest
 import requests
 from flask import Flask
 
+from app.gateway.limits import LIMITER
 from tests import limit_routes
 from tests.services import free_port, gunicorn_process, missing, stop, wait_for_port
 
@@ -185,5 +186,6 @@ def limited_app(make_app: Callable[..., Flask]) -> Iterator[LimitedApp]:
     built: list[Flask] = []
     yield build
     for app in built:
-        if "hearthgate.limiter" in app.extensions:
-            app.extensions["hearthgate.limiter"].close()
+        limiter = LIMITER.find(app)
+        if limiter is not None:
+            limiter.close()

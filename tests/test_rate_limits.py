@@ -16,7 +16,10 @@ from flask.testing import FlaskClient
 from app.config import ConfigurationError, ConfigurationRefused
 from app.gateway import limits
 from app.gateway.contracts import contract_of
+from app.gateway.contracts import RATE_LIMIT
+from app.gateway.limits import LIMITER
 from app.hookspecs import hookimpl
+from app.plugins import PLUGINS
 from plugins.limiter import limiter_storage, with_redis_timeouts
 from tests.helpers import AuthActions, snapshot
 
@@ -124,7 +127,7 @@ def test_health_endpoints_are_not_limited(limited_app: LimitedApp) -> None:
 
 def test_disabled_limits_neither_limit_nor_add_headers(limited_app: LimitedApp) -> None:
     app = limited_app(RATELIMIT_ENABLED=False, RATELIMIT_ANONYMOUS="1/minute")
-    assert "hearthgate.limiter" not in app.extensions
+    assert LIMITER.find(app) is None and RATE_LIMIT.find(app) is None
     client = app.test_client()
     responses = [client.get("/api/limit-test/public") for _ in range(5)]
     assert [r.status_code for r in responses] == [200] * 5
@@ -224,7 +227,7 @@ def test_bad_limit_settings_refuse_the_start_by_name(
 
 def test_every_contract_limit_of_the_application_parses(limited_app: LimitedApp) -> None:
     app = limited_app()
-    limiter = app.extensions["hearthgate.limiter"]
+    limiter = LIMITER.get(app)
     declared = [c.rate_limit for view in app.view_functions.values()
                 if (c := contract_of(view)) is not None and c.rate_limit]
     assert declared  # at least the test routes' own limits
@@ -260,7 +263,7 @@ def test_a_sentinel_storage_gets_timeouts_for_the_sentinels_and_the_master(make_
     # Nothing listens on port 1: building the storage connects to nothing, a request would.
     app = make_app(RATELIMIT_ENABLED=True,
                    RATELIMIT_STORAGE_URI="redis+sentinel://127.0.0.1:1/mymaster")
-    sentinel = app.extensions["hearthgate.limiter"].storage.sentinel
+    sentinel = LIMITER.get(app).storage.sentinel
     assert sentinel.sentinel_kwargs == {"socket_connect_timeout": 1, "socket_timeout": 1}
     assert sentinel.connection_kwargs == {"socket_connect_timeout": 1, "socket_timeout": 1}
     assert limits.storage_options("redis+cluster://h:7000") == {
@@ -275,7 +278,7 @@ def test_a_plugin_can_serve_its_own_storage_scheme(limited_app: LimitedApp) -> N
             return "memory://" if uri.startswith("custom://") else None
 
     app = limited_app()
-    manager = app.extensions["hearthgate.plugins"]
+    manager = PLUGINS.get(app)
     plugin = CustomStorage()
     manager.register(plugin)
     try:

@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.gateway import limits
+from app.gateway.limits import LIMITER
 from tests.limit_services import LimitedApp, Redis, memcached_server, redis_server
 from tests.services import missing
 
@@ -58,7 +59,7 @@ def test_storage_outage_sensitive_limited_ordinary_open_then_shared_again(
     limited_app: LimitedApp, redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = limited_app(RATELIMIT_STORAGE_URI=redis.url, LIMIT_TEST_OWN="3/minute")
-    limiter = app.extensions["hearthgate.limiter"]
+    limiter = LIMITER.get(app)
     client = app.test_client()
     assert codes(client, "/api/limit-test/sensitive", 4) == [200, 200, 200, 429]
     assert client.get("/readyz").get_json()["components"]["ratelimit"] == "ok"
@@ -99,7 +100,7 @@ def test_hit_helper_fails_closed_while_redis_is_down(limited_app: LimitedApp, re
         redis.stop()
         assert [limits.hit("reset:gina@example.test", "2/minute") for _ in range(3)] == [
             True, True, False]
-    assert app.extensions["hearthgate.limiter"].failures[limits.FALLBACK] == 3
+    assert LIMITER.get(app).failures[limits.FALLBACK] == 3
 
 
 def test_no_500_when_redis_is_down_from_the_start(limited_app: LimitedApp, redis: Redis) -> None:

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from app.gateway.schemas import Body
 from app.models import User
+from app.state import Slot
 
 
 class LoginIn(Body):
@@ -79,3 +80,7 @@ class LoginProvider(Protocol):
 
     def authenticate(self, body: LoginIn) -> Identity:
         """Verify ``body`` and return the identity, or raise ``LoginFailed``."""
+
+
+# The plugins' providers (hook login_providers), in order: a login goes to the first that accepts.
+LOGIN_PROVIDERS: Slot[list[LoginProvider]] = Slot("login_providers")

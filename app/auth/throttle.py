@@ -24,13 +24,14 @@ import logging
 import time
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 
 from app.gateway.errors import ApiError
 from app.gateway.limit_memory import SweptMemoryStorage
 from app.gateway.limits import open_storage
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 RETRY_STORAGE_AFTER_SECONDS = 1.0
@@ -125,9 +126,11 @@ def init_throttle(app: Flask) -> None:
     from app.plugins import hook
 
     uri = storage_uri(app, hook(app).limiter_storage)
-    app.extensions["hearthgate.login_throttle"] = LoginThrottle(dict(app.config), uri)
+    LOGIN_THROTTLE.set(app, LoginThrottle(dict(app.config), uri))
+
+
+LOGIN_THROTTLE: Slot[LoginThrottle] = Slot("login_throttle")
 
 
 def login_throttle() -> LoginThrottle:
-    throttle: LoginThrottle = current_app.extensions["hearthgate.login_throttle"]
-    return throttle
+    return LOGIN_THROTTLE.get()

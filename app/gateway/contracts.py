@@ -5,7 +5,7 @@ The request path, top to bottom (DESIGN.md "One request, one path"):
     request id                 app.gateway.headers (a WSGI layer around the app)
     authentication             public, bearer (Principal) or internal token
     client IP                  app.gateway.clientip, when a rate limit or a login asks for it
-    rate limit                 app.extensions["hearthgate.limiter"], when installed
+    rate limit                 RATE_LIMIT (app.gateway.limits), when installed
     body / query schema        pydantic; unknown fields dropped
     permissions                all of ``permissions`` or 403
     household + role           HouseholdScope from the path's household_id; roles, else 403
@@ -43,6 +43,7 @@ from app.gateway.errors import Forbidden, NotFound, Unauthorized, ValidationErro
 from app.gateway.jsonbody import read_json_body, refuse_unstorable_pairs
 from app.gateway.principal import authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdLock, HouseholdScope, load_scope
+from app.state import Slot
 
 Auth = Literal["public", "bearer", "internal"]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -246,8 +247,13 @@ def _authenticate(call: Call) -> None:
             call.service = contract.internal_token[0]
 
 
+# The rate limit every contract applies after authentication, unset while RATELIMIT_ENABLED is
+# off; it raises 429. The gateway names the step, app.gateway.limits installs its limiter in it.
+RATE_LIMIT: Slot[Callable[[Call], None]] = Slot("rate_limit")
+
+
 def _rate_limit(call: Call) -> None:
-    limiter = current_app.extensions.get("hearthgate.limiter")
+    limiter = RATE_LIMIT.find()
     if limiter is not None:
         limiter(call)
 

@@ -2,7 +2,7 @@
 
 Built on ``limits``, the engine of Flask-Limiter: its storages (the URI the ``limiter_storage``
 hook accepted) and its strategies (``RATELIMIT_STRATEGY``). The limits are evaluated here, by the
-contract wrapper right after authentication (``app.extensions["hearthgate.limiter"]``), rather
+contract wrapper right after authentication (``app.gateway.contracts.RATE_LIMIT``), rather
 than by Flask-Limiter's extension, for three reasons: its check runs in ``before_request``, before
 the bearer token is verified, while the key must be the *verified* ``sub``; its in-memory fallback
 is one switch for the whole application, while the failure policy here differs per endpoint
@@ -30,24 +30,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from limits import RateLimitItem, parse
 from limits.storage import RedisStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES, FixedWindowRateLimiter, RateLimiter
 
 from app.config import ConfigurationError, ConfigurationRefused
 from app.gateway.clientip import request_client_ip
+from app.gateway.contracts import RATE_LIMIT, Call
 from app.gateway.errors import ApiError
 from app.gateway.headers import add_response_headers
 from app.gateway.limit_memory import SweptMemoryStorage
 from app.gateway.limit_redis import RedisFixedWindow
 from app.logs import redactor
-
-if TYPE_CHECKING:
-    from app.gateway.contracts import Call
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +263,9 @@ class ContractLimiter:
             raise ConnectionError("rate-limit storage unreachable")
 
 
+LIMITER: Slot[ContractLimiter] = Slot("limiter")  # unset while RATELIMIT_ENABLED is off
+
+
 def too_many_requests(quota: Quota) -> TooManyRequests:
     retry_after = max(1, quota.seconds_to_reset(time.time()))
     return TooManyRequests(
@@ -389,7 +391,8 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
         service=service,
         config=config,
     )
-    app.extensions["hearthgate.limiter"] = limiter
+    LIMITER.set(app, limiter)
+    RATE_LIMIT.set(app, limiter)
     add_check(app, "ratelimit", limiter.check_storage)
     return limiter
 
@@ -401,11 +404,11 @@ def hit(key: str, limit: str) -> bool:
     """Count one event for ``key`` against ``limit`` (e.g. ``"5/15 minutes"``) on the shared
     storage; ``False`` once the limit is exceeded. Fails closed: while the storage is down the
     events are counted in this process. Always ``True`` when rate limiting is disabled."""
-    limiter: ContractLimiter | None = current_app.extensions.get("hearthgate.limiter")
+    limiter = LIMITER.find()
     return True if limiter is None else limiter.hit_key(key, limit)
 
 
 def allowed(key: str, limit: str) -> bool:
     """Whether one more event for ``key`` would still be within ``limit``, without counting it."""
-    limiter: ContractLimiter | None = current_app.extensions.get("hearthgate.limiter")
+    limiter = LIMITER.find()
     return True if limiter is None else limiter.hit_key(key, limit, count=False)

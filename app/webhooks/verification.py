@@ -12,6 +12,7 @@ from typing import Protocol
 from flask import Flask
 
 from app.plugins import hook
+from app.state import Slot
 
 
 class WebhookRejected(Exception):
@@ -26,12 +27,15 @@ class Verifier(Protocol):
         ...  # pragma: no cover
 
 
+VERIFIERS: Slot[dict[str, Verifier]] = Slot("webhook_verifiers")  # filled on first use
+
+
 def verifiers(app: Flask) -> dict[str, Verifier]:
     """Every plugin's verifiers by provider name, collected once per application."""
-    found: dict[str, Verifier] | None = app.extensions.get("hearthgate.webhook_verifiers")
+    found = VERIFIERS.find(app)
     if found is None:
         found = {}
         for provided in hook(app).webhook_verifiers(app=app):
             found.update(provided or {})
-        app.extensions["hearthgate.webhook_verifiers"] = found
+        VERIFIERS.set(app, found)
     return found
