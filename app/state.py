@@ -67,18 +67,24 @@ class Slot(Generic[T]):
     def __repr__(self) -> str:
         return f"Slot({self.name!r})"
 
+    # get and find run on the request path: one lookup chain, ``of`` only to name a failure.
+
     def get(self, app: Flask | None = None) -> T:
         """The value; ``KeyError`` when it was never set (its ``init_*`` did not run)."""
-        values = of(app).values
         try:
-            value: T = values[self]
+            value: T = (app or current_app).extensions[EXTENSION_KEY].values[self]
         except KeyError:
+            of(app)  # an app without state says so
             raise KeyError(f"application state {self.name!r} is not set") from None
         return value
 
     def find(self, app: Flask | None = None) -> T | None:
         """The value, or ``None`` when it is not set (a feature turned off, a cache not filled)."""
-        value: T | None = of(app).values.get(self)
+        try:
+            value: T | None = (app or current_app).extensions[EXTENSION_KEY].values.get(self)
+        except KeyError:
+            of(app)
+            raise
         return value
 
     def set(self, app: Flask, value: T) -> T:
