@@ -18,7 +18,8 @@ from flask import Flask
 from app import state
 from app.state import AppState, Slot
 
-ROOT = Path(__file__).resolve().parent.parent
+# The repository: the folder of .importlinter above this module (wherever tests/ nests it).
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / ".importlinter").is_file())
 SWEPT = ("app", "plugins", "tests", "bench")
 # The accessor itself, and this module, which reads app.extensions to prove the state's entry is
 # the only Hearthgate one.
