@@ -15,8 +15,7 @@ from flask.testing import FlaskClient
 
 from app.config import ConfigurationError, ConfigurationRefused
 from app.gateway import limits
-from app.gateway.contracts import contract_of
-from app.gateway.contracts import RATE_LIMIT
+from app.gateway.contracts import RATE_LIMIT, contract_of
 from app.gateway.limits import LIMITER
 from app.hookspecs import hookimpl
 from app.plugins import PLUGINS

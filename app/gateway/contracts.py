@@ -198,7 +198,8 @@ def endpoint(
             try:
                 _authenticate(call)
             finally:
-                _rate_limit(call)  # a failed authentication costs the client IP's quota too
+                if (rate_limit := RATE_LIMIT.find()) is not None:
+                    rate_limit(call)  # a failed authentication costs the client IP's quota too
             _validate_input(call)
             _check_permissions(call)
             if contract.household:
@@ -247,15 +248,9 @@ def _authenticate(call: Call) -> None:
             call.service = contract.internal_token[0]
 
 
-# The rate limit every contract applies after authentication, unset while RATELIMIT_ENABLED is
-# off; it raises 429. The gateway names the step, app.gateway.limits installs its limiter in it.
+# The rate limit (429) every contract applies after authentication: app.gateway.limits installs
+# its limiter here, unless RATELIMIT_ENABLED is off. The gateway names the step, not the limiter.
 RATE_LIMIT: Slot[Callable[[Call], None]] = Slot("rate_limit")
-
-
-def _rate_limit(call: Call) -> None:
-    limiter = RATE_LIMIT.find()
-    if limiter is not None:
-        limiter(call)
 
 
 def validation_details(exc: PydanticValidationError) -> list[dict[str, str]]:
