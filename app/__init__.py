@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask
 
+from app import state
 from app.config import (
     ConfigurationRefused,
     load_settings,
@@ -21,6 +22,7 @@ from app.db import db
 from app.gateway.errors import secret_store_unavailable
 from app.logs import configure_logging, redactor
 from app.secrets import (
+    SECRET_STORE,
     BackendUnavailable,
     SecretAccessDenied,
     SecretNotFound,
@@ -30,6 +32,7 @@ from app.secrets import (
 )
 from app.settings import BY_NAME as SETTINGS_BY_NAME
 from app.settings import SETTINGS
+from app.state import Slot
 
 
 def create_app(
@@ -38,6 +41,7 @@ def create_app(
     """The application; ``plugins`` are plugin objects registered after the installed ones
     (tests, ``app.plugin_testing``)."""
     app = Flask(__name__, instance_relative_config=True)
+    state.init_app(app)
     load_configuration(app, test_config)
     register_extensions(app)
     register_plugins(app, plugins)
@@ -54,7 +58,7 @@ def load_configuration(app: Flask, test_config: Mapping[str, Any] | None) -> Non
     secret settings wait for the secret store (``open_secret_store``)."""
     fallbacks: dict[str, Any] = {}
     app.config.update(load_settings(os.environ, overrides=test_config, secret_fallbacks=fallbacks))
-    app.extensions[_STORE_FALLBACKS] = fallbacks
+    _STORE_FALLBACKS.set(app, fallbacks)
     app.config["DEBUG"] = bool(app.config["DEBUG"])
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in declared order
     # A path with "//" (an empty or "/"-holding id) is routed as it is, to the JSON 404, never
@@ -82,10 +86,10 @@ def register_plugins(app: Flask, extra: Iterable[object] = ()) -> None:
     ``limiter_storage`` hook), identity and the audit trail."""
     from app.audit import init_audit
     from app.auth.setup import init_auth
-    from app.plugins import build_manager
+    from app.plugins import PLUGINS, build_manager
     from app.ratelimit.setup import init_rate_limits
 
-    app.extensions["hearthgate.plugins"] = build_manager(app.config["HEARTHGATE_PLUGINS"], extra)
+    PLUGINS.set(app, build_manager(app.config["HEARTHGATE_PLUGINS"], extra))
     load_plugin_settings(app)
     open_secret_store(app)
     check_configuration(app)
@@ -95,22 +99,23 @@ def register_plugins(app: Flask, extra: Iterable[object] = ()) -> None:
     init_audit(app)
 
 
-_STORE_FALLBACKS = "hearthgate.store_fallbacks"
+# The defaults of secret settings, from load_configuration until the secret store is open.
+_STORE_FALLBACKS: Slot[dict[str, Any]] = Slot("store_fallbacks")
 
 
 def load_plugin_settings(app: Flask) -> None:
     """The settings plugins declare (``register_settings``), read as the core's are: from the
     environment with their defaults, ``test_config`` on top, secrets left for the store."""
-    from app.plugins import PLUGIN_SETTINGS, plugin_settings
+    from app.plugins import PLUGIN_SETTINGS, PLUGINS, plugin_settings
 
     reserved = {*SETTINGS_BY_NAME, *Flask.default_config}
-    declared = plugin_settings(app.extensions["hearthgate.plugins"], reserved)
+    declared = plugin_settings(PLUGINS.get(app), reserved)
     settings = [setting for _, setting in declared]
     overrides = {s.name: app.config[s.name] for s in settings if s.name in app.config}
     values = read_settings(settings, app.config["HEARTHGATE_ENV"], os.environ, overrides,
-                           app.extensions[_STORE_FALLBACKS])
+                           _STORE_FALLBACKS.get(app))
     app.config.update({**values, **overrides})
-    app.extensions[PLUGIN_SETTINGS] = declared
+    PLUGIN_SETTINGS.set(app, declared)
 
 
 def open_secret_store(app: Flask) -> None:
@@ -129,14 +134,14 @@ def open_secret_store(app: Flask) -> None:
     if store is None:
         raise ConfigurationRefused([f"SECRET_STORE_URL has no store for scheme '{scheme}'"])
     store.on_value = redactor.add
-    app.extensions["hearthgate.secrets"] = store
+    SECRET_STORE.set(app, store)
     add_check(app, "secrets", lambda _app: store.check())
     for unavailable in (BackendUnavailable, SecretNotFound, SecretAccessDenied):
         app.register_error_handler(unavailable, secret_store_unavailable)
     try:
         store.check()
-        settings = [*SETTINGS, *(s for _, s in app.extensions[PLUGIN_SETTINGS])]
-        resolve_secret_settings(app.config, store, app.extensions.pop(_STORE_FALLBACKS, {}),
+        settings = [*SETTINGS, *(s for _, s in PLUGIN_SETTINGS.get(app))]
+        resolve_secret_settings(app.config, store, _STORE_FALLBACKS.pop(app) or {},
                                 settings)
     except SecretStoreError as exc:
         raise ConfigurationRefused([f"SECRET_STORE_URL ({store.describe()}): {exc}"]) from None
@@ -159,14 +164,11 @@ def check_configuration(app: Flask) -> None:
 
 
 def init_access_tokens(app: Flask) -> None:
-    from app.gateway.tokencache import VerifiedTokens
-    from app.gateway.tokens import AccessTokens
+    from app.gateway.tokencache import VERIFIED_TOKENS, VerifiedTokens
+    from app.gateway.tokens import ACCESS_TOKENS, AccessTokens
 
-    tokens = AccessTokens(app.config)
-    app.extensions["hearthgate.tokens"] = tokens
-    app.extensions["hearthgate.verified_tokens"] = VerifiedTokens(
-        tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]
-    )
+    tokens = ACCESS_TOKENS.set(app, AccessTokens(app.config))
+    VERIFIED_TOKENS.set(app, VerifiedTokens(tokens, app.config["AUTH_VERIFIED_TOKEN_CACHE_SIZE"]))
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,7 +1,7 @@
 """Work handed off the request path: a bounded queue that one daemon thread of the process drains.
 
 Used for what a response must not wait for, or must not reveal by taking longer: the audit sinks
-(``app.audit.sinks``) and outgoing mail (``plugins.passwords``). The thread starts on first use,
+(``app.audit.sinks``) and outgoing mail (``plugins.mail``). The thread starts on first use,
 and again in a forked worker (threads do not survive a fork). When the queue is full, an item is
 handed to ``_overflow`` instead (counted in ``dropped``) and the caller goes on: a stuck consumer
 never holds a response. ``drain`` waits for what is queued (tests, and a stopping worker).

@@ -13,8 +13,8 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from app.config import ConfigurationError, ConfigurationRefused
 from app.db import Database, writer
-from app.plugins import PLUGIN_SETTINGS, describe, hook
-from app.secrets import SecretStore, SecretStoreError, TenantSecrets
+from app.plugins import PLUGIN_SETTINGS, PLUGINS, describe, hook
+from app.secrets import SECRET_STORE, SecretStore, SecretStoreError, TenantSecrets
 from app.startup import configuration_report
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -75,7 +75,7 @@ def db_revision(message: str) -> None:
 def plugins_list() -> None:
     """Name, version, distribution and hooks of every loaded plugin, then the installed plugins
     that HEARTHGATE_PLUGINS leaves out."""
-    manager = current_app.extensions["hearthgate.plugins"]
+    manager = PLUGINS.get()
     for info in describe(manager):
         origin = "built-in" if info.builtin else f"installed from {info.distribution}"
         click.echo(f"{info.name}  {info.version}  ({origin})  hooks: {', '.join(info.hooks)}")
@@ -89,13 +89,13 @@ def security_check() -> None:
     """Report every unsafe setting; exit 1 when there is one (or a store is unreachable)."""
     app = current_app
     problems = configuration_report(app)
-    store: SecretStore = app.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get(app)
     try:
         store.check()
         click.echo(f"secret store: {store.name} reachable")
     except SecretStoreError as exc:
         problems.append(str(exc))
-    for plugin, setting in app.extensions.get(PLUGIN_SETTINGS, []):
+    for plugin, setting in PLUGIN_SETTINGS.find(app) or []:
         state = "unset" if app.config.get(setting.name) in (None, "", []) else "set"
         kind = f"{setting.kind}, secret" if setting.secret else setting.kind
         click.echo(f"plugin setting {setting.name} ({kind}) of {plugin}: {state}")
@@ -167,7 +167,7 @@ _household_option = click.option(
 
 
 def _scoped(household: str | None) -> SecretStore | TenantSecrets:
-    store: SecretStore = current_app.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get()
     return store if household is None else store.for_tenant(household)
 
 

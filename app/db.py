@@ -22,11 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, g
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from app.state import Slot
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -122,6 +124,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+SESSIONS: Slot[sessionmaker[Session]] = Slot("db")  # sessions that write (module docstring)
+ENGINE: Slot[Engine] = Slot("db.engine")
+
+
 class Database:
     """Flask extension holding the engine and handing out the request's session."""
 
@@ -134,25 +140,22 @@ class Database:
             pool_size=app.config["DATABASE_POOL_SIZE"],
             connect_timeout=app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
         )
-        app.extensions["hearthgate.db.engine"] = engine
+        ENGINE.set(app, engine)
         # Sessions write unless told otherwise (module docstring): a forgotten declaration
         # costs a reader some waiting, never a writer a 503.
-        app.extensions["hearthgate.db"] = sessionmaker(writer(engine), expire_on_commit=False)
+        SESSIONS.set(app, sessionmaker(writer(engine), expire_on_commit=False))
         app.teardown_appcontext(self._close)
 
     @staticmethod
     def engine(app: Flask | None = None) -> Engine:
         """The engine; its connections begin without the write lock."""
-        engine: Engine = (app or current_app).extensions["hearthgate.db.engine"]
-        return engine
+        return ENGINE.get(app)
 
     @staticmethod
     def reader(app: Flask | None = None) -> Session:
         """A new session that only reads: it never takes SQLite's write lock, so it never
         waits for a writer (and must not write: under contention that fails)."""
-        extensions = (app or current_app).extensions
-        session: Session = extensions["hearthgate.db"](bind=extensions["hearthgate.db.engine"])
-        return session
+        return SESSIONS.get(app)(bind=ENGINE.get(app))
 
     @staticmethod
     def read_only_request() -> None:
@@ -166,7 +169,7 @@ class Database:
             if g.get("_db_read_only"):
                 session = self.reader()
             else:
-                session = current_app.extensions["hearthgate.db"]()
+                session = SESSIONS.get()()
             g._db_session = session
         return session
 

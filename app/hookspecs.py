@@ -118,7 +118,7 @@ def mail_sender(
     """A ``send(to, subject, body)`` callable for outgoing mail (password resets).
 
     ``send`` is called from the mail queue's thread, outside any request or application context
-    (``plugins.passwords.MailQueue``): it takes what it needs from ``config`` now. What it raises
+    (``plugins.mail.MailQueue``): it takes what it needs from ``config`` now. What it raises
     is logged by type only.
 
     :param config: the application's settings.

@@ -10,7 +10,8 @@ The hooks themselves are specified, typed and documented in ``app.hookspecs`` (t
 - ``Setting`` declares a plugin's own setting (``register_settings``), ``settings_table`` renders
   the README table of settings; ``ConfigurationRefused`` refuses the start;
 - ``SecretStore`` and ``StoreOptions`` make a secret store (``secret_store``), with its errors and
-  the name helpers ``check_name`` and ``backend_path``;
+  the name helpers ``check_name`` and ``backend_path``; ``secret_store(app)`` is the
+  application's store;
 - ``endpoint`` declares a route's contract (``register_blueprints``) with ``Header``, answers
   with ``Reply``, reads the caller as ``Principal`` and the request as ``Call``; ``Body`` and
   ``Schema`` are the bases of request and response models;
@@ -40,6 +41,7 @@ from app.secrets import (
     StoreOptions,
     backend_path,
     check_name,
+    secret_store,
 )
 from app.settings import Kind, Setting, settings_table
 
@@ -73,5 +75,6 @@ __all__ = [
     "check_name",
     "endpoint",
     "hookimpl",
+    "secret_store",
     "settings_table",
 ]

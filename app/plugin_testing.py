@@ -34,8 +34,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app import create_app
+from app.audit.sinks import AUDIT_SINKS
 from app.auth.permissions import CATALOGUE
-from app.db import Base, Database, utcnow
+from app.db import SESSIONS, Base, Database, utcnow
+from app.gateway.tokens import ACCESS_TOKENS
 from app.hookspecs import hookimpl
 from app.models import User
 
@@ -119,7 +121,7 @@ def hearthgate_token(hearthgate_app: Flask) -> Callable[..., str]:
 
     def token(email: str = "user@example.test", permissions: list[str] | None = None) -> str:
         granted = list(CATALOGUE if permissions is None else permissions)
-        with hearthgate_app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(hearthgate_app)() as session:
             user = session.scalars(select(User).where(User.email == email)).one_or_none()
             if user is None:
                 user = User(email=email, name=email.split("@")[0], issuer="test", subject=email,
@@ -128,7 +130,7 @@ def hearthgate_token(hearthgate_app: Flask) -> Callable[..., str]:
                 session.commit()
             claims = {"sub": user.id, "email": user.email, "name": user.name,
                       "permissions": granted, "sid": "plugin-test", "auth_time": int(time.time())}
-        minted: str = hearthgate_app.extensions["hearthgate.tokens"].mint(claims).token
+        minted: str = ACCESS_TOKENS.get(hearthgate_app).mint(claims).token
         return minted
 
     return token
@@ -142,7 +144,7 @@ def hearthgate_audit_events(
     after ``DRAIN_SECONDS``) and returns the events received so far, in commit order."""
 
     def events() -> list[dict[str, Any]]:
-        relay = hearthgate_app.extensions["hearthgate.audit_sinks"]
+        relay = AUDIT_SINKS.get(hearthgate_app)
         if not relay.drain(DRAIN_SECONDS):
             pytest.fail(f"the audit sinks did not drain within {DRAIN_SECONDS} s")
         return list(hearthgate_audit_recorder.events)

@@ -22,12 +22,15 @@ import pluggy
 from app import hookspecs
 from app.config import ConfigurationRefused
 from app.settings import Setting
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "hearthgate"
-# app.extensions key of the plugins' own settings, ``[(plugin name, Setting)]`` (the factory).
-PLUGIN_SETTINGS = "hearthgate.plugin_settings"
+# The plugins' own settings, ``[(plugin name, Setting)]`` (set by the factory).
+PLUGIN_SETTINGS: Slot[list[tuple[str, Setting]]] = Slot("plugin_settings")
+
+PLUGINS: Slot[Manager] = Slot("plugins")  # built-ins and the allowed installed ones
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.secrets.memory",
@@ -157,4 +160,4 @@ def call_impl(impl: pluggy.HookImpl, **arguments: Any) -> Any:
 
 def hook(app: Any) -> Any:
     """The ``hook`` relay of an application's plugin manager."""
-    return app.extensions["hearthgate.plugins"].hook
+    return PLUGINS.get(app).hook

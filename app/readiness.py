@@ -9,19 +9,22 @@ from flask import Flask
 from sqlalchemy import text
 
 from app.db import Database
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
 Check = Callable[[Flask], None]
 
+CHECKS: Slot[dict[str, Check]] = Slot("readiness")  # by name, in the order they were added
+
 
 def add_check(app: Flask, name: str, check: Check) -> None:
-    app.extensions.setdefault("hearthgate.readiness", {})[name] = check
+    CHECKS.setdefault(app, {})[name] = check
 
 
 def run_checks(app: Flask) -> dict[str, bool]:
     results = {}
-    for name, check in app.extensions.get("hearthgate.readiness", {}).items():
+    for name, check in (CHECKS.find(app) or {}).items():
         try:
             check(app)
             results[name] = True

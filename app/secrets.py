@@ -24,8 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from flask import Flask
+
 from app.config import parse_value
 from app.settings import SETTINGS, Setting
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +270,14 @@ class SecretStore(ABC):
         """Delete ``name``; deleting a missing name is not an error (called only when
         ``enable_remove`` is on). Read-only stores keep this default, which refuses."""
         raise OperationDisabled("remove", self.name)
+
+
+SECRET_STORE: Slot[SecretStore] = Slot("secrets")  # the store of SECRET_STORE_URL
+
+
+def secret_store(app: Flask | None = None) -> SecretStore:
+    """The application's secret store (``SECRET_STORE_URL``); the current app's by default."""
+    return SECRET_STORE.get(app)
 
 
 class TenantSecrets:

@@ -32,7 +32,7 @@ from app.audit.chain import fields_hash, timestamp  # noqa: E402
 from app.audit.checkpoints import checkpoint_all  # noqa: E402
 from app.audit.signing import PublicKeys, signer  # noqa: E402
 from app.audit.verify import verify_database  # noqa: E402
-from app.db import Database, utcnow  # noqa: E402
+from app.db import SESSIONS, Database, utcnow  # noqa: E402
 from app.models import AuditEvent  # noqa: E402
 
 CHAIN = "hh_bench"
@@ -68,7 +68,7 @@ def build(path: Path, entries: int) -> Flask:
             with engine.begin() as connection:
                 connection.execute(insert(AuditEvent), batch)
             batch = []
-    with app.app_context(), app.extensions["hearthgate.db"]() as session:
+    with app.app_context(), SESSIONS.get(app)() as session:
         checkpoint_all(session, signer(app), CHAIN)
         session.commit()
     return app
@@ -77,7 +77,7 @@ def build(path: Path, entries: int) -> Flask:
 def checkpoint_once(app: Flask) -> float:
     """One append, then the time to sign a checkpoint of the chain's head."""
     append_once(app)
-    with app.app_context(), app.extensions["hearthgate.db"]() as session:
+    with app.app_context(), SESSIONS.get(app)() as session:
         started = time.perf_counter()
         checkpoint_all(session, signer(app), CHAIN)
         session.commit()
@@ -86,7 +86,7 @@ def checkpoint_once(app: Flask) -> float:
 
 def append_once(app: Flask) -> float:
     with app.app_context():
-        session = app.extensions["hearthgate.db"]()
+        session = SESSIONS.get(app)()
         try:
             started = time.perf_counter()
             audit.record("bench.append", household_id=CHAIN, details={"n": 1}, session=session)
@@ -137,7 +137,7 @@ def main() -> None:
 
         with large.app_context():
             keys = PublicKeys([signer(large).public_key])
-            session = large.extensions["hearthgate.db"]()
+            session = SESSIONS.get(large)()
             started, cpu = time.perf_counter(), time.process_time()
             report = verify_database(session, keys)
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu

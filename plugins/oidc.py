@@ -43,6 +43,7 @@ from app.gateway.schemas import Body, Query
 from app.hookspecs import hookimpl
 from app.hooktypes import Identity, LoginBody, LoginFailed
 from app.models import LoginFlow, User
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,11 @@ class OidcLogin:
                                _claim(claims, "name"), email_verified=verified)
 
 
+OIDC_LOGIN: Slot[OidcLogin] = Slot("oidc")  # set while the provider is configured
+
+
 def oidc() -> OidcLogin:
-    provider: OidcLogin = current_app.extensions["hearthgate.oidc"]
-    return provider
+    return OIDC_LOGIN.get()
 
 
 # -- the authorization-code flow -------------------------------------------------------------
@@ -277,9 +280,7 @@ def _enabled(config: Any) -> bool:
 def login_providers(app: Flask) -> list[Any] | None:
     if not _enabled(app.config):
         return None
-    provider = OidcLogin(dict(app.config))
-    app.extensions["hearthgate.oidc"] = provider
-    return [provider]
+    return [OIDC_LOGIN.set(app, OidcLogin(dict(app.config)))]
 
 
 @hookimpl

@@ -11,18 +11,16 @@ it. Addresses are stored in their canonical form (``app.auth.emails``).
 
 A reset request does the same work on the request path whether or not the address has an
 account (the same statements, one audit event, one item handed to the mail queue), and the mail
-is written by the queue's thread (``app.background``): the answer's timing says nothing about
-the account.
+is written by the mail queue's thread (``plugins.mail``): the answer's timing says nothing
+about the account.
 """
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,6 @@ from app.auth.schemas import UserOut
 from app.auth.sessions import revoke_all
 from app.auth.throttle import login_throttle
 from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalised_or_none
-from app.background import BackgroundQueue
 from app.context import Principal
 from app.db import db, new_id, utcnow
 from app.gateway.contracts import endpoint
@@ -51,15 +48,13 @@ from app.gateway.schemas import Body, Schema
 from app.hookspecs import hookimpl
 from app.hooktypes import Identity, LoginBody, LoginFailed
 from app.models import User
-from app.plugins import hook
+from plugins.mail import queue_mail
 
 log = logging.getLogger(__name__)
 
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$"
 RESET_SALT = "hearthgate.password-reset"
 VERIFY_SALT = "hearthgate.email-verification"
-MAIL_QUEUE_SIZE = 1000
-MAIL_DRAIN_AT_EXIT_SECONDS = 5.0
 
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
@@ -162,59 +157,11 @@ def _queue_verification_mail(user: User) -> None:
     base = current_app.config.get("PUBLIC_SPA_URL")
     link = f"{str(base).rstrip('/')}/#/verify-email?token={token}\n\nor use this code:\n\n" \
         if base else ""
-    _queue_mail(user.email, "Confirm your email address for Hearthgate",
-                "Someone (we hope you) created a Hearthgate account with this address. To "
-                f"confirm it is yours, within {hours} hours open\n\n{link}{token}\n\n"
-                "If it was not you, do not confirm: ask for a password reset instead, which "
-                "gives the account to whoever reads this mail.\n")
-
-
-Sender = Callable[[str, str, str], None]
-
-
-@dataclass(frozen=True)
-class Mail:
-    """A message for the mail queue; ``to`` is None for one that is built and queued only so
-    that a request for an unknown address does the same work as for a known one."""
-
-    send: Sender
-    to: str | None
-    subject: str
-    body: str
-
-
-class MailQueue(BackgroundQueue[Mail]):
-    """Outgoing mail, sent by the queue's thread. Nothing of a message reaches the log: not the
-    address, not the body (it holds a reset token), not a sender's error message."""
-
-    def _deliver(self, mail: Mail) -> None:
-        if mail.to is None:
-            return
-        try:
-            mail.send(mail.to, mail.subject, mail.body)
-        except Exception as exc:  # noqa: BLE001 - any sender failure: logged, the thread goes on
-            log.error("mail not sent: the sender failed (%s)", type(exc).__name__)
-
-    def _overflow(self, mail: Mail) -> None:
-        log.warning("mail queue full: a message was not sent (%d so far)", self.dropped)
-
-
-def mail_queue(app: Flask) -> MailQueue:
-    queue: MailQueue | None = app.extensions.get("hearthgate.mail")
-    if queue is None:
-        queue = app.extensions.setdefault("hearthgate.mail", MailQueue(MAIL_QUEUE_SIZE, "mail"))
-        # A worker that stops (deploy, gunicorn's max_requests) sends what it already queued.
-        atexit.register(queue.drain, MAIL_DRAIN_AT_EXIT_SECONDS)
-    return queue
-
-
-def _queue_mail(to: str | None, subject: str, body: str) -> None:
-    """Hand a message to the mail queue (``to`` None: the same work, nothing sent)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    sender = hook(app).mail_sender(config=dict(app.config), instance_path=app.instance_path)
-    if sender is None:
-        raise RuntimeError("no mail_sender plugin")
-    mail_queue(app).put(Mail(sender, to, subject, body))
+    queue_mail(user.email, "Confirm your email address for Hearthgate",
+               "Someone (we hope you) created a Hearthgate account with this address. To "
+               f"confirm it is yours, within {hours} hours open\n\n{link}{token}\n\n"
+               "If it was not you, do not confirm: ask for a password reset instead, which "
+               "gives the account to whoever reads this mail.\n")
 
 
 @bp.post("/register")
@@ -303,9 +250,9 @@ def reset_password(body: ResetIn) -> None:
     fingerprint = _fingerprint(user.password_hash if user else None)
     token = _serializer().dumps({"u": subject, "p": fingerprint})
     ttl_minutes = int(current_app.config["AUTH_PASSWORD_RESET_TTL_SECONDS"]) // 60
-    _queue_mail(email if user is not None else None, "Reset your Hearthgate password",
-                f"Use this code within {ttl_minutes} minutes to choose a new password:\n\n"
-                f"{token}\n")
+    queue_mail(email if user is not None else None, "Reset your Hearthgate password",
+               f"Use this code within {ttl_minutes} minutes to choose a new password:\n\n"
+               f"{token}\n")
     audit.record("auth.reset.request", resource=f"user:{user.id}" if user is not None else None,
                  principal_id=user.id if user is not None else None,
                  details={"account": "local" if user is not None else "none"})

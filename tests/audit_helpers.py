@@ -13,11 +13,12 @@ from app import audit
 from app.audit.chain import entry_hash
 from app.audit.signing import PublicKeys, signer
 from app.audit.verify import Report, verify_database
+from app.db import SESSIONS
 from app.models import AuditCheckpoint, AuditEvent
 
 
 def session_of(app: Flask) -> Session:
-    session: Session = app.extensions["hearthgate.db"]()
+    session: Session = SESSIONS.get(app)()
     return session
 
 

@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.db import SESSIONS
 from app.models import AuditEvent, Item, PurchaseIntent, PurchaseRequest, User
 from tests.helpers import AuthActions, make_household
 from tests.services import free_port, gunicorn_process
@@ -107,26 +108,26 @@ class Family:
     # -- direct reads ---------------------------------------------------------------------
 
     def request_row(self, request_id: str) -> PurchaseRequest:
-        with self.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(self.app)() as session:
             row = session.get(PurchaseRequest, request_id)
             assert row is not None
             return row
 
     def intent_row(self, intent_id: str) -> PurchaseIntent:
-        with self.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(self.app)() as session:
             row = session.get(PurchaseIntent, intent_id)
             assert row is not None
             return row
 
     def audit_actions(self) -> list[str]:
-        with self.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(self.app)() as session:
             return list(session.scalars(
                 select(AuditEvent.action).where(AuditEvent.household_id == self.household_id)
                 .order_by(AuditEvent.seq)
             ))
 
     def add_item(self, household_id: str | None = None) -> str:
-        with self.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(self.app)() as session:
             item = Item(household_id=household_id or self.household_id, name="Boots")
             session.add(item)
             session.commit()

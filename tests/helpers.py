@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select, text
 
-from app.db import Base, Database, utcnow
+from app.db import SESSIONS, Base, Database, utcnow
+from app.gateway.tokens import ACCESS_TOKENS
 from app.models import User
 
 CATALOGUE = (
@@ -27,7 +28,7 @@ class AuthActions:
     def user(self, email: str, name: str = "", permissions: list[str] | None = None,
              verified: bool = True) -> User:
         """A user as an identity provider that vouches for the address (``verified``) makes."""
-        factory = self.app.extensions["hearthgate.db"]
+        factory = SESSIONS.get(self.app)
         with factory() as session:
             email = email.strip().lower()  # as every real path stores it (normalise_email)
             user = User(
@@ -44,7 +45,7 @@ class AuthActions:
     def token(self, user: User, permissions: list[str] | None = None, **claims: Any) -> str:
         """A genuine access token of a session whose login is now (``auth_time``), unless
         ``claims`` say otherwise."""
-        minted = self.app.extensions["hearthgate.tokens"].mint(
+        minted = ACCESS_TOKENS.get(self.app).mint(
             {
                 "sub": user.id,
                 "email": user.email,
@@ -62,7 +63,7 @@ class AuthActions:
         return {"Authorization": f"Bearer {self.token(user, **kwargs)}"}
 
     def find_user(self, email: str) -> User | None:
-        with self.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(self.app)() as session:
             return session.scalars(select(User).where(User.email == email)).first()
 
 
@@ -81,7 +82,7 @@ def make_household(app: Flask, name: str, members: dict[str, str]) -> str:
     """A household with ``{user_id: role}`` members, written directly; returns its id."""
     from app.models import Household, Member
 
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         household = Household(name=name)
         session.add(household)
         session.flush()

@@ -13,6 +13,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import audit
+from app.audit.anomaly import ANOMALY_SINK
+from app.audit.sinks import AUDIT_SINKS
 from app.models import AuditEvent
 from tests.audit_helpers import session_of
 
@@ -28,11 +30,11 @@ def _record(app: Flask, action: str, **kwargs: Any) -> None:
         audit.record(action, session=session, **kwargs)
         session.commit()
     # One writer at a time: SQLite refuses a second concurrent writer's upgrade outright.
-    assert app.extensions["hearthgate.audit_sinks"].drain(30)
+    assert AUDIT_SINKS.get(app).drain(30)
 
 
 def _alerts(app: Flask) -> list[tuple[str, str | None, str | None]]:
-    assert app.extensions["hearthgate.audit_sinks"].drain(30)
+    assert AUDIT_SINKS.get(app).drain(30)
     with session_of(app) as session:
         rows = session.scalars(select(AuditEvent).where(AuditEvent.action == "security.alert")
                                .order_by(AuditEvent.id)).all()
@@ -73,7 +75,7 @@ def test_unusual_approvals_are_flagged(app: Flask) -> None:
     _record(app, "request.approved", principal_id="usr_d", household_id="hh_y",
             resource="request:req_1", details={"requestedBy": "usr_d"})
     assert _alerts(app) == [("unusual-approval", "household:hh_y", "hh_y")]
-    sink = app.extensions["hearthgate.audit.anomaly"]
+    sink = ANOMALY_SINK.get(app)
     # Three approvals at one hour are the household's pattern; one at another hour is not.
     for hour in (9, 9, 9):
         assert sink.signals(_approval(hour)) == []

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app import audit
 from app.models import AuditEvent
+from app.secrets import SECRET_STORE
 from tests.audit_helpers import session_of
 from tests.audit_secret_scan import known_secrets, leaks
 from tests.conftest import TEST_JWT_SECRET
@@ -16,7 +17,7 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3IifQ.c2lnbmF0dXJlLXZhbHVl"
 
 
 def test_credentials_never_reach_the_table(app: Flask) -> None:
-    store = app.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get(app)
     internal = "internal-callback-token-value-123"
     store.set("BUYFLOW_INTERNAL_TOKEN", internal)
     store.get("BUYFLOW_INTERNAL_TOKEN")  # handed out: the process now knows it is secret

@@ -20,11 +20,12 @@ from app.audit.signing import (
 )
 from app.config import ConfigurationRefused
 from app.logs import redactor
+from app.secrets import SECRET_STORE
 from tests.test_config import production_config
 
 
 def test_development_generates_a_key_and_keeps_it_in_the_store(app: Flask) -> None:
-    stored = app.extensions["hearthgate.secrets"].get("AUDIT_SIGNING_KEY")["AUDIT_SIGNING_KEY"]
+    stored = SECRET_STORE.get(app).get("AUDIT_SIGNING_KEY")["AUDIT_SIGNING_KEY"]
     assert load_private_key(stored).public_key() == signer(app).public_key
     assert redactor.redact(f"key={stored}") == "key=[REDACTED]"
 

@@ -13,9 +13,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
 from app import audit
+from app.audit.sinks import AUDIT_SINKS
 from app.db import Database
 from app.hookspecs import hookimpl
 from app.models import AuditEvent, PurchaseRequest
+from app.plugins import PLUGINS
 from tests import audit_routes
 from tests.audit_helpers import session_of, verify
 from tests.helpers import AuthActions, make_household, snapshot
@@ -95,14 +97,14 @@ class RecordingSink:
     @property
     def events(self) -> list[dict[str, Any]]:
         """What the sink received once everything committed so far was delivered."""
-        assert self.app.extensions["hearthgate.audit_sinks"].drain(10)
+        assert AUDIT_SINKS.get(self.app).drain(10)
         return self.received
 
 
 @pytest.fixture
 def sink(app: Flask) -> RecordingSink:
     plugin = RecordingSink(app)
-    app.extensions["hearthgate.plugins"].register(plugin, name="recording-sink")
+    PLUGINS.get(app).register(plugin, name="recording-sink")
     return plugin
 
 
@@ -166,7 +168,7 @@ def test_a_failing_sink_does_not_undo_the_commit(app: Flask, sink: RecordingSink
         def audit_sink(self, event: dict[str, Any]) -> None:
             raise ConnectionError("sink down")
 
-    app.extensions["hearthgate.plugins"].register(BrokenSink(), name="broken-sink")
+    PLUGINS.get(app).register(BrokenSink(), name="broken-sink")
     with app.app_context(), session_of(app) as session:
         audit.record("test.committed", session=session)
         session.commit()
@@ -187,7 +189,7 @@ def test_a_slow_sink_never_holds_the_response(
             entered.set()
             release.wait(30)  # a SIEM that does not answer
 
-    app.extensions["hearthgate.plugins"].register(SlowSink(), name="slow-sink")
+    PLUGINS.get(app).register(SlowSink(), name="slow-sink")
     try:
         r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
         # The response is here while the sink still waits: delivery is not on the request path.
@@ -217,7 +219,7 @@ def test_a_full_queue_drops_with_a_warning_and_the_chain_stays_whole(
             self.received.append(event["seq"])
 
     stuck = StuckSink()
-    app.extensions["hearthgate.plugins"].register(stuck, name="stuck-sink")
+    PLUGINS.get(app).register(stuck, name="stuck-sink")
     try:
         with app.app_context(), session_of(app) as session, caplog.at_level("WARNING"):
             for n in range(4):
@@ -227,8 +229,8 @@ def test_a_full_queue_drops_with_a_warning_and_the_chain_stays_whole(
                     assert entered.wait(10)  # the first is in the sink's hands
     finally:
         release.set()
-    assert app.extensions["hearthgate.audit_sinks"].drain(10)
-    relay = app.extensions["hearthgate.audit_sinks"]
+    assert AUDIT_SINKS.get(app).drain(10)
+    relay = AUDIT_SINKS.get(app)
     # One in the sink's hands, one queued; the rest were not forwarded, each with a warning.
     assert stuck.received == [1, 2] and relay.dropped == 2
     assert caplog.text.count("audit sink queue full") == 2

@@ -26,6 +26,7 @@ from app.audit.verify import verify_database
 from app.audit.witness import FileWitness, WitnessRefused, checkpointer
 from app.hookspecs import hookimpl
 from app.models import AuditCheckpoint, AuditEvent
+from app.plugins import PLUGINS
 from tests.audit_helpers import chain_rows, rehash_from, remove, session_of, write_events
 from tests.helpers import make_household
 
@@ -181,7 +182,7 @@ def test_a_plugin_witness_receives_every_checkpoint_with_its_consistency_proof(
             if opened.size > 10:
                 raise WitnessRefused("this plugin stops at 10")
 
-    witnessed_app.extensions["hearthgate.plugins"].register(Plugin(), name="test-witness")
+    PLUGINS.get(witnessed_app).register(Plugin(), name="test-witness")
     home = _household(witnessed_app, auth)
     _checkpoint_and_witness(witnessed_app)
     assert [s for s in seen if s[0] == home] == [(home, 5, True), (home, 10, True),

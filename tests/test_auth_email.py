@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.auth.emails import InvalidEmail, canonical_email
+from app.db import SESSIONS
 from app.models import AuditEvent, User
 from tests.helpers import make_household, snapshot
 from tests.identity_services import SecretWatch
@@ -47,7 +48,7 @@ def verify(app: Flask, code: str) -> Any:
 
 
 def user_row(app: Flask, email: str) -> User:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
         session.expunge(user)
         return user
@@ -119,7 +120,7 @@ def test_registration_mails_a_code_that_verifies_once(
     assert verify(app, code).status_code == 204
     assert user_row(app, "gran@example.test").email_verified_at is not None
     assert me(app)["emailVerified"] is True
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         done = session.scalars(select(AuditEvent).where(
             AuditEvent.action == "users.email_verified")).all()
         assert [e.decision for e in done] == ["allowed"]

@@ -9,7 +9,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from app.db import SESSIONS
 from app.models import User
+from plugins.mail import MAIL_QUEUE
 from tests.helpers import assert_unchanged_but_denials, snapshot
 from tests.identity_services import SecretWatch
 
@@ -36,7 +38,7 @@ def login(app: Flask, email: str = "lee@example.test", password: str = PASSWORD)
 
 def mails(app: Flask) -> list[Path]:
     """The mails sent so far (they leave from a background thread: waited for first)."""
-    queue = app.extensions.get("hearthgate.mail")
+    queue = MAIL_QUEUE.find(app)
     assert queue is None or queue.drain(10)
     return sorted((Path(app.instance_path) / "mail").glob("*.eml"))
 
@@ -58,7 +60,7 @@ def test_register_then_log_in(make_app: Any, secret_watch: SecretWatch) -> None:
     assert created.status_code == 201
     assert created.json == {"user": {"id": created.json["user"]["id"], "email": "lee@example.test",
                                      "name": "Lee"}}
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         user = session.scalars(select(User)).one()
     assert user.password_hash and user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in user.password_hash
@@ -321,7 +323,7 @@ def test_a_failing_mail_sender_is_logged_by_type_only(
                                       json={"email": "lee@example.test"})
     assert response.status_code == 202
     assert mails(app) == []  # drained: the sender was called and failed
-    logged = [r for r in caplog.records if r.name == "plugins.passwords"]
+    logged = [r for r in caplog.records if r.name == "plugins.mail"]
     # The registration's confirmation mail and the reset mail, both refused.
     assert [r.getMessage() for r in logged] == [
         "mail not sent: the sender failed (RuntimeError)"] * 2

@@ -17,6 +17,7 @@ from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from app.gateway.tokens import ACCESS_TOKENS
 from tests.helpers import snapshot
 from tests.identity_services import OidcProvider, SecretWatch, b64, parts, segment
 
@@ -241,7 +242,7 @@ def test_id_token_used_as_bearer_is_401(oidc_app: Flask, oidc_provider: OidcProv
 def test_internal_token_used_as_id_token_is_401(
     oidc_app: Flask, auth: Any, secret_watch: SecretWatch
 ) -> None:
-    internal = oidc_app.extensions["hearthgate.tokens"].mint(
+    internal = ACCESS_TOKENS.get(oidc_app).mint(
         {"sub": "usr_x", "permissions": [], "sid": "rtf_x"}).token
     secret_watch.add(internal)
     before = snapshot(oidc_app)

@@ -11,8 +11,11 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
+from app.db import SESSIONS
 from app.hookspecs import hookimpl
 from app.models import AuditEvent, LoginFlow, RefreshToken, User
+from app.plugins import PLUGINS
+from plugins.oidc import OIDC_LOGIN
 from tests.helpers import assert_unchanged_but_denials, snapshot
 from tests.identity_services import SPA_URL, OidcProvider, SecretWatch, parts
 
@@ -25,7 +28,7 @@ def login(app: Flask, id_token: str, **extra: Any) -> Any:
 
 
 def rows(app: Flask, model: Any) -> list[Any]:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         return list(session.scalars(select(model)))
 
 
@@ -96,7 +99,7 @@ def test_provider_stopped_cached_keys_still_verify(
     own_provider.stop()
     assert login(app, later).status_code == 200
     # Past the cache's max-age the refetch fails and the last good keys stay in use.
-    keys = app.extensions["hearthgate.oidc"].keys
+    keys = OIDC_LOGIN.get(app).keys
     keys._keys_expire = 0.0
     assert login(app, later).status_code == 200
 
@@ -107,7 +110,7 @@ def test_unknown_kid_flood_costs_at_most_one_fetch_per_cooldown(
     app = make_app(**oidc_provider.config(AUTH_OIDC_JWKS_REFETCH_COOLDOWN_SECONDS=30,
                                           AUTH_LOGIN_FAILURES_PER_IP="1000/minute"))
     assert login(app, oidc_provider.id_token("frank")).status_code == 200
-    keys = app.extensions["hearthgate.oidc"].keys
+    keys = OIDC_LOGIN.get(app).keys
     clock = [1000.0]
     keys.clock = lambda: clock[0]
     keys._last_fetch, keys._keys_expire = 900.0, 10_000.0  # last fetch: 100 s ago
@@ -151,7 +154,7 @@ def test_a_spent_ip_failure_budget_refuses_failures_not_a_genuine_id_token(
 def test_jwks_cache_honours_cache_control(make_app: Any, own_provider: OidcProvider) -> None:
     own_provider.set_jwks_max_age(3600)
     app = make_app(**own_provider.config())
-    keys = app.extensions["hearthgate.oidc"].keys
+    keys = OIDC_LOGIN.get(app).keys
     clock = [0.0]
     keys.clock = lambda: clock[0]
     assert login(app, own_provider.id_token("gina")).status_code == 200
@@ -397,7 +400,7 @@ def test_a_refresh_grants_what_the_id_token_login_granted(
 ) -> None:
     app = make_app(**oidc_provider.config())
     plugin = AdminsByClaim()
-    app.extensions["hearthgate.plugins"].register(plugin, name="admins-by-claim")
+    PLUGINS.get(app).register(plugin, name="admins-by-claim")
     first = login(app, oidc_provider.id_token("idp-admin-1", nonce="nonce-claims-1"),
                   nonce="nonce-claims-1").json
     secret_watch.add(first["token"], first["refreshToken"])
@@ -421,7 +424,7 @@ def test_a_code_flow_login_and_its_refresh_see_the_claims(
 ) -> None:
     app = make_app(**oidc_provider.config())
     plugin = AdminsByClaim()
-    app.extensions["hearthgate.plugins"].register(plugin, name="admins-by-claim")
+    PLUGINS.get(app).register(plugin, name="admins-by-claim")
     client = app.test_client()
     verifier, challenge = spa_pkce()
     code = code_flow(client, challenge, "idp-admin-2")

@@ -12,9 +12,12 @@ from flask import Blueprint, Flask
 from sqlalchemy import select
 
 from app.config import ConfigurationRefused
+from app.db import SESSIONS
 from app.gateway.contracts import endpoint
+from app.gateway.tokens import ACCESS_TOKENS
 from app.hookspecs import hookimpl
 from app.models import AuditEvent, AuthSession, RefreshToken, User
+from app.plugins import PLUGINS
 from tests.helpers import snapshot
 from tests.identity_services import SecretWatch, parts
 
@@ -67,7 +70,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def events(app: Flask, action: str) -> list[AuditEvent]:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
@@ -97,7 +100,7 @@ def test_refresh_rotates_and_reuse_revokes_the_family(
     # Another login session of the same user is untouched.
     assert refresh(app, other_session["refreshToken"]).status_code == 200
 
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         stored = [t.token_hash for t in session.scalars(select(RefreshToken))]
     assert first["refreshToken"] not in stored and all(len(h) == 64 for h in stored)
 
@@ -191,7 +194,7 @@ def test_a_spent_token_just_after_the_grace_revokes_the_session(
     assert refresh(app, second.json["refreshToken"]).status_code == 401
     reuse = events(app, "auth.refresh.reuse")
     assert len(reuse) == 1 and reuse[0].decision == "denied"
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         ended = session.scalars(select(AuthSession)).all()
         assert [s.ended_at is not None for s in ended] == [True]
 
@@ -425,7 +428,7 @@ def test_another_issuers_token_is_refused(make_app: Any, auth: Any) -> None:
     app = make_app()
     other = make_app(AUTH_JWT_ISSUER="someone-else")
     user = auth.user("iss@example.test")
-    foreign = other.extensions["hearthgate.tokens"].mint(
+    foreign = ACCESS_TOKENS.get(other).mint(
         {"sub": user.id, "permissions": [], "sid": "rtf_x"}).token
     assert app.test_client().get("/api/auth/me", headers=bearer(foreign)).status_code == 401
 
@@ -494,7 +497,7 @@ class AdminsByDomain:
 
 def test_permissions_for_user_hook_adds_permissions(make_app: Any) -> None:
     app = local_app(make_app)
-    pm = app.extensions["hearthgate.plugins"]
+    pm = PLUGINS.get(app)
     pm.register(AdminsByDomain(), name="admins-by-domain")
     admin = register_and_login(app, "root@admin.example.test")
     plain = register_and_login(app, "plain@example.test")
@@ -545,11 +548,11 @@ def test_a_local_login_keeps_no_claims_and_its_refresh_passes_none(make_app: Any
             seen.append(claims)
             return None
 
-    app.extensions["hearthgate.plugins"].register(Recorder(), name="recorder")
+    PLUGINS.get(app).register(Recorder(), name="recorder")
     pair = register_and_login(app, "noclaims@example.test")
     assert refresh(app, pair["refreshToken"]).status_code == 200
     assert seen == [None, None]
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         stored = session.execute(text("SELECT login_claims IS NULL FROM refresh_tokens")).all()
     assert stored and all(bool(row[0]) for row in stored)  # SQL NULL, not a JSON null
 
@@ -564,7 +567,7 @@ def test_a_concurrent_first_login_of_the_same_identity_or_email_is_not_a_500(
     from app.auth import users
 
     app = make_app()
-    factory = app.extensions["hearthgate.db"]
+    factory = SESSIONS.get(app)
     real = users.default_permissions
 
     def meanwhile(config: Any) -> Any:

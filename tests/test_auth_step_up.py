@@ -11,6 +11,8 @@ import pytest
 from flask import Flask
 
 from app import clock
+from app.db import SESSIONS
+from app.gateway.tokens import ACCESS_TOKENS
 from tests.buyflow_services import INTERNAL_CONFIG, Family, build_family
 from tests.helpers import assert_unchanged_but_denials, snapshot
 from tests.identity_services import parts
@@ -36,7 +38,7 @@ def with_login_age(family: Family, user: Any, seconds: int | None, now: Any) -> 
     if seconds is None:
         header, payload, _ = parts(token)
         payload.pop("auth_time")
-        token = family.app.extensions["hearthgate.tokens"].mint(payload).token
+        token = ACCESS_TOKENS.get(family.app).mint(payload).token
     family.tokens[user.id] = token
 
 
@@ -136,7 +138,7 @@ def test_auth_time_is_the_login_and_survives_refreshes(
     from app.models import User
     from tests.helpers import make_household
 
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         from sqlalchemy import select
 
         user_id = session.scalars(select(User.id).where(User.email == "pat@example.test")).one()

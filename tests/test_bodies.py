@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from app.db import SESSIONS
 from app.models import Household
 from tests.buyflow_services import BUYFLOW_TOKEN, ORCHESTRATOR_TOKEN
 from tests.conftest import TEST_JWT_SECRET
@@ -46,7 +47,7 @@ def post_chunked(client: FlaskClient, path: str, body: bytes, headers: dict[str,
 
 
 def households(app: Flask) -> int:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         return int(session.scalar(select(func.count()).select_from(Household)) or 0)
 
 

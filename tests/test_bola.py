@@ -20,6 +20,7 @@ from app import audit
 from app.audit.checkpoints import checkpoint_all
 from app.audit.proofs import event_id
 from app.audit.signing import signer
+from app.db import SESSIONS
 from app.gateway.contracts import contract_of
 from tests.helpers import AuthActions, assert_unchanged_but_denials, make_household, snapshot
 
@@ -84,7 +85,7 @@ def world(app: Flask, auth: AuthActions) -> dict[str, Any]:
     invitation = client.post(f"/api/households/{home}/members",
                              json={"email": "invitee@example.test", "role": "adult"},
                              headers=h).get_json()["id"]
-    with app.app_context(), app.extensions["hearthgate.db"]() as session:
+    with app.app_context(), SESSIONS.get(app)() as session:
         event = audit.record("test.event", household_id=home, principal_id=users["owner"].id,
                              session=session)
         checkpoint_all(session, signer(app))
@@ -181,7 +182,7 @@ def test_mass_assignment_changes_nothing(app: Flask, auth: AuthActions, world: d
     assert {m["userId"]: m["role"] for m in members}[child.id] == "child"
     me = auth.find_user(child.email or "")
     assert me is not None and "users:admin" not in me.permissions
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         from app.models import Item
 
         stored = session.get(Item, item["id"])

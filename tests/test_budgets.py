@@ -16,8 +16,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.routing import Rule
 
+from app.db import SESSIONS
 from app.gateway.contracts import Contract, contract_of
-from app.gateway.tokens import AccessTokens
+from app.gateway.tokens import ACCESS_TOKENS, AccessTokens
 from app.models import WebhookEvent
 from tests.buyflow_services import (
     BUYFLOW_TOKEN,
@@ -199,7 +200,7 @@ def test_forged_bearer_tokens_spend_the_senders_ip_never_the_victims_bucket(app:
     # Tokens that name the victim: signed with another key, expired, and none at all.
     other_key = AccessTokens({**app.config, "AUTH_JWT_SECRET": "another-key-0123456789abcdef-xx"})
     forged = other_key.mint({"sub": victim.id, "email": victim.email, "permissions": []}).token
-    expired = app.extensions["hearthgate.tokens"].mint(
+    expired = ACCESS_TOKENS.get(app).mint(
         {"sub": victim.id, "email": victim.email, "permissions": []}, now=1_000_000_000).token
     credentials = [{"Authorization": f"Bearer {forged}"}, {"Authorization": f"Bearer {expired}"}, {}]
     client = app.test_client()
@@ -262,7 +263,7 @@ def test_bad_webhook_signatures_spend_the_senders_ip_never_the_providers(app: Fl
         assert got == [401] * ANONYMOUS + [429], (rule.rule, got)
         r = send(client, method, rule.rule, "10.3.0.2", data=body, headers=good)
         assert r.status_code == 200, r.data
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         assert session.scalar(select(func.count()).select_from(WebhookEvent)) == len(routes)
 
 

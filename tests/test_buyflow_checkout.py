@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from app.buyflow import clock
-from app.db import utcnow
+from app.db import SESSIONS, utcnow
 from tests.buyflow_services import INTERNAL_CONFIG, Family, build_family, without
 from tests.helpers import assert_unchanged_but_denials, snapshot
 
@@ -24,7 +24,7 @@ def test_happy_path_for_a_two_person_household(make_app) -> None:  # type: ignor
     app = make_app(**INTERNAL_CONFIG)
     family = build_family(app)
     parent, teen = family.owner, family.adult  # two people: teen asks, parent pays
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         from app.models import Member
 
         session.query(Member).filter(Member.user_id == family.child.id).delete()

@@ -11,6 +11,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from app.db import SESSIONS
 from app.models import AuditEvent, IdempotencyKey, PurchaseIntent, PurchaseRequest
 from tests.buyflow_services import (
     BUYFLOW_TOKEN,
@@ -46,7 +47,7 @@ def family(make_app) -> Family:  # type: ignore[no-untyped-def]
 
 
 def count(family: Family, model: type, *where: object) -> int:
-    with family.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(family.app)() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 

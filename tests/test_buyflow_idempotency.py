@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from app.db import SESSIONS
 from app.models import AuditEvent, IdempotencyKey
 from tests.buyflow_services import INTERNAL_CONFIG, Family, build_family
 from tests.helpers import assert_unchanged_but_denials, snapshot
@@ -18,7 +19,7 @@ def family(make_app) -> Family:  # type: ignore[no-untyped-def]
 
 
 def keys(family: Family) -> list[IdempotencyKey]:
-    with family.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(family.app)() as session:
         return list(session.scalars(select(IdempotencyKey)))
 
 
@@ -115,7 +116,7 @@ def test_confirm_checkout_replay_returns_the_completion(family: Family) -> None:
 
 def denials(family: Family) -> list[tuple[str | None, dict[str, object]]]:
     """(principal, details) of the household's denied checkout confirmations, oldest first."""
-    with family.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(family.app)() as session:
         rows = session.execute(
             select(AuditEvent.principal_id, AuditEvent.details)
             .where(AuditEvent.household_id == family.household_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.db import SESSIONS
 from tests.buyflow_services import INTERNAL_CONFIG, Family, build_family
 from tests.helpers import assert_unchanged_but_denials, snapshot
 
@@ -135,7 +136,7 @@ def test_who_may_cancel(make_app) -> None:  # type: ignore[no-untyped-def]
     second_child = family.auth.user("child2@example.test")
     from app.models import Member
 
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         session.add(Member(household_id=family.household_id, user_id=second_child.id, role="child"))
         session.commit()
     request_id = family.submit(family.child)

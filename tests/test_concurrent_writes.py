@@ -25,6 +25,7 @@ import requests
 from flask import Flask
 from sqlalchemy import func, select
 
+from app.db import SESSIONS
 from app.models import AuditEvent, IdempotencyKey, PurchaseRequest, RefreshToken
 from tests.buyflow_services import (
     BUYFLOW_TOKEN,
@@ -132,7 +133,7 @@ def statuses(answers: list[requests.Response]) -> Counter[int]:
 
 
 def count(app: Flask, model: type, *where: Any) -> int:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 

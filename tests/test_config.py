@@ -29,7 +29,9 @@ from app.config import (
     estimated_bits,
     load_settings,
 )
+from app.gateway.tokens import ACCESS_TOKENS
 from app.hookspecs import hookimpl
+from app.secrets import SECRET_STORE
 from app.settings import BY_NAME, DEV_JWT_SECRET, SECRET_SETTINGS, Setting
 from tests.leakcheck import remember
 from tests.services import free_port
@@ -281,7 +283,7 @@ def test_a_short_household_secret_never_reaches_a_log_line(
     make_app, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
 ) -> None:
     app = make_app()
-    store = app.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get(app)
     store.for_tenant("hh_a").set("pin", WEAK_SHORT)
     assert store.for_tenant("hh_a").get("pin") == {"pin": WEAK_SHORT}
     with caplog.at_level(logging.INFO):
@@ -360,7 +362,7 @@ def signed_with(app: Any, secret: str) -> bool:
     from joserfc.errors import JoseError
     from joserfc.jwk import OctKey
 
-    token = app.extensions["hearthgate.tokens"].mint({"sub": "u1"}).token
+    token = ACCESS_TOKENS.get(app).mint({"sub": "u1"}).token
     try:
         jwt.decode(token, OctKey.import_key(secret), algorithms=["HS256"])
     except JoseError:

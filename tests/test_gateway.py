@@ -9,6 +9,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.db import SESSIONS
+from app.gateway.tokens import ACCESS_TOKENS
 from tests import sample_routes
 from tests.helpers import AuthActions, assert_unchanged_but_denials, make_household, snapshot
 
@@ -95,7 +97,7 @@ def test_token_of_another_issuer_or_secret_is_refused(
 
 def test_expired_token_is_401(app: Flask, client: FlaskClient, auth: AuthActions) -> None:
     user = auth.user("s@example.test")
-    tokens = app.extensions["hearthgate.tokens"]
+    tokens = ACCESS_TOKENS.get(app)
     old = tokens.mint({"sub": user.id, "permissions": ["items:read"]}, now=1_000_000).token
     r = client.get("/api/sample/guarded", headers={"Authorization": f"Bearer {old}"})
     assert r.status_code == 401
@@ -164,7 +166,7 @@ class TestHouseholdScope:
         headers = auth.headers(child)
         assert client.post(f"/api/sample/households/{home}/items", json={"name": "A"},
                            headers=headers).status_code == 201
-        with app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(app)() as session:
             session.execute(delete(Member).where(Member.user_id == child.id))
             session.commit()
         assert client.post(f"/api/sample/households/{home}/items", json={"name": "B"},
@@ -192,7 +194,7 @@ def test_permission_and_role_denials_are_audited(app: Flask, client: FlaskClient
     home = make_household(app, "Home", {child.id: "child"})
     r = client.delete(f"/api/sample/households/{home}/items/itm_x", headers=auth.headers(child))
     assert r.status_code == 403
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         events = {e.action: e for e in session.scalars(select(AuditEvent))}
     permission = events["permission.denied"]
     assert permission.decision == "denied" and permission.principal_id == user.id

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.db import SESSIONS
 from app.models import IntentEvent, WebhookEvent
 from tests.buyflow_services import INTERNAL_CONFIG, ORCHESTRATOR_TOKEN, Family, build_family
 from tests.helpers import snapshot
@@ -211,7 +212,7 @@ def test_issued_cursors_still_page_through_every_list(family: Family) -> None:
 def test_a_stored_lone_surrogate_is_served_as_the_replacement_character(family: Family) -> None:
     """Rows written before input was checked: the read serves U+FFFD instead of failing."""
     request_id, intent_id = purchasing(family)
-    with family.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(family.app)() as session:
         session.add(IntentEvent(household_id=family.household_id, intent_id=intent_id,
                                 type="page.loaded", data={"k\ud800": ["a\udfffb", {"n": 1}]}))
         session.commit()
@@ -242,7 +243,7 @@ def test_valid_but_unusual_strings_are_stored_and_read_back_intact(
     assert family.client.post(EVENTS, data=raw.encode(), headers=INTERNAL).status_code == 202
     [event] = intent_view(family, request_id, intent_id).get_json()["events"]
     assert event["data"] == {expected.strip(): expected}
-    with family.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(family.app)() as session:
         [stored] = session.scalars(select(IntentEvent.data)).all()
         assert stored == {expected.strip(): expected}
         assert session.scalars(select(WebhookEvent)).all() == []

@@ -47,7 +47,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from app.db import Base
+from app.db import SESSIONS, Base
 from tests.helpers import AuthActions
 from tests.leakcheck import CapturingHandler, leaks, remember, remembered
 from tests.schemathesis_support import (
@@ -472,7 +472,7 @@ class Sweep:
 
     def stored_rows_load(self) -> None:
         """Every row of every mapped table loads; no stored string holds NUL or a surrogate."""
-        with self.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(self.app)() as session:
             for mapper in Base.registry.mappers:
                 for row in session.scalars(select(mapper.class_)):
                     for column in mapper.columns:

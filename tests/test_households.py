@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
-from app.db import Database
+from app.db import SESSIONS, Database
 from app.models import AuditEvent, Household, Item, Member
 from tests.helpers import AuthActions, invite_and_accept, snapshot
 
@@ -83,7 +83,7 @@ def test_members_lifecycle_and_last_owner(app: Flask, client: FlaskClient, auth:
 
 
 def _events(app: Flask, household_id: str) -> list[AuditEvent]:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.chain == household_id)
                                     .order_by(AuditEvent.seq)))
 
@@ -194,7 +194,7 @@ def test_cascading_deletion_removes_everything_of_one_household(app: Flask, clie
             invite_and_accept(app, auth, hid, user, child, "child")
         item = client.post(f"/api/households/{hid}/items", json={"name": "Coat"}, headers=hh).get_json()["id"]
         client.post(f"/api/households/{hid}/outfits", json={"name": "O", "itemIds": [item]}, headers=hh)
-        with app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(app)() as session:
             request = PurchaseRequest(household_id=hid, requested_by=user.id, title="Boots",
                                       amount_minor=100, currency="EUR", item_id=item)
             session.add(request)
@@ -214,7 +214,7 @@ def test_cascading_deletion_removes_everything_of_one_household(app: Flask, clie
     for table, rows in after.items():
         assert not [row for row in rows if home in repr(row) and table != "audit_events"], table
         assert [row for row in rows if away in repr(row)] == away_rows[table], table
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.chain == home)) == 0
         erasure = session.scalars(select(AuditEvent).where(AuditEvent.action == "household.erased")).one()
         assert erasure.chain == "system" and erasure.details["erasedHouseholdId"] == home

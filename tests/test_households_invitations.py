@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import clock
+from app.db import SESSIONS
 from app.models import AuditEvent, Invitation, Member
 from tests.helpers import (
     AuthActions,
@@ -43,13 +44,13 @@ def answer(home: dict[str, Any], who: Any, invitation_id: str, verb: str = "acce
 
 
 def members(app: Flask, household_id: str) -> dict[str, str]:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         rows = session.scalars(select(Member).where(Member.household_id == household_id))
         return {m.user_id: m.role for m in rows}
 
 
 def invitation_row(app: Flask, invitation_id: str) -> Invitation:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         row = session.get(Invitation, invitation_id)
         assert row is not None
         session.expunge(row)
@@ -57,7 +58,7 @@ def invitation_row(app: Flask, invitation_id: str) -> Invitation:
 
 
 def actions(app: Flask, household_id: str) -> list[tuple[str, str]]:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         return [(e.action, e.decision) for e in session.scalars(
             select(AuditEvent).where(AuditEvent.household_id == household_id)
             .order_by(AuditEvent.id))]

@@ -44,7 +44,7 @@ from standardwebhooks.webhooks import Webhook
 from app import create_app
 from app.audit.signing import PublicKeys, generate_pem, signer
 from app.audit.verify import verify_database
-from app.db import Base, Database
+from app.db import SESSIONS, Base, Database
 from app.gateway.contracts import contract_of
 from app.models import (
     AuditEvent,
@@ -245,7 +245,7 @@ def run(stage: Stage, built: Race, name: str) -> dict[str, Counter[int]]:
         unexpected = set(counter) - built.allowed[kind]
         assert not unexpected, f"{kind}: {dict(counter)}"
     built.check(statuses)
-    with stage.app.app_context(), stage.app.extensions["hearthgate.db"]() as session:
+    with stage.app.app_context(), SESSIONS.get(stage.app)() as session:
         report = verify_database(session, PublicKeys([signer(stage.app).public_key]))
     assert report.ok, report.problems
     logged = stage.pg_log_since(offset)
@@ -260,7 +260,7 @@ def run(stage: Stage, built: Race, name: str) -> dict[str, Counter[int]]:
 
 
 def count(stage: Stage, model: type, *where: Any) -> int:
-    with stage.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(stage.app)() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
@@ -300,7 +300,7 @@ def household_rows(stage: Stage, household_id: str) -> dict[str, int]:
 def erased_once(stage: Stage, household_id: str) -> None:
     assert count(stage, Household, Household.id == household_id) == 0
     assert household_rows(stage, household_id) == {}
-    with stage.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(stage.app)() as session:
         erased = session.scalars(select(AuditEvent.details).where(
             AuditEvent.chain == SYSTEM_CHAIN, AuditEvent.action == "household.erased")).all()
     assert sum(1 for d in erased if d.get("erasedHouseholdId") == household_id) == 1
@@ -322,7 +322,7 @@ def hh(f: Family, tail: str = "") -> str:
 
 
 def member(stage: Stage, f: Family, user_id: str) -> Member | None:
-    with stage.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(stage.app)() as session:
         return session.get(Member, (f.household_id, user_id))
 
 
@@ -387,7 +387,7 @@ def _rename_household(stage: Stage) -> Race:
                       headers=f.headers(f.owner))
 
     def check(statuses: dict[str, Counter[int]]) -> None:
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             assert session.get(Household, f.household_id).name == "Renamed"  # type: ignore[union-attr]
         assert audited(stage, "household.renamed", f.household_id) == CALLS
 
@@ -499,7 +499,7 @@ def _change_role(stage: Stage) -> Race:
 @case("two owners demote each other", "PATCH " + H + "/members/<user_id>")
 def _demote_each_other(stage: Stage) -> Race:
     f = stage.family()
-    with stage.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(stage.app)() as session:
         session.get(Member, (f.household_id, f.adult.id)).role = "owner"  # type: ignore[union-attr]
         session.commit()
     shots = halves(
@@ -605,7 +605,7 @@ def _change_item(stage: Stage) -> Race:
                       headers=f.headers(f.child))
 
     def check(statuses: dict[str, Counter[int]]) -> None:
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             assert session.get(Item, item).color == "red"  # type: ignore[union-attr]
 
     return Race(shots, {"patch": {200}}, check)
@@ -691,7 +691,7 @@ def _change_outfit(stage: Stage) -> Race:
                       json={"itemIds": items[1:]}, headers=f.headers(f.child))
 
     def check(statuses: dict[str, Counter[int]]) -> None:
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             linked = session.scalars(select(OutfitItem.item_id).where(
                 OutfitItem.outfit_id == outfit).order_by(OutfitItem.position)).all()
         assert linked == items[1:]
@@ -1124,7 +1124,7 @@ def _register(stage: Stage) -> Race:
     def check(statuses: dict[str, Counter[int]]) -> None:
         assert statuses["register"] == {201: 1, 409: CALLS - 1}, statuses
         assert count(stage, User, User.email == email) == 1
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             user_id = session.scalars(select(User.id).where(User.email == email)).one()
         assert count(stage, AuditEvent, AuditEvent.action == "users.register",
                      AuditEvent.principal_id == user_id) == 1
@@ -1141,7 +1141,7 @@ def _login(stage: Stage) -> Race:
                       json={"email": email, "password": PASSWORD})
 
     def check(statuses: dict[str, Counter[int]]) -> None:
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             user_id = session.scalars(select(User.id).where(User.email == email)).one()
         assert count(stage, RefreshToken, RefreshToken.user_id == user_id) == CALLS
 
@@ -1159,7 +1159,7 @@ def _refresh(stage: Stage) -> Race:
 
     def check(statuses: dict[str, Counter[int]]) -> None:
         assert won(statuses, "refresh", 200) <= 1, statuses
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             user_id = session.scalars(select(User.id).where(User.email == email)).one()
         # at most one successor; the login's token spent
         assert count(stage, RefreshToken, RefreshToken.user_id == user_id) <= 2
@@ -1176,7 +1176,7 @@ def _verify_email(stage: Stage) -> Race:
     stage.cases += 1
     email = f"race{stage.cases}-verify@example.test"
     local_account(stage, email)
-    with stage.app.app_context(), stage.app.extensions["hearthgate.db"]() as session:
+    with stage.app.app_context(), SESSIONS.get(stage.app)() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
         token = email_verification_token(user)
     remember(token)
@@ -1206,7 +1206,7 @@ def _change_password(stage: Stage) -> Race:
 
     def check(statuses: dict[str, Counter[int]]) -> None:
         assert won(statuses, "change", 204) == 1, statuses
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             user_id = session.scalars(select(User.id).where(User.email == email)).one()
         assert audited(stage, "auth.password.change", user_id) >= 1  # the winner (and denials)
         assert count(stage, AuditEvent, AuditEvent.action == "auth.password.change",
@@ -1240,7 +1240,7 @@ def _end_session(stage: Stage) -> Race:
         assert statuses["end"] == {204: 1, 404: CALLS - 1}, statuses
         assert count(stage, AuthSession, AuthSession.id == other,
                      AuthSession.ended_at.is_not(None)) == 1
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             ended = session.scalars(select(AuditEvent.details).where(
                 AuditEvent.action == "auth.session.ended")).all()
         assert sum(1 for details in ended if details.get("sessionId") == other) == 1
@@ -1261,7 +1261,7 @@ def _logout(stage: Stage) -> Race:
                       headers={"Authorization": f"Bearer {pair['token']}"})
 
     def check(statuses: dict[str, Counter[int]]) -> None:
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             user_id = session.scalars(select(User.id).where(User.email == email)).one()
         assert count(stage, RefreshToken, RefreshToken.user_id == user_id,
                      RefreshToken.revoked_at.is_(None)) == 0
@@ -1283,7 +1283,7 @@ def _refresh_vs_logout(stage: Stage) -> Race:
 
     def check(statuses: dict[str, Counter[int]]) -> None:
         assert won(statuses, "refresh", 200) <= 1, statuses
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             user_id = session.scalars(select(User.id).where(User.email == email)).one()
         # the last logout revoked every family; a successor minted after it is the only one left
         alive = count(stage, RefreshToken, RefreshToken.user_id == user_id,
@@ -1307,7 +1307,7 @@ def _exchange(stage: Stage) -> Race:
     code, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     remember(code)
     remember(verifier)
-    with stage.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(stage.app)() as session:
         session.add(LoginFlow(
             state_hash=hash_token(secrets.token_urlsafe(16)), browser_hash="0" * 64, nonce="n",
             code_verifier="v" * 43, redirect_uri=SETTINGS["AUTH_OIDC_REDIRECT_URIS"],
@@ -1335,7 +1335,7 @@ def _reset(stage: Stage) -> Race:
     shots = identical("reset", "POST", "/api/auth/reset-password", json={"email": email})
 
     def check(statuses: dict[str, Counter[int]]) -> None:
-        with stage.app.extensions["hearthgate.db"]() as session:
+        with SESSIONS.get(stage.app)() as session:
             user_id = session.scalars(select(User.id).where(User.email == email)).one()
         assert count(stage, AuditEvent, AuditEvent.action == "auth.reset.request",
                      AuditEvent.principal_id == user_id) == CALLS
@@ -1350,7 +1350,7 @@ def _reset_confirm(stage: Stage) -> Race:
     stage.cases += 1
     email = f"race{stage.cases}-confirm@example.test"
     local_account(stage, email)
-    with stage.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(stage.app)() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
     with stage.app.app_context():
         token = _serializer().dumps({"u": user.id, "p": _fingerprint(user.password_hash)})

@@ -14,11 +14,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.config import ConfigurationError, ConfigurationRefused
-from app.gateway.contracts import contract_of
+from app.gateway.contracts import RATE_LIMIT, contract_of
 from app.hookspecs import hookimpl
+from app.plugins import PLUGINS
 from app.ratelimit import storage as limit_storage
 from app.ratelimit.memory import SweptMemoryStorage
-from app.ratelimit.setup import rate_limit_storage
+from app.ratelimit.setup import LIMITER, rate_limit_storage
+from app.readiness import CHECKS
 from plugins.limiter import limiter_storage, with_redis_timeouts
 from tests.helpers import AuthActions, snapshot
 
@@ -126,12 +128,12 @@ def test_health_endpoints_are_not_limited(limited_app: LimitedApp) -> None:
 
 def test_disabled_limits_neither_limit_nor_add_headers(limited_app: LimitedApp) -> None:
     app = limited_app(RATELIMIT_ENABLED=False, RATELIMIT_ANONYMOUS="1/minute")
-    assert "hearthgate.limiter" not in app.extensions
+    assert LIMITER.find(app) is None and RATE_LIMIT.find(app) is None
     client = app.test_client()
     responses = [client.get("/api/limit-test/public") for _ in range(5)]
     assert [r.status_code for r in responses] == [200] * 5
     assert not any("X-RateLimit-Limit" in r.headers for r in responses)
-    assert "ratelimit" not in app.extensions["hearthgate.readiness"]
+    assert "ratelimit" not in CHECKS.get(app)
 
 
 @pytest.mark.parametrize(
@@ -241,7 +243,7 @@ def test_bad_limit_settings_refuse_the_start_by_name(
 
 def test_every_contract_limit_of_the_application_parses(limited_app: LimitedApp) -> None:
     app = limited_app()
-    limiter = app.extensions["hearthgate.limiter"]
+    limiter = LIMITER.get(app)
     declared = [c.rate_limit for view in app.view_functions.values()
                 if (c := contract_of(view)) is not None and c.rate_limit]
     assert declared  # at least the test routes' own limits
@@ -292,7 +294,7 @@ def test_a_plugin_can_serve_its_own_storage_scheme(limited_app: LimitedApp) -> N
             return "memory://" if uri.startswith("custom://") else None
 
     app = limited_app()
-    manager = app.extensions["hearthgate.plugins"]
+    manager = PLUGINS.get(app)
     plugin = CustomStorage()
     manager.register(plugin)
     try:

@@ -16,6 +16,7 @@ import pytest
 import requests
 from flask import Flask
 
+from app.gateway.tokens import ACCESS_TOKENS
 from app.ratelimit.fallback import RETRY_STORAGE_AFTER_SECONDS
 from tests.conftest import TEST_JWT_SECRET
 from tests.limit_services import Gunicorn, Redis, gunicorn, redis_server
@@ -48,7 +49,7 @@ def workers_of(responses: list[requests.Response]) -> set[str]:
 
 
 def bearer(app: Flask, sub: str) -> dict[str, str]:
-    minted = app.extensions["hearthgate.tokens"].mint(
+    minted = ACCESS_TOKENS.get(app).mint(
         {"sub": sub, "email": f"{sub}@example.test", "name": sub, "permissions": [], "sid": "rtf_t"}
     )
     return {"Authorization": f"Bearer {minted.token}"}

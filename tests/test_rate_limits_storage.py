@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from app.auth.throttle import LOGIN_THROTTLE
 from app.ratelimit.fallback import FAIL_OPEN, FALLBACK, RETRY_STORAGE_AFTER_SECONDS
-from app.ratelimit.setup import rate_limit_storage
+from app.ratelimit.setup import LIMITER, rate_limit_storage
 from tests.limit_services import LimitedApp, Redis, memcached_server, redis_server
 from tests.services import missing
 
@@ -103,8 +104,8 @@ def test_login_throttle_and_contract_limits_share_one_connection_and_one_fallbac
     app = limited_app(RATELIMIT_STORAGE_URI=redis.url, LIMIT_TEST_OWN="3/minute",
                       AUTH_LOCAL_ACCOUNTS_ENABLED=True, AUTH_LOGIN_FAILURES_PER_ACCOUNT="2/minute")
     storage = rate_limit_storage(app)
-    assert app.extensions["hearthgate.limiter"].fallback is storage
-    assert app.extensions["hearthgate.login_throttle"].storage is storage
+    assert LIMITER.get(app).fallback is storage
+    assert LOGIN_THROTTLE.get(app).storage is storage
     client = app.test_client()
     account = {"email": "hana@example.test", "password": "correct horse battery staple"}
     wrong = {**account, "password": "a wrong password guess"}
@@ -146,7 +147,7 @@ def test_login_throttle_and_contract_limits_share_one_connection_and_one_fallbac
     assert not storage.suspended()
     # The throttle's next count goes to Redis (the restart emptied it) ...
     with app.app_context():
-        app.extensions["hearthgate.login_throttle"].failed("192.0.2.1", account["email"])
+        LOGIN_THROTTLE.get(app).failed("192.0.2.1", account["email"])
     assert sent and not storage.suspended() and storage.failures[FALLBACK] == fallback_calls
     # ... and the contract limits count there again at once, without a suspension to wait out.
     sent.clear()

@@ -11,7 +11,7 @@ from flask import Flask
 
 from app.gateway.contracts import endpoint
 from app.gateway.schemas import Schema
-from app.secrets import BackendUnavailable
+from app.secrets import SECRET_STORE, BackendUnavailable
 from tests.helpers import snapshot
 from tests.leakcheck import remember
 
@@ -29,7 +29,7 @@ def app_with_probe(make_app: Callable[..., Flask]) -> Flask:
     @app.get("/probe/<household_id>")
     @endpoint(auth="public", response=ProbeOut)
     def probe(household_id: str) -> dict[str, int]:
-        store = app.extensions["hearthgate.secrets"]
+        store = SECRET_STORE.get(app)
         value = store.for_tenant(household_id).get("provider_key")["provider_key"]
         return {"length": len(value)}
 
@@ -38,7 +38,7 @@ def app_with_probe(make_app: Callable[..., Flask]) -> Flask:
 
 def test_a_household_secret_is_read_through_its_tenant_view(make_app: Callable[..., Flask]) -> None:
     app = app_with_probe(make_app)
-    app.extensions["hearthgate.secrets"].for_tenant("hh_a").set("provider_key", HOUSEHOLD_KEY)
+    SECRET_STORE.get(app).for_tenant("hh_a").set("provider_key", HOUSEHOLD_KEY)
     response = app.test_client().get("/probe/hh_a")
     assert response.status_code == 200 and response.json == {"length": len(HOUSEHOLD_KEY)}
     missing = app.test_client().get("/probe/hh_b")  # hh_b has no provider_key
@@ -50,7 +50,7 @@ def test_a_secret_backend_outage_is_a_503_without_values(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = app_with_probe(make_app)
-    store = app.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get(app)
     store.for_tenant("hh_a").set("provider_key", HOUSEHOLD_KEY)
 
     def down(names: list[str]) -> dict[str, str]:

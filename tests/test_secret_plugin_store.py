@@ -13,7 +13,7 @@ from flask import Flask
 import app.plugins
 from app.hookspecs import hookimpl
 from app.logs import redactor
-from app.secrets import SecretStore, StoreOptions
+from app.secrets import SECRET_STORE, SecretStore, StoreOptions
 from tests.leakcheck import remember
 
 PLUGIN_JWT = "plugin-store-jwt-secret-0123456789abcdef"
@@ -73,7 +73,7 @@ def test_a_plugin_store_serves_settings_and_its_values_are_redacted(
 ) -> None:
     application = make_app(SECRET_STORE_URL="dicts://?cache_ttl=60", AUTH_JWT_SECRET=None,
                            BUYFLOW_INTERNAL_TOKEN=["secret:buyflow"])
-    store = application.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get(application)
     assert store is plugin.stores[0]
     assert application.config["AUTH_JWT_SECRET"] == PLUGIN_JWT
     assert application.config["BUYFLOW_INTERNAL_TOKEN"] == [PLUGIN_TOKEN]
@@ -90,5 +90,5 @@ def test_built_in_schemes_are_unaffected_by_the_plugin(
     plugin: DictsPlugin, make_app: Callable[..., Flask]
 ) -> None:
     application = make_app(SECRET_STORE_URL="memory://")
-    assert application.extensions["hearthgate.secrets"].name == "memory"
+    assert SECRET_STORE.get(application).name == "memory"
     assert plugin.stores == []

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from app.logs import redactor
-from app.secrets import OperationDisabled, SecretNotFound, StoreOptions
+from app.secrets import SECRET_STORE, OperationDisabled, SecretNotFound, StoreOptions
 from plugins.secrets.env import EnvStore
 from plugins.secrets.memory import MemoryStore
 
@@ -75,7 +75,7 @@ def test_settings_are_read_through_the_store(make_app, monkeypatch: pytest.Monke
 
 def test_values_handed_out_are_redacted_from_logs(make_app, caplog) -> None:  # type: ignore[no-untyped-def]
     app = make_app(SECRET_STORE_URL="memory://")
-    store = app.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get(app)
     store.set("PAYMENT_KEY", "pk-live-very-secret-value")
     store.get("PAYMENT_KEY")
     with caplog.at_level(logging.INFO):

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 
 from app.config import ConfigurationRefused
-from app.secrets import OperationDisabled, SecretAccessDenied, SecretNotFound
+from app.secrets import SECRET_STORE, OperationDisabled, SecretAccessDenied, SecretNotFound
 from tests.leakcheck import remember
 from tests.secret_backends import open_store
 from tests.secret_services import OpenBao, openbao_server, unique_prefix
@@ -94,7 +94,7 @@ def test_approle_reads_its_household_and_is_refused_another(
     app = make_app(SECRET_STORE_URL=openbao.url(prefix), VAULT_ROLE_ID=role_id,
                    VAULT_SECRET_ID=secret_id, BUYFLOW_INTERNAL_TOKEN=["secret:buyflow_token"])
     assert app.config["BUYFLOW_INTERNAL_TOKEN"] == [BUYFLOW]
-    store = app.extensions["hearthgate.secrets"]
+    store = SECRET_STORE.get(app)
     assert store.for_tenant("hh_a").get("api_key") == {"api_key": HH_A_VALUE}
     with pytest.raises(SecretAccessDenied) as denied:
         store.for_tenant("hh_b").get("api_key")

@@ -15,7 +15,7 @@ from flask import Flask
 from sqlalchemy import select, text
 
 from app import create_app
-from app.db import Database, db
+from app.db import SESSIONS, Database, db
 from app.gateway.contracts import endpoint
 from app.models import Household, User
 from tests.conftest import BASE_CONFIG, watch_read_only_transactions
@@ -47,7 +47,7 @@ def write_lock_is_free(database_url: str) -> bool:
 def test_a_session_takes_the_write_lock_with_its_first_statement(
     app: Flask, database_url: str
 ) -> None:
-    with app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(app)() as session:
         session.execute(select(User.id)).all()  # a read, yet the lock is taken
         assert not write_lock_is_free(database_url)
         session.rollback()

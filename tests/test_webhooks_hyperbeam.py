@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
+from app.db import SESSIONS
 from app.models import WebhookEvent
+from app.plugins import PLUGINS
 from tests.buyflow_services import INTERNAL_CONFIG, Family, build_family
 from tests.helpers import snapshot
 
@@ -43,7 +45,7 @@ def family(make_app) -> Family:  # type: ignore[no-untyped-def]
 
 
 def events(family: Family) -> list[WebhookEvent]:
-    with family.app.extensions["hearthgate.db"]() as session:
+    with SESSIONS.get(family.app)() as session:
         return list(session.scalars(select(WebhookEvent)))
 
 
@@ -190,7 +192,7 @@ def test_enforced_without_secret_is_refused_in_production() -> None:
 def test_the_plugin_is_registered_through_the_hook(family: Family) -> None:
     from app.plugins import describe
 
-    [info] = [i for i in describe(family.app.extensions["hearthgate.plugins"])
+    [info] = [i for i in describe(PLUGINS.get(family.app))
               if i.name == "plugins.hyperbeam"]
     assert info.hooks == ("startup_checks", "webhook_verifiers") and info.builtin
 

@@ -31,7 +31,10 @@ from flask import Flask
 from sqlalchemy.exc import OperationalError
 
 from app.audit import writer
+from app.db import SESSIONS
 from app.hookspecs import hookimpl
+from app.plugins import PLUGINS
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +130,7 @@ class AnomalySink:
               details: dict[str, Any]) -> None:
         log.warning("security alert %s for %s (after %s %s seq %s)", signal, subject,
                     event.get("action"), event.get("chain"), event.get("seq"))
-        factory = self.app.extensions["hearthgate.db"]
+        factory = SESSIONS.get(self.app)
         for attempt in range(ALERT_ATTEMPTS):
             try:
                 with self.app.app_context(), factory() as session:
@@ -154,10 +157,13 @@ def _hour(created_at: str) -> int | None:
         return None
 
 
+ANOMALY_SINK: Slot[AnomalySink] = Slot("audit.anomaly")  # unset while AUDIT_ANOMALY_ENABLED is off
+
+
 def init_anomaly(app: Flask) -> AnomalySink | None:
     if not app.config.get("AUDIT_ANOMALY_ENABLED"):
         return None
     sink = AnomalySink(app)
-    app.extensions["hearthgate.plugins"].register(sink, name="hearthgate.audit.anomaly")
-    app.extensions["hearthgate.audit.anomaly"] = sink
+    PLUGINS.get(app).register(sink, name="hearthgate.audit.anomaly")
+    ANOMALY_SINK.set(app, sink)
     return sink

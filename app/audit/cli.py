@@ -18,7 +18,7 @@ from app.audit.proofs import NotYetCheckpointed, build_proof, find_event, verify
 from app.audit.signing import PublicKeys, public_pem, signer
 from app.audit.verify import Report, verify_database
 from app.audit.witness import FileWitness, checkpointer
-from app.db import Database
+from app.db import SESSIONS, Database
 
 audit_cli = AppGroup("audit", help="Verify, checkpoint and export the audit trail.")
 
@@ -42,7 +42,7 @@ def _print(report: Report) -> None:
 
 
 def _session() -> Session:
-    session: Session = current_app.extensions["hearthgate.db"]()
+    session: Session = SESSIONS.get()()
     return session
 
 

@@ -17,12 +17,12 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from flask import Flask, current_app
+from flask import Flask
 
 from app.audit.chain import canonical
+from app.state import Slot
 
 SIGNING_KEY_SETTING = "AUDIT_SIGNING_KEY"
-_EXTENSION = "hearthgate.audit.signer"
 
 
 def _b64(data: bytes) -> str:
@@ -126,16 +126,15 @@ def init_signing(app: Flask) -> None:
     """Load the signing key, or (outside production) generate one and keep it in the store."""
     from app.config import ConfigurationRefused
     from app.logs import redactor
-    from app.secrets import SecretStore, SecretStoreError
+    from app.secrets import SECRET_STORE, SecretStoreError
 
     pem = app.config.get(SIGNING_KEY_SETTING)
     if not pem:
         if app.config["HEARTHGATE_ENV"] == "production":
             raise ConfigurationRefused([f"{SIGNING_KEY_SETTING} is unset"])
         pem = generate_pem()
-        store: SecretStore = app.extensions["hearthgate.secrets"]
         try:
-            store.set(SIGNING_KEY_SETTING, pem)
+            SECRET_STORE.get(app).set(SIGNING_KEY_SETTING, pem)
         except SecretStoreError:
             pass  # a read-only store: the key lives in the configuration only
         app.logger.warning("%s is unset: a key was generated for this process only; checkpoints "
@@ -149,9 +148,11 @@ def init_signing(app: Flask) -> None:
         raise ConfigurationRefused(
             [f"{SIGNING_KEY_SETTING} is not an Ed25519 private key in PEM"]
         ) from None
-    app.extensions[_EXTENSION] = Signer(private_key)
+    SIGNER.set(app, Signer(private_key))
+
+
+SIGNER: Slot[Signer] = Slot("audit.signer")
 
 
 def signer(app: Flask | None = None) -> Signer:
-    found: Signer = (app or current_app).extensions[_EXTENSION]
-    return found
+    return SIGNER.get(app)

@@ -24,8 +24,10 @@ from sqlalchemy.orm import Session
 from app.audit.chain import event_record
 from app.audit.checkpoints import PENDING_KEY
 from app.background import BackgroundQueue
+from app.db import SESSIONS
 from app.models.audit import AuditEvent
 from app.plugins import call_impl, hook
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,13 @@ class SinkRelay(BackgroundQueue[dict[str, Any]]):
                               record["chain"], record["seq"])
 
 
+AUDIT_SINKS: Slot[SinkRelay] = Slot("audit_sinks")
+
+
 def init_sinks(app: Flask) -> SinkRelay:
     relay = SinkRelay(app, int(app.config["AUDIT_SINK_QUEUE_SIZE"]))
-    app.extensions["hearthgate.audit_sinks"] = relay
-    factory = app.extensions["hearthgate.db"]
+    AUDIT_SINKS.set(app, relay)
+    factory = SESSIONS.get(app)
 
     def forward(session: Session) -> None:
         if session.in_nested_transaction():

@@ -42,14 +42,14 @@ from app.audit.merkle import consistency_proof, leaf_hash, verify_consistency
 from app.audit.notes import Checkpoint, NoteError, open_note
 from app.audit.signing import signer
 from app.background import ProcessThread
-from app.db import utcnow
+from app.db import SESSIONS, utcnow
 from app.models.audit import AuditEvent
 from app.plugins import call_impl, hook
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
 Consistency = Callable[[int], list[bytes]]
-_EXTENSION = "hearthgate.audit.checkpointer"
 _SAFE_CHAIN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -244,7 +244,7 @@ class Checkpointer:
                 log.exception("audit checkpointer failed")
 
     def _work(self, due: list[str]) -> None:
-        factory = self.app.extensions["hearthgate.db"]
+        factory = SESSIONS.get(self.app)
         with self._working, self.app.app_context(), factory() as session:
             for chain in due:
                 try:
@@ -259,11 +259,14 @@ class Checkpointer:
             session.rollback()
 
 
+CHECKPOINTER: Slot[Checkpointer] = Slot("audit.checkpointer")
+
+
 def init_witnesses(app: Flask) -> Checkpointer:
     checkpointer = Checkpointer(app, float(app.config.get("AUDIT_CHECKPOINT_INTERVAL_SECONDS")
                                            or 0))
-    app.extensions[_EXTENSION] = checkpointer
-    factory = app.extensions["hearthgate.db"]
+    CHECKPOINTER.set(app, checkpointer)
+    factory = SESSIONS.get(app)
 
     def committed(session: Session) -> None:
         if session.in_nested_transaction():
@@ -286,6 +289,5 @@ def init_witnesses(app: Flask) -> Checkpointer:
 
 
 def checkpointer(app: Flask) -> Checkpointer:
-    found: Checkpointer = app.extensions[_EXTENSION]
-    return found
+    return CHECKPOINTER.get(app)
 

@@ -26,7 +26,7 @@ from app.audit.redaction import redact_details
 from app.audit.signing import signer
 from app.audit.witness import hand_to_witnesses
 from app.context import request_id
-from app.db import db, utcnow
+from app.db import SESSIONS, db, utcnow
 from app.models.audit import ERASED_ACTION, SYSTEM_CHAIN, AuditEvent
 
 APPEND_ATTEMPTS = 20
@@ -170,7 +170,7 @@ def record_denial(
     """
     if has_request_context() and g.get("_db_session") is not None:
         db.session.rollback()
-    factory = current_app.extensions["hearthgate.db"]
+    factory = SESSIONS.get()
     with factory() as session:
         event = _new_event(action, household_id=household_id, resource=resource,
                            decision="denied", details=details, principal_id=principal_id)

@@ -5,7 +5,9 @@ root. The route modules attach to them when the factory imports them; ``app.auth
 runs after the plugins and secrets are loaded (see ``create_app``).
 """
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
+
+from app.gateway.tokens import ACCESS_TOKENS
 
 bp = Blueprint("auth", __name__)
 wellknown = Blueprint("wellknown", __name__)
@@ -14,7 +16,7 @@ wellknown = Blueprint("wellknown", __name__)
 @wellknown.get("/.well-known/jwks.json")
 def jwks() -> Response:
     """Public keys of the internal signer (current and previous); empty for HS256."""
-    response = jsonify(current_app.extensions["hearthgate.tokens"].jwks())
+    response = jsonify(ACCESS_TOKENS.get().jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

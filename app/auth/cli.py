@@ -16,13 +16,14 @@ from app.auth.emails import InvalidEmail
 from app.auth.passwords import hash_password
 from app.auth.permissions import CATALOGUE, UnknownPermission, checked, default_permissions
 from app.auth.users import LOCAL_ISSUER, email_taken, normalise_email, normalised_or_none
+from app.db import SESSIONS
 from app.models import User
 
 users_cli = AppGroup("users", help="Users and their permissions.")
 
 
 def _session() -> Session:
-    session: Session = current_app.extensions["hearthgate.db"]()
+    session: Session = SESSIONS.get()()
     return session
 
 

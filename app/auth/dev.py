@@ -13,6 +13,8 @@ from app import clock
 from app.auth.permissions import effective_permissions
 from app.auth.users import upsert_identity
 from app.context import Principal
+from app.db import SESSIONS
+from app.gateway.principal import DEVELOPMENT_PRINCIPAL
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +24,13 @@ DEVELOPMENT_ISSUER = "development"
 def init_development_auth(app: Flask) -> None:
     production = app.config["HEARTHGATE_ENV"] == "production"
     if not app.config.get("DEVELOPMENT_AUTH_ENABLED") or production:
-        app.extensions.pop("hearthgate.dev_principal", None)
+        DEVELOPMENT_PRINCIPAL.pop(app)
         return
     email = str(app.config["DEVELOPMENT_AUTH_USER"])
     log.warning("development authentication is on: anonymous requests act as %s", email)
 
     def development_principal() -> Principal:
-        factory = app.extensions["hearthgate.db"]
+        factory = SESSIONS.get(app)
         with factory() as session:
             user = upsert_identity(session, DEVELOPMENT_ISSUER, email, email,
                                    email.split("@")[0])
@@ -39,4 +41,4 @@ def init_development_auth(app: Flask) -> None:
                              permissions=frozenset(permissions),
                              auth_time=clock.epoch(clock.now()))
 
-    app.extensions["hearthgate.dev_principal"] = development_principal
+    DEVELOPMENT_PRINCIPAL.set(app, development_principal)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field, model_validator
 
 from app.gateway.schemas import Body
+from app.hooktypes import LoginProvider
+from app.state import Slot
 
 
 class LoginIn(Body):
@@ -44,3 +46,7 @@ class LoginIn(Body):
         if self.id_token is not None and (self.email is not None or self.password is not None):
             raise ValueError("send idToken or email and password, not both")
         return self
+
+
+# The plugins' providers (hook login_providers), in order: a login goes to the first that accepts.
+LOGIN_PROVIDERS: Slot[list[LoginProvider]] = Slot("login_providers")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
 from app import audit
 from app.auth import bp, sessions
 from app.auth.oidc_keys import ProviderUnavailable
-from app.auth.providers import LoginIn
+from app.auth.providers import LOGIN_PROVIDERS, LoginIn
 from app.auth.schemas import LogoutIn, MeOut, RefreshIn, SessionOut, SessionPage, TokenOut
 from app.auth.throttle import login_throttle
 from app.context import Principal
@@ -22,8 +20,7 @@ from app.models import AuthSession, User
 
 
 def login_providers() -> list[LoginProvider]:
-    providers: list[LoginProvider] = current_app.extensions.get("hearthgate.login_providers", [])
-    return providers
+    return LOGIN_PROVIDERS.find() or []
 
 
 @bp.post("/auth/login")

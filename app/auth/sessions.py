@@ -26,7 +26,7 @@ from app.auth.permissions import effective_permissions
 from app.db import db, new_id
 from app.gateway.clientip import request_client_ip
 from app.gateway.errors import Conflict, Unauthorized
-from app.gateway.tokens import AccessTokens
+from app.gateway.tokens import ACCESS_TOKENS
 from app.models import AuthSession, RefreshToken, User
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,7 @@ def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None,
         "expires_at": now + _refresh_ttl(),
         "login_claims": _SQL_NULL if claims is None else claims,
     })
-    tokens: AccessTokens = current_app.extensions["hearthgate.tokens"]
-    minted = tokens.mint({
+    minted = ACCESS_TOKENS.get().mint({
         "sub": user.id,
         "email": user.email,
         "name": user.name,

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, current_app
+from flask import Flask
 from limits import RateLimitItem, parse
 from limits.strategies import RateLimiter
 
@@ -31,6 +31,7 @@ from app.ratelimit.fallback import StorageWithFallback
 from app.ratelimit.policy import TooManyRequests, too_many_requests
 from app.ratelimit.setup import rate_limit_storage
 from app.ratelimit.storage import hashed_key
+from app.state import Slot
 
 NAMESPACE = "hearthgate-login-failures"
 
@@ -103,12 +104,12 @@ class LoginThrottle:
         return self.storage.fail_closed(operation, self.strategy)
 
 
+LOGIN_THROTTLE: Slot[LoginThrottle] = Slot("login_throttle")
+
+
 def init_throttle(app: Flask) -> None:
-    app.extensions["hearthgate.login_throttle"] = LoginThrottle(
-        dict(app.config), rate_limit_storage(app)
-    )
+    LOGIN_THROTTLE.set(app, LoginThrottle(dict(app.config), rate_limit_storage(app)))
 
 
 def login_throttle() -> LoginThrottle:
-    throttle: LoginThrottle = current_app.extensions["hearthgate.login_throttle"]
-    return throttle
+    return LOGIN_THROTTLE.get()

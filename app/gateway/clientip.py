@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
-TRUSTED_PROXIES_KEY = "hearthgate.trusted_proxy_count"
+from app.state import Slot
+
+TRUSTED_PROXIES: Slot[int] = Slot("trusted_proxy_count")  # TRUSTED_PROXY_COUNT, parsed once
 
 
 def _parse_ip(value: str) -> str | None:
@@ -40,7 +42,7 @@ def client_ip(remote_addr: str | None, forwarded_for: list[str], trusted: int) -
 
 
 def init_client_ip(app: Flask) -> None:
-    app.extensions[TRUSTED_PROXIES_KEY] = int(app.config["TRUSTED_PROXY_COUNT"])
+    TRUSTED_PROXIES.set(app, int(app.config["TRUSTED_PROXY_COUNT"]))
 
 
 def request_client_ip() -> str:
@@ -50,6 +52,6 @@ def request_client_ip() -> str:
         ip = g.client_ip = client_ip(
             request.remote_addr,
             request.headers.getlist("X-Forwarded-For"),
-            current_app.extensions[TRUSTED_PROXIES_KEY],
+            TRUSTED_PROXIES.get(),
         )
     return ip

@@ -5,7 +5,7 @@ The request path, top to bottom (DESIGN.md "One request, one path"):
     request id                 app.gateway.headers (a WSGI layer around the app)
     authentication             public, bearer (Principal) or internal token
     client IP                  app.gateway.clientip, when a rate limit or a login asks for it
-    rate limit                 app.ratelimit.policy (app.extensions["hearthgate.limiter"]), when on
+    rate limit                 RATE_LIMIT (app.ratelimit.policy), when on
     body / query schema        pydantic; unknown fields dropped
     permissions                all of ``permissions`` or 403
     household + role           HouseholdScope from the path's household_id; roles, else 403
@@ -44,6 +44,7 @@ from app.gateway.errors import Forbidden, NotFound, Unauthorized, ValidationErro
 from app.gateway.jsonbody import read_json_body, refuse_unstorable_pairs
 from app.gateway.principal import authenticate_bearer, check_internal_token
 from app.gateway.tenancy import HouseholdLock, HouseholdScope, load_scope
+from app.state import Slot
 
 Auth = Literal["public", "bearer", "internal"]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -198,7 +199,8 @@ def endpoint(
             try:
                 _authenticate(call)
             finally:
-                _rate_limit(call)  # a failed authentication costs the client IP's quota too
+                if (rate_limit := RATE_LIMIT.find()) is not None:
+                    rate_limit(call)  # a failed authentication costs the client IP's quota too
             _validate_input(call)
             _check_permissions(call)
             if contract.household:
@@ -247,10 +249,9 @@ def _authenticate(call: Call) -> None:
             call.service = contract.internal_token[0]
 
 
-def _rate_limit(call: Call) -> None:
-    limiter = current_app.extensions.get("hearthgate.limiter")
-    if limiter is not None:
-        limiter(call)
+# The rate limit (429) every contract applies after authentication: app.gateway.limits installs
+# its limiter here, unless RATELIMIT_ENABLED is off. The gateway names the step, not the limiter.
+RATE_LIMIT: Slot[Callable[[Call], None]] = Slot("rate_limit")
 
 
 def validation_details(exc: PydanticValidationError) -> list[dict[str, str]]:

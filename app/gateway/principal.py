@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 
 from flask import current_app, g, request
 
 from app.context import Principal
 from app.gateway.errors import Unauthorized
-from app.gateway.tokencache import VerifiedTokens
+from app.gateway.tokencache import VERIFIED_TOKENS
 from app.gateway.tokens import TokenError
+from app.state import Slot
 
 log = logging.getLogger(__name__)
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name
+
+# The caller of a request without a token, set only while DEVELOPMENT_AUTH_ENABLED (app.auth.dev).
+DEVELOPMENT_PRINCIPAL: Slot[Callable[[], Principal]] = Slot("dev_principal")
 
 
 def authenticate_bearer() -> Principal:
@@ -23,7 +28,7 @@ def authenticate_bearer() -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
-        dev = current_app.extensions.get("hearthgate.dev_principal")
+        dev = DEVELOPMENT_PRINCIPAL.find()
         if dev is not None:
             principal: Principal = dev()
             g.principal = principal
@@ -31,9 +36,8 @@ def authenticate_bearer() -> Principal:
         raise Unauthorized("Missing bearer token")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Malformed Authorization header", invalid_token=True)
-    verified: VerifiedTokens = current_app.extensions["hearthgate.verified_tokens"]
     try:
-        principal = verified.principal(token.strip())
+        principal = VERIFIED_TOKENS.get().principal(token.strip())
     except TokenError as exc:
         log.info("bearer token rejected: %s", exc)
         raise Unauthorized("Invalid or expired token", invalid_token=True) from None

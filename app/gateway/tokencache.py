@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 from app.context import Principal, principal_from_claims
 from app.gateway.tokens import AccessTokens
+from app.state import Slot
 
 
 class VerifiedTokens:
@@ -42,3 +43,6 @@ class VerifiedTokens:
             if len(self._verified) > self._size:
                 self._verified.popitem(last=False)
         return principal
+
+
+VERIFIED_TOKENS: Slot[VerifiedTokens] = Slot("verified_tokens")

@@ -16,6 +16,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OctKey, import_key
 
 from app.config import ConfigurationRefused
+from app.state import Slot
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JOSE type name
 ASYMMETRIC = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP", "Ed25519": "OKP"}
@@ -146,3 +147,6 @@ class AccessTokens:
         if not isinstance(decoded.claims.get("permissions", []), list):
             raise TokenError("permissions is not a list")
         return dict(decoded.claims)
+
+
+ACCESS_TOKENS: Slot[AccessTokens] = Slot("tokens")

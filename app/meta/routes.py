@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from app.gateway.openapi import build_openapi
 from app.meta import bp
 from app.readiness import run_checks
+from app.state import Slot
+
+OPENAPI: Slot[dict[str, Any]] = Slot("openapi")  # the document, built on first request
 
 
 @bp.get("/healthz")
@@ -32,7 +37,7 @@ def readyz() -> ResponseReturnValue:
 
 @bp.get("/api/openapi.json")
 def openapi() -> ResponseReturnValue:
-    document = current_app.extensions.get("hearthgate.openapi")
+    document = OPENAPI.find()
     if document is None:
-        document = current_app.extensions["hearthgate.openapi"] = build_openapi(current_app)
+        document = OPENAPI.set(current_app, build_openapi(current_app))
     return jsonify(document)

@@ -1,7 +1,7 @@
 """The rate limits of the endpoint contracts (API.md "Rate limits") and the 429 they answer.
 
 The contract wrapper calls ``ContractLimiter`` right after authentication
-(``app.extensions["hearthgate.limiter"]``), so that the key is the *verified* ``sub``. Buckets:
+(``app.ratelimit.setup.LIMITER``), so that the key is the *verified* ``sub``. Buckets:
 one per caller across all routes (``RATELIMIT_AUTHENTICATED`` keyed by ``sub``,
 ``RATELIMIT_INTERNAL`` by the verified internal token's name, ``RATELIMIT_ANONYMOUS`` by client
 IP), plus one per caller and endpoint when a contract declares its own ``rate_limit``.

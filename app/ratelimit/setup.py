@@ -11,18 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from limits import RateLimitItem, parse
 
 from app.config import ConfigurationError
+from app.gateway.contracts import RATE_LIMIT
 from app.plugins import hook
 from app.ratelimit.fallback import StorageWithFallback
 from app.ratelimit.policy import ContractLimiter
 from app.ratelimit.storage import open_storage, storage_uri, strategy_name
 from app.readiness import add_check
+from app.state import Slot
 
-STORAGE_KEY = "hearthgate.ratelimit_storage"
-LIMITER_KEY = "hearthgate.limiter"
+STORAGE: Slot[StorageWithFallback] = Slot("ratelimit_storage")  # one per app, always opened
+LIMITER: Slot[ContractLimiter] = Slot("limiter")  # unset while RATELIMIT_ENABLED is off
 
 
 def init_rate_limits(app: Flask) -> ContractLimiter | None:
@@ -38,7 +40,7 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
             _limit_setting(config, "RATELIMIT_INTERNAL"),
         )
     storage = StorageWithFallback(open_storage(storage_uri(app, hook(app).limiter_storage)))
-    app.extensions[STORAGE_KEY] = storage
+    STORAGE.set(app, storage)
     if contract_limits is None:
         return None
     try:
@@ -56,7 +58,8 @@ def init_rate_limits(app: Flask) -> ContractLimiter | None:
         service=service,
         config=config,
     )
-    app.extensions[LIMITER_KEY] = limiter
+    LIMITER.set(app, limiter)
+    RATE_LIMIT.set(app, limiter)
     add_check(app, "ratelimit", storage.check)
     return limiter
 
@@ -70,6 +73,5 @@ def _limit_setting(config: Mapping[str, Any], name: str) -> RateLimitItem:
 
 def rate_limit_storage(app: Flask | None = None) -> StorageWithFallback:
     """The application's one rate-limit storage (``current_app``'s by default)."""
-    storage: StorageWithFallback = (app or current_app).extensions[STORAGE_KEY]
-    return storage
+    return STORAGE.get(app)
 

@@ -11,14 +11,17 @@ from flask import Flask
 
 from app.hooktypes import Verifier
 from app.plugins import hook
+from app.state import Slot
+
+VERIFIERS: Slot[dict[str, Verifier]] = Slot("webhook_verifiers")  # filled on first use
 
 
 def verifiers(app: Flask) -> dict[str, Verifier]:
     """Every plugin's verifiers by provider name, collected once per application."""
-    found: dict[str, Verifier] | None = app.extensions.get("hearthgate.webhook_verifiers")
+    found = VERIFIERS.find(app)
     if found is None:
         found = {}
         for provided in hook(app).webhook_verifiers(app=app):
             found.update(provided or {})
-        app.extensions["hearthgate.webhook_verifiers"] = found
+        VERIFIERS.set(app, found)
     return found
