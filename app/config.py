@@ -48,6 +48,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_POOL_SIZE", "int", 5, "connections per worker (PostgreSQL)"),
     Setting("DATABASE_CONNECT_TIMEOUT_SECONDS", "int", 2,
             "seconds before a database connection attempt gives up (then 503)"),
+    Setting("DATABASE_ROW_SECURITY", "bool", True,
+            "PostgreSQL: tell the database who asks at each transaction's start, for its "
+            "row-level security policies (off: the policies admit nothing; refused in "
+            "production; only to measure the settings' cost)"),
     Setting("SECRET_STORE_URL", "str", "memory://", "secret store, see 'Secret stores'",
             production="env://"),
     Setting("SECRET_STORE_CACHE_TTL_SECONDS", "int", 0,
@@ -415,6 +419,12 @@ def _limiter_storage(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _row_security_off(c: Mapping[str, Any]) -> str | None:
+    if not c.get("DATABASE_ROW_SECURITY", True):
+        return "DATABASE_ROW_SECURITY is off (PostgreSQL's row-level security would admit nothing)"
+    return None
+
+
 def _secret_store(c: Mapping[str, Any]) -> str | None:
     if str(c.get("SECRET_STORE_URL", "")).startswith("memory://"):
         return "SECRET_STORE_URL is memory:// (development only)"
@@ -443,6 +453,7 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _jwt_private_key,
     _flag("DEVELOPMENT_AUTH_ENABLED", "DEVELOPMENT_AUTH_ENABLED is true"),
     _flag("DEBUG", "DEBUG is true"),
+    _row_security_off,
     _flag("DEMO_HELPERS_ENABLED", "DEMO_HELPERS_ENABLED is true"),
     _required_token("REQUIRE_BUYFLOW_INTERNAL_TOKEN", "BUYFLOW_INTERNAL_TOKEN"),
     _required_token("REQUIRE_INTERNAL_EVENT_TOKEN", "ORCHESTRATOR_INTERNAL_TOKEN"),

@@ -11,7 +11,9 @@ first, waiting up to the busy timeout, and concurrent writers queue instead of f
 do on PostgreSQL's row locks. Reads do not queue: a request the gateway knows to be read-only
 (``GET`` without ``writes=True``) gets a session on ``Database.reader``, whose ``BEGIN`` is
 deferred, as are connections taken from the engine itself (readiness, exports). On PostgreSQL
-both begin alike.
+both begin alike, and every transaction of the engine, a session's or a raw connection's, starts
+by telling the database who is asking (``app.rowsecurity``): the row-level security policies
+read it, and it ends with the transaction.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from app.rowsecurity import apply_scope, current_scope, refuse_bypassing_role
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -122,6 +126,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _row_security(app: Flask, engine: Engine) -> None:
+    """Each transaction begins with its scope (``DATABASE_ROW_SECURITY``: off only to measure
+    what the settings cost; the policies then admit nothing). Production refuses a role that
+    row-level security does not bind: checked now, and on the first connection should the
+    database be unreachable at start."""
+    if app.config["DATABASE_ROW_SECURITY"]:
+        event.listen(engine, "begin", _postgres_begin)
+    if app.config["HEARTHGATE_ENV"] != "production":
+        return
+    event.listen(engine, "first_connect", lambda dbapi, _record: refuse_bypassing_role(dbapi))
+    try:
+        with engine.connect():
+            pass  # first_connect ran the check
+    except OperationalError:
+        pass  # unreachable now: the first connection that succeeds is checked
+
+
+def _postgres_begin(connection: Any) -> None:
+    # Straight to the driver, as the transaction's first statement (no SQLAlchemy events).
+    apply_scope(connection.connection.driver_connection, current_scope())
+
+
 class Database:
     """Flask extension holding the engine and handing out the request's session."""
 
@@ -134,6 +160,8 @@ class Database:
             pool_size=app.config["DATABASE_POOL_SIZE"],
             connect_timeout=app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
         )
+        if engine.dialect.name == "postgresql":
+            _row_security(app, engine)
         app.extensions["hearthgate.db.engine"] = engine
         # Sessions write unless told otherwise (module docstring): a forgotten declaration
         # costs a reader some waiting, never a writer a 503.
