@@ -7,8 +7,9 @@ engine's ``begin``, which every session and every raw connection goes through) s
 with none of them, and the next request's transaction starts from nothing. They come from:
 
 - the verified principal (``g.principal``, set by the gateway from a bearer token):
-  ``hearthgate.user_id``, and ``hearthgate.households`` computed in SQL from that user's own
-  member rows in the same statement;
+  ``hearthgate.user_id``, and computed in SQL in the same statement from that user's own rows:
+  ``hearthgate.households`` (member rows), ``hearthgate.email`` and ``hearthgate.email_verified``
+  (user row);
 - the route, for callers that are not a user: the internal routes after the gateway checked
   their token (``hearthgate.service`` is the token setting's name), the signed webhook, and the
   anonymous identity flows (``hearthgate.flow``), each by its endpoint in ``ROUTE_SCOPES``;
@@ -46,10 +47,17 @@ ROUTE_SCOPES: dict[str, tuple[str, str]] = {
     "oidc_flow.exchange": ("flow", "oidc"),
 }
 
+# The user id first: the subqueries that follow are under the policies, which admit the user's
+# own rows once it is set (PostgreSQL evaluates the target list in order, each sub-select when
+# first reached).
 _USER = (
     "SELECT set_config('hearthgate.user_id', %(user)s, true), "
     "set_config('hearthgate.households', (SELECT coalesce(string_agg(household_id, ','), '') "
-    "FROM members WHERE user_id = %(user)s), true)"
+    "FROM members WHERE user_id = %(user)s), true), "
+    "set_config('hearthgate.email', coalesce((SELECT email FROM users WHERE id = %(user)s), ''), "
+    "true), "
+    "set_config('hearthgate.email_verified', coalesce((SELECT 'yes' FROM users WHERE id = "
+    "%(user)s AND email_verified_at IS NOT NULL), ''), true)"
 )
 _SERVICE = "SELECT set_config('hearthgate.service', %(name)s, true)"
 _FLOW = "SELECT set_config('hearthgate.flow', %(name)s, true)"

@@ -22,6 +22,11 @@ transaction with ``set_config(..., true)``; when none is set nothing is visible:
     cannot ask ``members`` in its own policy (infinite recursion), so its policy reads this
     setting; every other table asks "this setting, or EXISTS a member row of this user" (the
     EXISTS admits a household this very transaction joined or created).
+``hearthgate.email``, ``hearthgate.email_verified``
+    The user's address and whether it is proved (``yes``), read in the same statement from the
+    user's own row: an invitee reads the invitations to their address (and the household's and
+    inviter's names), and decides them and joins only with a proved address. ``users`` and
+    ``invitations`` ask each other otherwise (recursion).
 ``hearthgate.service``
     A machine caller the gateway verified, named by its token setting: ``BUYFLOW_INTERNAL_TOKEN``
     (cart-ready, failed), ``ORCHESTRATOR_INTERNAL_TOKEN`` (events, artifacts) and
@@ -64,6 +69,8 @@ UID = "current_setting('hearthgate.user_id', true)"
 HOUSEHOLDS = "string_to_array(current_setting('hearthgate.households', true), ',')"
 SERVICE = "current_setting('hearthgate.service', true)"
 FLOW = "current_setting('hearthgate.flow', true)"
+EMAIL = "current_setting('hearthgate.email', true)"
+EMAIL_VERIFIED = "current_setting('hearthgate.email_verified', true)"
 
 SYSTEM = f"{SERVICE} = 'system'"
 BUYFLOW = "'BUYFLOW_INTERNAL_TOKEN'"
@@ -84,8 +91,7 @@ def member(column: str) -> str:
 
 
 def verified_address_of_caller() -> str:
-    return (f"(SELECT hg_u.email FROM users hg_u WHERE hg_u.id = {UID} "
-            "AND hg_u.email_verified_at IS NOT NULL)")
+    return f"(CASE WHEN {EMAIL_VERIFIED} = 'yes' THEN {EMAIL} END)"
 
 
 HOUSEHOLD_DATA = (
@@ -109,6 +115,8 @@ def policies() -> list[Policy]:
         ("users", "hg_own", "ALL", f"id = {UID}", f"id = {UID}"),
         ("users", "hg_co_member", "SELECT", f"EXISTS (SELECT 1 FROM members hg_m WHERE "
          f"hg_m.user_id = users.id AND hg_m.household_id = ANY({HOUSEHOLDS}))", None),
+        ("users", "hg_inviter", "SELECT", "EXISTS (SELECT 1 FROM invitations hg_i WHERE "
+         f"hg_i.invited_by = users.id AND hg_i.email = {EMAIL})", None),
         ("users", "hg_flow", "ALL", f"{FLOW} IN ({IDENTITY_FLOWS})", f"{FLOW} IN ({IDENTITY_FLOWS})"),
         ("refresh_tokens", "hg_own", "ALL", own_user, own_user),
         ("refresh_tokens", "hg_flow", "ALL", f"{FLOW} IN ({SESSION_FLOWS})",
@@ -144,7 +152,8 @@ def policies() -> list[Policy]:
          f"AND hg_h.{CREATED_HERE})) OR EXISTS (SELECT 1 FROM invitations hg_i WHERE "
          "hg_i.household_id = members.household_id AND hg_i.role = members.role AND "
          f"hg_i.email = {verified_address_of_caller()}))"),
-        ("invitations", "hg_invitee", "SELECT", f"email = {verified_address_of_caller()}", None),
+        # The invitee (by address, verified or not: the route tells an unverified one why).
+        ("invitations", "hg_invitee", "SELECT", f"email = {EMAIL}", None),
         ("invitations", "hg_invitee_decide", "UPDATE", f"email = {verified_address_of_caller()}",
          f"email = {verified_address_of_caller()}"),
         ("idempotency_keys", "hg_own", "ALL",
@@ -165,21 +174,28 @@ def policies() -> list[Policy]:
     return rows
 
 
+def _invitee(column: str) -> str:
+    """``column`` names a household that invited the caller's address, the invitation pending or
+    decided by the caller in this very transaction: accepting, declining and a refusal (an
+    unproved address) are recorded on the household's chain."""
+    return (f"EXISTS (SELECT 1 FROM invitations hg_i WHERE hg_i.household_id = {column} "
+            f"AND hg_i.email = {EMAIL} AND (hg_i.status = 'PENDING' OR "
+            f"(hg_i.decided_by = {UID} AND hg_i.{CREATED_HERE})))")
+
+
 def _audit_policies() -> list[Policy]:
-    """Chains: a household's (its members; callbacks), a user's own (that user; identity flows)
-    and the system chain (any request may read and append it)."""
+    """Chains: a household's (its members; its invitee deciding; callbacks), a user's own (that
+    user; identity flows) and the system chain (any request may read and append it)."""
     rows: list[Policy] = []
-    for table, household, not_household in (
-        ("audit_events", "household_id IS NOT NULL AND " + member("audit_events.household_id"),
-         "household_id IS NULL"),
-        ("audit_checkpoints", "chain LIKE 'hh\\_%' AND " + member("audit_checkpoints.chain"),
-         "chain NOT LIKE 'hh\\_%'"),
+    for table, column, is_household in (
+        ("audit_events", "audit_events.household_id", "household_id IS NOT NULL"),
+        ("audit_checkpoints", "audit_checkpoints.chain", "chain LIKE 'hh\\_%'"),
     ):
-        household_callbacks = ("household_id IS NOT NULL" if table == "audit_events"
-                               else "chain LIKE 'hh\\_%'") + f" AND {CALLBACKS}"
-        readable = (f"({household}) OR ({not_household} AND chain IN ({UID}, 'system')) "
-                    f"OR ({not_household} AND {FLOW} IN ({IDENTITY_FLOWS})) "
-                    f"OR ({household_callbacks})")
+        household = f"{is_household} AND {member(column)}"
+        readable = (f"({household}) OR (NOT ({is_household}) AND chain IN ({UID}, 'system')) "
+                    f"OR (NOT ({is_household}) AND {FLOW} IN ({IDENTITY_FLOWS})) "
+                    f"OR ({is_household} AND {CALLBACKS}) "
+                    f"OR ({is_household} AND {_invitee(column)})")
         rows += [(table, "hg_read", "SELECT", readable, None),
                  (table, "hg_append", "INSERT", None, readable),
                  # Erasure deletes a household's chain and its checkpoints (owners).
