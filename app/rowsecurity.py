@@ -21,6 +21,8 @@ A request that is none of these (an unknown public route) sets nothing and sees 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,12 +81,30 @@ def current_scope() -> Scope:
     principal = g.get("principal")
     if principal is not None:
         return Scope(user_id=str(principal.user_id))
+    if g.get(_FLOW_KEY):
+        return Scope(flow=str(g.get(_FLOW_KEY)))
     kind, name = ROUTE_SCOPES.get(request.endpoint or "", ("", ""))
     if kind == "service":
         return Scope(service=name)
     if kind == "flow":
         return Scope(flow=name)
     return Scope()
+
+
+_FLOW_KEY = "_rowsecurity_flow"
+
+
+@contextmanager
+def in_flow(name: str) -> Iterator[None]:
+    """Transactions begun inside run as the anonymous flow ``name`` (in a request without a
+    principal): the development user's sign-in (``development``), which happens before the
+    request has its principal."""
+    previous = g.get(_FLOW_KEY)
+    setattr(g, _FLOW_KEY, name)
+    try:
+        yield
+    finally:
+        setattr(g, _FLOW_KEY, previous)
 
 
 def apply_scope(dbapi_connection: Any, scope: Scope) -> None:

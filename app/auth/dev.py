@@ -13,6 +13,7 @@ from app import clock
 from app.auth.permissions import effective_permissions
 from app.auth.users import upsert_identity
 from app.context import Principal
+from app.rowsecurity import in_flow
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def init_development_auth(app: Flask) -> None:
 
     def development_principal() -> Principal:
         factory = app.extensions["hearthgate.db"]
-        with factory() as session:
+        with in_flow("development"), factory() as session:
             user = upsert_identity(session, DEVELOPMENT_ISSUER, email, email,
                                    email.split("@")[0])
             permissions = effective_permissions(user, None)

@@ -46,7 +46,9 @@ transaction with ``set_config(..., true)``; when none is set nothing is visible:
     - ``reset`` (password reset request and confirm): users, refresh tokens and auth sessions
       (a reset ends every session), audit chains of no household;
     - ``oidc`` (authorize, callback, exchange): login flows, users, refresh tokens, auth
-      sessions, audit chains of no household.
+      sessions, audit chains of no household;
+    - ``development`` (``DEVELOPMENT_AUTH_ENABLED``, refused in production): the development
+      user's sign-in before its request has a principal: users, audit chains of no household.
 
     Within those tables a flow is not narrowed to one row: the flow's own code does that with the
     credential it was given (an email, a token hash, a state hash). Invitations are read by the
@@ -77,7 +79,7 @@ BUYFLOW = "'BUYFLOW_INTERNAL_TOKEN'"
 ORCHESTRATOR = "'ORCHESTRATOR_INTERNAL_TOKEN'"
 WEBHOOK = "'webhook:hyperbeam'"
 CALLBACKS = f"{SERVICE} IN ({BUYFLOW}, {ORCHESTRATOR}, {WEBHOOK})"
-IDENTITY_FLOWS = "'login', 'refresh', 'register', 'verify_email', 'reset', 'oidc'"
+IDENTITY_FLOWS = "'login', 'refresh', 'register', 'verify_email', 'reset', 'oidc', 'development'"
 SESSION_FLOWS = "'login', 'refresh', 'reset', 'oidc'"
 # Own-transaction rows: a household this transaction inserted (its owner row is inserted next).
 CREATED_HERE = "xmin = pg_current_xact_id()::xid"
