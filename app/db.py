@@ -141,6 +141,8 @@ def _row_security(app: Flask, engine: Engine) -> None:
             pass  # first_connect ran the check
     except OperationalError:
         pass  # unreachable now: the first connection that succeeds is checked
+    finally:
+        engine.dispose()  # no pooled connection outlives a start that is refused later
 
 
 def _postgres_begin(connection: Any) -> None:

@@ -8,8 +8,8 @@ with none of them, and the next request's transaction starts from nothing. They 
 
 - the verified principal (``g.principal``, set by the gateway from a bearer token):
   ``hearthgate.user_id``, and computed in SQL in the same statement from that user's own rows:
-  ``hearthgate.households`` (member rows), ``hearthgate.email`` and ``hearthgate.email_verified``
-  (user row);
+  ``hearthgate.households`` (member rows) and ``hearthgate.email`` (the user row's address,
+  after ``v`` when it is proved, ``u`` when not);
 - the route, for callers that are not a user: the internal routes after the gateway checked
   their token (``hearthgate.service`` is the token setting's name), the signed webhook, and the
   anonymous identity flows (``hearthgate.flow``), each by its endpoint in ``ROUTE_SCOPES``;
@@ -56,10 +56,8 @@ _USER = (
     "SELECT set_config('hearthgate.user_id', %(user)s, true), "
     "set_config('hearthgate.households', (SELECT coalesce(string_agg(household_id, ','), '') "
     "FROM members WHERE user_id = %(user)s), true), "
-    "set_config('hearthgate.email', coalesce((SELECT email FROM users WHERE id = %(user)s), ''), "
-    "true), "
-    "set_config('hearthgate.email_verified', coalesce((SELECT 'yes' FROM users WHERE id = "
-    "%(user)s AND email_verified_at IS NOT NULL), ''), true)"
+    "set_config('hearthgate.email', coalesce((SELECT CASE WHEN email_verified_at IS NULL "
+    "THEN 'u' ELSE 'v' END || coalesce(email, '') FROM users WHERE id = %(user)s), ''), true)"
 )
 _SERVICE = "SELECT set_config('hearthgate.service', %(name)s, true)"
 _FLOW = "SELECT set_config('hearthgate.flow', %(name)s, true)"

@@ -22,9 +22,9 @@ transaction with ``set_config(..., true)``; when none is set nothing is visible:
     cannot ask ``members`` in its own policy (infinite recursion), so its policy reads this
     setting; every other table asks "this setting, or EXISTS a member row of this user" (the
     EXISTS admits a household this very transaction joined or created).
-``hearthgate.email``, ``hearthgate.email_verified``
-    The user's address and whether it is proved (``yes``), read in the same statement from the
-    user's own row: an invitee reads the invitations to their address (and the household's and
+``hearthgate.email``
+    The user's address, after ``v`` when it is proved and ``u`` when not, read in the same
+    statement from the user's own row: an invitee reads the invitations to their address (and the household's and
     inviter's names), and decides them and joins only with a proved address. ``users`` and
     ``invitations`` ask each other otherwise (recursion).
 ``hearthgate.service``
@@ -71,8 +71,9 @@ UID = "current_setting('hearthgate.user_id', true)"
 HOUSEHOLDS = "string_to_array(current_setting('hearthgate.households', true), ',')"
 SERVICE = "current_setting('hearthgate.service', true)"
 FLOW = "current_setting('hearthgate.flow', true)"
-EMAIL = "current_setting('hearthgate.email', true)"
-EMAIL_VERIFIED = "current_setting('hearthgate.email_verified', true)"
+# 'v' (proved) or 'u' (not proved) followed by the address.
+EMAIL = "substr(current_setting('hearthgate.email', true), 2)"
+EMAIL_VERIFIED = "left(current_setting('hearthgate.email', true), 1)"
 
 SYSTEM = f"{SERVICE} = 'system'"
 BUYFLOW = "'BUYFLOW_INTERNAL_TOKEN'"
@@ -93,7 +94,7 @@ def member(column: str) -> str:
 
 
 def verified_address_of_caller() -> str:
-    return f"(CASE WHEN {EMAIL_VERIFIED} = 'yes' THEN {EMAIL} END)"
+    return f"(CASE WHEN {EMAIL_VERIFIED} = 'v' THEN {EMAIL} END)"
 
 
 HOUSEHOLD_DATA = (
@@ -106,7 +107,9 @@ TABLES = (
     *HOUSEHOLD_DATA, "idempotency_keys", "audit_events", "audit_checkpoints",
 )
 
-# (table, policy, command, USING, WITH CHECK); None: the clause is absent.
+# (table, policy, command, USING, WITH CHECK); None: the clause is absent. PostgreSQL joins a
+# table's permissive policies with OR in the order of their names and stops at the first that
+# admits a row: the common case's policy is named ``hg_a_…`` so that it is asked first.
 Policy = tuple[str, str, str, str | None, str | None]
 
 
@@ -114,21 +117,21 @@ def policies() -> list[Policy]:
     rows: list[Policy] = [(t, "hg_system", "ALL", SYSTEM, SYSTEM) for t in TABLES]
     own_user = f"user_id = {UID}"
     rows += [
-        ("users", "hg_own", "ALL", f"id = {UID}", f"id = {UID}"),
+        ("users", "hg_a_own", "ALL", f"id = {UID}", f"id = {UID}"),
         ("users", "hg_co_member", "SELECT", f"EXISTS (SELECT 1 FROM members hg_m WHERE "
          f"hg_m.user_id = users.id AND hg_m.household_id = ANY({HOUSEHOLDS}))", None),
         ("users", "hg_inviter", "SELECT", "EXISTS (SELECT 1 FROM invitations hg_i WHERE "
          f"hg_i.invited_by = users.id AND hg_i.email = {EMAIL})", None),
         ("users", "hg_flow", "ALL", f"{FLOW} IN ({IDENTITY_FLOWS})", f"{FLOW} IN ({IDENTITY_FLOWS})"),
-        ("refresh_tokens", "hg_own", "ALL", own_user, own_user),
+        ("refresh_tokens", "hg_a_own", "ALL", own_user, own_user),
         ("refresh_tokens", "hg_flow", "ALL", f"{FLOW} IN ({SESSION_FLOWS})",
          f"{FLOW} IN ({SESSION_FLOWS})"),
-        ("auth_sessions", "hg_own", "ALL", own_user, own_user),
+        ("auth_sessions", "hg_a_own", "ALL", own_user, own_user),
         ("auth_sessions", "hg_flow", "ALL", f"{FLOW} IN ({SESSION_FLOWS})",
          f"{FLOW} IN ({SESSION_FLOWS})"),
         ("login_flows", "hg_flow", "ALL", f"{FLOW} = 'oidc'", f"{FLOW} = 'oidc'"),
         # Households: members; the creator of a household inserted in this transaction.
-        ("households", "hg_member", "ALL", member("households.id"), member("households.id")),
+        ("households", "hg_a_member", "ALL", member("households.id"), member("households.id")),
         ("households", "hg_create", "INSERT", None, f"created_by = {UID}"),
         ("households", "hg_created_here", "SELECT", f"created_by = {UID} AND {CREATED_HERE}", None),
         ("households", "hg_created_here_lock", "UPDATE", f"created_by = {UID} AND {CREATED_HERE}",
@@ -141,7 +144,7 @@ def policies() -> list[Policy]:
         ("households", "hg_callbacks", "SELECT", CALLBACKS, None),
         ("households", "hg_callbacks_lock", "UPDATE", CALLBACKS, CALLBACKS),
         # Members: no query of members here (recursion); the caller's households are a setting.
-        ("members", "hg_read", "SELECT", f"user_id = {UID} OR household_id = ANY({HOUSEHOLDS})",
+        ("members", "hg_a_read", "SELECT", f"user_id = {UID} OR household_id = ANY({HOUSEHOLDS})",
          None),
         ("members", "hg_change", "UPDATE", f"household_id = ANY({HOUSEHOLDS})",
          f"household_id = ANY({HOUSEHOLDS})"),
@@ -158,11 +161,11 @@ def policies() -> list[Policy]:
         ("invitations", "hg_invitee", "SELECT", f"email = {EMAIL}", None),
         ("invitations", "hg_invitee_decide", "UPDATE", f"email = {verified_address_of_caller()}",
          f"email = {verified_address_of_caller()}"),
-        ("idempotency_keys", "hg_own", "ALL",
+        ("idempotency_keys", "hg_a_own", "ALL",
          f"{own_user} AND {member('idempotency_keys.household_id')}",
          f"{own_user} AND {member('idempotency_keys.household_id')}"),
     ]
-    rows += [(t, "hg_member", "ALL", member(f"{t}.household_id"), member(f"{t}.household_id"))
+    rows += [(t, "hg_a_member", "ALL", member(f"{t}.household_id"), member(f"{t}.household_id"))
              for t in HOUSEHOLD_DATA]
     for table in ("purchase_intents", "purchase_requests"):
         rows += [(table, "hg_callbacks", "SELECT", CALLBACKS, None),
@@ -198,7 +201,7 @@ def _audit_policies() -> list[Policy]:
                     f"OR (NOT ({is_household}) AND {FLOW} IN ({IDENTITY_FLOWS})) "
                     f"OR ({is_household} AND {CALLBACKS}) "
                     f"OR ({is_household} AND {_invitee(column)})")
-        rows += [(table, "hg_read", "SELECT", readable, None),
+        rows += [(table, "hg_a_read", "SELECT", readable, None),
                  (table, "hg_append", "INSERT", None, readable),
                  # Erasure deletes a household's chain and its checkpoints (owners).
                  (table, "hg_erase", "DELETE", household, None)]
