@@ -243,6 +243,12 @@ def _limiter_storage(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _row_security_off(c: Mapping[str, Any]) -> str | None:
+    if not c.get("DATABASE_ROW_SECURITY", True):
+        return "DATABASE_ROW_SECURITY is off (PostgreSQL's row-level security would admit nothing)"
+    return None
+
+
 def _secret_store(c: Mapping[str, Any]) -> str | None:
     if str(c.get("SECRET_STORE_URL", "")).startswith("memory://"):
         return "SECRET_STORE_URL is memory:// (development only)"
@@ -271,6 +277,7 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _jwt_private_key,
     _flag("DEVELOPMENT_AUTH_ENABLED", "DEVELOPMENT_AUTH_ENABLED is true"),
     _flag("DEBUG", "DEBUG is true"),
+    _row_security_off,
     _flag("DEMO_HELPERS_ENABLED", "DEMO_HELPERS_ENABLED is true"),
     _required_token("REQUIRE_BUYFLOW_INTERNAL_TOKEN", "BUYFLOW_INTERNAL_TOKEN"),
     _required_token("REQUIRE_INTERNAL_EVENT_TOKEN", "ORCHESTRATOR_INTERNAL_TOKEN"),

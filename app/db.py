@@ -11,7 +11,9 @@ first, waiting up to the busy timeout, and concurrent writers queue instead of f
 do on PostgreSQL's row locks. Reads do not queue: a request the gateway knows to be read-only
 (``GET`` without ``writes=True``) gets a session on ``Database.reader``, whose ``BEGIN`` is
 deferred, as are connections taken from the engine itself (readiness, exports). On PostgreSQL
-both begin alike.
+both begin alike, and every transaction of the engine, a session's or a raw connection's, starts
+by telling the database who is asking (``app.rowsecurity``): the row-level security policies
+read it, and it ends with the transaction.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from app.rowsecurity import apply_scope, current_scope, refuse_bypassing_role
 from app.state import Slot
 
 NAMING = {
@@ -124,6 +127,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _row_security(app: Flask, engine: Engine) -> None:
+    """Each transaction begins with its scope (``DATABASE_ROW_SECURITY``: off only to measure
+    what the settings cost; the policies then admit nothing). Production refuses a role that
+    row-level security does not bind: checked now, and on the first connection should the
+    database be unreachable at start."""
+    if app.config["DATABASE_ROW_SECURITY"]:
+        event.listen(engine, "begin", _postgres_begin)
+    if app.config["HEARTHGATE_ENV"] != "production":
+        return
+    event.listen(engine, "first_connect", lambda dbapi, _record: refuse_bypassing_role(dbapi))
+    try:
+        with engine.connect():
+            pass  # first_connect ran the check
+    except OperationalError:
+        pass  # unreachable now: the first connection that succeeds is checked
+    finally:
+        engine.dispose()  # no pooled connection outlives a start that is refused later
+
+
+def _postgres_begin(connection: Any) -> None:
+    # Straight to the driver, as the transaction's first statement (no SQLAlchemy events).
+    apply_scope(connection.connection.driver_connection, current_scope())
+
+
 SESSIONS: Slot[sessionmaker[Session]] = Slot("db")  # sessions that write (module docstring)
 ENGINE: Slot[Engine] = Slot("db.engine")
 
@@ -140,6 +167,8 @@ class Database:
             pool_size=app.config["DATABASE_POOL_SIZE"],
             connect_timeout=app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
         )
+        if engine.dialect.name == "postgresql":
+            _row_security(app, engine)
         ENGINE.set(app, engine)
         # Sessions write unless told otherwise (module docstring): a forgotten declaration
         # costs a reader some waiting, never a writer a 503.

@@ -41,6 +41,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_POOL_SIZE", "int", 5, "connections per worker (PostgreSQL)"),
     Setting("DATABASE_CONNECT_TIMEOUT_SECONDS", "int", 2,
             "seconds before a database connection attempt gives up (then 503)"),
+    Setting("DATABASE_ROW_SECURITY", "bool", True,
+            "PostgreSQL: tell the database who asks at each transaction's start, for its "
+            "row-level security policies (off: the policies admit nothing; refused in "
+            "production; only to measure the settings' cost)"),
     Setting("SECRET_STORE_URL", "str", "memory://", "secret store, see 'Secret stores'",
             production="env://"),
     Setting("SECRET_STORE_CACHE_TTL_SECONDS", "int", 0,

@@ -1,7 +1,7 @@
 """The floor: a bare Flask app doing the secured read's data access and nothing else.
 
 The same two statements as ``GET /api/households/{id}/items?limit=20`` (membership, then a page of
-items), on the same engine settings, serialised with ``json.dumps``: no token, no rate limit, no
+items), on the same engine settings (on PostgreSQL after the same row-level security statement), serialised with ``json.dumps``: no token, no rate limit, no
 schema, no security headers. The secured read cannot be faster than this; the gap between the two
 is what the gateway itself costs.
 """
@@ -17,6 +17,7 @@ from app.db import build_engine
 from app.gateway.pagination import keyset_statement
 from app.gateway.tenancy import _SCOPE_QUERY
 from app.models import Item
+from app.rowsecurity import Scope, apply_scope
 
 app = Flask(__name__)
 engine = build_engine(os.environ["DATABASE_URL"])
@@ -33,6 +34,8 @@ def _iso(value: Any) -> str:
 @app.get("/bare-read/<household_id>/<user_id>")
 def bare_read(household_id: str, user_id: str) -> Response:
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            apply_scope(connection.connection.driver_connection, Scope(user_id=user_id))
         if connection.execute(_SCOPE_QUERY, {"household_id": household_id,
                                              "user_id": user_id}).first() is None:
             abort(404)

@@ -91,15 +91,23 @@ def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2) -> Iterator[s
         yield f"http://127.0.0.1:{port}"
 
 
-def database(kind: str, directory: Path, stack: ExitStack) -> str:
-    """The URL of an empty benchmark database: a new PostgreSQL server (stopped with ``stack``)
-    or a SQLite file in ``directory``."""
+BENCH_ROLE = "bench_app"  # owns the PostgreSQL database; no superuser: row-level security binds it
+
+
+def database(kind: str, directory: Path, stack: ExitStack, names: tuple[str, ...] = ("bench",)
+             ) -> str:
+    """The URL of an empty benchmark database: on a new PostgreSQL server (stopped with
+    ``stack``), owned and used by ``BENCH_ROLE`` as in production (each of ``names`` is created;
+    the first one's URL is returned, the others' differ by the name), or a SQLite file in
+    ``directory``."""
     if kind == "postgresql":
         from tests.services import postgres_server
 
         server = stack.enter_context(postgres_server())
-        server.psql("CREATE DATABASE bench")
-        return str(server.url("bench"))
+        server.psql(f"CREATE ROLE {BENCH_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+        for name in names:
+            server.psql(f"CREATE DATABASE {name} OWNER {BENCH_ROLE}")
+        return str(server.url(names[0], user=BENCH_ROLE))
     return f"sqlite:///{directory / 'bench.sqlite3'}"
 
 

@@ -29,6 +29,9 @@ pytest_plugins = (
 )
 
 DB_BACKEND = os.environ.get("HEARTHGATE_TEST_DB", "sqlite")
+# The PostgreSQL suite's role: it owns the database and its tables, and is neither a superuser
+# nor BYPASSRLS, so the row-level security policies (FORCE) bind every test, as in production.
+APP_ROLE = "hearthgate_app"
 TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef-not-for-production"
 
 BASE_CONFIG: dict[str, Any] = {
@@ -76,11 +79,13 @@ def postgres() -> Iterator[Postgres]:
 
 @pytest.fixture(scope="session")
 def migrated_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A database migrated once per session: a SQLite template file, or a PostgreSQL database."""
+    """A database migrated once per session: a SQLite template file, or a PostgreSQL database
+    owned by ``APP_ROLE``, migrated and used as that role."""
     if DB_BACKEND == "postgresql":
         server: Postgres = request.getfixturevalue("postgres")
-        server.psql("CREATE DATABASE hearthgate")
-        url = server.url("hearthgate")
+        server.psql(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+        server.psql(f"CREATE DATABASE hearthgate OWNER {APP_ROLE}")
+        url = server.url("hearthgate", user=APP_ROLE)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.sqlite3'}"
     migrate(url)

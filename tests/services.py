@@ -99,8 +99,8 @@ class Postgres:
     proc: subprocess.Popen[bytes]
     settings: tuple[str, ...] = ()  # extra ``-c name=value`` server settings
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{database}"
 
     def psql(self, sql: str, database: str = "postgres") -> None:
         import psycopg

@@ -221,8 +221,10 @@ def test_oidc_addresses_are_verified_by_an_explicit_claim(
                               "email": "Ida@Example.test", "name": "Ida"}
     if claim is not None:
         claims["email_verified"] = claim
+    from app.rowsecurity import in_flow
+
     provider = OidcLogin.__new__(OidcLogin)
-    with app.test_request_context():
+    with app.test_request_context(), in_flow("oidc"):  # as in the provider's callback
         from app.db import db
 
         user = provider.user_for(claims)

@@ -49,9 +49,14 @@ def world(make_app: Any) -> dict[str, Any]:
     from app.auth import sessions
 
     with app.test_request_context():
+        from flask import g
+
+        from app.context import Principal
         from app.db import db
         from app.models import User
 
+        # A request acts for its principal (on PostgreSQL the database admits that user's rows).
+        g.principal = Principal(user_id=invitee.id, email=invitee.email, name=None)
         user = db.session.get(User, invitee.id)
         assert user is not None
         pair = sessions.start_session(user, "test")

@@ -524,6 +524,7 @@ SWEEP: list[Refusal] = [
     Refusal("jwt-algorithm-unsupported", "AUTH_JWT_ALGORITHM", {"AUTH_JWT_ALGORITHM": "HS512"}),
     Refusal("development-auth", "DEVELOPMENT_AUTH_ENABLED", {"DEVELOPMENT_AUTH_ENABLED": True}),
     Refusal("debug", "DEBUG", {"DEBUG": True}),
+    Refusal("row-security-off", "DATABASE_ROW_SECURITY", {"DATABASE_ROW_SECURITY": False}),
     Refusal("demo-helpers", "DEMO_HELPERS_ENABLED", {"DEMO_HELPERS_ENABLED": True}),
     Refusal("buyflow-token-not-required", "REQUIRE_BUYFLOW_INTERNAL_TOKEN",
             {"REQUIRE_BUYFLOW_INTERNAL_TOKEN": False}),

@@ -15,6 +15,7 @@ from app.auth.users import upsert_identity
 from app.context import Principal
 from app.db import SESSIONS
 from app.gateway.principal import DEVELOPMENT_PRINCIPAL
+from app.rowsecurity import in_flow
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def init_development_auth(app: Flask) -> None:
 
     def development_principal() -> Principal:
         factory = SESSIONS.get(app)
-        with factory() as session:
+        with in_flow("development"), factory() as session:
             user = upsert_identity(session, DEVELOPMENT_ISSUER, email, email,
                                    email.split("@")[0])
             permissions = effective_permissions(user, None)

@@ -1,0 +1,140 @@
+"""Who the database is told is asking: the settings that PostgreSQL's row-level security policies
+read (``migrations/versions/r1_row_level_security.py`` describes each policy).
+
+One statement at the start of every transaction of the engine (``app.db`` listens to the
+engine's ``begin``, which every session and every raw connection goes through) sets them with
+``set_config(name, value, true)``: transaction-local, so a pooled connection returns to the pool
+with none of them, and the next request's transaction starts from nothing. They come from:
+
+- the verified principal (``g.principal``, set by the gateway from a bearer token):
+  ``hearthgate.user_id``, and computed in SQL in the same statement from that user's own rows:
+  ``hearthgate.households`` (member rows) and ``hearthgate.email`` (the user row's address,
+  after ``v`` when it is proved, ``u`` when not);
+- the route, for callers that are not a user: the internal routes after the gateway checked
+  their token (``hearthgate.service`` is the token setting's name), the signed webhook, and the
+  anonymous identity flows (``hearthgate.flow``), each by its endpoint in ``ROUTE_SCOPES``;
+- outside any request (command line, the process's timers and queue): ``hearthgate.service =
+  'system'``, which the policies admit everywhere. A request never gets it.
+
+A request that is none of these (an unknown public route) sets nothing and sees nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from flask import g, has_request_context, request
+
+SYSTEM = "system"
+
+# Routes whose callers are not a user: endpoint → ("service" | "flow", name). The internal
+# routes' names are their token settings (checked by the gateway before the view runs).
+ROUTE_SCOPES: dict[str, tuple[str, str]] = {
+    "internal.cart_ready": ("service", "BUYFLOW_INTERNAL_TOKEN"),
+    "internal.failed": ("service", "BUYFLOW_INTERNAL_TOKEN"),
+    "internal.event": ("service", "ORCHESTRATOR_INTERNAL_TOKEN"),
+    "internal.artifact": ("service", "ORCHESTRATOR_INTERNAL_TOKEN"),
+    "webhooks.hyperbeam": ("service", "webhook:hyperbeam"),
+    "auth.login": ("flow", "login"),
+    "auth.refresh": ("flow", "refresh"),
+    "passwords.register": ("flow", "register"),
+    "passwords.verify_email": ("flow", "verify_email"),
+    "passwords.reset_password": ("flow", "reset"),
+    "passwords.reset_password_confirm": ("flow", "reset"),
+    "oidc_flow.authorize": ("flow", "oidc"),
+    "oidc_flow.callback": ("flow", "oidc"),
+    "oidc_flow.exchange": ("flow", "oidc"),
+}
+
+# The user id first: the subqueries that follow are under the policies, which admit the user's
+# own rows once it is set (PostgreSQL evaluates the target list in order, each sub-select when
+# first reached).
+_USER = (
+    "SELECT set_config('hearthgate.user_id', %(user)s, true), "
+    "set_config('hearthgate.households', (SELECT coalesce(string_agg(household_id, ','), '') "
+    "FROM members WHERE user_id = %(user)s), true), "
+    "set_config('hearthgate.email', coalesce((SELECT CASE WHEN email_verified_at IS NULL "
+    "THEN 'u' ELSE 'v' END || coalesce(email, '') FROM users WHERE id = %(user)s), ''), true)"
+)
+_SERVICE = "SELECT set_config('hearthgate.service', %(name)s, true)"
+_FLOW = "SELECT set_config('hearthgate.flow', %(name)s, true)"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One of: a user, a service (``system`` included), an anonymous flow; or nothing."""
+
+    user_id: str = ""
+    service: str = ""
+    flow: str = ""
+
+
+def current_scope() -> Scope:
+    """The scope of whatever is running now (module docstring)."""
+    if not has_request_context():
+        return Scope(service=SYSTEM)
+    principal = g.get("principal")
+    if principal is not None:
+        return Scope(user_id=str(principal.user_id))
+    if g.get(_FLOW_KEY):
+        return Scope(flow=str(g.get(_FLOW_KEY)))
+    kind, name = ROUTE_SCOPES.get(request.endpoint or "", ("", ""))
+    if kind == "service":
+        return Scope(service=name)
+    if kind == "flow":
+        return Scope(flow=name)
+    return Scope()
+
+
+_FLOW_KEY = "_rowsecurity_flow"
+
+
+@contextmanager
+def in_flow(name: str) -> Iterator[None]:
+    """Transactions begun inside run as the anonymous flow ``name`` (in a request without a
+    principal): the development user's sign-in (``development``), which happens before the
+    request has its principal."""
+    previous = g.get(_FLOW_KEY)
+    setattr(g, _FLOW_KEY, name)
+    try:
+        yield
+    finally:
+        setattr(g, _FLOW_KEY, previous)
+
+
+def apply_scope(dbapi_connection: Any, scope: Scope) -> None:
+    """Set ``scope`` for the transaction just begun on ``dbapi_connection`` (a psycopg
+    connection): one statement, straight to the driver; nothing when the scope is empty (the
+    settings start every transaction unset)."""
+    if scope.user_id:
+        dbapi_connection.execute(_USER, {"user": scope.user_id})
+    elif scope.service:
+        dbapi_connection.execute(_SERVICE, {"name": scope.service})
+    elif scope.flow:
+        dbapi_connection.execute(_FLOW, {"name": scope.flow})
+
+
+class BypassingRole(RuntimeError):
+    """Production connected as a role that row-level security does not bind."""
+
+
+ROLE_QUERY = "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+
+
+def refuse_bypassing_role(dbapi_connection: Any) -> None:
+    """Raise ``BypassingRole`` when the connection's role is a superuser or has BYPASSRLS: the
+    policies would not apply to it (FORCE binds the owner, never those)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(ROLE_QUERY)
+        superuser, bypass = cursor.fetchone()
+    finally:
+        cursor.close()
+    if superuser or bypass:
+        raise BypassingRole(
+            "the database role is a superuser or has BYPASSRLS: row-level security would not "
+            "apply; production refuses it (connect as the tables' owner or a lesser role)"
+        )
