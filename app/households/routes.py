@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select
 
 from app import audit
 from app.context import Principal
 from app.db import Base, db
 from app.gateway.contracts import Call, Reply, endpoint
+from app.gateway.fastread import Read
 from app.gateway.guards import audited
-from app.gateway.pagination import paginate
-from app.gateway.schemas import PageQuery
+from app.gateway.pagination import decode_cursor, keyset
+from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp
 from app.households.policies import keeps_an_owner, target_member
@@ -69,23 +72,18 @@ def create_household(body: HouseholdIn, principal: Principal) -> HouseholdOut:
 @bp.get("/households")
 @endpoint(permissions=["households:read"], query=PageQuery, response=HouseholdPage,
           tags=[HOUSEHOLD], summary="Households the caller is a member of")
-def list_households(query: PageQuery, principal: Principal) -> HouseholdPage:
-    statement = (
-        select(Household, Member.role)
-        .join(Member, Member.household_id == Household.id)
-        .where(Member.user_id == principal.user_id)
-    )
-    rows, cursor = paginate(statement, Household.created_at, Household.id,
-                            limit=query.limit, cursor=query.cursor)
-    return HouseholdPage(items=[_household_out(h, role) for h, role in rows], next_cursor=cursor)
+def list_households(query: PageQuery, principal: Principal) -> Trusted:
+    rows, cursor = _HOUSEHOLDS.page({"user_id": principal.user_id},
+                                    limit=query.limit, cursor=query.cursor)
+    return Trusted({"items": rows, "next_cursor": cursor})
 
 
 @bp.get("/households/<household_id>")
 @endpoint(permissions=["households:read"], response=HouseholdOut, household=True,
           tags=[HOUSEHOLD], summary="A household of the caller")
-def get_household(household: HouseholdScope) -> HouseholdOut:
-    return HouseholdOut(id=household.id, name=household.name, role=household.role,  # type: ignore[arg-type]
-                        created_at=household.created_at)
+def get_household(household: HouseholdScope) -> Trusted:
+    return Trusted({"id": household.id, "name": household.name, "role": household.role,
+                    "created_at": household.created_at})
 
 
 @bp.patch("/households/<household_id>")
@@ -134,11 +132,10 @@ def _role_details(call: Call) -> dict[str, str]:
 @bp.get("/households/<household_id>/members")
 @endpoint(permissions=["members:read"], query=PageQuery, response=MemberPage, household=True,
           tags=["members"], summary="Members of a household")
-def list_members(household: HouseholdScope, query: PageQuery) -> MemberPage:
-    statement = household.select(Member).add_columns(User).join(User, User.id == Member.user_id)
-    rows, cursor = paginate(statement, Member.joined_at, Member.user_id,
-                            limit=query.limit, cursor=query.cursor)
-    return MemberPage(items=[_member_out(m, u) for m, u in rows], next_cursor=cursor)
+def list_members(household: HouseholdScope, query: PageQuery) -> Trusted:
+    rows, cursor = _MEMBERS.page({"household_id": household.id},
+                                 limit=query.limit, cursor=query.cursor)
+    return Trusted({"items": rows, "next_cursor": cursor})
 
 
 @bp.patch("/households/<household_id>/members/<user_id>")
@@ -173,12 +170,12 @@ ITEM_COLUMNS = tuple(ItemOut.model_fields)  # what a list shows of each item, no
 @bp.get("/households/<household_id>/items")
 @endpoint(permissions=["items:read"], query=ItemQuery, response=ItemPage, household=True,
           tags=["items"], summary="Wardrobe items, filterable by category, color and size")
-def list_items(household: HouseholdScope, query: ItemQuery) -> ItemPage:
+def list_items(household: HouseholdScope, query: ItemQuery) -> Trusted:
     filters = {"category": query.category, "color": query.color, "size": query.size}
     rows, cursor = household.rows_page(
         Item, {name: value for name, value in filters.items() if value is not None},
         limit=query.limit, cursor=query.cursor, columns=ITEM_COLUMNS)
-    return ItemPage.model_validate({"items": rows, "next_cursor": cursor})
+    return Trusted({"items": rows, "next_cursor": cursor})
 
 
 @bp.post("/households/<household_id>/items")
@@ -191,8 +188,8 @@ def create_item(household: HouseholdScope, body: ItemIn) -> Item:
 @bp.get("/households/<household_id>/items/<item_id>")
 @endpoint(permissions=["items:read"], response=ItemOut, household=True, tags=["items"],
           summary="A wardrobe item")
-def get_item(household: HouseholdScope, item_id: str) -> Item:
-    return household.get(Item, item_id, "Item")
+def get_item(household: HouseholdScope, item_id: str) -> Trusted:
+    return Trusted(household.row(Item, item_id, "Item", columns=ITEM_COLUMNS))
 
 
 @bp.patch("/households/<household_id>/items/<item_id>")
@@ -234,6 +231,50 @@ def _outfits_out(outfits: list[Outfit]) -> list[OutfitOut]:
             for o in outfits]
 
 
+# Reads, built once (app.gateway.fastread).
+_HOUSEHOLDS = keyset(
+    select(Household.id, Household.name, Household.created_at, Member.role)
+    .join(Member, Member.household_id == Household.id)
+    .where(Member.user_id == bindparam("user_id")),
+    Household.created_at, Household.id)
+_MEMBERS = keyset(
+    select(Member.user_id, User.email, User.name, Member.role, Member.joined_at)
+    .join(User, User.id == Member.user_id)
+    .where(Member.household_id == bindparam("household_id")),
+    Member.joined_at, Member.user_id)
+_OUTFIT_COLUMNS = ("id", "name", "created_at")
+_OUTFITS = keyset(
+    select(Outfit.id, Outfit.name, Outfit.created_at)
+    .where(Outfit.household_id == bindparam("household_id")),
+    Outfit.created_at, Outfit.id)
+_LINKS = (select(OutfitItem.outfit_id, OutfitItem.item_id)
+          .where(OutfitItem.household_id == bindparam("household_id"))
+          .order_by(OutfitItem.outfit_id, OutfitItem.position))
+_PAGE_LINKS = tuple(
+    Read(_LINKS.where(OutfitItem.outfit_id.in_(
+        select(page.statement.with_only_columns(Outfit.id).subquery().c.id))))
+    for page in (_OUTFITS.first, _OUTFITS.after))
+_OUTFIT_LINKS = Read(_LINKS.where(OutfitItem.outfit_id == bindparam("outfit_id")))
+
+
+def _cursor_params(cursor: str | None) -> dict[str, object]:
+    if not cursor:
+        return {}
+    stamp, ident = decode_cursor(cursor)
+    return {"after_stamp": stamp, "after_id": ident}
+
+
+def _with_item_ids(outfits: list[dict[str, Any]], links: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    by_outfit: dict[str, list[str]] = {outfit["id"]: [] for outfit in outfits}
+    for link in links:
+        if link["outfit_id"] in by_outfit:
+            by_outfit[link["outfit_id"]].append(link["item_id"])
+    for outfit in outfits:
+        outfit["item_ids"] = by_outfit[outfit["id"]]
+    return outfits
+
+
 def _link_items(household: HouseholdScope, outfit: Outfit, item_ids: list[str]) -> None:
     # 404 unless all are this household's; locked so that none is deleted under the new links
     items = household.get_many(Item, item_ids, "Item", lock="key share")
@@ -245,10 +286,15 @@ def _link_items(household: HouseholdScope, outfit: Outfit, item_ids: list[str]) 
 @bp.get("/households/<household_id>/outfits")
 @endpoint(permissions=["outfits:read"], query=PageQuery, response=OutfitPage, household=True,
           tags=["outfits"], summary="Outfits")
-def list_outfits(household: HouseholdScope, query: PageQuery) -> OutfitPage:
-    rows, cursor = paginate(household.select(Outfit), Outfit.created_at, Outfit.id,
-                            limit=query.limit, cursor=query.cursor)
-    return OutfitPage(items=_outfits_out(rows), next_cursor=cursor)
+def list_outfits(household: HouseholdScope, query: PageQuery) -> Trusted:
+    params = {"household_id": household.id}
+    rows, cursor = _OUTFITS.page(params, limit=query.limit, cursor=query.cursor)
+    if rows:  # the links of the same page (and of the one extra outfit fetched past it)
+        links = (_PAGE_LINKS[1] if query.cursor else _PAGE_LINKS[0]).rows(
+            {**params, "page_limit": query.limit + 1,
+             **_cursor_params(query.cursor)})
+        _with_item_ids(rows, links)
+    return Trusted({"items": rows, "next_cursor": cursor})
 
 
 @bp.post("/households/<household_id>/outfits")
@@ -265,8 +311,10 @@ def create_outfit(household: HouseholdScope, body: OutfitIn) -> OutfitOut:
 @bp.get("/households/<household_id>/outfits/<outfit_id>")
 @endpoint(permissions=["outfits:read"], response=OutfitOut, household=True, tags=["outfits"],
           summary="An outfit")
-def get_outfit(household: HouseholdScope, outfit_id: str) -> OutfitOut:
-    return _outfits_out([household.get(Outfit, outfit_id, "Outfit")])[0]
+def get_outfit(household: HouseholdScope, outfit_id: str) -> Trusted:
+    outfit = household.row(Outfit, outfit_id, "Outfit", columns=_OUTFIT_COLUMNS)
+    links = _OUTFIT_LINKS.rows({"household_id": household.id, "outfit_id": outfit_id})
+    return Trusted(_with_item_ids([outfit], links)[0])
 
 
 @bp.patch("/households/<household_id>/outfits/<outfit_id>")
