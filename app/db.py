@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -163,18 +163,64 @@ class Database:
     def session(self) -> Session:
         session: Session | None = g.get("_db_session")
         if session is None:
-            if g.get("_db_read_only"):
+            connection: Connection | None = g.get("_db_connection")
+            if connection is not None:  # joins the read transaction already begun
+                session = current_app.extensions["hearthgate.db"](bind=connection)
+            elif g.get("_db_read_only"):
                 session = self.reader()
             else:
                 session = current_app.extensions["hearthgate.db"]()
             g._db_session = session
         return session
 
+    def connection(self) -> Connection:
+        """The connection of the request's transaction, begun on first use: the session's, or
+        for a read-only request that has no session yet a plain engine connection (a session
+        opened later joins its transaction). Reads run here (``app.gateway.fastread``): a
+        session's bookkeeping (its transaction object, identity map, commit and close) costs more
+        than a small read itself."""
+        connection: Connection | None = g.get("_db_connection")
+        if connection is not None:
+            return connection
+        if g.get("_db_read_only") and g.get("_db_session") is None:
+            connection = self.engine().connect()
+            try:
+                connection.begin()
+            except BaseException:
+                connection.close()
+                raise
+            g._db_connection = connection
+            return connection
+        return self.session.connection()
+
+    @staticmethod
+    def commit() -> None:
+        """Commit the request's transaction (the session's, and a read connection's)."""
+        session: Session | None = g.get("_db_session")
+        if session is not None:
+            session.commit()
+        connection: Connection | None = g.get("_db_connection")
+        if connection is not None and connection.in_transaction():
+            connection.commit()
+
+    @staticmethod
+    def rollback() -> None:
+        """Roll the request's transaction back, if it has begun."""
+        session: Session | None = g.get("_db_session")
+        if session is not None:
+            session.rollback()
+        connection: Connection | None = g.get("_db_connection")
+        if connection is not None and connection.in_transaction():
+            connection.rollback()
+
     @staticmethod
     def _close(_exc: BaseException | None) -> None:
         session: Session | None = g.pop("_db_session", None)
         if session is not None:
             session.close()
+        connection: Connection | None = g.pop("_db_connection", None)
+        if connection is not None:
+            connection.close()
 
 
 db = Database()

@@ -217,7 +217,7 @@ def endpoint(
             payload = _serialize(contract, result)
             for guard in contract.after:
                 guard(call)
-            db.session.commit()
+            db.commit()
             return _respond(payload, call)
 
         wrapper.contract = contract  # type: ignore[attr-defined]

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Select
+from sqlalchemy import Column, DateTime, Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
@@ -39,7 +40,8 @@ class _Compiled:
     constants: tuple[tuple[str, Any], ...]  # parameters the statement itself fixes (OFFSET 0)
     binders: tuple[tuple[str, Decoder], ...]  # parameters that the dialect converts
     keys: tuple[str, ...]
-    decoders: tuple[tuple[int, str, str, Decoder | None], ...]  # (index, table, column, type's)
+    # (index, table, column, the type's converter, the column's entry in DECODERS)
+    decoders: tuple[tuple[int, str, str, Decoder | None, Any], ...]
     id_index: int | None  # the row's ``id`` column, handed to ``DECODERS``
 
 
@@ -57,7 +59,7 @@ class Read:
 
     def rows(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every row, as a dict of column name → value."""
-        connection = db.session.connection()
+        connection = db.connection()
         compiled = self._compiled.get(connection.dialect.name)
         if compiled is None:
             compiled = self._compiled[connection.dialect.name] = _compile(
@@ -83,15 +85,30 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
             binders.append((name, processor))
     decoders = []
     for index, column in enumerate(statement.selected_columns):
-        processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        processor = _converter(column, dialect)
         table, name = _origin(column)
-        if processor is not None or (table, name) in DECODERS:
-            decoders.append((index, table, name, processor))
+        decode = DECODERS.get((table, name))
+        if processor is not None or decode is not None:
+            decoders.append((index, table, name, processor, decode))
     keys = tuple(column.key for column in statement.selected_columns)
     positional = compiled.positiontup if dialect.positional else None
     return _Compiled(sql, tuple(positional) if positional is not None else None,
                      tuple(constants), tuple(binders), keys, tuple(decoders),
                      keys.index("id") if "id" in keys else None)
+
+
+def _converter(column: ColumnElement[Any], dialect: Dialect) -> Decoder | None:
+    """The column type's own result converter. SQLite's datetimes are the text SQLAlchemy wrote
+    (``2026-01-31 12:00:00.000000``), which ``datetime.fromisoformat`` reads in C, several times
+    faster than the generic converter."""
+    if dialect.name == "sqlite" and isinstance(column.type, DateTime) and not column.type.timezone:
+        return _sqlite_datetime
+    processor: Decoder | None = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return processor
+
+
+def _sqlite_datetime(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _origin(column: ColumnElement[Any]) -> tuple[str, str]:
@@ -129,11 +146,10 @@ def _decode(compiled: _Compiled, row: Sequence[Any]) -> dict[str, Any]:
     if not compiled.decoders:
         return dict(zip(compiled.keys, row, strict=True))
     values = list(row)
-    for index, table, column, processor in compiled.decoders:
+    for index, table, column, processor, decode in compiled.decoders:
         value = values[index]
         if processor is not None:
             value = processor(value)
-        decode = DECODERS.get((table, column))
         if decode is not None:
             row_id = values[compiled.id_index] if compiled.id_index is not None else None
             value = decode(table, column, row_id, value)
