@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Column, DateTime, Select
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import db
@@ -80,9 +80,9 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
     constants = [(name, parameter.effective_value)
                  for name, parameter in compiled.binds.items() if not parameter.required]
     for name, parameter in compiled.binds.items():
-        processor = parameter.type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
-            binders.append((name, processor))
+        binder = parameter.type.dialect_impl(dialect).bind_processor(dialect)
+        if binder is not None:
+            binders.append((name, binder))
     decoders = []
     for index, column in enumerate(statement.selected_columns):
         processor = _converter(column, dialect)
@@ -90,9 +90,9 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
         decode = DECODERS.get((table, name))
         if processor is not None or decode is not None:
             decoders.append((index, table, name, processor, decode))
-    keys = tuple(column.key for column in statement.selected_columns)
+    keys = tuple(str(column.key) for column in statement.selected_columns)
     positional = compiled.positiontup if dialect.positional else None
-    return _Compiled(sql, tuple(positional) if positional is not None else None,
+    return _Compiled(sql, tuple(map(str, positional)) if positional is not None else None,
                      tuple(constants), tuple(binders), keys, tuple(decoders),
                      keys.index("id") if "id" in keys else None)
 
@@ -103,8 +103,8 @@ def _converter(column: ColumnElement[Any], dialect: Dialect) -> Decoder | None:
     faster than the generic converter."""
     if dialect.name == "sqlite" and isinstance(column.type, DateTime) and not column.type.timezone:
         return _sqlite_datetime
-    processor: Decoder | None = column.type.dialect_impl(dialect).result_processor(dialect, None)
-    return processor
+    processor: Any = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return cast(Decoder | None, processor)
 
 
 def _sqlite_datetime(value: str | None) -> datetime | None:
@@ -157,13 +157,13 @@ def _decode(compiled: _Compiled, row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(compiled.keys, values, strict=True))
 
 
-def _wrapped(connection: Connection, compiled: _Compiled, exc: Exception) -> DBAPIError:
+def _wrapped(connection: Connection, compiled: _Compiled, exc: Exception) -> StatementError:
     """The driver's error as SQLAlchemy raises it (the gateway maps those), parameters hidden;
     a connection the server dropped is invalidated, so the pool replaces it."""
     dialect = connection.dialect
-    lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+    lost = dialect.is_disconnect(cast(Any, exc), connection.connection.dbapi_connection, None)
     if lost:
         connection.invalidate(exc)
-    return DBAPIError.instance(  # type: ignore[no-any-return]
+    return DBAPIError.instance(
         compiled.sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
         dialect=dialect, connection_invalidated=lost)

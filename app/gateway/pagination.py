@@ -22,6 +22,7 @@ from app.gateway.fastread import Read
 from app.gateway.jsonbody import unstorable
 
 T = TypeVar("T")
+Column_ = ColumnElement[Any] | InstrumentedAttribute[Any]
 
 
 _INVALID_CURSOR = "Invalid cursor"
@@ -135,8 +136,8 @@ def paginate(
 # (``app.gateway.fastread``) and reused.
 
 
-def _keyset_select(statement: Select[Any], stamp_column: ColumnElement[Any],
-                   id_column: ColumnElement[Any], after: bool, newest_first: bool) -> Select[Any]:
+def _keyset_select(statement: Select[Any], stamp_column: Column_, id_column: Column_,
+                   after: bool, newest_first: bool) -> Select[Any]:
     """``statement`` [AND after the cursor] ORDER BY stamp, id LIMIT :page_limit; the cursor's
     parameters are ``:after_stamp`` and ``:after_id``."""
     if after:
@@ -179,13 +180,13 @@ class Keyset:
         return rows, encode_cursor(rows[-1][self.stamp], rows[-1][self.ident])
 
 
-def keyset(statement: Select[Any], stamp_column: ColumnElement[Any],
-           id_column: ColumnElement[Any], *, newest_first: bool = False) -> Keyset:
+def keyset(statement: Select[Any], stamp_column: Column_, id_column: Column_, *,
+           newest_first: bool = False) -> Keyset:
     """The keyset reads of ``statement`` (built once, at import time, by the module that lists)."""
     return Keyset(
         Read(_keyset_select(statement, stamp_column, id_column, False, newest_first)),
         Read(_keyset_select(statement, stamp_column, id_column, True, newest_first)),
-        stamp_column.key, id_column.key)
+        str(stamp_column.key), str(id_column.key))
 
 
 @functools.lru_cache(maxsize=256)

@@ -126,7 +126,7 @@ def _mirror_model(model: type[BaseModel]) -> Any:
         fields[name] = annotation
     if model.__pydantic_decorators__.field_serializers:
         raise TypeError(f"{model.__name__} has field serializers: answer with the model instead")
-    mirror = TypedDict(f"{model.__name__}Row", fields)  # type: ignore[operator]
+    mirror = TypedDict(f"{model.__name__}Row", fields)  # type: ignore[misc]
     mirror.__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[attr-defined]
     return mirror
 
