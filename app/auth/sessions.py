@@ -19,13 +19,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import insert, null, select, update
+from sqlalchemy import bindparam, insert, null, select, update
 
 from app import audit, clock
 from app.auth.permissions import effective_permissions
 from app.db import db, new_id
 from app.gateway.clientip import request_client_ip
 from app.gateway.errors import Conflict, Unauthorized
+from app.gateway.pagination import keyset
 from app.gateway.tokens import AccessTokens
 from app.models import AuthSession, RefreshToken, User
 
@@ -257,9 +258,10 @@ def revoke_all(user_id: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def live_sessions(user_id: str) -> Any:
-    """``SELECT`` of the user's sessions that can still be refreshed (for paging)."""
-    return select(AuthSession).where(
-        AuthSession.user_id == user_id, AuthSession.ended_at.is_(None),
-        AuthSession.expires_at > clock.now(),
-    )
+# The user's sessions that can still be refreshed, newest first (app.gateway.fastread).
+LIVE_SESSIONS = keyset(
+    select(AuthSession.id, AuthSession.created_at, AuthSession.last_used_at,
+           AuthSession.user_agent, AuthSession.ip)
+    .where(AuthSession.user_id == bindparam("user_id"), AuthSession.ended_at.is_(None),
+           AuthSession.expires_at > bindparam("now", type_=AuthSession.expires_at.type)),
+    AuthSession.created_at, AuthSession.id, newest_first=True)

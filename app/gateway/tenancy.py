@@ -72,15 +72,16 @@ class HouseholdScope:
         limit: int,
         cursor: str | None,
         columns: tuple[str, ...] | None = None,
+        newest_first: bool = False,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of this household's ``model`` rows as plain dicts, oldest first, where each
-        column named in ``equal`` has its value, with only ``columns`` when given: for read-only
-        lists, with no ORM work per row and a statement built once per shape
-        (``pagination.rows_page``)."""
+        """A page of this household's ``model`` rows as plain dicts, oldest first unless
+        ``newest_first``, where each column named in ``equal`` has its value, with only
+        ``columns`` when given: for read-only lists, with no ORM work per row and a read built
+        once per shape (``pagination.rows_page``)."""
         if "household_id" in equal:
             raise ValueError("the household is the scope's, never the caller's")
         return rows_page(model.__table__, {**equal, "household_id": self.id},
-                         limit=limit, cursor=cursor, columns=columns)
+                         limit=limit, cursor=cursor, columns=columns, newest_first=newest_first)
 
     def row(self, model: type[Any], object_id: Any, what: str | None = None, *,
             columns: tuple[str, ...] | None = None) -> dict[str, Any]:
