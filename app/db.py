@@ -17,6 +17,7 @@ both begin alike.
 from __future__ import annotations
 
 import secrets
+import select
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -82,8 +83,6 @@ def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> E
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
     else:
-        # A server may restart under us: test each pooled connection before handing it out.
-        kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
         kwargs["pool_timeout"] = connect_timeout
@@ -92,7 +91,26 @@ def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> E
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+    else:
+        event.listen(engine, "checkout", _alive_at_checkout)
     return engine
+
+
+def _alive_at_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A server may restart under us: a pooled connection is handed out only if it still looks
+    alive, tested without a round trip. An idle connection between transactions has nothing to
+    read, so a socket that is readable (the server's termination notice, or end of file) or
+    closed means the server has gone away; the pool then discards it and checks out (or opens)
+    another, and a server that is still down fails that connect (503). A ``SELECT 1`` before
+    every checkout (``pool_pre_ping``) would cost a round trip on every request instead."""
+    if dbapi_connection.closed or _readable(dbapi_connection.fileno()):
+        raise DisconnectionError("the database closed this pooled connection")
+
+
+def _readable(fileno: int) -> bool:
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def writer(engine: Engine) -> Engine:

@@ -169,3 +169,30 @@ def test_every_response_schema_has_a_mirror_with_the_same_fields(app: Flask) -> 
         assert {field.get("serialization_alias", name) for name, field in schema["fields"].items()
                 } == {f.serialization_alias or f.alias or n for n, f in model.model_fields.items()}
     assert MemberPage in seen and ItemPage in seen
+
+
+def test_a_column_decoder_applies_to_every_read_of_that_column(
+        app: Flask, home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``DECODERS`` is where a stored form (ciphertext, say) becomes the value: it is given the
+    table, column, row id and stored value, and only that column changes."""
+    seen: list[tuple[str, str, Any, Any]] = []
+
+    def decode(table: str, column: str, row_id: Any, value: Any) -> Any:
+        seen.append((table, column, row_id, value))
+        return None if value is None else value.upper()
+
+    monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), decode)
+    household, item = home["ids"]["household_id"], home["ids"]["item_id"]
+    client = app.test_client()
+    before = client.get(f"/api/households/{household}/items", headers=home["headers"]).get_json()
+    # Decoders are resolved when a read is compiled: compile again with the decoder in place.
+    fastread.forget_compiled()
+    listed = client.get(f"/api/households/{household}/items", headers=home["headers"])
+    one = client.get(f"/api/households/{household}/items/{item}", headers=home["headers"])
+    monkeypatch.delitem(fastread.DECODERS, ("items", "notes"))
+    fastread.forget_compiled()
+    assert listed.get_json()["items"][0]["notes"] == "WOOL" == one.get_json()["notes"]
+    assert seen == [("items", "notes", item, "wool")] * 2
+    assert {k: v for k, v in listed.get_json()["items"][0].items() if k != "notes"} == {
+        k: v for k, v in before["items"][0].items() if k != "notes"}
+

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, Table, and_, bindparam, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from app.db import db
 from app.gateway.errors import ValidationError
 from app.gateway.fastread import Read
 from app.gateway.jsonbody import unstorable
@@ -91,41 +90,6 @@ def decode_seq_cursor(prefix: str, cursor: str) -> int:
 
 def _refuse(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def paginate(
-    statement: Select[Any],
-    stamp_column: InstrumentedAttribute[datetime],
-    id_column: InstrumentedAttribute[str],
-    *,
-    limit: int,
-    cursor: str | None,
-    newest_first: bool = False,
-) -> tuple[list[Any], str | None]:
-    """One query for a page of rows (``limit + 1`` fetched to know whether another page exists).
-
-    A statement of several entities yields ``execute`` rows; of one entity, ORM objects (pages
-    of plain rows: ``rows_page``). Returns ``(rows, next_cursor)``.
-    """
-    if cursor:
-        stamp, ident = decode_cursor(cursor)
-        if newest_first:
-            after = or_(stamp_column < stamp, and_(stamp_column == stamp, id_column < ident))
-        else:
-            after = or_(stamp_column > stamp, and_(stamp_column == stamp, id_column > ident))
-        statement = statement.where(after)
-    order = (stamp_column.desc(), id_column.desc()) if newest_first else (stamp_column, id_column)
-    statement = statement.order_by(*order).limit(limit + 1)
-    rows: list[Any]
-    if len(statement.column_descriptions) > 1:  # (entity, extra columns...), keyed on the first
-        rows = list(db.session.execute(statement).all())
-    else:
-        rows = list(db.session.scalars(statement))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1][0] if isinstance(rows[-1], Row) else rows[-1]
-    return rows, encode_cursor(getattr(last, stamp_column.key), getattr(last, id_column.key))
 
 
 # -- pages of plain rows from prebuilt reads ----------------------------------------------------
