@@ -41,6 +41,7 @@ def prepare(database_url: str, body_file: Path) -> Prepared:
 
     from app import create_app
     from app.db import Database
+    from app.gateway import fastread
     from tests.conftest import migrate
     from tests.helpers import AuthActions
 
@@ -86,10 +87,14 @@ def prepare(database_url: str, body_file: Path) -> Prepared:
         answer = client.get(other_path, headers=headers)
         assert answer.status_code == 200, (name, answer.get_json())
     assert len(client.get(read_paths["members"], headers=headers).get_json()["items"]) == 5
-    statements: list[str] = []
+    statements: list[str] = []  # through SQLAlchemy's execution, then through app.gateway.fastread
     event.listen(Database.engine(app), "before_cursor_execute",
                  lambda *args: statements.append(args[2]))
+    execute = fastread._execute
+    fastread._execute = lambda c, compiled, p: (  # type: ignore[assignment]
+        statements.append(compiled.sql) or execute(c, compiled, p))
     body = client.get(path, headers=headers)
+    fastread._execute = execute  # type: ignore[assignment]
     assert body.status_code == 200 and len(body.get_json()["items"]) == 20
     print(f"SQL statements per secured read: {len(statements)}")
     for statement in statements:
