@@ -31,18 +31,26 @@ _PAGE = (
 _KEYS = ("id", "name", "category", "size", "color", "notes", "created_at")
 
 
-def _connect() -> tuple[Any, str]:
+def _connect() -> Any:
     if _URL.startswith("sqlite:///"):
-        connection = sqlite3.connect(_URL.removeprefix("sqlite:///"), timeout=BUSY_TIMEOUT_SECONDS,
-                                     check_same_thread=False)
-        return connection, "?"
+        return sqlite3.connect(_URL.removeprefix("sqlite:///"), timeout=BUSY_TIMEOUT_SECONDS,
+                               check_same_thread=False)
     import psycopg
 
-    return psycopg.connect(_URL.replace("postgresql+psycopg://", "postgresql://")), "%s"
+    return psycopg.connect(_URL.replace("postgresql+psycopg://", "postgresql://"))
 
 
-_connection, _mark = _connect()
-_SQL = (_MEMBERSHIP.format(p=_mark), _PAGE.format(p=_mark))
+_MARK = "?" if _URL.startswith("sqlite:///") else "%s"
+_SQL = (_MEMBERSHIP.format(p=_MARK), _PAGE.format(p=_MARK))
+_opened: dict[int, Any] = {}  # process id → its connection (never one shared across a fork)
+
+
+def _connection() -> Any:
+    connection = _opened.get(os.getpid())
+    if connection is None:
+        _opened.clear()
+        connection = _opened[os.getpid()] = _connect()
+    return connection
 
 
 def _iso(value: Any) -> str:
@@ -53,12 +61,13 @@ def _iso(value: Any) -> str:
 
 @app.get("/raw-read/<household_id>/<user_id>")
 def raw_read(household_id: str, user_id: str) -> Response:
+    connection = _connection()
     try:
-        if _connection.execute(_SQL[0], (household_id, user_id)).fetchone() is None:
+        if connection.execute(_SQL[0], (household_id, user_id)).fetchone() is None:
             abort(404)
-        rows = _connection.execute(_SQL[1], (household_id, 21)).fetchall()
+        rows = connection.execute(_SQL[1], (household_id, 21)).fetchall()
     finally:
-        _connection.commit()  # end the read's transaction, as the secured read does
+        connection.commit()  # end the read's transaction, as the secured read does
     items = [dict(zip(_KEYS, row, strict=True)) for row in rows[:20]]
     body = {"items": items, "nextCursor": None}
     return Response(json.dumps(body, default=_iso), mimetype="application/json")
