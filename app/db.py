@@ -12,6 +12,12 @@ do on PostgreSQL's row locks. Reads do not queue: a request the gateway knows to
 (``GET`` without ``writes=True``) gets a session on ``Database.reader``, whose ``BEGIN`` is
 deferred, as are connections taken from the engine itself (readiness, exports). On PostgreSQL
 both begin alike.
+
+A read-only request that reads before anything opens its session runs on a plain engine
+connection (``Database.connection``), and a session opened later joins that transaction: one
+connection and one transaction per request either way. Every transaction, a session's or such a
+connection's, begins through the engine's ``begin`` event (SQLAlchemy ``ConnectionEvents``), so
+that event is where per-transaction settings belong; an ORM session event would miss the reads.
 """
 
 from __future__ import annotations
