@@ -196,3 +196,22 @@ def test_a_column_decoder_applies_to_every_read_of_that_column(
     assert {k: v for k, v in listed.get_json()["items"][0].items() if k != "notes"} == {
         k: v for k, v in before["items"][0].items() if k != "notes"}
 
+
+
+def test_a_read_only_request_has_one_connection_and_transaction(app: Flask) -> None:
+    """Reads before the session exists run on a plain connection; a session opened later in
+    the same request joins its transaction (so per-transaction settings cover both)."""
+    from app.db import db
+
+    with app.test_request_context():
+        db.read_only_request()
+        first = db.connection()
+        assert first.in_transaction()
+        session_connection = db.session.connection()
+        assert session_connection.connection.driver_connection is (
+            first.connection.driver_connection)
+        assert db.connection() is first
+        db.commit()
+        assert not first.in_transaction()
+    with app.test_request_context():  # a request that may write: the session's own connection
+        assert db.connection() is db.session.connection()
