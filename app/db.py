@@ -14,20 +14,27 @@ deferred, as are connections taken from the engine itself (readiness, exports). 
 both begin alike, and every transaction of the engine, a session's or a raw connection's, starts
 by telling the database who is asking (``app.rowsecurity``): the row-level security policies
 read it, and it ends with the transaction.
+
+A read-only request that reads before anything opens its session runs on a plain engine
+connection (``Database.connection``), and a session opened later joins that transaction: one
+connection and one transaction per request either way. Every transaction, a session's or such a
+connection's, begins through the engine's ``begin`` event (SQLAlchemy ``ConnectionEvents``), which
+is where the row-level security scope is set; an ORM session event would miss the reads.
 """
 
 from __future__ import annotations
 
 import secrets
+import select
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, g
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app.rowsecurity import apply_scope, current_scope, refuse_bypassing_role
@@ -87,8 +94,6 @@ def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> E
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
     else:
-        # A server may restart under us: test each pooled connection before handing it out.
-        kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
         kwargs["pool_timeout"] = connect_timeout
@@ -97,7 +102,26 @@ def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> E
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+    else:
+        event.listen(engine, "checkout", _alive_at_checkout)
     return engine
+
+
+def _alive_at_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A server may restart under us: a pooled connection is handed out only if it still looks
+    alive, tested without a round trip. An idle connection between transactions has nothing to
+    read, so a socket that is readable (the server's termination notice, or end of file) or
+    closed means the server has gone away; the pool then discards it and checks out (or opens)
+    another, and a server that is still down fails that connect (503). A ``SELECT 1`` before
+    every checkout (``pool_pre_ping``) would cost a round trip on every request instead."""
+    if dbapi_connection.closed or _readable(dbapi_connection.fileno()):
+        raise DisconnectionError("the database closed this pooled connection")
+
+
+def _readable(fileno: int) -> bool:
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def writer(engine: Engine) -> Engine:
@@ -195,18 +219,64 @@ class Database:
     def session(self) -> Session:
         session: Session | None = g.get("_db_session")
         if session is None:
-            if g.get("_db_read_only"):
+            connection: Connection | None = g.get("_db_connection")
+            if connection is not None:  # joins the read transaction already begun
+                session = SESSIONS.get()(bind=connection)
+            elif g.get("_db_read_only"):
                 session = self.reader()
             else:
                 session = SESSIONS.get()()
             g._db_session = session
         return session
 
+    def connection(self) -> Connection:
+        """The connection of the request's transaction, begun on first use: the session's, or
+        for a read-only request that has no session yet a plain engine connection (a session
+        opened later joins its transaction). Reads run here (``app.gateway.fastread``): a
+        session's bookkeeping (its transaction object, identity map, commit and close) costs more
+        than a small read itself."""
+        connection: Connection | None = g.get("_db_connection")
+        if connection is not None:
+            return connection
+        if g.get("_db_read_only") and g.get("_db_session") is None:
+            connection = self.engine().connect()
+            try:
+                connection.begin()
+            except BaseException:
+                connection.close()
+                raise
+            g._db_connection = connection
+            return connection
+        return self.session.connection()
+
+    @staticmethod
+    def commit() -> None:
+        """Commit the request's transaction (the session's, and a read connection's)."""
+        session: Session | None = g.get("_db_session")
+        if session is not None:
+            session.commit()
+        connection: Connection | None = g.get("_db_connection")
+        if connection is not None and connection.in_transaction():
+            connection.commit()
+
+    @staticmethod
+    def rollback() -> None:
+        """Roll the request's transaction back, if it has begun."""
+        session: Session | None = g.get("_db_session")
+        if session is not None:
+            session.rollback()
+        connection: Connection | None = g.get("_db_connection")
+        if connection is not None and connection.in_transaction():
+            connection.rollback()
+
     @staticmethod
     def _close(_exc: BaseException | None) -> None:
         session: Session | None = g.pop("_db_session", None)
         if session is not None:
             session.close()
+        connection: Connection | None = g.pop("_db_connection", None)
+        if connection is not None:
+            connection.close()
 
 
 db = Database()

@@ -15,7 +15,7 @@ from flask import Flask, Response, abort
 
 from app.db import build_engine
 from app.gateway.pagination import keyset_statement
-from app.gateway.tenancy import _SCOPE_QUERY
+from app.gateway.tenancy import SCOPE_QUERY
 from app.models import Item
 from app.rowsecurity import Scope, apply_scope
 
@@ -36,7 +36,7 @@ def bare_read(household_id: str, user_id: str) -> Response:
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             apply_scope(connection.connection.driver_connection, Scope(user_id=user_id))
-        if connection.execute(_SCOPE_QUERY, {"household_id": household_id,
+        if connection.execute(SCOPE_QUERY, {"household_id": household_id,
                                              "user_id": user_id}).first() is None:
             abort(404)
         result = connection.execute(_PAGE, {"household_id": household_id, "page_limit": 21})

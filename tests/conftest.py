@@ -16,6 +16,7 @@ from sqlalchemy import event, text
 
 from app import create_app
 from app.db import WRITE_LOCK, Base, Database, build_engine
+from app.gateway import fastread
 from tests.helpers import AuthActions
 from tests.services import Postgres, postgres_server
 
@@ -134,6 +135,23 @@ def watch_read_only_transactions(app: Flask, found: list[str]) -> None:
 
     event.listen(engine, "begin", begun)
     event.listen(engine, "before_cursor_execute", statement)
+    _watch_fast_reads()
+
+
+def _watch_fast_reads() -> None:
+    """Reads through ``app.gateway.fastread`` reach the driver without SQLAlchemy's events:
+    they mark their transaction as having read all the same (once per test process)."""
+    if getattr(fastread._execute, "watched", False):
+        return
+    original = fastread._execute
+
+    def execute(connection: Any, compiled: Any, params: Any) -> Any:
+        if connection.in_transaction() and not connection.get_execution_options().get(WRITE_LOCK):
+            connection.info["hearthgate.test.read"] = True
+        return original(connection, compiled, params)
+
+    execute.watched = True  # type: ignore[attr-defined]
+    fastread._execute = execute  # type: ignore[assignment]
 
 
 @pytest.fixture

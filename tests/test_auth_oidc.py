@@ -482,11 +482,10 @@ def test_repeat_logins_write_the_user_only_when_the_claims_changed(
         next(s for s in unchanged if s.startswith("SELECT USERS.ID, USERS.EMAIL"))]
     assert any(s.startswith("UPDATE USERS") for s in renamed)
     if Database.engine(app).dialect.name == "postgresql":
-        # The whole login: the user, the session, the refresh token, the chain's lock, its
-        # head, the event (no savepoint: the lock queues the appenders).
+        # The whole login: the user, the session with its refresh token (one statement), the
+        # chain's lock, its head, the event (no savepoint: the lock queues the appenders).
         assert [s.split(" (")[0].split(" FROM ")[0][:40] for s in unchanged] == [
-            "SELECT USERS.ID, USERS.EMAIL, USERS.NAME", "INSERT INTO AUTH_SESSIONS",
-            "INSERT INTO REFRESH_TOKENS",
+            "SELECT USERS.ID, USERS.EMAIL, USERS.NAME", "WITH OPENED AS",
             "SELECT PG_ADVISORY_XACT_LOCK(%(KEY)S)", "SELECT AUDIT_EVENTS.SEQ, AUDIT_EVENTS.HA",
             "INSERT INTO AUDIT_EVENTS"]
 

@@ -168,8 +168,8 @@ def record_denial(
     request that has written (or began as a writer) holds, or for a chain or row lock on
     PostgreSQL.
     """
-    if has_request_context() and g.get("_db_session") is not None:
-        db.session.rollback()
+    if has_request_context():
+        db.rollback()
     factory = SESSIONS.get()
     with factory() as session:
         event = _new_event(action, household_id=household_id, resource=resource,

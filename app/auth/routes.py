@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from app import audit
+from sqlalchemy import bindparam, select
+
+from app import audit, clock
 from app.auth import bp, sessions
 from app.auth.oidc_keys import ProviderUnavailable
 from app.auth.providers import LOGIN_PROVIDERS, LoginIn
-from app.auth.schemas import LogoutIn, MeOut, RefreshIn, SessionOut, SessionPage, TokenOut
+from app.auth.schemas import LogoutIn, MeOut, RefreshIn, SessionPage, TokenOut
 from app.auth.throttle import login_throttle
 from app.context import Principal
-from app.db import db
 from app.gateway.clientip import request_client_ip
 from app.gateway.contracts import endpoint
 from app.gateway.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
-from app.gateway.pagination import paginate
-from app.gateway.schemas import PageQuery
+from app.gateway.fastread import Read
+from app.gateway.schemas import PageQuery, Trusted
 from app.hooktypes import LoginFailed, LoginProvider
-from app.models import AuthSession, User
+from app.models import User
 
 
 def login_providers() -> list[LoginProvider]:
@@ -88,15 +89,19 @@ def logout(body: LogoutIn, principal: Principal) -> None:
                  details={"all": body.all, "sessionId": principal.session_id, "revoked": revoked})
 
 
+_USER_EMAIL = Read(select(User.email, User.email_verified_at).where(User.id == bindparam("id")))
+
+
 @bp.get("/auth/me")
 @endpoint(auth="bearer", response=MeOut, tags=("auth",), summary="The caller's identity")
-def me(principal: Principal) -> MeOut:
+def me(principal: Principal) -> Trusted:
     if principal.kind != "user":
         raise Unauthorized("Not a user")
-    user = db.session.get(User, principal.user_id)
-    verified = user is not None and user.email is not None and user.email_verified_at is not None
-    return MeOut(id=principal.user_id, email=principal.email, name=principal.name,
-                 permissions=sorted(principal.permissions), email_verified=verified)
+    user = _USER_EMAIL.first({"id": principal.user_id})
+    verified = user is not None and user["email"] is not None and (
+        user["email_verified_at"] is not None)
+    return Trusted({"id": principal.user_id, "email": principal.email, "name": principal.name,
+                    "permissions": sorted(principal.permissions), "email_verified": verified})
 
 
 @bp.get("/auth/sessions")
@@ -106,14 +111,13 @@ def me(principal: Principal) -> MeOut:
           "the access tokens' `sid`, `current` marks the caller's own. `userAgent` and `ip` are "
           "those of the login, truncated, shown to help a person recognise a device; nothing "
           "is decided by them.")
-def list_sessions(query: PageQuery, principal: Principal) -> SessionPage:
-    rows, cursor = paginate(sessions.live_sessions(principal.user_id), AuthSession.created_at,
-                            AuthSession.id, limit=query.limit, cursor=query.cursor,
-                            newest_first=True)
-    return SessionPage(items=[SessionOut(
-        id=row.id, created_at=row.created_at, last_used_at=row.last_used_at,
-        user_agent=row.user_agent, ip=row.ip, current=row.id == principal.session_id,
-    ) for row in rows], next_cursor=cursor)
+def list_sessions(query: PageQuery, principal: Principal) -> Trusted:
+    rows, cursor = sessions.LIVE_SESSIONS.page(
+        {"user_id": principal.user_id, "now": clock.now()}, limit=query.limit,
+        cursor=query.cursor)
+    for row in rows:
+        row["current"] = row["id"] == principal.session_id
+    return Trusted({"items": rows, "next_cursor": cursor})
 
 
 @bp.delete("/auth/sessions/<session_id>")

@@ -7,17 +7,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app import audit
 from app.buyflow import clock
-from app.buyflow.purchase_requests import visible_request
+from app.buyflow.purchase_requests import read_request, visible_request
 from app.buyflow.schemas import CheckoutOut, ConfirmIn, IntentCreated
 from app.buyflow.states import INTENT_TRANSITIONS, REQUEST_TRANSITIONS, sources
 from app.buyflow.tokens import new_token, token_hash, token_matches
 from app.buyflow.transitions import transition, transition_or_conflict
 from app.db import db, new_id
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound
+from app.gateway.fastread import Read
 from app.gateway.tenancy import HouseholdScope
 from app.models import (
     IntentArtifact,
@@ -115,35 +116,40 @@ def _intent_of(household: HouseholdScope, request_id: str, intent_id: str) -> Pu
     return intent
 
 
+_INTENT_COLUMNS = ("id", "request_id", "household_id", "actor_user_id", "status", "expires_at",
+                   "cart", "failure_reason", "completed_at", "created_at", "updated_at")
+_EVENTS = Read(
+    select(IntentEvent.id, IntentEvent.type, IntentEvent.data, IntentEvent.received_at)
+    .where(IntentEvent.intent_id == bindparam("intent_id"))
+    .order_by(IntentEvent.received_at.desc()).limit(EVENTS_SHOWN))
+_WEBHOOK_EVENTS = Read(
+    select(WebhookEvent.id, WebhookEvent.provider, WebhookEvent.type, WebhookEvent.payload,
+           WebhookEvent.received_at)
+    .where(WebhookEvent.intent_id == bindparam("intent_id"))
+    .order_by(WebhookEvent.received_at.desc()).limit(EVENTS_SHOWN))
+_ARTIFACTS = Read(
+    select(IntentArtifact.id, IntentArtifact.intent_id, IntentArtifact.kind, IntentArtifact.uri,
+           IntentArtifact.sha256, IntentArtifact.created_at)
+    .where(IntentArtifact.intent_id == bindparam("intent_id"))
+    .order_by(IntentArtifact.created_at))
+
+
 def read(household: HouseholdScope, request_id: str, intent_id: str) -> dict[str, Any]:
     """Status, cart, orchestrator and webhook events, artifacts; never the token nor its hash."""
-    intent = _intent_of(household, request_id, intent_id)
+    found = read_request(household, request_id)
+    intent = household.row(PurchaseIntent, intent_id, "Purchase intent", columns=_INTENT_COLUMNS)
+    if intent["request_id"] != found["id"]:
+        raise NotFound(INTENT_NOT_FOUND)
+    which = {"intent_id": intent["id"]}
     events: list[dict[str, Any]] = [
-        {"id": e.id, "source": "orchestrator", "type": e.type, "data": e.data,
-         "received_at": e.received_at}
-        for e in db.session.scalars(
-            select(IntentEvent).where(IntentEvent.intent_id == intent.id)
-            .order_by(IntentEvent.received_at.desc()).limit(EVENTS_SHOWN)
-        )
-    ]
+        {**e, "source": "orchestrator"} for e in _EVENTS.rows(which)]
     events += [
-        {"id": w.id, "source": w.provider, "type": w.type, "data": w.payload.get("data") or {},
-         "received_at": w.received_at}
-        for w in db.session.scalars(
-            select(WebhookEvent).where(WebhookEvent.intent_id == intent.id)
-            .order_by(WebhookEvent.received_at.desc()).limit(EVENTS_SHOWN)
-        )
+        {"id": w["id"], "source": w["provider"], "type": w["type"],
+         "data": (w["payload"] or {}).get("data") or {}, "received_at": w["received_at"]}
+        for w in _WEBHOOK_EVENTS.rows(which)
     ]
     events.sort(key=lambda e: e["received_at"])
-    artifacts = db.session.scalars(
-        select(IntentArtifact).where(IntentArtifact.intent_id == intent.id)
-        .order_by(IntentArtifact.created_at)
-    ).all()
-    view = {column: getattr(intent, column) for column in (
-        "id", "request_id", "household_id", "actor_user_id", "status", "expires_at", "cart",
-        "failure_reason", "completed_at", "created_at", "updated_at",
-    )}
-    return {**view, "events": events, "artifacts": list(artifacts)}
+    return {**intent, "events": events, "artifacts": _ARTIFACTS.rows(which)}
 
 
 def confirm(household: HouseholdScope, request_id: str, body: ConfirmIn) -> CheckoutOut:

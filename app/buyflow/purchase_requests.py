@@ -6,17 +6,18 @@ audit event.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
 
 from app import audit
 from app.buyflow import clock
-from app.buyflow.schemas import RequestIn, RequestListQuery
+from app.buyflow.schemas import RequestIn, RequestListQuery, RequestOut
 from app.buyflow.states import REQUEST_TRANSITIONS, sources
 from app.buyflow.transitions import transition_or_conflict
 from app.db import db
 from app.gateway.contracts import Call
 from app.gateway.errors import Forbidden, NotFound
-from app.gateway.pagination import paginate
 from app.gateway.tenancy import HouseholdScope
 from app.models import HouseholdRole, Item, PurchaseRequest, RequestStatus
 
@@ -25,10 +26,27 @@ CANCELLABLE = sources(REQUEST_TRANSITIONS, RequestStatus.CANCELLED)
 REQUEST_NOT_FOUND = "Purchase request not found"
 
 
+REQUEST_COLUMNS = tuple(RequestOut.model_fields)  # what a reader sees of a request
+
+
+def _hidden(household: HouseholdScope, requested_by: str | None) -> bool:
+    """Children see only their own requests."""
+    return household.role not in DECIDERS and requested_by != household.user_id
+
+
 def visible_request(household: HouseholdScope, request_id: str) -> PurchaseRequest:
-    """The request, if the caller may see it: children see only their own (else 404)."""
+    """The request, if the caller may see it (else 404), to change it."""
     found = household.get(PurchaseRequest, request_id, "Purchase request")
-    if household.role not in DECIDERS and found.requested_by != household.user_id:
+    if _hidden(household, found.requested_by):
+        raise NotFound(REQUEST_NOT_FOUND)
+    return found
+
+
+def read_request(household: HouseholdScope, request_id: str) -> dict[str, Any]:
+    """The request's row, if the caller may see it (else the same 404), to read it."""
+    found = household.row(PurchaseRequest, request_id, "Purchase request",
+                          columns=REQUEST_COLUMNS)
+    if _hidden(household, found["requested_by"]):
         raise NotFound(REQUEST_NOT_FOUND)
     return found
 
@@ -58,15 +76,14 @@ def create(household: HouseholdScope, body: RequestIn) -> PurchaseRequest:
 
 def page(household: HouseholdScope, query: RequestListQuery) -> dict[str, object]:
     """Newest first; children list only their own requests."""
-    statement = household.select(PurchaseRequest)
+    equal: dict[str, Any] = {}
     if household.role not in DECIDERS:
-        statement = statement.where(PurchaseRequest.requested_by == household.user_id)
+        equal["requested_by"] = household.user_id
     if query.status is not None:
-        statement = statement.where(PurchaseRequest.status == query.status)
-    rows, next_cursor = paginate(
-        statement, PurchaseRequest.created_at, PurchaseRequest.id,
-        limit=query.limit, cursor=query.cursor, newest_first=True,
-    )
+        equal["status"] = query.status
+    rows, next_cursor = household.rows_page(
+        PurchaseRequest, equal, limit=query.limit, cursor=query.cursor,
+        columns=REQUEST_COLUMNS, newest_first=True)
     return {"items": rows, "next_cursor": next_cursor}
 
 

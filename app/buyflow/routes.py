@@ -5,8 +5,6 @@ Thin: each route declares its contract; the rules live in purchase_requests.py a
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.buyflow import bp, intents, purchase_requests
 from app.buyflow.idempotency import idempotent
 from app.buyflow.schemas import (
@@ -20,6 +18,7 @@ from app.buyflow.schemas import (
     RequestPage,
 )
 from app.gateway.contracts import endpoint
+from app.gateway.schemas import Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.models import PurchaseRequest
 
@@ -46,8 +45,8 @@ def create_request(household: HouseholdScope, body: RequestIn) -> PurchaseReques
     permissions=["requests:read"], query=RequestListQuery, response=RequestPage, household=True,
     tags=TAGS, summary="Purchase requests, newest first (children see only their own)",
 )
-def list_requests(household: HouseholdScope, query: RequestListQuery) -> dict[str, object]:
-    return purchase_requests.page(household, query)
+def list_requests(household: HouseholdScope, query: RequestListQuery) -> Trusted:
+    return Trusted(purchase_requests.page(household, query))
 
 
 @bp.get(BASE + "/<request_id>")
@@ -55,8 +54,8 @@ def list_requests(household: HouseholdScope, query: RequestListQuery) -> dict[st
     permissions=["requests:read"], response=RequestOut, household=True, tags=TAGS,
     summary="One purchase request (children: only their own)",
 )
-def get_request(household: HouseholdScope, request_id: str) -> PurchaseRequest:
-    return purchase_requests.visible_request(household, request_id)
+def get_request(household: HouseholdScope, request_id: str) -> Trusted:
+    return Trusted(purchase_requests.read_request(household, request_id))
 
 
 @bp.post(BASE + "/<request_id>/approve")
@@ -114,8 +113,8 @@ def create_intent(household: HouseholdScope, request_id: str) -> IntentCreated:
     permissions=["requests:read"], response=IntentOut, household=True, tags=TAGS,
     summary="An intent's status, cart, events and artifacts (never its token)",
 )
-def get_intent(household: HouseholdScope, request_id: str, intent_id: str) -> dict[str, Any]:
-    return intents.read(household, request_id, intent_id)
+def get_intent(household: HouseholdScope, request_id: str, intent_id: str) -> Trusted:
+    return Trusted(intents.read(household, request_id, intent_id))
 
 
 @bp.post(BASE + "/<request_id>/confirm-checkout")

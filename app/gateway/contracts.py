@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,7 +33,6 @@ from typing import Any, Literal
 from flask import Response, current_app, g, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_core import PydanticSerializationError
 
 from app import audit, clock
 from app.context import Principal
@@ -43,12 +40,12 @@ from app.db import db
 from app.gateway.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from app.gateway.jsonbody import read_json_body, refuse_unstorable_pairs
 from app.gateway.principal import authenticate_bearer, check_internal_token
+from app.gateway.schemas import serialize
 from app.gateway.tenancy import HouseholdLock, HouseholdScope, load_scope
 from app.state import Slot
 
 Auth = Literal["public", "bearer", "internal"]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 Guard = Callable[["Call"], None]
 
 
@@ -223,7 +220,7 @@ def endpoint(
             payload = _serialize(contract, result)
             for guard in contract.after:
                 guard(call)
-            db.session.commit()
+            db.commit()
             return _respond(payload, call)
 
         wrapper.contract = contract  # type: ignore[attr-defined]
@@ -367,27 +364,7 @@ def _serialize(contract: Contract, result: Any) -> bytes | None:
         return None
     if contract.response is None:
         raise TypeError("this endpoint declares no response schema but its handler returned one")
-    if isinstance(result, contract.response):
-        model = result
-    else:
-        model = contract.response.model_validate(result, from_attributes=True)
-    try:
-        return model.model_dump_json(by_alias=True).encode()
-    except PydanticSerializationError:
-        # A stored string that UTF-8 cannot encode (a lone surrogate, from a row written before
-        # input was checked): served with U+FFFD in its place rather than failing every read.
-        data = _replace_surrogates(model.model_dump(mode="json", by_alias=True))
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _replace_surrogates(value: Any) -> Any:
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_surrogates(v) for v in value]
-    return value
+    return serialize(contract.response, result)
 
 
 def _respond(payload: bytes | None, call: Call) -> Response:

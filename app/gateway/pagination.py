@@ -8,18 +8,20 @@ import binascii
 import functools
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, Table, and_, bindparam, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from app.db import db
 from app.gateway.errors import ValidationError
+from app.gateway.fastread import Read
 from app.gateway.jsonbody import unstorable
 
 T = TypeVar("T")
+Column_ = ColumnElement[Any] | InstrumentedAttribute[Any]
 
 
 _INVALID_CURSOR = "Invalid cursor"
@@ -90,47 +92,65 @@ def _refuse(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def paginate(
-    statement: Select[Any],
-    stamp_column: InstrumentedAttribute[datetime],
-    id_column: InstrumentedAttribute[str],
-    *,
-    limit: int,
-    cursor: str | None,
-    newest_first: bool = False,
-) -> tuple[list[Any], str | None]:
-    """One query for a page of rows (``limit + 1`` fetched to know whether another page exists).
-
-    A statement of several entities yields ``execute`` rows; of one entity, ORM objects (pages
-    of plain rows: ``rows_page``). Returns ``(rows, next_cursor)``.
-    """
-    if cursor:
-        stamp, ident = decode_cursor(cursor)
-        if newest_first:
-            after = or_(stamp_column < stamp, and_(stamp_column == stamp, id_column < ident))
-        else:
-            after = or_(stamp_column > stamp, and_(stamp_column == stamp, id_column > ident))
-        statement = statement.where(after)
-    order = (stamp_column.desc(), id_column.desc()) if newest_first else (stamp_column, id_column)
-    statement = statement.order_by(*order).limit(limit + 1)
-    rows: list[Any]
-    if len(statement.column_descriptions) > 1:  # (entity, extra columns...), keyed on the first
-        rows = list(db.session.execute(statement).all())
-    else:
-        rows = list(db.session.scalars(statement))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1][0] if isinstance(rows[-1], Row) else rows[-1]
-    return rows, encode_cursor(getattr(last, stamp_column.key), getattr(last, id_column.key))
-
-
-# -- pages of plain rows from prebuilt statements ----------------------------------------------
+# -- pages of plain rows from prebuilt reads ----------------------------------------------------
 #
 # Building a SELECT, adding its filters, order and limit, and then computing its cache key cost
-# more than running it (bench/bench_read.py: 180 µs against 80 µs for a page of 20 items on
-# SQLite). A list endpoint's statements differ only in which filters are present and whether a
-# cursor is given, so each shape is built once with bound parameters and reused.
+# more than running it. A list's statements differ only in whether a cursor is given (and, for
+# filterable lists, which filters are present), so each shape is built and compiled once
+# (``app.gateway.fastread``) and reused.
+
+
+def _keyset_select(statement: Select[Any], stamp_column: Column_, id_column: Column_,
+                   after: bool, newest_first: bool) -> Select[Any]:
+    """``statement`` [AND after the cursor] ORDER BY stamp, id LIMIT :page_limit; the cursor's
+    parameters are ``:after_stamp`` and ``:after_id``."""
+    if after:
+        at: BindParameter[Any] = bindparam("after_stamp", type_=stamp_column.type)
+        past: BindParameter[Any] = bindparam("after_id", type_=id_column.type)
+        if newest_first:
+            statement = statement.where(
+                or_(stamp_column < at, and_(stamp_column == at, id_column < past)))
+        else:
+            statement = statement.where(
+                or_(stamp_column > at, and_(stamp_column == at, id_column > past)))
+    order = (stamp_column.desc(), id_column.desc()) if newest_first else (stamp_column, id_column)
+    return statement.order_by(*order).limit(bindparam("page_limit"))
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """A list's two prebuilt reads, the first page and the page after a cursor; its rows carry
+    the stamp and id under the names ``stamp`` and ``ident``."""
+
+    first: Read
+    after: Read
+    stamp: str
+    ident: str
+
+    def page(self, params: Mapping[str, Any], *, limit: int, cursor: str | None
+             ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of rows (``limit + 1`` fetched to know whether another page exists) and the
+        cursor of the next one, if any."""
+        values = dict(params)
+        read = self.first
+        if cursor:
+            values["after_stamp"], values["after_id"] = decode_cursor(cursor)
+            read = self.after
+        values["page_limit"] = limit + 1
+        rows = read.rows(values)
+        if len(rows) <= limit:
+            return rows, None
+        del rows[limit:]
+        return rows, encode_cursor(rows[-1][self.stamp], rows[-1][self.ident])
+
+
+def keyset(statement: Select[Any], stamp_column: Column_, id_column: Column_, *,
+           newest_first: bool = False) -> Keyset:
+    """The keyset reads of ``statement`` (built once, at import time, by the module that lists)."""
+    return Keyset(
+        Read(_keyset_select(statement, stamp_column, id_column, False, newest_first)),
+        Read(_keyset_select(statement, stamp_column, id_column, True, newest_first)),
+        str(stamp_column.key), str(id_column.key))
 
 
 @functools.lru_cache(maxsize=256)
@@ -144,24 +164,21 @@ def keyset_statement(
     newest_first: bool,
 ) -> Select[Any]:
     """``SELECT <wanted columns, else all> FROM table WHERE <column = :column for each of equal>
-    [AND after the cursor] ORDER BY stamp, ident LIMIT :page_limit``; the cursor's parameters
-    are ``:after_stamp`` and ``:after_id``."""
+    [AND after the cursor] ORDER BY stamp, ident LIMIT :page_limit``."""
     columns = table.c
     names = (*wanted, *(n for n in (stamp, ident) if n not in wanted)) if wanted else columns.keys()
     statement = select(*(columns[name] for name in names))
     statement = statement.where(*(columns[name] == bindparam(name) for name in equal))
-    stamp_column, id_column = columns[stamp], columns[ident]
-    if after:
-        at: BindParameter[Any] = bindparam("after_stamp")
-        past: BindParameter[Any] = bindparam("after_id")
-        if newest_first:
-            statement = statement.where(
-                or_(stamp_column < at, and_(stamp_column == at, id_column < past)))
-        else:
-            statement = statement.where(
-                or_(stamp_column > at, and_(stamp_column == at, id_column > past)))
-    order = (stamp_column.desc(), id_column.desc()) if newest_first else (stamp_column, id_column)
-    return statement.order_by(*order).limit(bindparam("page_limit"))
+    return _keyset_select(statement, columns[stamp], columns[ident], after, newest_first)
+
+
+@functools.lru_cache(maxsize=256)
+def _table_keyset(table: Table, wanted: tuple[str, ...] | None, equal: tuple[str, ...],
+                  stamp: str, ident: str, newest_first: bool) -> Keyset:
+    return Keyset(
+        Read(keyset_statement(table, wanted, equal, stamp, ident, False, newest_first)),
+        Read(keyset_statement(table, wanted, equal, stamp, ident, True, newest_first)),
+        stamp, ident)
 
 
 def rows_page(
@@ -176,19 +193,7 @@ def rows_page(
     newest_first: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of ``table``'s rows as dicts (column name → value) where every ``equal`` column
-    has its value, with only ``columns`` when given (fewer values to convert per row);
-    ``(rows, next_cursor)`` as ``paginate`` returns them."""
-    params: dict[str, Any] = dict(equal)
-    if cursor:
-        params["after_stamp"], params["after_id"] = decode_cursor(cursor)
-    params["page_limit"] = limit + 1
-    statement = keyset_statement(
-        table, columns, tuple(sorted(equal)), stamp, ident, bool(cursor), newest_first
-    )
-    result = db.session.connection().execute(statement, params)
-    keys = list(result.keys())
-    rows = [dict(zip(keys, row, strict=True)) for row in result.all()]
-    if len(rows) <= limit:
-        return rows, None
-    del rows[limit:]
-    return rows, encode_cursor(rows[-1][stamp], rows[-1][ident])
+    has its value, with only ``columns`` when given; ``(rows, next_cursor)``. One prebuilt
+    ``Keyset`` per shape (which filters are present)."""
+    reads = _table_keyset(table, columns, tuple(sorted(equal)), stamp, ident, newest_first)
+    return reads.page(equal, limit=limit, cursor=cursor)

@@ -17,15 +17,17 @@ Internal callbacks reach a household through an intent and take the same lock wi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, Table, bindparam, select
 
 from app.db import db
 from app.gateway.errors import NotFound
+from app.gateway.fastread import Read
 from app.gateway.pagination import rows_page
 from app.models import Household, Member
 
@@ -70,15 +72,26 @@ class HouseholdScope:
         limit: int,
         cursor: str | None,
         columns: tuple[str, ...] | None = None,
+        newest_first: bool = False,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of this household's ``model`` rows as plain dicts, oldest first, where each
-        column named in ``equal`` has its value, with only ``columns`` when given: for read-only
-        lists, with no ORM work per row and a statement built once per shape
-        (``pagination.rows_page``)."""
+        """A page of this household's ``model`` rows as plain dicts, oldest first unless
+        ``newest_first``, where each column named in ``equal`` has its value, with only
+        ``columns`` when given: for read-only lists, with no ORM work per row and a read built
+        once per shape (``pagination.rows_page``)."""
         if "household_id" in equal:
             raise ValueError("the household is the scope's, never the caller's")
         return rows_page(model.__table__, {**equal, "household_id": self.id},
-                         limit=limit, cursor=cursor, columns=columns)
+                         limit=limit, cursor=cursor, columns=columns, newest_first=newest_first)
+
+    def row(self, model: type[Any], object_id: Any, what: str | None = None, *,
+            columns: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """For reads: the row with this id in this household as a dict (only ``columns`` when
+        given), else the same 404 as ``get``."""
+        found = _row_by_id(model.__table__, columns).first(
+            {"household_id": self.id, "id": object_id})
+        if found is None:
+            raise NotFound(f"{what or model.__name__} not found")
+        return found
 
     def get(self, model: type[T], object_id: Any, what: str | None = None, *,
             lock: HouseholdLock | None = None) -> T:
@@ -119,14 +132,15 @@ class HouseholdScope:
 
 
 # Built once: this query runs on every household-scoped request.
-_SCOPE_QUERY = (
+SCOPE_QUERY = (
     select(Household.id, Household.name, Household.created_at, Member.user_id, Member.role)
     .join(Member, Member.household_id == Household.id)
     .where(Household.id == bindparam("household_id"), Member.user_id == bindparam("user_id"))
 )
-_LOCKED_SCOPE_QUERY: dict[HouseholdLock, Any] = {
-    "key share": _SCOPE_QUERY.with_for_update(read=True, key_share=True, of=Household),
-    "update": _SCOPE_QUERY.with_for_update(of=Household),
+_SCOPE_READS: dict[HouseholdLock | None, Read] = {
+    None: Read(SCOPE_QUERY),
+    "key share": Read(SCOPE_QUERY.with_for_update(read=True, key_share=True, of=Household)),
+    "update": Read(SCOPE_QUERY.with_for_update(of=Household)),
 }
 _LOCK_HOUSEHOLD = (
     select(Household.id).where(Household.id == bindparam("household_id"))
@@ -138,14 +152,17 @@ def load_scope(household_id: str, user_id: str, lock: HouseholdLock | None = Non
                ) -> HouseholdScope:
     """One query: the household and the caller's membership, or the uniform 404; with ``lock``,
     the household row locked in that mode (module docstring: lock order)."""
-    query = _SCOPE_QUERY if lock is None else _LOCKED_SCOPE_QUERY[lock]
-    # Core execution on the session's connection: same transaction, no ORM bookkeeping.
-    row = db.session.connection().execute(
-        query, {"household_id": household_id, "user_id": user_id}
-    ).first()
+    row = _SCOPE_READS[lock].first({"household_id": household_id, "user_id": user_id})
     if row is None:
         raise NotFound(HOUSEHOLD_NOT_FOUND)
-    return HouseholdScope(*row)
+    return HouseholdScope(**row)
+
+
+@functools.lru_cache(maxsize=64)
+def _row_by_id(table: Table, columns: tuple[str, ...] | None) -> Read:
+    selected = [table.c[name] for name in columns] if columns else list(table.c)
+    return Read(select(*selected).where(table.c.household_id == bindparam("household_id"),
+                                        table.c.id == bindparam("id")))
 
 
 def lock_household(household_id: str | None) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Response, current_app
 from pydantic import Field
+from sqlalchemy import bindparam, select
 
 from app import audit
 from app.audit.proofs import NotYetCheckpointed, build_proof, find_event
@@ -19,8 +20,9 @@ from app.auth import wellknown
 from app.db import db
 from app.gateway.contracts import endpoint
 from app.gateway.errors import Conflict, Forbidden, NotFound
+from app.gateway.fastread import Read
 from app.gateway.pagination import decode_seq_cursor, encode_seq_cursor
-from app.gateway.schemas import PageQuery, Schema, Timestamp
+from app.gateway.schemas import PageQuery, Schema, Timestamp, Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp
 from app.models import AuditEvent, HouseholdRole
@@ -61,24 +63,28 @@ def decode_cursor(cursor: str) -> int:
     roles=[HouseholdRole.OWNER], summary="The household's audit events, newest first",
     tags=["households"],
 )
-def list_audit_events(household: HouseholdScope, query: PageQuery) -> AuditPage:
-    select_events = household.select(AuditEvent).where(AuditEvent.chain == household.id)
+def list_audit_events(household: HouseholdScope, query: PageQuery) -> Trusted:
+    params: dict[str, Any] = {"household_id": household.id, "page_limit": query.limit + 1}
+    read = _EVENTS[0]
     if query.cursor is not None:
-        select_events = select_events.where(AuditEvent.seq < decode_cursor(query.cursor))
-    rows = db.session.scalars(
-        select_events.order_by(AuditEvent.seq.desc()).limit(query.limit + 1)
-    ).all()
+        params["before"], read = decode_cursor(query.cursor), _EVENTS[1]
+    rows = read.rows(params)
     page = rows[: query.limit]
-    next_cursor = encode_cursor(page[-1].seq) if len(rows) > query.limit else None
-    return AuditPage(
-        items=[AuditEventOut.model_validate({**_columns(row), "id": public_event_id(row.hash)})
-               for row in page],
-        next_cursor=next_cursor,
-    )
+    next_cursor = encode_cursor(page[-1]["seq"]) if len(rows) > query.limit else None
+    for row in page:
+        row["id"] = public_event_id(row["hash"])
+    return Trusted({"items": page, "next_cursor": next_cursor})
 
 
-def _columns(row: AuditEvent) -> dict[str, Any]:
-    return {c: getattr(row, c) for c in AuditEventOut.model_fields if c != "id"}
+# The chain's events, newest first, from the start or before a cursor (app.gateway.fastread).
+_EVENTS_OF = (
+    select(*(getattr(AuditEvent, c) for c in AuditEventOut.model_fields if c != "id"))
+    .where(AuditEvent.household_id == bindparam("household_id"),
+           AuditEvent.chain == bindparam("household_id"))
+)
+_EVENTS = tuple(
+    Read(statement.order_by(AuditEvent.seq.desc()).limit(bindparam("page_limit")))
+    for statement in (_EVENTS_OF, _EVENTS_OF.where(AuditEvent.seq < bindparam("before"))))
 
 
 class InclusionProofOut(Schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.context import Principal
 from app.gateway.contracts import Reply, endpoint
-from app.gateway.schemas import PageQuery
+from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp, invitations
 from app.households.schemas import (
@@ -42,7 +42,7 @@ def invite(household: HouseholdScope, body: MemberIn) -> InvitationOut:
           summary="The household's invitations, newest first (owner)",
           description="Every invitation with its status: PENDING, ACCEPTED, DECLINED, REVOKED, "
           "or EXPIRED (pending past its expiry).")
-def list_invitations(household: HouseholdScope, query: PageQuery) -> InvitationPage:
+def list_invitations(household: HouseholdScope, query: PageQuery) -> Trusted:
     return invitations.list_invitations(household, query)
 
 
@@ -60,7 +60,7 @@ def revoke_invitation(household: HouseholdScope, invitation_id: str) -> Reply:
 @endpoint(auth="bearer", query=PageQuery, response=MyInvitationPage, tags=TAGS,
           summary="The caller's pending invitations (to their verified address)",
           description="Empty while the caller's address is not verified.")
-def my_invitations(query: PageQuery, principal: Principal) -> MyInvitationPage:
+def my_invitations(query: PageQuery, principal: Principal) -> Trusted:
     return invitations.my_invitations(query, principal)
 
 

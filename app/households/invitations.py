@@ -12,9 +12,10 @@ membership insert in one transaction: of two concurrent accepts one wins, the ot
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit, clock
@@ -23,27 +24,46 @@ from app.auth.users import normalise_email
 from app.context import Principal
 from app.db import db
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
-from app.gateway.pagination import paginate
-from app.gateway.schemas import PageQuery
+from app.gateway.fastread import Read
+from app.gateway.pagination import keyset
+from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.households.schemas import (
     InvitationOut,
-    InvitationPage,
     MemberIn,
     MembershipOut,
-    MyInvitationOut,
-    MyInvitationPage,
 )
 from app.models import Household, Invitation, Member, User
 
 NOT_FOUND = "Invitation not found"
 
 
-def status_of(invitation: Invitation) -> str:
+def status_of(invitation: Invitation | dict[str, Any]) -> str:
     """The status a client sees: a pending invitation past its expiry is ``EXPIRED``."""
-    if invitation.status == "PENDING" and invitation.expires_at <= clock.now():
+    status, expires_at = ((invitation["status"], invitation["expires_at"])
+                          if isinstance(invitation, dict)
+                          else (invitation.status, invitation.expires_at))
+    if status == "PENDING" and expires_at <= clock.now():
         return "EXPIRED"
-    return invitation.status
+    return str(status)
+
+
+# Reads, built once (app.gateway.fastread).
+_INVITATIONS = keyset(
+    select(Invitation.id, Invitation.email, Invitation.role, Invitation.status,
+           Invitation.expires_at, Invitation.created_at)
+    .where(Invitation.household_id == bindparam("household_id")),
+    Invitation.created_at, Invitation.id, newest_first=True)
+_INVITER = select(User.name).where(User.id == Invitation.invited_by).scalar_subquery()
+_MY_INVITATIONS = keyset(
+    select(Invitation.id, Invitation.email, Invitation.role, Invitation.status,
+           Invitation.expires_at, Invitation.household_id, Invitation.created_at,
+           Household.name.label("household_name"), _INVITER.label("invited_by_name"))
+    .join(Household, Household.id == Invitation.household_id)
+    .where(Invitation.email == bindparam("email"), Invitation.status == "PENDING",
+           Invitation.expires_at > bindparam("now", type_=Invitation.expires_at.type)),
+    Invitation.created_at, Invitation.id, newest_first=True)
+_USER_EMAIL = Read(select(User.email, User.email_verified_at).where(User.id == bindparam("id")))
 
 
 def _out(invitation: Invitation) -> InvitationOut:
@@ -87,10 +107,11 @@ def invite(household: HouseholdScope, body: MemberIn) -> InvitationOut:
     return _out(invitation)
 
 
-def list_invitations(household: HouseholdScope, query: PageQuery) -> InvitationPage:
-    rows, cursor = paginate(household.select(Invitation), Invitation.created_at, Invitation.id,
-                            limit=query.limit, cursor=query.cursor, newest_first=True)
-    return InvitationPage(items=[_out(row) for row in rows], next_cursor=cursor)
+def list_invitations(household: HouseholdScope, query: PageQuery) -> Trusted:
+    rows, cursor = _INVITATIONS.page({"household_id": household.id},
+                                     limit=query.limit, cursor=query.cursor)
+    return Trusted({"items": [{**row, "status": status_of(row)} for row in rows],
+                    "next_cursor": cursor})
 
 
 def revoke_invitation(household: HouseholdScope, invitation_id: str) -> None:
@@ -121,24 +142,16 @@ def _verified_email(principal: Principal) -> tuple[User, str | None]:
     return user, verified
 
 
-def my_invitations(query: PageQuery, principal: Principal) -> MyInvitationPage:
-    _, email = _verified_email(principal)
-    if email is None:
-        return MyInvitationPage(items=[], next_cursor=None)
-    inviter = select(User.name).where(User.id == Invitation.invited_by).scalar_subquery()
-    statement = (
-        select(Invitation, Household.name, inviter)
-        .join(Household, Household.id == Invitation.household_id)
-        .where(and_(Invitation.email == email, Invitation.status == "PENDING",
-                    Invitation.expires_at > clock.now()))
-    )
-    rows, cursor = paginate(statement, Invitation.created_at, Invitation.id,
-                            limit=query.limit, cursor=query.cursor, newest_first=True)
-    return MyInvitationPage(items=[MyInvitationOut(
-        id=inv.id, email=inv.email, role=inv.role, status=status_of(inv),  # type: ignore[arg-type]
-        expires_at=inv.expires_at, household_id=inv.household_id, household_name=name,
-        invited_by_name=by,
-    ) for inv, name, by in rows], next_cursor=cursor)
+def my_invitations(query: PageQuery, principal: Principal) -> Trusted:
+    user = _USER_EMAIL.first({"id": principal.user_id})
+    if user is None:
+        raise NotFound(NOT_FOUND)
+    if user["email"] is None or user["email_verified_at"] is None:
+        return Trusted({"items": [], "next_cursor": None})
+    rows, cursor = _MY_INVITATIONS.page({"email": user["email"], "now": clock.now()},
+                                        limit=query.limit, cursor=query.cursor)
+    return Trusted({"items": [{**row, "status": status_of(row)} for row in rows],
+                    "next_cursor": cursor})
 
 
 def _answerable(invitation_id: str, principal: Principal, action: str) -> tuple[Invitation, User]:

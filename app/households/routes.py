@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.context import Principal
 from app.gateway.contracts import Call, Reply, endpoint
-from app.gateway.schemas import PageQuery
+from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp, services
 from app.households.policies import keeps_an_owner, target_member
@@ -37,14 +37,14 @@ def create_household(body: HouseholdIn, principal: Principal) -> HouseholdOut:
 @bp.get("/households")
 @endpoint(permissions=["households:read"], query=PageQuery, response=HouseholdPage,
           tags=[HOUSEHOLD], summary="Households the caller is a member of")
-def list_households(query: PageQuery, principal: Principal) -> HouseholdPage:
+def list_households(query: PageQuery, principal: Principal) -> Trusted:
     return services.household_page(query, principal)
 
 
 @bp.get("/households/<household_id>")
 @endpoint(permissions=["households:read"], response=HouseholdOut, household=True,
           tags=[HOUSEHOLD], summary="A household of the caller")
-def get_household(household: HouseholdScope) -> HouseholdOut:
+def get_household(household: HouseholdScope) -> Trusted:
     return services.get_household(household)
 
 
@@ -69,7 +69,7 @@ def delete_household(household: HouseholdScope) -> Reply:
 @bp.get("/households/<household_id>/members")
 @endpoint(permissions=["members:read"], query=PageQuery, response=MemberPage, household=True,
           tags=["members"], summary="Members of a household")
-def list_members(household: HouseholdScope, query: PageQuery) -> MemberPage:
+def list_members(household: HouseholdScope, query: PageQuery) -> Trusted:
     return services.member_page(household, query)
 
 

@@ -3,25 +3,35 @@ the transaction that makes it."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from app import audit
 from app.context import Principal
 from app.db import Base, db
-from app.gateway.pagination import paginate
-from app.gateway.schemas import PageQuery
+from app.gateway.pagination import keyset
+from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.households.schemas import (
     HouseholdIn,
     HouseholdOut,
-    HouseholdPage,
     HouseholdPatch,
     MemberOut,
-    MemberPage,
     MemberPatch,
 )
 from app.models import Household, HouseholdRole, Member, User
 from app.models.audit import AuditEvent
+
+# Reads, built once (app.gateway.fastread).
+_HOUSEHOLDS = keyset(
+    select(Household.id, Household.name, Household.created_at, Member.role)
+    .join(Member, Member.household_id == Household.id)
+    .where(Member.user_id == bindparam("user_id")),
+    Household.created_at, Household.id)
+_MEMBERS = keyset(
+    select(Member.user_id, User.email, User.name, Member.role, Member.joined_at)
+    .join(User, User.id == Member.user_id)
+    .where(Member.household_id == bindparam("household_id")),
+    Member.joined_at, Member.user_id)
 
 # -- households ------------------------------------------------------------------------------
 
@@ -43,20 +53,15 @@ def create_household(body: HouseholdIn, principal: Principal) -> HouseholdOut:
     return _household_out(household, HouseholdRole.OWNER)
 
 
-def household_page(query: PageQuery, principal: Principal) -> HouseholdPage:
-    statement = (
-        select(Household, Member.role)
-        .join(Member, Member.household_id == Household.id)
-        .where(Member.user_id == principal.user_id)
-    )
-    rows, cursor = paginate(statement, Household.created_at, Household.id,
-                            limit=query.limit, cursor=query.cursor)
-    return HouseholdPage(items=[_household_out(h, role) for h, role in rows], next_cursor=cursor)
+def household_page(query: PageQuery, principal: Principal) -> Trusted:
+    rows, cursor = _HOUSEHOLDS.page({"user_id": principal.user_id},
+                                    limit=query.limit, cursor=query.cursor)
+    return Trusted({"items": rows, "next_cursor": cursor})
 
 
-def get_household(household: HouseholdScope) -> HouseholdOut:
-    return HouseholdOut(id=household.id, name=household.name, role=household.role,  # type: ignore[arg-type]
-                        created_at=household.created_at)
+def get_household(household: HouseholdScope) -> Trusted:
+    return Trusted({"id": household.id, "name": household.name, "role": household.role,
+                    "created_at": household.created_at})
 
 
 def rename_household(household: HouseholdScope, body: HouseholdPatch) -> HouseholdOut:
@@ -88,11 +93,10 @@ def _member_out(member: Member, user: User) -> MemberOut:
                      role=member.role, joined_at=member.joined_at)  # type: ignore[arg-type]
 
 
-def member_page(household: HouseholdScope, query: PageQuery) -> MemberPage:
-    statement = household.select(Member).add_columns(User).join(User, User.id == Member.user_id)
-    rows, cursor = paginate(statement, Member.joined_at, Member.user_id,
-                            limit=query.limit, cursor=query.cursor)
-    return MemberPage(items=[_member_out(m, u) for m, u in rows], next_cursor=cursor)
+def member_page(household: HouseholdScope, query: PageQuery) -> Trusted:
+    rows, cursor = _MEMBERS.page({"household_id": household.id},
+                                 limit=query.limit, cursor=query.cursor)
+    return Trusted({"items": rows, "next_cursor": cursor})
 
 
 def change_role(household: HouseholdScope, member: Member, body: MemberPatch) -> MemberOut:

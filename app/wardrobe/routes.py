@@ -4,7 +4,7 @@ declares its contract; the rules live in services.py."""
 from __future__ import annotations
 
 from app.gateway.contracts import Reply, endpoint
-from app.gateway.schemas import PageQuery
+from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.households import bp
 from app.models import Item
@@ -27,7 +27,7 @@ from app.wardrobe.schemas import (
 @bp.get("/households/<household_id>/items")
 @endpoint(permissions=["items:read"], query=ItemQuery, response=ItemPage, household=True,
           tags=["items"], summary="Wardrobe items, filterable by category, color and size")
-def list_items(household: HouseholdScope, query: ItemQuery) -> ItemPage:
+def list_items(household: HouseholdScope, query: ItemQuery) -> Trusted:
     return services.item_page(household, query)
 
 
@@ -41,7 +41,7 @@ def create_item(household: HouseholdScope, body: ItemIn) -> Item:
 @bp.get("/households/<household_id>/items/<item_id>")
 @endpoint(permissions=["items:read"], response=ItemOut, household=True, tags=["items"],
           summary="A wardrobe item")
-def get_item(household: HouseholdScope, item_id: str) -> Item:
+def get_item(household: HouseholdScope, item_id: str) -> Trusted:
     return services.get_item(household, item_id)
 
 
@@ -66,7 +66,7 @@ def delete_item(household: HouseholdScope, item_id: str) -> Reply:
 @bp.get("/households/<household_id>/outfits")
 @endpoint(permissions=["outfits:read"], query=PageQuery, response=OutfitPage, household=True,
           tags=["outfits"], summary="Outfits")
-def list_outfits(household: HouseholdScope, query: PageQuery) -> OutfitPage:
+def list_outfits(household: HouseholdScope, query: PageQuery) -> Trusted:
     return services.outfit_page(household, query)
 
 
@@ -81,7 +81,7 @@ def create_outfit(household: HouseholdScope, body: OutfitIn) -> OutfitOut:
 @bp.get("/households/<household_id>/outfits/<outfit_id>")
 @endpoint(permissions=["outfits:read"], response=OutfitOut, household=True, tags=["outfits"],
           summary="An outfit")
-def get_outfit(household: HouseholdScope, outfit_id: str) -> OutfitOut:
+def get_outfit(household: HouseholdScope, outfit_id: str) -> Trusted:
     return services.get_outfit(household, outfit_id)
 
 

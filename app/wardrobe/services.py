@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select
 
 from app.db import db
-from app.gateway.pagination import paginate
-from app.gateway.schemas import PageQuery
+from app.gateway.fastread import Read
+from app.gateway.pagination import decode_cursor, keyset
+from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.models import Item, Outfit, OutfitItem
 from app.wardrobe.schemas import (
     ItemIn,
     ItemOut,
-    ItemPage,
     ItemPatch,
     ItemQuery,
     OutfitIn,
     OutfitOut,
-    OutfitPage,
     OutfitPatch,
 )
 
@@ -27,20 +28,20 @@ ITEM_COLUMNS = tuple(ItemOut.model_fields)  # what a list shows of each item, no
 # -- items -----------------------------------------------------------------------------------
 
 
-def item_page(household: HouseholdScope, query: ItemQuery) -> ItemPage:
+def item_page(household: HouseholdScope, query: ItemQuery) -> Trusted:
     filters = {"category": query.category, "color": query.color, "size": query.size}
     rows, cursor = household.rows_page(
         Item, {name: value for name, value in filters.items() if value is not None},
         limit=query.limit, cursor=query.cursor, columns=ITEM_COLUMNS)
-    return ItemPage.model_validate({"items": rows, "next_cursor": cursor})
+    return Trusted({"items": rows, "next_cursor": cursor})
 
 
 def create_item(household: HouseholdScope, body: ItemIn) -> Item:
     return household.add(Item(**body.model_dump(), created_by=household.user_id))
 
 
-def get_item(household: HouseholdScope, item_id: str) -> Item:
-    return household.get(Item, item_id, "Item")
+def get_item(household: HouseholdScope, item_id: str) -> Trusted:
+    return Trusted(household.row(Item, item_id, "Item", columns=ITEM_COLUMNS))
 
 
 def update_item(household: HouseholdScope, item_id: str, body: ItemPatch) -> Item:
@@ -83,10 +84,49 @@ def _link_items(household: HouseholdScope, outfit: Outfit, item_ids: list[str]) 
         household.add(OutfitItem(outfit_id=outfit.id, item_id=item.id, position=position))
 
 
-def outfit_page(household: HouseholdScope, query: PageQuery) -> OutfitPage:
-    rows, cursor = paginate(household.select(Outfit), Outfit.created_at, Outfit.id,
-                            limit=query.limit, cursor=query.cursor)
-    return OutfitPage(items=outfits_out(rows), next_cursor=cursor)
+# Outfit reads, built once (app.gateway.fastread): a page of outfits, then the item links of the
+# same page (and of the one extra outfit fetched past it) in one statement.
+_OUTFIT_COLUMNS = ("id", "name", "created_at")
+_OUTFITS = keyset(
+    select(Outfit.id, Outfit.name, Outfit.created_at)
+    .where(Outfit.household_id == bindparam("household_id")),
+    Outfit.created_at, Outfit.id)
+_LINKS = (select(OutfitItem.outfit_id, OutfitItem.item_id)
+          .where(OutfitItem.household_id == bindparam("household_id"))
+          .order_by(OutfitItem.outfit_id, OutfitItem.position))
+_PAGE_LINKS = tuple(
+    Read(_LINKS.where(OutfitItem.outfit_id.in_(
+        select(page.statement.with_only_columns(Outfit.id).subquery().c.id))))
+    for page in (_OUTFITS.first, _OUTFITS.after))
+_OUTFIT_LINKS = Read(_LINKS.where(OutfitItem.outfit_id == bindparam("outfit_id")))
+
+
+def _cursor_params(cursor: str | None) -> dict[str, object]:
+    if not cursor:
+        return {}
+    stamp, ident = decode_cursor(cursor)
+    return {"after_stamp": stamp, "after_id": ident}
+
+
+def _with_item_ids(outfits: list[dict[str, Any]], links: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    by_outfit: dict[str, list[str]] = {outfit["id"]: [] for outfit in outfits}
+    for link in links:
+        if link["outfit_id"] in by_outfit:
+            by_outfit[link["outfit_id"]].append(link["item_id"])
+    for outfit in outfits:
+        outfit["item_ids"] = by_outfit[outfit["id"]]
+    return outfits
+
+
+def outfit_page(household: HouseholdScope, query: PageQuery) -> Trusted:
+    params = {"household_id": household.id}
+    rows, cursor = _OUTFITS.page(params, limit=query.limit, cursor=query.cursor)
+    if rows:
+        links = (_PAGE_LINKS[1] if query.cursor else _PAGE_LINKS[0]).rows(
+            {**params, "page_limit": query.limit + 1, **_cursor_params(query.cursor)})
+        _with_item_ids(rows, links)
+    return Trusted({"items": rows, "next_cursor": cursor})
 
 
 def create_outfit(household: HouseholdScope, body: OutfitIn) -> OutfitOut:
@@ -96,8 +136,10 @@ def create_outfit(household: HouseholdScope, body: OutfitIn) -> OutfitOut:
     return outfits_out([outfit])[0]
 
 
-def get_outfit(household: HouseholdScope, outfit_id: str) -> OutfitOut:
-    return outfits_out([household.get(Outfit, outfit_id, "Outfit")])[0]
+def get_outfit(household: HouseholdScope, outfit_id: str) -> Trusted:
+    outfit = household.row(Outfit, outfit_id, "Outfit", columns=_OUTFIT_COLUMNS)
+    links = _OUTFIT_LINKS.rows({"household_id": household.id, "outfit_id": outfit_id})
+    return Trusted(_with_item_ids([outfit], links)[0])
 
 
 def update_outfit(household: HouseholdScope, outfit_id: str, body: OutfitPatch) -> OutfitOut:

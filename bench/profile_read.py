@@ -1,0 +1,91 @@
+"""Where a secured read's time goes, in one process: the WSGI app called directly, N times.
+
+    .venv/bin/python bench/profile_read.py [--db sqlite|postgresql] [--requests 5000] [--profile]
+
+Prepares the same database as ``bench/bench_read.py`` (one household of 20 items), then calls
+the application's WSGI callable with a ready-made environ for each route measured, and prints
+the mean CPU microseconds per request of each (this process's CPU time: on a shared machine, wall
+time also counts the other processes). ``--profile`` runs the items list under
+pyinstrument (a dev extra) and prints its call tree, to read where those microseconds go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_read import prepare  # noqa: E402
+from bench.harness import database, scratch_dir  # noqa: E402
+
+
+def caller(app: Any, path: str, token: str) -> Callable[[], int]:
+    """One request to ``path`` through the whole WSGI stack; returns the status code."""
+    route, _, query = path.partition("?")
+    base = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": route, "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+        "HTTP_AUTHORIZATION": f"Bearer {token}", "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": True,
+        "wsgi.run_once": False, "wsgi.version": (1, 0),
+    }
+    status: list[str] = []
+
+    def start_response(line: str, _headers: Any, _exc: Any = None) -> Any:
+        status.append(line)
+        return None
+
+    def call() -> int:
+        environ = dict(base, **{"wsgi.input": io.BytesIO()})
+        body = app(environ, start_response)
+        b"".join(body)
+        if hasattr(body, "close"):
+            body.close()
+        return int(status.pop()[:3])
+
+    return call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    with scratch_dir() as directory, ExitStack() as stack:
+        prepared = prepare(database(args.db, directory, stack), directory / "body.json")
+        from app import create_app
+
+        app = create_app()
+        for name, path in prepared.read_paths.items():
+            call = caller(app, path, prepared.token)
+            for _ in range(200):
+                assert call() == 200, path
+            started, cpu = time.perf_counter(), time.process_time()
+            for _ in range(args.requests):
+                call()
+            elapsed, used = time.perf_counter() - started, time.process_time() - cpu
+            print(f"{name:12s} {used / args.requests * 1e6:8.1f} µs CPU per request"
+                  f" ({elapsed / args.requests * 1e6:.1f} µs wall)  ({path})")
+        if args.profile:
+            from pyinstrument import Profiler
+
+            call = caller(app, prepared.read_paths["items"], prepared.token)
+            profiler = Profiler(interval=0.0001)
+            profiler.start()
+            for _ in range(args.requests):
+                call()
+            profiler.stop()
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
+if __name__ == "__main__":
+    main()
