@@ -24,7 +24,8 @@ from app.db import Database
 from app.gateway import fastread
 from app.gateway.contracts import contract_of
 from app.gateway.schemas import Trusted, row_serializer, serialize
-from app.households.schemas import ItemOut, ItemPage, MemberOut, MemberPage
+from app.households.schemas import MemberOut, MemberPage
+from app.wardrobe.schemas import ItemOut, ItemPage
 from tests.helpers import AuthActions
 
 # GET routes whose handlers still read through the ORM session: the inclusion proof is computed

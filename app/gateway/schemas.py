@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import re
@@ -169,6 +170,9 @@ def _mirror(annotation: Any) -> Any:
     """``annotation`` with every response model in it replaced by its ``TypedDict`` mirror."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return _mirror_model(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum) and \
+            issubclass(annotation, str):
+        return str  # a stored state is its value (a str); the schema's enum documents the set
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is None or not args:
         return annotation
