@@ -85,6 +85,7 @@ def register_plugins(app: Flask) -> None:
     init_rate_limits(app)
     init_auth(app)
     init_audit(app)
+    init_data_encryption(app)
 
 
 _STORE_FALLBACKS = "hearthgate.store_fallbacks"
@@ -115,6 +116,24 @@ def open_secret_store(app: Flask) -> None:
         resolve_secret_settings(app.config, store, app.extensions.pop(_STORE_FALLBACKS, {}))
     except SecretStoreError as exc:
         raise ConfigurationRefused([f"SECRET_STORE_URL ({store.describe()}): {exc}"]) from None
+
+
+def init_data_encryption(app: Flask) -> None:
+    """The data encryption keys (``app.crypto.keys``): each is masked in every log line, and one
+    generated outside production is kept in the secret store (as the audit signing key is)."""
+    from app.crypto.keys import KEYS_SETTING, init_keys
+    from app.secrets import SecretStore
+
+    configured = bool(app.config.get(KEYS_SETTING))
+    keys = init_keys(app)
+    for key in keys:
+        redactor.add(key)
+    if not configured:
+        store: SecretStore = app.extensions["hearthgate.secrets"]
+        try:
+            store.set(KEYS_SETTING, keys[0])
+        except SecretStoreError:
+            pass  # a read-only store: the key lives in the configuration only
 
 
 def check_configuration(app: Flask) -> None:
@@ -192,8 +211,9 @@ def register_commands(app: Flask) -> None:
     from app.auth.cli import users_cli
     from app.buyflow.cli import buyflow_cli
     from app.cli import register_cli
+    from app.crypto.cli import data_cli
 
-    register_cli(app, features=(audit_cli, buyflow_cli))
+    register_cli(app, features=(audit_cli, buyflow_cli, data_cli))
     app.cli.add_command(users_cli)
 
 

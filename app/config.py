@@ -178,6 +178,12 @@ SETTINGS: tuple[Setting, ...] = (
     # Audit trail
     Setting("AUDIT_SIGNING_KEY", "str", None, "Ed25519 private key (PEM) signing audit "
             "checkpoints and exports; generated per process outside production", secret=True),
+    # Encryption at rest
+    Setting("DATA_ENCRYPTION_KEYS", "list", None,
+            "AES-256 keys encrypting stored free text (notes, URLs, event data, webhook payloads, "
+            "login claims, session devices): comma-separated standard-base64 32-byte keys, the "
+            "first encrypts, all decrypt (several during `flask data rotate`); required in "
+            "production, generated outside it", secret=True),
     Setting("AUDIT_CHECKPOINT_EVERY", "int", 100,
             "sign a chain's head every N entries (0: only on `flask audit checkpoint`)"),
     Setting("AUDIT_CHECKPOINT_INTERVAL_SECONDS", "int", 60,
@@ -427,6 +433,12 @@ def _audit_signing_key(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _data_encryption_keys(c: Mapping[str, Any]) -> str | None:
+    if not c.get("DATA_ENCRYPTION_KEYS"):
+        return "DATA_ENCRYPTION_KEYS is unset (stored free text could not be encrypted)"
+    return None
+
+
 # Secrets whose strength is this service's choice. AUTH_JWT_SECRET has its own, stricter rule;
 # the PEM settings are keys whose parsing refuses what is not one.
 STRENGTH_CHECKED: tuple[str, ...] = (
@@ -452,6 +464,7 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _limiter_storage,
     _secret_store,
     _audit_signing_key,
+    _data_encryption_keys,
 )
 
 # Refused in every environment, development and test included.

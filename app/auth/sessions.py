@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import insert, null, select, update
+from sqlalchemy import insert, select, update
 
 from app import audit, clock
 from app.auth.permissions import effective_permissions
+from app.crypto.fields import encode_value
 from app.db import db, new_id
 from app.gateway.clientip import request_client_ip
 from app.gateway.errors import Conflict, Unauthorized
@@ -41,7 +42,6 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name
 
 
-_SQL_NULL = null()  # SQL NULL in a JSON column (a bare None would be stored as JSON null)
 _INSERT_REFRESH = insert(RefreshToken.__table__)  # type: ignore[arg-type]
 _INSERT_SESSION = insert(AuthSession.__table__)  # type: ignore[arg-type]
 USER_AGENT_LENGTH = 256
@@ -83,12 +83,14 @@ def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None,
     claims, stored with the refresh token and given to the ``permissions_for_user`` plugins;
     ``auth_time`` is the family's login."""
     refresh = secrets.token_urlsafe(32)
-    # A plain INSERT (nothing reads the row back in this request): no unit-of-work flush.
+    # A plain INSERT (nothing reads the row back in this request): no unit-of-work flush, so
+    # the claims are encrypted here (the ORM's events would do it for a model).
+    row_id = new_id("rt")
     db.session.execute(_INSERT_REFRESH, {
-        "id": new_id("rt"), "user_id": user.id, "family_id": family_id,
+        "id": row_id, "user_id": user.id, "family_id": family_id,
         "token_hash": hash_token(refresh), "created_at": now,
         "expires_at": now + _refresh_ttl(),
-        "login_claims": _SQL_NULL if claims is None else claims,
+        "login_claims": encode_value("refresh_tokens", "login_claims", row_id, claims),
     })
     tokens: AccessTokens = current_app.extensions["hearthgate.tokens"]
     minted = tokens.mint({
@@ -119,7 +121,9 @@ def start_session(user: User, method: str, claims: dict[str, Any] | None = None)
     db.session.execute(_INSERT_SESSION, {
         "id": family_id, "user_id": user.id, "method": method[:40], "auth_time": now,
         "created_at": now, "last_used_at": now, "expires_at": now + _refresh_ttl(),
-        "ended_at": None, "user_agent": agent, "ip": ip,
+        "ended_at": None,
+        "user_agent": encode_value("auth_sessions", "user_agent", family_id, agent),
+        "ip": encode_value("auth_sessions", "ip", family_id, ip),
     })
     pair = _mint_pair(user, family_id, session_claims(claims), now, now)
     audit.record("auth.login", resource=f"user:{user.id}", principal_id=user.id,

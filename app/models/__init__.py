@@ -6,7 +6,10 @@ from app.models.buyflow import PurchaseIntent, PurchaseRequest, WebhookEvent
 from app.models.buyflow_extra import IdempotencyKey, IntentArtifact, IntentEvent
 from app.models.households import Household, Invitation, Item, Member, Outfit, OutfitItem
 from app.models.login_flows import LoginFlow
+from app.models.sealed import install as _install_sealed
 from app.models.users import AuthSession, RefreshToken, User
+
+_install_sealed()  # the encrypted columns' events, once every model is mapped
 
 __all__ = [
     "AuditCheckpoint",

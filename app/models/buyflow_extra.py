@@ -6,10 +6,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id, utcnow
+from app.models.sealed import Sealed
 
 
 class IdempotencyKey(Base):
@@ -48,7 +49,7 @@ class IntentEvent(Base):
     )
     intent_id: Mapped[str] = mapped_column(ForeignKey("purchase_intents.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(100))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(Sealed)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -65,6 +66,6 @@ class IntentArtifact(Base):
         ForeignKey("purchase_intents.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(50))
-    uri: Mapped[str] = mapped_column(String(2048))
+    uri: Mapped[str] = mapped_column(Sealed)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
