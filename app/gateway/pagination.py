@@ -15,6 +15,8 @@ from sqlalchemy import Row, Select, Table, and_, bindparam, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter
 
+from app.crypto.fields import BY_COLUMN as ENCRYPTED_COLUMNS
+from app.crypto.fields import decode_value
 from app.db import db
 from app.gateway.errors import ValidationError
 from app.gateway.jsonbody import unstorable
@@ -188,6 +190,10 @@ def rows_page(
     result = db.session.connection().execute(statement, params)
     keys = list(result.keys())
     rows = [dict(zip(keys, row, strict=True)) for row in result.all()]
+    sealed = [key for key in keys if (table.name, key) in ENCRYPTED_COLUMNS]
+    for row in rows:  # encrypted columns: the one decode point of this read path
+        for key in sealed:
+            row[key] = decode_value(table.name, key, row[ident], row[key])
     if len(rows) <= limit:
         return rows, None
     del rows[limit:]
