@@ -1,12 +1,17 @@
 """Secured household read vs a bare Flask endpoint returning the same body, same gunicorn config.
 
     .venv/bin/python bench/bench_read.py [--seconds 10] [--rounds 3] [--workers 2] [--db postgresql]
+        [--notes 200] [--compare-encryption]
 
 Measures GET /api/households/{id}/items?limit=20 (20 items, bearer token, membership check,
 rate limiter on, response schema) against the bare endpoint; prints both, the ratio (target: at
 least 55 %), the p99 ratio and the SQL statements per request. Also measured, to show where the
 floor is: the same app's /healthz (all middleware, nothing else) and a bare Flask app running the
 read's two SQL statements with no gateway at all (bench/bare_read_app.py).
+
+``--notes N`` gives every item N characters of notes (an encrypted column). ``--compare-encryption``
+also serves a second database of the same items from the same app with encryption replaced by a
+passthrough (bench/plain_fields_app.py), in the same run, and reports the encrypted read against it.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import alternating, database, gunicorn, report, scratch_dir  # noqa: E402
 
+BENCH_DATA_KEY = "YmVuY2gtZGF0YS1lbmNyeXB0aW9uLWtleS0wMTIzNDU="  # 32 bytes, bench databases only
 
-def prepare(database_url: str, body_file: Path) -> tuple[dict[str, str], str, str, str]:
+
+def prepare(database_url: str, body_file: Path, notes: int = 0,
+            plain: bool = False) -> tuple[dict[str, str], str, str, str]:
     """A migrated database with one household of 20 items, the read's body in ``body_file`` (the
     bare baseline serves it); returns env, path, token and the user's id."""
     from sqlalchemy import event
@@ -39,8 +47,13 @@ def prepare(database_url: str, body_file: Path) -> tuple[dict[str, str], str, st
         "AUTH_ACCESS_TOKEN_TTL_SECONDS": "86400",
         "RATELIMIT_AUTHENTICATED": "100000000/minute",
         "LOG_LEVEL": "WARNING",
+        "DATA_ENCRYPTION_KEYS": BENCH_DATA_KEY,
     }
     os.environ.update(env)
+    if plain:
+        from bench.plain_fields_app import disable_encryption
+
+        disable_encryption()
     migrate(env["DATABASE_URL"])
     app = create_app()
     auth = AuthActions(app)
@@ -51,7 +64,8 @@ def prepare(database_url: str, body_file: Path) -> tuple[dict[str, str], str, st
     household = client.post("/api/households", json={"name": "Bench"}, headers=headers).get_json()["id"]
     for n in range(20):
         client.post(f"/api/households/{household}/items",
-                    json={"name": f"Item {n}", "category": "top", "color": "blue", "size": "M"},
+                    json={"name": f"Item {n}", "category": "top", "color": "blue", "size": "M",
+                          **({"notes": (f"note {n} " * notes)[:notes]} if notes else {})},
                     headers=headers)
     path = f"/api/households/{household}/items?limit=20"
     statements: list[str] = []
@@ -73,12 +87,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--notes", type=int, default=0,
+                        help="characters of notes per item (an encrypted column)")
+    parser.add_argument("--compare-encryption", action="store_true",
+                        help="also serve the same items with encryption replaced by a passthrough")
     parser.add_argument("--rounds", type=int, default=3,
                         help="each kind runs once per round, in ABBA order; medians are reported")
     args = parser.parse_args()
     with scratch_dir() as directory, ExitStack() as stack:
         database_url = database(args.db, directory, stack)
-        env, path, token, user = prepare(database_url, directory / "body.json")
+        env, path, token, user = prepare(database_url, directory / "body.json", args.notes)
         household = path.split("/")[3]
         # All three servers run side by side (an idle one costs nothing) so that the kinds
         # alternate: a machine that slows down for a while slows every kind, not just one.
@@ -94,6 +112,13 @@ def main() -> None:
             "floor": (f"{bare_read}/bare-read/{household}/{user}", {}),
             "secured": (app + path, bearer),
         }
+        if args.compare_encryption:
+            plain_url = database(args.db, directory, stack, name="benchplain")
+            plain_env, plain_path, plain_token, _ = prepare(
+                plain_url, directory / "plain-body.json", args.notes, plain=True)
+            plain = stack.enter_context(
+                gunicorn("bench.plain_fields_app:app", plain_env, args.workers))
+            kinds["plaintext"] = (plain + plain_path, {"Authorization": f"Bearer {plain_token}"})
         runs = alternating(kinds, args.rounds, seconds=args.seconds,
                            connections=args.connections)
         baseline, middleware, floor, secured = (
@@ -109,6 +134,10 @@ def main() -> None:
                f" {args.db}, {args.workers} workers, {args.connections} connections,"
                f" {args.seconds}s)",
                baseline, secured, target=0.55)
+        if args.compare_encryption:
+            report(f"Encrypted notes ({args.notes} characters per item) against the same read with "
+                   "encryption replaced by a passthrough (what encryption at rest costs)",
+                   runs["plaintext"], secured)
 
 
 if __name__ == "__main__":

@@ -91,16 +91,16 @@ def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2) -> Iterator[s
         yield f"http://127.0.0.1:{port}"
 
 
-def database(kind: str, directory: Path, stack: ExitStack) -> str:
-    """The URL of an empty benchmark database: a new PostgreSQL server (stopped with ``stack``)
-    or a SQLite file in ``directory``."""
+def database(kind: str, directory: Path, stack: ExitStack, name: str = "bench") -> str:
+    """The URL of an empty benchmark database ``name``: on a new PostgreSQL server (stopped with
+    ``stack``) or a SQLite file in ``directory``."""
     if kind == "postgresql":
         from tests.services import postgres_server
 
         server = stack.enter_context(postgres_server())
-        server.psql("CREATE DATABASE bench")
-        return str(server.url("bench"))
-    return f"sqlite:///{directory / 'bench.sqlite3'}"
+        server.psql(f"CREATE DATABASE {name}")
+        return str(server.url(name))
+    return f"sqlite:///{directory / f'{name}.sqlite3'}"
 
 
 @contextmanager

@@ -295,3 +295,35 @@ def test_every_encrypted_column_has_the_sealed_type() -> None:
     sealed = {(t.name, c.name) for t in Base.metadata.sorted_tables for c in t.columns
               if isinstance(c.type, Sealed)}
     assert sealed == {(f.table, f.column) for f in ENCRYPTED_FIELDS}
+
+
+def test_orm_reads_after_expiry_and_a_retried_insert_see_the_plaintext(app: Flask) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from app.models import Item
+    from tests.helpers import make_household
+
+    household_id = make_household(app, "H", {})
+    sessions_of = app.extensions["hearthgate.db"]
+    with sessions_of() as session:
+        item = Item(household_id=household_id, name="x", notes=f"kept {MARK}")
+        session.add(item)
+        session.commit()
+        assert item.notes == f"kept {MARK}"
+        session.expire(item)
+        assert item.notes == f"kept {MARK}"  # reloaded (refresh event) and opened
+        session.refresh(item)
+        assert item.notes == f"kept {MARK}"
+        # An insert that fails (unknown household) and is retried stores the text, once sealed.
+        again = Item(household_id="hh_missing", name="y", notes=f"retry {MARK}")
+        session.add(again)
+        with pytest.raises(IntegrityError):
+            session.commit()
+        session.rollback()
+        again.household_id = household_id
+        session.add(again)
+        session.commit()
+        retried = again.id
+    with sessions_of() as session:
+        found = session.get(Item, retried)
+        assert found is not None and found.notes == f"retry {MARK}"

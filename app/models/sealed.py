@@ -59,14 +59,21 @@ def _seal(mapper: Mapper[Any], connection: Any, target: Any, *, inserting: bool)
     table = mapper.local_table.name  # type: ignore[attr-defined]
     ring = keyring(bind=connection)
     row_id = _row_id(mapper, target)
-    plaintext: dict[str, Any] = {}
+    # A flush that failed after sealing left ciphertext in the attributes of an object that is
+    # flushed again (a new object after a rollback): the plaintext goes back first, so the
+    # retry seals the text, never the ciphertext. An attribute the rollback expired is absent.
+    for column, (value, sealed) in target.__dict__.pop(_PENDING, {}).items():
+        if target.__dict__.get(column) == sealed:
+            setattr(target, column, value)
+    pending: dict[str, tuple[Any, str | None]] = {}
     for column in _columns(mapper):
         if not inserting and not attributes.get_history(target, column).has_changes():
             continue
         value = getattr(target, column)
-        plaintext[column] = value
-        setattr(target, column, encode_value(table, column, row_id, value, ring))
-    target.__dict__[_PENDING] = plaintext
+        sealed = encode_value(table, column, row_id, value, ring)
+        pending[column] = (value, sealed)
+        setattr(target, column, sealed)
+    target.__dict__[_PENDING] = pending
 
 
 def _seal_new(mapper: Mapper[Any], connection: Any, target: Any) -> None:
@@ -78,7 +85,7 @@ def _seal_changed(mapper: Mapper[Any], connection: Any, target: Any) -> None:
 
 
 def _unseal_written(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
-    for column, value in target.__dict__.pop(_PENDING, {}).items():
+    for column, (value, _sealed) in target.__dict__.pop(_PENDING, {}).items():
         attributes.set_committed_value(target, column, value)
 
 
