@@ -327,3 +327,11 @@ def test_orm_reads_after_expiry_and_a_retried_insert_see_the_plaintext(app: Flas
     with sessions_of() as session:
         found = session.get(Item, retried)
         assert found is not None and found.notes == f"retry {MARK}"
+
+
+def test_the_log_redaction_masks_every_data_key(make_app: Any) -> None:
+    from app.logs import MASK, redactor
+
+    make_app(DATA_ENCRYPTION_KEYS=[KEY_B, KEY_A])
+    line = redactor.redact(f"keys were {KEY_B} and {KEY_A}")
+    assert KEY_A not in line and KEY_B not in line and line.count(MASK) == 2

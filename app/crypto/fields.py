@@ -69,7 +69,8 @@ class FieldDecryptionError(Exception):
 
 
 def _associated_data(table: str, column: str, row_id: str) -> bytes:
-    return json.dumps([VERSION, table, column, row_id]).encode()
+    # Unambiguous: the version, table and column are identifiers without "|", the row id last.
+    return f"{VERSION}|{table}|{column}|{row_id}".encode()
 
 
 def _check_row_id(row_id: str | None) -> str:
@@ -100,7 +101,8 @@ def decrypt(table: str, column: str, row_id: str, value: str,
             ring: KeyRing | None = None) -> str:
     """The plaintext of a stored value, or ``FieldDecryptionError`` (logged)."""
     ring = ring or keyring()
-    kid = key_id_of(value)
+    parts = value.split(":", 2)
+    kid = parts[1] if len(parts) == 3 and parts[0] == VERSION else None
     try:
         if kid is None:
             raise _Refused("not an encrypted value")
@@ -108,7 +110,7 @@ def decrypt(table: str, column: str, row_id: str, value: str,
         if cipher is None:
             raise _Refused("its key is not in DATA_ENCRYPTION_KEYS")
         try:
-            raw = base64.b64decode(value.split(":", 2)[2], validate=True)
+            raw = base64.b64decode(parts[2], validate=True)
         except (binascii.Error, ValueError):
             raise _Refused("malformed") from None
         if len(raw) < NONCE_BYTES + 16:

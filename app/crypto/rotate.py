@@ -3,7 +3,8 @@ migration's one-pass sealing and opening of a whole column.
 
 Rotation walks each encrypted column by row id in bounded batches. A row is a candidate when its
 value is not under the current key (another key, or text stored before encryption); each batch is
-one short transaction that locks its rows (``FOR UPDATE`` on PostgreSQL; SQLite's write lock),
+one short transaction that locks its rows (``FOR NO KEY UPDATE`` on PostgreSQL, which still lets
+new rows reference them; SQLite's write lock),
 reads them again, opens each value (``FieldDecryptionError`` stops the run, naming the row) and
 writes it sealed under the current key only if it is still the value it read. Rows already under
 the current key are never candidates, so an interrupted run is resumed by running it again, and
@@ -91,7 +92,7 @@ def _rewrite(engine: Engine, field: Field, ring: KeyRing, ids: list[str],
     with engine.begin() as connection:
         rows = connection.execute(
             select(t.c.id, value).where(t.c.id.in_(ids), _stale(t, field, ring))
-            .order_by(t.c.id).with_for_update()
+            .order_by(t.c.id).with_for_update(key_share=True)
         ).all()
         for row_id, old in rows:
             connection.execute(
