@@ -335,3 +335,53 @@ def test_the_log_redaction_masks_every_data_key(make_app: Any) -> None:
     make_app(DATA_ENCRYPTION_KEYS=[KEY_B, KEY_A])
     line = redactor.redact(f"keys were {KEY_B} and {KEY_A}")
     assert KEY_A not in line and KEY_B not in line and line.count(MASK) == 2
+
+
+def test_the_migration_encrypts_what_was_stored_before_it_and_its_downgrade_decrypts(
+    make_app: Any, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from app.cli import MIGRATIONS
+    from app.db import build_engine
+    from app.models import Item, WebhookEvent
+    from tests.conftest import DB_BACKEND
+
+    if DB_BACKEND == "postgresql":
+        server = request.getfixturevalue("postgres")
+        server.psql("CREATE DATABASE before_encryption")
+        url = server.url("before_encryption")
+    else:
+        url = f"sqlite:///{tmp_path / 'before.sqlite3'}"
+    engine = build_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    command.upgrade(config, "h10id")
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO households (id, name, created_at) "
+                                "VALUES ('hh_1', 'H', :now)"), {"now": now})
+        connection.execute(text("INSERT INTO items (id, household_id, name, notes, created_at, "
+                                "updated_at) VALUES ('itm_1', 'hh_1', 'x', :notes, :now, :now)"),
+                           {"notes": f"old {MARK}", "now": now})
+        connection.execute(text("INSERT INTO webhook_events (id, webhook_id, provider, type, "
+                                "payload, received_at) VALUES ('evt_1', 'w1', 'hyperbeam', 't', "
+                                ":payload, :now)"),
+                           {"payload": json.dumps({"data": MARK}), "now": now})
+    engine.dispose()
+
+    app = make_app(DATABASE_URL=url, DATA_ENCRYPTION_KEYS=[KEY_A])
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert all(MARK not in repr(row) for rows in snapshot(app).values() for row in rows)
+    with app.extensions["hearthgate.db"]() as session:
+        item, event = session.get(Item, "itm_1"), session.get(WebhookEvent, "evt_1")
+        assert item is not None and item.notes == f"old {MARK}"
+        assert event is not None and event.payload == {"data": MARK}
+    result = app.test_cli_runner().invoke(args=["db", "downgrade", "h10id"])
+    assert result.exit_code == 0, result.output
+    assert raw(app, "items", "notes", "itm_1") == f"old {MARK}"
+    assert json.loads(raw(app, "webhook_events", "payload", "evt_1")) == {"data": MARK}
+    Database.engine(app).dispose()
