@@ -3,11 +3,11 @@ AES keys read through the secret store. The first encrypts; every one decrypts (
 rotation). A key is named by its id, the first 8 hex digits of its SHA-256, which every ciphertext
 carries.
 
-Production refuses to start without a key (``app.config``). In tests one key is generated per
-process, so every app of a test run reads what another wrote. In development one is generated
-once and kept in the instance folder next to the SQLite database it protects (the memory secret
-store forgets it at exit, and a new key would leave every stored note unreadable); it is also put
-in the secret store, as the audit signing key is.
+Production refuses to start without a key (``app.config``). Outside production one is generated
+once and kept in the instance folder (``data-encryption-key``, next to the SQLite database it
+protects): the memory secret store forgets its values at exit, and every process (gunicorn
+workers, the test suite's servers) must read what another wrote. It is also put in the secret
+store, as the audit signing key is.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from app.db import Database
 
 KEYS_SETTING = "DATA_ENCRYPTION_KEYS"
 KEY_BYTES = 32
-DEVELOPMENT_KEY_FILE = "data-encryption-key"
+GENERATED_KEY_FILE = "data-encryption-key"
 _EXTENSION = "hearthgate.crypto.keys"
-_process_key: str | None = None  # tests: one generated key per process
 # The key ring of each app's connection pool: the ORM events find the keys of the database they
 # write to even outside an application context (a script, a test reading rows directly).
 _BY_POOL: WeakKeyDictionary[Any, KeyRing] = WeakKeyDictionary()
@@ -101,26 +100,24 @@ def generate_key() -> str:
     return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
 
 
-def _development_key(app: Flask) -> str:
-    """The development key of this instance folder, created (mode 0600) on first use."""
-    path = Path(app.instance_path) / DEVELOPMENT_KEY_FILE
-    if path.exists():
-        return path.read_text(encoding="ascii").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = generate_key()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-        handle.write(key + "\n")
-    return key
-
-
 def _generated_key(app: Flask) -> str:
-    global _process_key  # noqa: PLW0603 - one key per test process, by design (module docstring)
-    if app.config["HEARTHGATE_ENV"] == "development":
-        return _development_key(app)
-    if _process_key is None:
-        _process_key = generate_key()
-    return _process_key
+    """The generated key of this instance folder, created (mode 0600) on first use. Several
+    processes may start at once (gunicorn workers, test servers): the file is written whole under
+    another name and linked into place, so every process reads the one complete key."""
+    path = Path(app.instance_path) / GENERATED_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(generate_key() + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process published its key first: use that one
+        finally:
+            draft.unlink()
+    return path.read_text(encoding="ascii").strip()
 
 
 def init_keys(app: Flask) -> list[str]:
