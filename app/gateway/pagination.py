@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from app.crypto.fields import BY_COLUMN as ENCRYPTED_COLUMNS
 from app.crypto.fields import decode_value
+from app.crypto.keys import keyring
 from app.db import db
 from app.gateway.errors import ValidationError
 from app.gateway.jsonbody import unstorable
@@ -191,9 +192,11 @@ def rows_page(
     keys = list(result.keys())
     rows = [dict(zip(keys, row, strict=True)) for row in result.all()]
     sealed = [key for key in keys if (table.name, key) in ENCRYPTED_COLUMNS]
-    for row in rows:  # encrypted columns: the one decode point of this read path
-        for key in sealed:
-            row[key] = decode_value(table.name, key, row[ident], row[key])
+    if sealed and rows:  # encrypted columns: the one decode point of this read path
+        ring = keyring()
+        for row in rows:
+            for key in sealed:
+                row[key] = decode_value(table.name, key, row[ident], row[key], ring)
     if len(rows) <= limit:
         return rows, None
     del rows[limit:]
