@@ -387,3 +387,23 @@ def test_the_migration_encrypts_what_was_stored_before_it_and_its_downgrade_decr
     payload = raw(app, "webhook_events", "payload", "evt_1")
     assert (json.loads(payload) if isinstance(payload, str) else payload) == {"data": MARK}
     Database.engine(app).dispose()
+
+
+def test_export_and_erasure_work_over_encrypted_rows(make_app: Any) -> None:
+    family = family_app(make_app)
+    write_everything(family, MARK)
+    runner = family.app.test_cli_runner()
+    exported = runner.invoke(args=["audit", "export", "--household", family.household_id])
+    assert exported.exit_code == 0, exported.output
+    lines = [json.loads(line) for line in exported.output.splitlines() if line.startswith("{")]
+    assert len(lines) > 3 and MARK not in exported.output
+    r = family.client.delete(f"/api/households/{family.household_id}",
+                             headers=family.headers(family.owner))
+    assert r.status_code == 204
+    after = snapshot(family.app)
+    for table in Base.metadata.sorted_tables:
+        if "household_id" in table.c and table.name != "audit_events":
+            assert not any(family.household_id in repr(row) for row in after[table.name]), table
+    # What belongs to the person, not the household, stays readable.
+    mine = family.client.get("/api/auth/sessions", headers=family.headers(family.owner))
+    assert [s["userAgent"] for s in mine.get_json()["items"]] == [f"Browser {MARK}"]
