@@ -407,3 +407,35 @@ def test_export_and_erasure_work_over_encrypted_rows(make_app: Any) -> None:
     # What belongs to the person, not the household, stays readable.
     mine = family.client.get("/api/auth/sessions", headers=family.headers(family.owner))
     assert [s["userAgent"] for s in mine.get_json()["items"]] == [f"Browser {MARK}"]
+
+
+def test_rotation_beside_concurrent_writes_loses_none_of_them(make_app: Any) -> None:
+    import threading
+
+    old = family_app(make_app, DATA_ENCRYPTION_KEYS=[KEY_A])
+    item_ids = [add_item(old, f"before {n}") for n in range(24)]
+    app = make_app(DATA_ENCRYPTION_KEYS=[KEY_B, KEY_A])
+    headers = {"Authorization": f"Bearer {old.auth.token(old.owner)}"}
+    failures: list[BaseException] = []
+
+    def rotating() -> None:
+        try:
+            with app.app_context():
+                crypto_rotate.rotate(Database.engine(app), KeyRing.from_setting(
+                    [KEY_B, KEY_A]), batch_size=3)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    worker = threading.Thread(target=rotating)
+    client = app.test_client()
+    worker.start()
+    for n, item_id in enumerate(item_ids):
+        r = client.patch(f"/api/households/{old.household_id}/items/{item_id}",
+                         json={"notes": f"after {n}"}, headers=headers)
+        assert r.status_code == 200, r.get_json()
+    worker.join(60)
+    assert not failures and not worker.is_alive()
+    kid_b = key_id(parse_key(KEY_B) or b"")
+    listed = client.get(f"/api/households/{old.household_id}/items?limit=50", headers=headers)
+    assert [i["notes"] for i in listed.get_json()["items"]] == [f"after {n}" for n in range(24)]
+    assert sealed_key_ids(app) == {kid_b: 24}
