@@ -97,6 +97,7 @@ def register_plugins(app: Flask, extra: Iterable[object] = ()) -> None:
     init_rate_limits(app)
     init_auth(app)
     init_audit(app)
+    init_data_encryption(app)
 
 
 # The defaults of secret settings, from load_configuration until the secret store is open.
@@ -145,6 +146,24 @@ def open_secret_store(app: Flask) -> None:
                                 settings)
     except SecretStoreError as exc:
         raise ConfigurationRefused([f"SECRET_STORE_URL ({store.describe()}): {exc}"]) from None
+
+
+def init_data_encryption(app: Flask) -> None:
+    """The data encryption keys (``app.crypto.keys``): each is masked in every log line, and one
+    generated outside production is kept in the secret store (as the audit signing key is)."""
+    from app.crypto.keys import KEYS_SETTING, init_keys
+    from app.secrets import secret_store
+
+    configured = bool(app.config.get(KEYS_SETTING))
+    keys = init_keys(app)
+    for key in keys:
+        redactor.add(key)
+    if not configured:
+        store = secret_store(app)
+        try:
+            store.set(KEYS_SETTING, keys[0])
+        except SecretStoreError:
+            pass  # a read-only store: the key lives in the configuration only
 
 
 def check_configuration(app: Flask) -> None:
@@ -221,8 +240,9 @@ def register_commands(app: Flask) -> None:
     from app.auth.cli import users_cli
     from app.buyflow.cli import buyflow_cli
     from app.cli import register_cli
+    from app.crypto.cli import data_cli
 
-    register_cli(app, features=(audit_cli, buyflow_cli))
+    register_cli(app, features=(audit_cli, buyflow_cli, data_cli))
     app.cli.add_command(users_cli)
 
 

@@ -261,6 +261,12 @@ def _audit_signing_key(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _data_encryption_keys(c: Mapping[str, Any]) -> str | None:
+    if not c.get("DATA_ENCRYPTION_KEYS"):
+        return "DATA_ENCRYPTION_KEYS is unset (stored free text could not be encrypted)"
+    return None
+
+
 # Secrets whose strength is this service's choice. AUTH_JWT_SECRET has its own, stricter rule;
 # the PEM settings are keys whose parsing refuses what is not one.
 STRENGTH_CHECKED: tuple[str, ...] = (
@@ -287,6 +293,7 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _limiter_storage,
     _secret_store,
     _audit_signing_key,
+    _data_encryption_keys,
 )
 
 # Refused in every environment, development and test included.

@@ -175,6 +175,12 @@ SETTINGS: tuple[Setting, ...] = (
     # Audit trail
     Setting("AUDIT_SIGNING_KEY", "str", None, "Ed25519 private key (PEM) signing audit "
             "checkpoints and exports; generated per process outside production", secret=True),
+    # Encryption at rest
+    Setting("DATA_ENCRYPTION_KEYS", "list", None,
+            "AES-256 keys encrypting stored free text (notes, URLs, event data, webhook payloads, "
+            "login claims, session devices): comma-separated standard-base64 32-byte keys, the "
+            "first encrypts, all decrypt (several during `flask data rotate`); required in "
+            "production, generated outside it", secret=True),
     Setting("AUDIT_CHECKPOINT_EVERY", "int", 100,
             "sign a chain's head every N entries (0: only on `flask audit checkpoint`)"),
     Setting("AUDIT_CHECKPOINT_INTERVAL_SECONDS", "int", 60,

@@ -1,6 +1,7 @@
 """Secured household reads vs a bare Flask endpoint returning the same body, same gunicorn config.
 
     .venv/bin/python bench/bench_read.py [--seconds 10] [--rounds 3] [--workers 2] [--db postgresql]
+        [--notes 200]
 
 Measures GET /api/households/{id}/items?limit=20 (20 items, bearer token, membership check,
 rate limiter on, response schema) against the bare endpoint; prints both, the ratio (target: at
@@ -24,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import alternating, database, gunicorn, report, scratch_dir  # noqa: E402
 
+BENCH_DATA_KEY = "YmVuY2gtZGF0YS1lbmNyeXB0aW9uLWtleS0wMTIzNDU="  # 32 bytes, bench databases only
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -34,9 +37,11 @@ class Prepared:
     read_paths: dict[str, str]  # name → path of a secured read; "items" is the one compared
 
 
-def prepare(database_url: str, body_file: Path) -> Prepared:
-    """A migrated database with one household of 20 items, 5 members and 10 outfits, the items
-    read's body in ``body_file`` (the bare baseline serves it)."""
+def prepare(database_url: str, body_file: Path, notes: int = 0, plain: bool = False) -> Prepared:
+    """A migrated database with one household of 20 items (each with ``notes`` characters of
+    notes, an encrypted column), 5 members and 10 outfits, the items read's body in
+    ``body_file`` (the bare baseline serves it). ``plain``: encryption replaced by the bench's
+    passthrough (bench/plain_fields_app.py)."""
     from sqlalchemy import event
 
     from app import create_app
@@ -52,8 +57,13 @@ def prepare(database_url: str, body_file: Path) -> Prepared:
         "AUTH_ACCESS_TOKEN_TTL_SECONDS": "86400",
         "RATELIMIT_AUTHENTICATED": "100000000/minute",
         "LOG_LEVEL": "WARNING",
+        "DATA_ENCRYPTION_KEYS": BENCH_DATA_KEY,
     }
     os.environ.update(env)
+    if plain:
+        from bench.plain_fields_app import disable_encryption
+
+        disable_encryption()
     migrate(env["DATABASE_URL"])
     app = create_app()
     auth = AuthActions(app)
@@ -64,7 +74,8 @@ def prepare(database_url: str, body_file: Path) -> Prepared:
     household = client.post("/api/households", json={"name": "Bench"}, headers=headers).get_json()["id"]
     for n in range(20):
         client.post(f"/api/households/{household}/items",
-                    json={"name": f"Item {n}", "category": "top", "color": "blue", "size": "M"},
+                    json={"name": f"Item {n}", "category": "top", "color": "blue", "size": "M",
+                          **({"notes": (f"note {n} " * notes)[:notes]} if notes else {})},
                     headers=headers)
     for n in range(4):
         other = auth.user(f"member{n}@example.test")
@@ -112,10 +123,12 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--rounds", type=int, default=3,
                         help="each kind runs once per round, in ABBA order; medians are reported")
+    parser.add_argument("--notes", type=int, default=0,
+                        help="characters of notes (an encrypted column) on every item")
     args = parser.parse_args()
     with scratch_dir() as directory, ExitStack() as stack:
         database_url = database(args.db, directory, stack)
-        prepared = prepare(database_url, directory / "body.json")
+        prepared = prepare(database_url, directory / "body.json", args.notes)
         env, household, user = prepared.env, prepared.household, prepared.user
         # All servers run side by side (an idle one costs nothing) so that the kinds
         # alternate: a machine that slows down for a while slows every kind, not just one.

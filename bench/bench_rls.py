@@ -5,7 +5,7 @@
 "on": the database at the head revision (policies, ENABLE + FORCE) and the app telling it who
 asks at each transaction's start (``DATABASE_ROW_SECURITY=true``, the default). "off": a second
 database on the same server, migrated to the head and then down to the revision before the
-policies (``h10id``), and the app with ``DATABASE_ROW_SECURITY=false``, so that it sends no
+policies (``enc1``), and the app with ``DATABASE_ROW_SECURITY=false``, so that it sends no
 settings either. Both are owned and used by a role that is not a superuser (a superuser bypasses
 the policies). Measures GET /api/households/{id}/items?limit=20 (bench/bench_read.py's read) on
 each, alternating in ABBA order, and prints the medians and the ratio (target: on ≥ 90 % of off).
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_read import prepare  # noqa: E402
 from bench.harness import alternating, database, gunicorn, report, scratch_dir  # noqa: E402
 
-BEFORE_POLICIES = "h10id"
+BEFORE_POLICIES = "enc1"
 
 
 def without_policies(url: str) -> None:

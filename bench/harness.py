@@ -108,7 +108,7 @@ def database(kind: str, directory: Path, stack: ExitStack, names: tuple[str, ...
         for name in names:
             server.psql(f"CREATE DATABASE {name} OWNER {BENCH_ROLE}")
         return str(server.url(names[0], user=BENCH_ROLE))
-    return f"sqlite:///{directory / 'bench.sqlite3'}"
+    return f"sqlite:///{directory / f'{names[0]}.sqlite3'}"
 
 
 @contextmanager

@@ -51,6 +51,9 @@ def audit_key_pem() -> str:
     return generate_pem()
 
 
+PRODUCTION_DATA_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
 def production_config(**changes: Any) -> dict[str, Any]:
     """A production configuration that passes every check; tests break one thing at a time."""
     config: dict[str, Any] = {
@@ -66,6 +69,7 @@ def production_config(**changes: Any) -> dict[str, Any]:
         "WEB_CONCURRENCY": 2,
         "CORS_ORIGINS": ["https://spa.example.test"],
         "AUDIT_SIGNING_KEY": audit_key_pem(),
+        "DATA_ENCRYPTION_KEYS": [PRODUCTION_DATA_KEY],
     }
     config.update(changes)
     return config
@@ -562,6 +566,11 @@ SWEEP: list[Refusal] = [
             {"BUYFLOW_INTERNAL_TOKEN": ["secret:HGTEST_MISSING"]}),
     Refusal("audit-key-unset", "AUDIT_SIGNING_KEY", {"AUDIT_SIGNING_KEY": None}),
     Refusal("audit-key-not-pem", "AUDIT_SIGNING_KEY", {"AUDIT_SIGNING_KEY": NOT_A_PEM}),
+    Refusal("data-keys-unset", "DATA_ENCRYPTION_KEYS", {"DATA_ENCRYPTION_KEYS": None}),
+    Refusal("data-key-not-32-bytes", "DATA_ENCRYPTION_KEYS",
+            {"DATA_ENCRYPTION_KEYS": [PRODUCTION_DATA_KEY, base64.b64encode(b"k" * 31).decode()]}),
+    Refusal("data-key-not-base64", "DATA_ENCRYPTION_KEYS",
+            {"DATA_ENCRYPTION_KEYS": ["not-base64-but-long-enough-to-be-a-secret!"]}),
     Refusal("local-accounts-without-reset-secret", "AUTH_PASSWORD_RESET_SECRET",
             {"AUTH_LOCAL_ACCOUNTS_ENABLED": True}),
     Refusal("oidc-issuer-not-https", "AUTH_OIDC_ISSUER",

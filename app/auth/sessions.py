@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import bindparam, insert, null, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from app import audit, clock
 from app.auth.permissions import effective_permissions
+from app.crypto.fields import encode_value
 from app.db import db, new_id
 from app.gateway.clientip import request_client_ip
 from app.gateway.errors import Conflict, Unauthorized
@@ -42,7 +43,6 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name
 
 
-_SQL_NULL = null()  # SQL NULL in a JSON column (a bare None would be stored as JSON null)
 _INSERT_REFRESH = insert(RefreshToken.__table__)  # type: ignore[arg-type]
 _INSERT_SESSION = insert(AuthSession.__table__)  # type: ignore[arg-type]
 USER_AGENT_LENGTH = 256
@@ -86,15 +86,17 @@ def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None,
     ``auth_time`` is the family's login. ``opening``: the family's new session row, inserted
     first."""
     refresh = secrets.token_urlsafe(32)
+    row_id = new_id("rt")
     row = {
-        "id": new_id("rt"), "user_id": user.id, "family_id": family_id,
+        "id": row_id, "user_id": user.id, "family_id": family_id,
         "token_hash": hash_token(refresh), "created_at": now,
         "expires_at": now + _refresh_ttl(),
-        "login_claims": _SQL_NULL if claims is None else claims,
+        # Plain INSERTs: no unit-of-work flush, so the claims are encrypted here (the ORM's
+        # events would do it for a model).
+        "login_claims": encode_value("refresh_tokens", "login_claims", row_id, claims),
     }
-    # Plain INSERTs (nothing reads the rows back in this request): no unit-of-work flush. On
-    # PostgreSQL a new session and its first token are one statement (the session's INSERT in a
-    # WITH clause), one round trip instead of two.
+    # Nothing reads the rows back in this request. On PostgreSQL a new session and its first
+    # token are one statement (the session's INSERT in a WITH clause), one round trip, not two.
     if opening is None:
         db.session.execute(_INSERT_REFRESH, row)
     elif db.session.get_bind().dialect.name == "postgresql":
@@ -131,7 +133,9 @@ def start_session(user: User, method: str, claims: dict[str, Any] | None = None)
     opening = {
         "id": family_id, "user_id": user.id, "method": method[:40], "auth_time": now,
         "created_at": now, "last_used_at": now, "expires_at": now + _refresh_ttl(),
-        "ended_at": None, "user_agent": agent, "ip": ip,
+        "ended_at": None,
+        "user_agent": encode_value("auth_sessions", "user_agent", family_id, agent),
+        "ip": encode_value("auth_sessions", "ip", family_id, ip),
     }
     pair = _mint_pair(user, family_id, session_claims(claims), now, now, opening)
     audit.record("auth.login", resource=f"user:{user.id}", principal_id=user.id,

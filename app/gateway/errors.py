@@ -16,6 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from app.context import request_id
+from app.crypto.fields import FieldDecryptionError
 from app.secrets import SecretStoreError
 
 log = logging.getLogger(__name__)
@@ -195,8 +196,14 @@ def _is_connection_error(exc: Exception) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+def _undecryptable(_exc: FieldDecryptionError) -> Response:
+    # app.crypto.fields logged which row and column; the answer names neither, nor the value.
+    return error_response(500, "A stored value could not be decrypted")
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(FieldDecryptionError, _undecryptable)
     app.register_error_handler(Exception, _unexpected)
 
 

@@ -26,13 +26,18 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.crypto.fields import ENCRYPTED_FIELDS, decode_value
 from app.db import db
 
 Decoder = Callable[[Any], Any]
 # (table, column) → ``decode(table, column, row_id, stored value)``, applied after the type's own
 # converter: where a column stored in another form (ciphertext, say) is turned back into its
 # value. Read when a statement is compiled: register at start-up (``forget_compiled`` otherwise).
-DECODERS: dict[tuple[str, str], Callable[[str, str, Any, Any], Any]] = {}
+# (table, column) -> decode(table, column, row id, stored value): the encrypted columns
+# (app.crypto.fields) are decrypted here, on every read path.
+DECODERS: dict[tuple[str, str], Callable[[str, str, Any, Any], Any]] = {
+    (field.table, field.column): decode_value for field in ENCRYPTED_FIELDS
+}
 _READS: weakref.WeakSet[Read] = weakref.WeakSet()
 
 

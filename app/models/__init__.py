@@ -21,7 +21,10 @@ from app.models.households import (
 from app.models.idempotency_keys import IdempotencyKey
 from app.models.intent_records import IntentArtifact, IntentEvent
 from app.models.login_flows import LoginFlow
+from app.models.sealed import install as _install_sealed
 from app.models.users import AuthSession, RefreshToken, User
+
+_install_sealed()  # the encrypted columns' events, once every model is mapped
 
 __all__ = [
     "AuditCheckpoint",

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Str
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id, utcnow
+from app.models.sealed import Sealed
 
 # Stored as their values; app/buyflow/states.py holds the transitions between them. The
 # docstrings are the OpenAPI descriptions of the enums.
@@ -50,9 +51,9 @@ class PurchaseRequest(Base):
     title: Mapped[str] = mapped_column(String(200))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    url: Mapped[str | None] = mapped_column(String(2048))
+    url: Mapped[str | None] = mapped_column(Sealed)
     item_id: Mapped[str | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"))
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Sealed)
     status: Mapped[str] = mapped_column(String(20), default=RequestStatus.SUBMITTED)
     decided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None]
@@ -98,5 +99,5 @@ class WebhookEvent(Base):
         ForeignKey("purchase_intents.id", ondelete="SET NULL"), index=True
     )
     type: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(Sealed)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

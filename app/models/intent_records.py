@@ -6,10 +6,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id, utcnow
+from app.models.sealed import Sealed
 
 
 class IntentEvent(Base):
@@ -24,7 +25,7 @@ class IntentEvent(Base):
     )
     intent_id: Mapped[str] = mapped_column(ForeignKey("purchase_intents.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(100))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(Sealed)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -41,6 +42,6 @@ class IntentArtifact(Base):
         ForeignKey("purchase_intents.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(50))
-    uri: Mapped[str] = mapped_column(String(2048))
+    uri: Mapped[str] = mapped_column(Sealed)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,10 +4,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id, utcnow
+from app.models.sealed import Sealed
 
 
 class LoginFlow(Base):
@@ -37,4 +38,4 @@ class LoginFlow(Base):
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     consumed_at: Mapped[datetime | None]
     # The ID-token claims verified at the callback, for the session the exchange opens.
-    claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    claims: Mapped[dict[str, Any] | None] = mapped_column(Sealed)

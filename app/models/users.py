@@ -8,6 +8,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id, utcnow
+from app.models.sealed import Sealed
 
 
 class User(Base):
@@ -47,7 +48,7 @@ class RefreshToken(Base):
     revoked_at: Mapped[datetime | None]
     # The verified ID-token claims the family was opened with (None for local accounts), copied to
     # every rotation: the permissions_for_user plugins see the same claims at every refresh.
-    login_claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    login_claims: Mapped[dict[str, Any] | None] = mapped_column(Sealed)
 
 
 class AuthSession(Base):
@@ -67,5 +68,5 @@ class AuthSession(Base):
     # The newest refresh token's expiry: past it, the session is over.
     expires_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
-    user_agent: Mapped[str | None] = mapped_column(String(256))
-    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(Sealed)
+    ip: Mapped[str | None] = mapped_column(Sealed)

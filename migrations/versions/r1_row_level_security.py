@@ -1,7 +1,7 @@
 """row-level security on PostgreSQL: every table of household data and every user's own rows
 
 Revision ID: r1
-Revises: h10id
+Revises: enc1
 
 The second wall behind the gateway (API.md, "Defense in depth at the database"): a query that
 forgets its household filter still returns no other household's rows. PostgreSQL only; on SQLite
@@ -63,7 +63,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "r1"
-down_revision = "h10id"
+down_revision = "enc1"
 branch_labels = None
 depends_on = None
 
