@@ -20,6 +20,7 @@ from app.crypto.fields import ENCRYPTED_FIELDS, FieldDecryptionError, decode_val
 from app.crypto.keys import KeyRing, key_id, parse_key
 from app.db import SESSIONS, Base, Database, new_id, utcnow
 from app.models import LoginFlow
+from app.rowsecurity import in_flow
 from tests.buyflow_services import INTERNAL_CONFIG, ORCHESTRATOR_TOKEN, Family, build_family
 from tests.helpers import snapshot
 from tests.test_webhooks_hyperbeam import SECRET, signed
@@ -69,7 +70,8 @@ def write_everything(family: Family, mark: str) -> dict[str, str]:
     r = client.post("/api/webhooks/hyperbeam", data=body, headers=signed(body, msg_id=new_id("m")))
     assert r.status_code == 200, r.get_json()
     # A login session (device and claims) and a code-flow login's claims, by their own code.
-    with app.test_request_context(headers={"User-Agent": f"Browser {mark}"}):
+    # In the identity provider's login flow: row-level security admits its tables (PostgreSQL).
+    with app.test_request_context(headers={"User-Agent": f"Browser {mark}"}), in_flow("oidc"):
         sessions.start_session(family.owner, "oidc", {"sub": "owner", "note": mark})
         Database().session.add(LoginFlow(
             state_hash=new_id("s"), browser_hash="b" * 64, nonce="n", code_verifier="v",

@@ -177,23 +177,28 @@ def test_a_column_decoder_applies_to_every_read_of_that_column(
     """``DECODERS`` is where a stored form (ciphertext, say) becomes the value: it is given the
     table, column, row id and stored value, and only that column changes."""
     seen: list[tuple[str, str, Any, Any]] = []
+    stored = fastread.DECODERS[("items", "notes")]  # the encrypted column's own decoder
 
     def decode(table: str, column: str, row_id: Any, value: Any) -> Any:
         seen.append((table, column, row_id, value))
-        return None if value is None else value.upper()
+        plain = stored(table, column, row_id, value)
+        return None if plain is None else plain.upper()
 
-    monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), decode)
     household, item = home["ids"]["household_id"], home["ids"]["item_id"]
     client = app.test_client()
     before = client.get(f"/api/households/{household}/items", headers=home["headers"]).get_json()
     # Decoders are resolved when a read is compiled: compile again with the decoder in place.
+    monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), decode)
     fastread.forget_compiled()
     listed = client.get(f"/api/households/{household}/items", headers=home["headers"])
     one = client.get(f"/api/households/{household}/items/{item}", headers=home["headers"])
-    monkeypatch.delitem(fastread.DECODERS, ("items", "notes"))
+    monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), stored)
     fastread.forget_compiled()
+    assert before["items"][0]["notes"] == "wool"
     assert listed.get_json()["items"][0]["notes"] == "WOOL" == one.get_json()["notes"]
-    assert seen == [("items", "notes", item, "wool")] * 2
+    # The decoder is given the stored form (ciphertext), with the row's table, column and id.
+    assert [(t, c, i) for t, c, i, _ in seen] == [("items", "notes", item)] * 2
+    assert all(value.startswith("v1:") and "wool" not in value for *_, value in seen)
     assert {k: v for k, v in listed.get_json()["items"][0].items() if k != "notes"} == {
         k: v for k, v in before["items"][0].items() if k != "notes"}
 

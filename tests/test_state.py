@@ -115,7 +115,7 @@ def test_the_sweep_flags_every_form_of_a_hearthgate_key_and_no_other_extension()
 STARTED = {
     "db", "db.engine", "plugins", "secrets", "tokens", "verified_tokens", "readiness",
     "trusted_proxy_count", "login_providers", "login_throttle", "audit.signer",
-    "audit.checkpointer", "audit_sinks", "plugin_settings", "ratelimit_storage",
+    "audit.checkpointer", "audit_sinks", "plugin_settings", "ratelimit_storage", "crypto.keys",
 }
 
 

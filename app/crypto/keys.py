@@ -26,11 +26,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, current_app, has_app_context
 
 from app.db import Database
+from app.state import Slot
 
 KEYS_SETTING = "DATA_ENCRYPTION_KEYS"
 KEY_BYTES = 32
 GENERATED_KEY_FILE = "data-encryption-key"
-_EXTENSION = "hearthgate.crypto.keys"
+KEYRING: Slot[KeyRing] = Slot("crypto.keys")  # the application's keys (init_keys)
 # The key ring of each app's connection pool: the ORM events find the keys of the database they
 # write to even outside an application context (a script, a test reading rows directly).
 _BY_POOL: WeakKeyDictionary[Any, KeyRing] = WeakKeyDictionary()
@@ -136,7 +137,7 @@ def init_keys(app: Flask) -> list[str]:
         ring = KeyRing.from_setting(values)
     except KeyRingError as exc:
         raise ConfigurationRefused([str(exc)]) from None
-    app.extensions[_EXTENSION] = ring
+    KEYRING.set(app, ring)
     _BY_POOL[Database.engine(app).pool] = ring
     return values
 
@@ -147,8 +148,7 @@ def keyring(app: Flask | None = None, bind: Any = None) -> KeyRing:
     if app is None and has_app_context():
         app = current_app
     if app is not None:
-        ring: KeyRing = app.extensions[_EXTENSION]
-        return ring
+        return KEYRING.get(app)
     pool = getattr(getattr(bind, "engine", bind), "pool", None)
     found = _BY_POOL.get(pool) if pool is not None else None
     if found is None:

@@ -32,13 +32,13 @@ log = logging.getLogger("alembic.runtime.migration")
 
 def _keyring():  # type: ignore[no-untyped-def]
     """The app's key ring when the migration runs inside the app (``flask db upgrade``)."""
-    from flask import current_app, has_app_context
+    from flask import has_app_context
 
-    from app.crypto.keys import keyring
+    from app.crypto.keys import KEYRING
 
-    if not has_app_context() or "hearthgate.crypto.keys" not in current_app.extensions:
+    if not has_app_context():
         return None
-    return keyring()
+    return KEYRING.find()
 
 
 def upgrade() -> None:
