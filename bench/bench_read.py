@@ -28,9 +28,9 @@ def prepare(database_url: str, body_file: Path) -> tuple[dict[str, str], str, st
     from sqlalchemy import event
 
     from app import create_app
+    from app.cli import migrate
     from app.db import Database
-    from tests.conftest import migrate
-    from tests.helpers import AuthActions
+    from testkit.builders.households import AuthActions
 
     env = {
         "HEARTHGATE_ENV": "development",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import base64
-import functools
 import logging
 import math
 import os
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from joserfc.jwk import RSAKey
 
 from app import create_app
 from app.config import (
@@ -33,42 +31,11 @@ from app.config import (
     load_settings,
 )
 from app.hookspecs import hookimpl
-from tests.leakcheck import remember
-from tests.services import free_port
+from testkit.checks.log_leaks import remember
+from testkit.config import production_config
+from testkit.servers.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@functools.cache
-def rsa_pem() -> str:
-    return RSAKey.generate_key(2048).as_pem(private=True).decode()
-
-
-@functools.cache
-def audit_key_pem() -> str:
-    from app.audit.signing import generate_pem
-
-    return generate_pem()
-
-
-def production_config(**changes: Any) -> dict[str, Any]:
-    """A production configuration that passes every check; tests break one thing at a time."""
-    config: dict[str, Any] = {
-        "HEARTHGATE_ENV": "production",
-        "SECRET_STORE_URL": "env://?prefix=HGTEST_UNUSED_",
-        "AUTH_JWT_ALGORITHM": "RS256",
-        "AUTH_JWT_PRIVATE_KEY": rsa_pem(),
-        "AUTH_JWT_SECRET": None,
-        "BUYFLOW_INTERNAL_TOKEN": ["buyflow-internal-token-value-0001"],
-        "ORCHESTRATOR_INTERNAL_TOKEN": ["orchestrator-internal-token-0001"],
-        "HYPERBEAM_EVENT_SIGNING_SECRET": ["whsec_dGVzdC1zaWduaW5nLXNlY3JldC0wMDAx"],
-        "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6399",
-        "WEB_CONCURRENCY": 2,
-        "CORS_ORIGINS": ["https://spa.example.test"],
-        "AUDIT_SIGNING_KEY": audit_key_pem(),
-    }
-    config.update(changes)
-    return config
 
 
 def test_safe_production_config_starts(make_app) -> None:  # type: ignore[no-untyped-def]
@@ -404,7 +371,7 @@ def test_a_development_secret_comes_from_the_memory_store_before_its_default(
 def test_a_development_secret_comes_from_openbao_before_its_default(
     database_url: str, monkeypatch: pytest.MonkeyPatch, openbao: Any
 ) -> None:
-    from tests.secret_services import unique_prefix
+    from testkit.servers.secrets import unique_prefix
 
     def app_with(store_has_it: bool) -> Any:
         prefix = unique_prefix("dev-order")
@@ -423,7 +390,7 @@ def test_a_development_secret_comes_from_openbao_before_its_default(
 def test_a_development_secret_comes_from_aws_before_its_default(
     database_url: str, monkeypatch: pytest.MonkeyPatch, moto: Any
 ) -> None:
-    from tests.secret_services import unique_prefix
+    from testkit.servers.secrets import unique_prefix
 
     def app_with(store_has_it: bool) -> Any:
         prefix = unique_prefix("dev-order")

@@ -16,7 +16,7 @@ from openapi_spec_validator import validate
 
 from app.db import Base, Database
 from app.gateway.defaultdeny import UNCONTRACTED_ROUTES
-from tests.services import free_port, stop, wait_for_port
+from testkit.servers.processes import free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +46,7 @@ def test_readyz_names_a_down_database_fast(make_app) -> None:  # type: ignore[no
 
 
 def test_openapi_is_valid_and_carries_the_extensions(make_app) -> None:  # type: ignore[no-untyped-def]
-    from tests import sample_routes
+    from testkit.apps import sample as sample_routes
 
     app = make_app()
     app.register_blueprint(sample_routes.bp)
