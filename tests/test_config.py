@@ -34,11 +34,12 @@ from app.hookspecs import hookimpl
 from testkit.checks.log_leaks import remember
 from testkit.config import production_config
 from testkit.servers.processes import free_port
+from testkit.typing import MakeApp
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_safe_production_config_starts(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_safe_production_config_starts(make_app: MakeApp) -> None:
     app = make_app(**production_config())
     assert app.config["REQUIRE_BUYFLOW_INTERNAL_TOKEN"] is True
     assert app.config["HYPERBEAM_ENFORCE_EVENT_SIGNATURES"] is True
@@ -62,7 +63,7 @@ def test_every_offending_setting_is_named_not_only_the_first(database_url: str) 
         assert name in message
 
 
-def test_memory_limiter_with_one_worker_is_fine(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_memory_limiter_with_one_worker_is_fine(make_app: MakeApp) -> None:
     make_app(**production_config(RATELIMIT_STORAGE_URI="memory://", WEB_CONCURRENCY=1))
 
 
@@ -97,7 +98,7 @@ def test_heroku_postgres_url_is_accepted() -> None:
     assert database_url("", "/srv/instance") == "sqlite:////srv/instance/hearthgate.sqlite3"
 
 
-def test_security_check_command_reports_and_fails(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_security_check_command_reports_and_fails(make_app: MakeApp) -> None:
     app = make_app(AUTH_OIDC_REDIRECT_URIS=["https://spa.example.test/#x"])  # warned, not refused
     result = app.test_cli_runner().invoke(args=["security", "check"])
     assert result.exit_code == 1
@@ -211,7 +212,7 @@ def test_production_refuses_internal_tokens_and_webhook_secrets_under_128_bits(
     assert weak not in str(refused.value) and STRONG_HEX not in str(refused.value)
 
 
-def test_production_accepts_128_bit_secrets_of_every_shape(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_production_accepts_128_bit_secrets_of_every_shape(make_app: MakeApp) -> None:
     app = make_app(**production_config(
         BUYFLOW_INTERNAL_TOKEN=[STRONG_HEX, STRONG_BASE64],
         ORCHESTRATOR_INTERNAL_TOKEN=[STRONG_BASE64],
@@ -247,7 +248,7 @@ def test_short_secrets_are_redacted_where_they_stand_alone() -> None:
 
 
 def test_a_short_household_secret_never_reaches_a_log_line(
-    make_app, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = make_app()
     store = app.extensions["hearthgate.secrets"]
@@ -276,7 +277,7 @@ def test_production_refuses_the_development_jwt_secret_with_an_asymmetric_algori
 
 @pytest.mark.parametrize("environment", ["development", "test"])
 def test_wildcard_cors_with_credentials_is_refused_outside_production_too(
-    make_app, environment: str  # type: ignore[no-untyped-def]
+    make_app: MakeApp, environment: str
 ) -> None:
     with pytest.raises(ConfigurationRefused) as refused:
         make_app(HEARTHGATE_ENV=environment, CORS_ORIGINS=["*"], CORS_ALLOW_CREDENTIALS=True)

@@ -107,7 +107,7 @@ def test_allow_list_excludes_unlisted_installed_plugins(installed_plugin: Path, 
 def test_misspelled_hook_fails_at_start() -> None:
     class Misspelled:
         @hookspecs.hookimpl
-        def secret_stor(self, scheme):  # type: ignore[no-untyped-def]
+        def secret_stor(self, scheme: str) -> None:
             return None
 
     pm = build_manager()

@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
 from testkit import ROOT
 from testkit.servers.processes import free_port, gunicorn_process, missing, stop, wait_for_port
+
+if TYPE_CHECKING:
+    import redis
 
 
 @dataclass
@@ -28,7 +32,7 @@ class Redis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> redis.Redis:
         import redis
 
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)

@@ -29,7 +29,7 @@ from testkit.builders.audit import (
     verify,
     write_events,
 )
-from testkit.builders.households import make_household
+from testkit.builders.households import AuthActions, make_household
 
 CHAIN_LENGTH = 10
 
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.settings(AUDIT_CHECKPOINT_EVERY=5)
 
 
 @pytest.fixture
-def household(app: Flask, auth) -> str:  # type: ignore[no-untyped-def]
+def household(app: Flask, auth: AuthActions) -> str:
     owner = auth.user("owner@example.test")
     household_id = make_household(app, "Chain", {owner.id: "owner"})
     write_events(app, CHAIN_LENGTH, household_id)

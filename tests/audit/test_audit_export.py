@@ -13,11 +13,11 @@ from flask import Flask
 from app.audit.export import verify_export
 from app.audit.signing import PublicKeys
 from testkit.builders.audit import edit, session_of, write_events
-from testkit.builders.households import make_household
+from testkit.builders.households import AuthActions, make_household
 
 
 @pytest.fixture
-def exported(make_app: Callable[..., Flask], auth, tmp_path: Path) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+def exported(make_app: Callable[..., Flask], auth: AuthActions, tmp_path: Path) -> tuple[Path, Path]:
     app = make_app(AUDIT_CHECKPOINT_EVERY=3)
     owner = auth.user("owner@example.test")
     household = make_household(app, "Export", {owner.id: "owner"})
@@ -80,7 +80,7 @@ def _edit_event(lines: list[str]) -> list[str]:
     (lambda lines: lines[:-1], "truncated"),
     (lambda lines: lines[:-1] + [lines[-1].replace('"lines":', '"lines":1,"x":')], "bad signature"),
 ], ids=["edited", "line-dropped", "seal-cut", "seal-forged"])
-def test_a_changed_export_fails(exported: tuple[Path, Path], change, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_changed_export_fails(exported: tuple[Path, Path], change: Callable[[list[str]], list[str]], reason: str) -> None:
     out, public = exported
     report = verify_export(_rewrite(out, change), _keys(public))
     assert [p.reason for p in report.problems] == [reason]

@@ -19,6 +19,7 @@ from app.models import AuditEvent, PurchaseRequest
 from testkit.apps import audit as audit_routes
 from testkit.builders.audit import session_of, verify
 from testkit.builders.households import AuthActions, make_household, snapshot
+from testkit.typing import MakeApp
 
 pytestmark = pytest.mark.blueprints(audit_routes.bp)
 
@@ -196,7 +197,7 @@ def test_a_slow_sink_never_holds_the_response(
 
 
 def test_a_full_queue_drops_with_a_warning_and_the_chain_stays_whole(
-    make_app, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = make_app(AUDIT_SINK_QUEUE_SIZE=1)
     release, entered = threading.Event(), threading.Event()

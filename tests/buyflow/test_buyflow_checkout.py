@@ -11,6 +11,7 @@ from app.buyflow import clock
 from app.db import utcnow
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family, without
 from testkit.builders.households import assert_unchanged_but_denials, snapshot
+from testkit.typing import MakeApp
 
 TTL = 900
 
@@ -18,7 +19,7 @@ TTL = 900
 pytestmark = pytest.mark.settings(**INTERNAL_CONFIG)
 
 
-def test_happy_path_for_a_two_person_household(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_happy_path_for_a_two_person_household(make_app: MakeApp) -> None:
     app = make_app(**INTERNAL_CONFIG)
     family = build_family(app)
     parent, teen = family.owner, family.adult  # two people: teen asks, parent pays
@@ -198,7 +199,7 @@ def test_confirmation_by_another_member_is_403(family: Family) -> None:
     assert family.intent_row(intent["intentId"]).status == "CART_READY"
 
 
-def test_foreign_household_and_outsider_get_404(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_foreign_household_and_outsider_get_404(make_app: MakeApp) -> None:
     app = make_app(**INTERNAL_CONFIG)
     family = build_family(app)
     other = build_family(app, prefix="other-")
@@ -299,7 +300,7 @@ def test_unknown_well_formed_request_is_404_and_malformed_intent_id_is_400(famil
     assert r.status_code == 400 and r.get_json()["error"] == "ValidationError"
 
 
-def test_intent_of_another_household_is_404(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_intent_of_another_household_is_404(make_app: MakeApp) -> None:
     app = make_app(**INTERNAL_CONFIG)
     family = build_family(app)
     other = build_family(app, prefix="o-")

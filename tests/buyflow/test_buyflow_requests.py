@@ -6,6 +6,7 @@ import pytest
 
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family
 from testkit.builders.households import assert_unchanged_but_denials, snapshot
+from testkit.typing import MakeApp
 
 pytestmark = pytest.mark.settings(**INTERNAL_CONFIG)
 
@@ -39,7 +40,7 @@ def test_invalid_bodies_are_400_and_store_nothing(family: Family, bad: dict[str,
     assert snapshot(family.app) == before
 
 
-def test_item_of_another_household_is_404(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_item_of_another_household_is_404(make_app: MakeApp) -> None:
     app = make_app(**INTERNAL_CONFIG)
     family = build_family(app)
     other = build_family(app, prefix="o-")
@@ -88,7 +89,7 @@ def test_the_requester_never_decides_their_own_request(family: Family, action: s
     assert snapshot(family.app) == before
 
 
-def test_owner_self_approval_only_with_the_setting(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_owner_self_approval_only_with_the_setting(make_app: MakeApp) -> None:
     family = build_family(make_app(BUYFLOW_ALLOW_OWNER_SELF_APPROVAL=True, **INTERNAL_CONFIG))
     owner_request = family.submit(family.owner)
     adult_request = family.submit(family.adult)
@@ -126,7 +127,7 @@ def test_reject_then_nothing_more(family: Family) -> None:
     assert snapshot(family.app) == before
 
 
-def test_who_may_cancel(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_who_may_cancel(make_app: MakeApp) -> None:
     app = make_app(**INTERNAL_CONFIG)
     family = build_family(app)
     second_child = family.auth.user("child2@example.test")

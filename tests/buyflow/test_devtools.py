@@ -24,6 +24,7 @@ from testkit.builders.households import (
     snapshot,
 )
 from testkit.config import production_config
+from testkit.typing import MakeApp
 
 DEV_PATH = "/api/dev/purchase-intents/{}/cart-ready"
 TTL = 900
@@ -53,7 +54,7 @@ def dev_rules(app: Flask) -> list[str]:
 LISTED = {route.endpoint for route in UNCONTRACTED_ROUTES}  # served without one, by design
 
 
-def test_not_registered_unless_enabled(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_not_registered_unless_enabled(make_app: MakeApp) -> None:
     app = make_app()
     assert app.config["DEMO_HELPERS_ENABLED"] is False
     assert dev_rules(app) == []

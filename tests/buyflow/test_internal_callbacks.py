@@ -17,6 +17,7 @@ from testkit.builders.families import (
     build_family,
 )
 from testkit.builders.households import snapshot
+from testkit.typing import MakeApp
 
 SHA = "a" * 64
 
@@ -51,7 +52,7 @@ def test_both_rotation_values_are_accepted(family: Family) -> None:
     assert family.failed(second["intentId"], token=BUYFLOW_TOKEN).status_code == 200
 
 
-def test_a_wrong_token_is_refused_even_when_not_required(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_token_is_refused_even_when_not_required(make_app: MakeApp) -> None:
     family = build_family(make_app(BUYFLOW_INTERNAL_TOKEN=[BUYFLOW_TOKEN]))
     _, intent = purchasing(family)
     assert family.cart_ready(intent["intentId"], token="wrong").status_code == 401

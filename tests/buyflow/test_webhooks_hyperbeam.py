@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import Webhook
 from app.models import WebhookEvent
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family
 from testkit.builders.households import snapshot
+from testkit.typing import MakeApp
 
 SECRET = "whsec_" + base64.b64encode(b"hyperbeam-signing-key-0123456789ab").decode()
 NEXT_SECRET = "whsec_" + base64.b64encode(b"hyperbeam-next-key-fedcba987654321").decode()
@@ -131,7 +132,7 @@ def test_a_replayed_webhook_id_is_acknowledged_without_effect(family: Family) ->
     assert snapshot(family.app) == before
 
 
-def test_rotation_with_two_secrets(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_rotation_with_two_secrets(make_app: MakeApp) -> None:
     family = build_family(make_app(HYPERBEAM_EVENT_SIGNING_SECRET=[SECRET, NEXT_SECRET],
                                    HYPERBEAM_ENFORCE_EVENT_SIGNATURES=True))
     body = event_body()
@@ -148,7 +149,7 @@ def test_rotation_with_two_secrets(make_app) -> None:  # type: ignore[no-untyped
     assert len(events(family)) == 3
 
 
-def test_raw_secrets_are_accepted(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_raw_secrets_are_accepted(make_app: MakeApp) -> None:
     family = build_family(make_app(HYPERBEAM_EVENT_SIGNING_SECRET=[RAW_SECRET],
                                    HYPERBEAM_ENFORCE_EVENT_SIGNATURES=True))
     body = event_body()
@@ -166,7 +167,7 @@ def test_verification_happens_before_parsing(family: Family) -> None:
     assert r.status_code == 400  # authentic but malformed
 
 
-def test_unenforced_accepts_unsigned_but_never_a_wrong_signature(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_unenforced_accepts_unsigned_but_never_a_wrong_signature(make_app: MakeApp) -> None:
     family = build_family(make_app(HYPERBEAM_EVENT_SIGNING_SECRET=[SECRET]))
     body = event_body()
     r = family.client.post(URL, data=body, headers={"webhook-id": "u1",
@@ -193,7 +194,7 @@ def test_the_plugin_is_registered_through_the_hook(family: Family) -> None:
     assert info.hooks == ("startup_checks", "webhook_verifiers") and info.builtin
 
 
-def test_a_malformed_secret_is_refused_at_start_and_does_not_block_good_ones(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_secret_is_refused_at_start_and_does_not_block_good_ones(make_app: MakeApp) -> None:
     from app.config import ConfigurationRefused
     from testkit.config import production_config
 

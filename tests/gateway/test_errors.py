@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from testkit.apps import sample as sample_routes
+from testkit.typing import MakeApp
 
 pytestmark = [pytest.mark.settings(MAX_CONTENT_LENGTH=4096), pytest.mark.blueprints(sample_routes.bp)]
 
 
-def assert_error(r, status: int, error: str) -> dict:  # type: ignore[no-untyped-def]
+def assert_error(r: TestResponse, status: int, error: str) -> dict[str, Any]:
     assert r.status_code == status, r.data
     assert r.mimetype == "application/json"
     body = r.get_json()
@@ -42,7 +46,7 @@ def test_body_too_large_is_413(client: FlaskClient) -> None:
     [b"{", b'{"name": }', b"[" * 100000, b"[" * 33 + b"]" * 33, b'{"a":' * 40 + b"1" + b"}" * 40,
      b"\xff\xfe{}", b'{"name": "\xc3\x28"}', b"NaN?"],
 )
-def test_malformed_json_is_400_never_500(client: FlaskClient, make_app, data: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_json_is_400_never_500(client: FlaskClient, make_app: MakeApp, data: bytes) -> None:
     client = make_app().test_client()
     client.application.register_blueprint(sample_routes.bp)
     r = client.post("/api/sample/echo", data=data, content_type="application/json")
@@ -73,7 +77,7 @@ def test_request_id_is_echoed_when_sane_and_replaced_when_not(client: FlaskClien
     assert r.headers["X-Request-ID"].startswith("cor_")
 
 
-def test_debugger_is_never_reachable(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_debugger_is_never_reachable(make_app: MakeApp) -> None:
     app = make_app(DEBUG=True)
     app.register_blueprint(sample_routes.bp)
     r = app.test_client().get("/api/sample/boom")
@@ -81,8 +85,8 @@ def test_debugger_is_never_reachable(make_app) -> None:  # type: ignore[no-untyp
 
 
 @pytest.mark.parametrize("rolled_back", ["DeadlockDetected", "SerializationFailure"])
-def test_a_transaction_the_database_rolled_back_is_a_conflict_not_an_outage(  # type: ignore[no-untyped-def]
-    make_app, caplog: pytest.LogCaptureFixture, rolled_back: str
+def test_a_transaction_the_database_rolled_back_is_a_conflict_not_an_outage(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture, rolled_back: str
 ) -> None:
     """A deadlock victim or a serialization failure lost to a concurrent write: 409 like any
     other loser (API.md: concurrent writes never give a 5xx), logged as what it is, without the

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.models import User
 from testkit.apps import sample as sample_routes
 from testkit.builders.households import (
     AuthActions,
@@ -16,6 +17,7 @@ from testkit.builders.households import (
     make_household,
     snapshot,
 )
+from testkit.typing import MakeApp
 
 pytestmark = pytest.mark.blueprints(sample_routes.bp)
 
@@ -80,7 +82,7 @@ def test_bad_credentials_are_401_with_www_authenticate(client: FlaskClient, head
 
 
 def test_token_of_another_issuer_or_secret_is_refused(
-    make_app, client: FlaskClient, auth: AuthActions  # type: ignore[no-untyped-def]
+    make_app: MakeApp, client: FlaskClient, auth: AuthActions
 ) -> None:
     user = auth.user("r@example.test")
     other = make_app(AUTH_JWT_SECRET="another-secret-0123456789abcdef0123456789")
@@ -101,9 +103,12 @@ def test_expired_token_is_401(app: Flask, client: FlaskClient, auth: AuthActions
     assert r.status_code == 401
 
 
+People = tuple[User, User, User, str, str]  # owner, child, outsider, home, away
+
+
 class TestHouseholdScope:
     @pytest.fixture
-    def people(self, app: Flask, auth: AuthActions):  # type: ignore[no-untyped-def]
+    def people(self, app: Flask, auth: AuthActions) -> People:
         owner = auth.user("owner@example.test")
         child = auth.user("child@example.test")
         outsider = auth.user("outsider@example.test")
@@ -111,7 +116,7 @@ class TestHouseholdScope:
         away = make_household(app, "Away", {outsider.id: "owner"})
         return owner, child, outsider, home, away
 
-    def test_member_creates_in_own_household(self, client, auth, people) -> None:  # type: ignore[no-untyped-def]
+    def test_member_creates_in_own_household(self, client: FlaskClient, auth: AuthActions, people: People) -> None:
         owner, _, _, home, _ = people
         r = client.post(f"/api/sample/households/{home}/items", json={"name": "Coat",
                         "householdId": "hh_other", "id": "itm_mine"}, headers=auth.headers(owner))
@@ -121,7 +126,7 @@ class TestHouseholdScope:
         got = client.get(f"/api/sample/households/{home}/items/{item['id']}", headers=auth.headers(owner))
         assert got.status_code == 200
 
-    def test_outsider_gets_the_unknown_household_404(self, app, client, auth, people) -> None:  # type: ignore[no-untyped-def]
+    def test_outsider_gets_the_unknown_household_404(self, app: Flask, client: FlaskClient, auth: AuthActions, people: People) -> None:
         _, _, outsider, home, _ = people
         before = snapshot(app)
         denied = client.post(f"/api/sample/households/{home}/items", json={"name": "X"},
@@ -133,7 +138,7 @@ class TestHouseholdScope:
         assert strip(denied.get_json()) == strip(unknown.get_json())
         assert snapshot(app) == before
 
-    def test_child_object_of_other_household_is_404(self, client, auth, people) -> None:  # type: ignore[no-untyped-def]
+    def test_child_object_of_other_household_is_404(self, client: FlaskClient, auth: AuthActions, people: People) -> None:
         owner, _, outsider, home, away = people
         r = client.post(f"/api/sample/households/{away}/items", json={"name": "Theirs"},
                         headers=auth.headers(outsider))
@@ -141,7 +146,7 @@ class TestHouseholdScope:
         r = client.get(f"/api/sample/households/{home}/items/{theirs}", headers=auth.headers(owner))
         assert r.status_code == 404
 
-    def test_role_guard_and_before_guard(self, app, client, auth, people) -> None:  # type: ignore[no-untyped-def]
+    def test_role_guard_and_before_guard(self, app: Flask, client: FlaskClient, auth: AuthActions, people: People) -> None:
         owner, child, _, home, _ = people
         item = client.post(f"/api/sample/households/{home}/items", json={"name": "Hat"},
                            headers=auth.headers(child)).get_json()
@@ -155,7 +160,7 @@ class TestHouseholdScope:
         r = client.delete(f"/api/sample/households/{home}/items/{item['id']}", headers=auth.headers(owner))
         assert r.status_code == 204 and r.data == b""
 
-    def test_removed_member_loses_access_with_a_valid_token(self, app, client, auth, people) -> None:  # type: ignore[no-untyped-def]
+    def test_removed_member_loses_access_with_a_valid_token(self, app: Flask, client: FlaskClient, auth: AuthActions, people: People) -> None:
         from sqlalchemy import delete
 
         from app.models import Member
@@ -171,7 +176,7 @@ class TestHouseholdScope:
                            headers=headers).status_code == 404
 
 
-def test_unexpected_error_is_500_json_without_details(client: FlaskClient, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_error_is_500_json_without_details(client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR):
         r = client.get("/api/sample/boom", headers={"X-Request-ID": "req-12345678"})
     assert r.status_code == 500

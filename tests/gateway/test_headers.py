@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from testkit.builders.households import AuthActions
+from testkit.typing import MakeApp
 
 ORIGIN = "https://spa.example.test"
 
@@ -11,7 +19,7 @@ pytestmark = pytest.mark.settings(CORS_ORIGINS=[ORIGIN])
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/api/openapi.json", "/api/missing"])
-def test_security_headers_everywhere(client, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_security_headers_everywhere(client: FlaskClient, path: str) -> None:
     r = client.get(path)
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Referrer-Policy"] == "no-referrer"
@@ -20,7 +28,7 @@ def test_security_headers_everywhere(client, path: str) -> None:  # type: ignore
     assert "Strict-Transport-Security" not in r.headers  # not outside production
 
 
-def test_allowed_origin_is_reflected_with_vary_and_exposed_headers(client) -> None:  # type: ignore[no-untyped-def]
+def test_allowed_origin_is_reflected_with_vary_and_exposed_headers(client: FlaskClient) -> None:
     r = client.get("/healthz", headers={"Origin": ORIGIN})
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "Origin" in r.headers["Vary"]
@@ -30,12 +38,12 @@ def test_allowed_origin_is_reflected_with_vary_and_exposed_headers(client) -> No
     assert "Access-Control-Allow-Credentials" not in r.headers
 
 
-def test_other_origin_gets_no_cors_headers(client) -> None:  # type: ignore[no-untyped-def]
+def test_other_origin_gets_no_cors_headers(client: FlaskClient) -> None:
     r = client.get("/healthz", headers={"Origin": "https://evil.example.test"})
     assert "Access-Control-Allow-Origin" not in r.headers
 
 
-def test_preflight_is_204_with_max_age(client) -> None:  # type: ignore[no-untyped-def]
+def test_preflight_is_204_with_max_age(client: FlaskClient) -> None:
     r = client.options("/api/openapi.json", headers={
         "Origin": ORIGIN, "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "Authorization, Content-Type"})
@@ -45,20 +53,20 @@ def test_preflight_is_204_with_max_age(client) -> None:  # type: ignore[no-untyp
     assert "authorization" in r.headers["Access-Control-Allow-Headers"].lower()
 
 
-def test_preflight_from_other_origin_is_not_allowed(client) -> None:  # type: ignore[no-untyped-def]
+def test_preflight_from_other_origin_is_not_allowed(client: FlaskClient) -> None:
     r = client.options("/api/openapi.json", headers={
         "Origin": "https://evil.example.test", "Access-Control-Request-Method": "GET"})
     assert "Access-Control-Allow-Origin" not in r.headers
 
 
-def test_credentials_only_with_explicit_origins(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_credentials_only_with_explicit_origins(make_app: MakeApp) -> None:
     client = make_app(CORS_ORIGINS=[ORIGIN], CORS_ALLOW_CREDENTIALS=True).test_client()
     r = client.get("/healthz", headers={"Origin": ORIGIN})
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert r.headers["Access-Control-Allow-Credentials"] == "true"
 
 
-def test_hsts_in_production(make_app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_hsts_in_production(make_app: MakeApp, monkeypatch: pytest.MonkeyPatch) -> None:
     from testkit.config import production_config
 
     client = make_app(**production_config()).test_client()
@@ -66,7 +74,7 @@ def test_hsts_in_production(make_app, monkeypatch) -> None:  # type: ignore[no-u
     assert r.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 
 
-def test_own_values_replace_a_handlers_and_vary_keeps_its_entries(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_own_values_replace_a_handlers_and_vary_keeps_its_entries(make_app: MakeApp) -> None:
     from app.gateway.contracts import Reply, endpoint
 
     app = make_app(CORS_ORIGINS=[ORIGIN])
@@ -85,7 +93,7 @@ def test_own_values_replace_a_handlers_and_vary_keeps_its_entries(make_app) -> N
     assert len(r.headers.getlist("X-Request-ID")) == 1
 
 
-def test_pages_outside_the_api_get_the_page_policy_and_may_be_cached(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_pages_outside_the_api_get_the_page_policy_and_may_be_cached(make_app: MakeApp) -> None:
     from app.gateway.contracts import Reply, endpoint
     from app.gateway.headers import SITE_CSP
 
@@ -104,14 +112,14 @@ def test_pages_outside_the_api_get_the_page_policy_and_may_be_cached(make_app) -
     assert r.headers["Vary"] == "Origin"
 
 
-def test_without_origin_no_cors_headers_are_added(client) -> None:  # type: ignore[no-untyped-def]
+def test_without_origin_no_cors_headers_are_added(client: FlaskClient) -> None:
     r = client.get("/healthz")
     assert not [name for name in r.headers.keys() if name.startswith("Access-Control-")]
     r = client.options("/api/openapi.json", headers={"Access-Control-Request-Method": "GET"})
     assert "Access-Control-Allow-Origin" not in r.headers and r.status_code != 204
 
 
-def test_error_responses_carry_the_security_headers(client) -> None:  # type: ignore[no-untyped-def]
+def test_error_responses_carry_the_security_headers(client: FlaskClient) -> None:
     r = client.get("/api/households", headers={"Authorization": "Bearer not-a-token",
                                                "Origin": ORIGIN})
     assert r.status_code == 401
@@ -126,7 +134,7 @@ def test_error_responses_carry_the_security_headers(client) -> None:  # type: ig
 OTHER_ORIGIN = "https://evil.example.test"
 
 
-def _error_kinds(app, auth):  # type: ignore[no-untyped-def]
+def _error_kinds(app: Flask, auth: AuthActions) -> dict[int, Callable[[FlaskClient, dict[str, str]], TestResponse]]:
     """One request per kind of error of API.md's table; each ``send(client, headers)``."""
     reader = auth.headers(auth.user("cors-reader@example.test", permissions=["items:read"]))
     return {
@@ -146,12 +154,12 @@ def _error_kinds(app, auth):  # type: ignore[no-untyped-def]
     }
 
 
-def _cors_headers(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _cors_headers(response: TestResponse) -> dict[str, str]:
     return {k: v for k, v in response.headers.items() if k.lower().startswith("access-control-")}
 
 
 @pytest.mark.parametrize("origin", [None, ORIGIN, OTHER_ORIGIN], ids=["none", "allowed", "other"])
-def test_errors_carry_exactly_the_cors_headers_of_a_success(make_app, origin) -> None:  # type: ignore[no-untyped-def]
+def test_errors_carry_exactly_the_cors_headers_of_a_success(make_app: MakeApp, origin: str | None) -> None:
     from testkit.apps import sample as sample_routes
     from testkit.builders.households import AuthActions
 

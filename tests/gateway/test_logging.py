@@ -6,6 +6,7 @@ import io
 import json
 import logging
 
+import pytest
 from flask import Flask
 
 from app.gateway.contracts import endpoint
@@ -30,7 +31,7 @@ def test_json_lines_with_request_id(app: Flask) -> None:
     assert lines[0]["level"] == "WARNING" and lines[0]["logger"] == "probe"
 
 
-def test_bearer_tokens_and_jwts_are_masked(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_bearer_tokens_and_jwts_are_masked(caplog: pytest.LogCaptureFixture) -> None:
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJlLXZhbHVl"
     with caplog.at_level(logging.INFO):
         logging.getLogger("t").info("Authorization: Bearer %s", "opaque-token-abc")
@@ -41,7 +42,7 @@ def test_bearer_tokens_and_jwts_are_masked(caplog) -> None:  # type: ignore[no-u
     assert "int-token-xyz" not in caplog.text
 
 
-def test_webhook_secrets_and_private_keys_are_masked(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_webhook_secrets_and_private_keys_are_masked(caplog: pytest.LogCaptureFixture) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -58,7 +59,7 @@ def test_webhook_secrets_and_private_keys_are_masked(caplog) -> None:  # type: i
     assert pem[40:60] not in caplog.text
 
 
-def test_traceback_text_is_redacted(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_traceback_text_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
     redactor.add("tb-secret-value-777")
     with caplog.at_level(logging.ERROR):
         try:

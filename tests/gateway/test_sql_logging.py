@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.db import Database
+from testkit.builders.households import AuthActions
 from testkit.checks.log_leaks import CapturingHandler, remember
 from testkit.config import DB_BACKEND
 
@@ -84,7 +85,7 @@ def failing_statements() -> list[tuple[str, type[DBAPIError], str]]:
 
 @pytest.mark.parametrize("index", [0, 1])
 def test_a_failed_statement_logged_any_way_carries_no_parameter(
-    app: Flask, auth, leak_check: CapturingHandler, index: int  # type: ignore[no-untyped-def]
+    app: Flask, auth: AuthActions, leak_check: CapturingHandler, index: int
 ) -> None:
     auth.user("existing@example.test")  # a row for the duplicate insert to copy
     sql, expected, name = failing_statements()[index]
@@ -111,7 +112,7 @@ def test_a_failed_statement_logged_any_way_carries_no_parameter(
 
 
 def test_a_database_outage_under_a_request_logs_no_parameter(
-    app: Flask, auth, leak_check: CapturingHandler  # type: ignore[no-untyped-def]
+    app: Flask, auth: AuthActions, leak_check: CapturingHandler
 ) -> None:
     """The gateway's 503 and 500 paths: what they log names the error, never its values."""
     from app.gateway.errors import _unexpected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -11,23 +12,23 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
 from app.db import Database
-from app.models import AuditEvent, Household, Item, Member
+from app.models import AuditEvent, Household, Item, Member, User
 from testkit.builders.households import AuthActions, invite_and_accept, snapshot
 
 
 @pytest.fixture
-def owner(auth: AuthActions):  # type: ignore[no-untyped-def]
+def owner(auth: AuthActions) -> User:
     return auth.user("owner@example.test", "Olive Owner")
 
 
 @pytest.fixture
-def home(client: FlaskClient, auth: AuthActions, owner) -> str:  # type: ignore[no-untyped-def]
+def home(client: FlaskClient, auth: AuthActions, owner: User) -> str:
     r = client.post("/api/households", json={"name": "Home"}, headers=auth.headers(owner))
     assert r.status_code == 201
     return str(r.get_json()["id"])
 
 
-def test_create_makes_the_caller_owner(client: FlaskClient, auth: AuthActions, owner) -> None:  # type: ignore[no-untyped-def]
+def test_create_makes_the_caller_owner(client: FlaskClient, auth: AuthActions, owner: User) -> None:
     r = client.post("/api/households", json={"name": "  Home  ", "id": "hh_mine", "role": "child"},
                     headers=auth.headers(owner))
     body = r.get_json()
@@ -38,14 +39,14 @@ def test_create_makes_the_caller_owner(client: FlaskClient, auth: AuthActions, o
     assert [h["id"] for h in listed["items"]] == [body["id"]] and listed["nextCursor"] is None
 
 
-def test_list_shows_only_own_households(client: FlaskClient, auth: AuthActions, owner, home) -> None:  # type: ignore[no-untyped-def]
+def test_list_shows_only_own_households(client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     other = auth.user("other@example.test")
     client.post("/api/households", json={"name": "Theirs"}, headers=auth.headers(other))
     mine = client.get("/api/households", headers=auth.headers(owner)).get_json()["items"]
     assert [h["id"] for h in mine] == [home]
 
 
-def test_members_lifecycle_and_last_owner(app: Flask, client: FlaskClient, auth: AuthActions, owner, home) -> None:  # type: ignore[no-untyped-def]
+def test_members_lifecycle_and_last_owner(app: Flask, client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     adult = auth.user("Adult@Example.test", "Ada")
     h = auth.headers(owner)
     r = client.post(f"/api/households/{home}/members", json={"email": "adult@example.TEST", "role": "adult"}, headers=h)
@@ -88,7 +89,7 @@ def _events(app: Flask, household_id: str) -> list[AuditEvent]:
                                     .order_by(AuditEvent.seq)))
 
 
-def test_items_crud_and_filters(client: FlaskClient, auth: AuthActions, owner, home) -> None:  # type: ignore[no-untyped-def]
+def test_items_crud_and_filters(client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     h = auth.headers(owner)
     base = f"/api/households/{home}/items"
     red = client.post(base, json={"name": "Coat", "category": "outer", "color": "red", "size": "M"}, headers=h).get_json()
@@ -102,7 +103,7 @@ def test_items_crud_and_filters(client: FlaskClient, auth: AuthActions, owner, h
     assert client.get(f"{base}/{red['id']}", headers=h).status_code == 404
 
 
-def test_outfits_need_items_of_the_same_household(app: Flask, client: FlaskClient, auth: AuthActions, owner, home) -> None:  # type: ignore[no-untyped-def]
+def test_outfits_need_items_of_the_same_household(app: Flask, client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     h = auth.headers(owner)
     mine = client.post(f"/api/households/{home}/items", json={"name": "Shirt"}, headers=h).get_json()["id"]
     other = auth.user("other@example.test")
@@ -121,7 +122,7 @@ def test_outfits_need_items_of_the_same_household(app: Flask, client: FlaskClien
     assert client.get(f"/api/households/{home}/outfits/{outfit}", headers=h).get_json()["itemIds"] == []
 
 
-def test_cursor_pagination_is_stable_under_inserts(client: FlaskClient, auth: AuthActions, owner, home) -> None:  # type: ignore[no-untyped-def]
+def test_cursor_pagination_is_stable_under_inserts(client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     h = auth.headers(owner)
     base = f"/api/households/{home}/items"
     for n in range(25):
@@ -138,7 +139,7 @@ def test_cursor_pagination_is_stable_under_inserts(client: FlaskClient, auth: Au
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "cursor=%%%", "cursor=bm90LWpzb24"])
-def test_bad_page_parameters_are_400(client: FlaskClient, auth: AuthActions, owner, home, query: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_page_parameters_are_400(client: FlaskClient, auth: AuthActions, owner: User, home: str, query: str) -> None:
     r = client.get(f"/api/households/{home}/items?{query}", headers=auth.headers(owner))
     assert r.status_code == 400 and r.get_json()["error"] == "ValidationError"
 
@@ -148,7 +149,7 @@ def count_statements(app: Flask) -> Iterator[list[str]]:
     statements: list[str] = []
     engine = Database.engine(app)
 
-    def listener(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", listener)
@@ -158,7 +159,7 @@ def count_statements(app: Flask) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", listener)
 
 
-def test_query_count_is_constant_in_list_size(app: Flask, client: FlaskClient, auth: AuthActions, owner, home) -> None:  # type: ignore[no-untyped-def]
+def test_query_count_is_constant_in_list_size(app: Flask, client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     h = auth.headers(owner)
     counts = {}
     for size in (1, 20):
@@ -181,7 +182,7 @@ def _count_rows(app: Flask) -> dict[str, int]:
     return {table: len(rows) for table, rows in snapshot(app).items()}
 
 
-def test_cascading_deletion_removes_everything_of_one_household(app: Flask, client: FlaskClient, auth: AuthActions, owner, home) -> None:  # type: ignore[no-untyped-def]
+def test_cascading_deletion_removes_everything_of_one_household(app: Flask, client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     from app.db import utcnow
     from app.models import PurchaseIntent, PurchaseRequest, WebhookEvent
 
@@ -224,7 +225,7 @@ def test_cascading_deletion_removes_everything_of_one_household(app: Flask, clie
         assert session.scalar(select(func.count()).select_from(Item)) == 1
 
 
-def test_filters_combine_and_page_with_a_cursor(client: FlaskClient, auth: AuthActions, owner, home) -> None:  # type: ignore[no-untyped-def]
+def test_filters_combine_and_page_with_a_cursor(client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     h = auth.headers(owner)
     base = f"/api/households/{home}/items"
     for n in range(7):

@@ -6,16 +6,19 @@ import time
 
 import limits
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from app.voice import tokens
 from app.voice.routes import VOICE_RATE_LIMIT
 from testkit.builders.families import build_family
 from testkit.builders.households import snapshot
+from testkit.typing import MakeApp
 
 URL = "/api/voice/live/public-session"
 
 
-def test_mints_a_session_token(client, app) -> None:  # type: ignore[no-untyped-def]
+def test_mints_a_session_token(client: FlaskClient, app: Flask) -> None:
     r = client.post(URL)
     assert r.status_code == 201
     body = r.get_json()
@@ -27,7 +30,7 @@ def test_mints_a_session_token(client, app) -> None:  # type: ignore[no-untyped-
     assert client.post(URL).get_json()["sessionId"] != body["sessionId"]
 
 
-def test_a_voice_token_is_not_a_bearer_token(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_a_voice_token_is_not_a_bearer_token(make_app: MakeApp) -> None:
     app = make_app()
     family = build_family(app)
     voice = app.test_client().post(URL).get_json()["token"]
@@ -40,14 +43,14 @@ def test_a_voice_token_is_not_a_bearer_token(make_app) -> None:  # type: ignore[
     assert snapshot(app) == before
 
 
-def test_an_access_token_is_not_a_voice_token(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_an_access_token_is_not_a_voice_token(make_app: MakeApp) -> None:
     app = make_app()
     family = build_family(app)
     with pytest.raises(tokens.VoiceTokenError):
         tokens.verify(dict(app.config), family.auth.token(family.adult))
 
 
-def test_voice_tokens_expire_and_resist_tampering(app, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_voice_tokens_expire_and_resist_tampering(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     config = dict(app.config)
     minted = tokens.mint(config)
     with pytest.raises(tokens.VoiceTokenError):
@@ -60,14 +63,14 @@ def test_voice_tokens_expire_and_resist_tampering(app, monkeypatch: pytest.Monke
         tokens.verify(config, minted.token)
 
 
-def test_without_any_key_the_route_is_503(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_without_any_key_the_route_is_503(make_app: MakeApp) -> None:
     app = make_app()
     app.config["AUTH_JWT_SECRET"] = None
     r = app.test_client().post(URL)
     assert r.status_code == 503 and "token" not in r.get_json()
 
 
-def test_the_rate_limit_is_declared_from_the_settings(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_the_rate_limit_is_declared_from_the_settings(make_app: MakeApp) -> None:
     app = make_app(VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS=3,
                    VOICE_LIVE_PUBLIC_RATE_LIMIT_WINDOW_SECONDS=30)
     operation = app.test_client().get("/api/openapi.json").get_json()["paths"][URL]["post"]

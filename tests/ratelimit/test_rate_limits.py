@@ -19,6 +19,7 @@ from app.gateway.contracts import contract_of
 from app.hookspecs import hookimpl
 from plugins.limiter import limiter_storage, with_redis_timeouts
 from testkit.builders.households import AuthActions, snapshot
+from testkit.typing import MakeApp
 
 LimitedApp = Callable[..., Flask]
 
@@ -256,7 +257,7 @@ def test_redis_uris_get_timeouts_unless_they_set_their_own() -> None:
         "redis://h:1/0?socket_timeout=5&socket_connect_timeout=1")
 
 
-def test_a_sentinel_storage_gets_timeouts_for_the_sentinels_and_the_master(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_a_sentinel_storage_gets_timeouts_for_the_sentinels_and_the_master(make_app: MakeApp) -> None:
     # Nothing listens on port 1: building the storage connects to nothing, a request would.
     app = make_app(RATELIMIT_ENABLED=True,
                    RATELIMIT_STORAGE_URI="redis+sentinel://127.0.0.1:1/mymaster")
@@ -303,7 +304,7 @@ def test_storage_password_is_redacted_from_logs(
 INTERNAL = "internal-token-for-rate-limit-tests"
 
 
-def test_internal_callers_share_a_service_bucket_not_the_ip_budget(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_internal_callers_share_a_service_bucket_not_the_ip_budget(make_app: MakeApp) -> None:
     app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_ANONYMOUS="3/minute", RATELIMIT_INTERNAL="5/minute",
                    ORCHESTRATOR_INTERNAL_TOKEN=[INTERNAL], REQUIRE_INTERNAL_EVENT_TOKEN=True)
     client = app.test_client()
@@ -318,7 +319,7 @@ def test_internal_callers_share_a_service_bucket_not_the_ip_budget(make_app) -> 
     assert client.post("/api/voice/live/public-session").status_code == 201
 
 
-def test_voice_sessions_follow_their_own_limit_only(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_voice_sessions_follow_their_own_limit_only(make_app: MakeApp) -> None:
     app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_ANONYMOUS="3/minute",
                    VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS=12, VOICE_LIVE_PUBLIC_RATE_LIMIT_WINDOW_SECONDS=60)
     client = app.test_client()
@@ -328,7 +329,7 @@ def test_voice_sessions_follow_their_own_limit_only(make_app) -> None:  # type: 
     assert other.status_code == 201  # per client IP
 
 
-def test_webhooks_are_not_cut_by_the_anonymous_limit(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_webhooks_are_not_cut_by_the_anonymous_limit(make_app: MakeApp) -> None:
     app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_ANONYMOUS="2/minute", WEBHOOK_RATE_LIMIT="4/minute",
                    HYPERBEAM_ENFORCE_EVENT_SIGNATURES=False)
     client = app.test_client()

@@ -10,6 +10,7 @@ from app.logs import redactor
 from app.secrets import OperationDisabled, SecretNotFound, StoreOptions
 from plugins.secrets.env import EnvStore
 from plugins.secrets.memory import MemoryStore
+from testkit.typing import MakeApp
 
 
 def test_get_several_names_in_one_call() -> None:
@@ -64,7 +65,7 @@ def test_env_store_reads_variables_with_prefix(monkeypatch: pytest.MonkeyPatch) 
         EnvStore(options=StoreOptions(enable_set=True)).set("X", "y")
 
 
-def test_settings_are_read_through_the_store(make_app, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_settings_are_read_through_the_store(make_app: MakeApp, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HGT_AUTH_JWT_SECRET", "jwt-secret-from-env-store-0123456789")
     monkeypatch.setenv("HGT_MY_TOKEN", "internal-from-reference-0001")
     app = make_app(SECRET_STORE_URL="env://?prefix=HGT_", AUTH_JWT_SECRET=None,
@@ -73,7 +74,7 @@ def test_settings_are_read_through_the_store(make_app, monkeypatch: pytest.Monke
     assert app.config["BUYFLOW_INTERNAL_TOKEN"] == ["internal-from-reference-0001"]
 
 
-def test_values_handed_out_are_redacted_from_logs(make_app, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_values_handed_out_are_redacted_from_logs(make_app: MakeApp, caplog: pytest.LogCaptureFixture) -> None:
     app = make_app(SECRET_STORE_URL="memory://")
     store = app.extensions["hearthgate.secrets"]
     store.set("PAYMENT_KEY", "pk-live-very-secret-value")
@@ -85,7 +86,7 @@ def test_values_handed_out_are_redacted_from_logs(make_app, caplog) -> None:  # 
     assert redactor.redact("x pk-live-very-secret-value y") == "x [REDACTED] y"
 
 
-def test_secrets_cli_masks_unless_reveal(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_secrets_cli_masks_unless_reveal(make_app: MakeApp) -> None:
     app = make_app()
     runner = app.test_cli_runner()
     assert runner.invoke(args=["secrets", "set", "CLI_KEY", "--value", "cli-secret-value-42"]).exit_code == 0
@@ -98,7 +99,7 @@ def test_secrets_cli_masks_unless_reveal(make_app) -> None:  # type: ignore[no-u
     assert runner.invoke(args=["secrets", "get", "CLI_KEY"]).exit_code != 0
 
 
-def test_unknown_scheme_is_refused(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_scheme_is_refused(make_app: MakeApp) -> None:
     from app.config import ConfigurationRefused
 
     with pytest.raises(ConfigurationRefused, match="SECRET_STORE_URL"):
