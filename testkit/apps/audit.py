@@ -32,7 +32,7 @@ def approve(household: HouseholdScope, request_id: str) -> Reply:
         .where(PurchaseRequest.id == request_id, PurchaseRequest.household_id == household.id,
                PurchaseRequest.status == "SUBMITTED")
         .values(status="APPROVED", decided_by=household.user_id, decided_at=utcnow())
-    ).rowcount
+    ).rowcount  # type: ignore[attr-defined]
     if changed != 1:
         raise Conflict("Request is not SUBMITTED")
     return Reply(status=204)

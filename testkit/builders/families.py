@@ -108,13 +108,13 @@ class Family:
 
     def request_row(self, request_id: str) -> PurchaseRequest:
         with self.app.extensions["hearthgate.db"]() as session:
-            row = session.get(PurchaseRequest, request_id)
+            row: PurchaseRequest | None = session.get(PurchaseRequest, request_id)
             assert row is not None
             return row
 
     def intent_row(self, intent_id: str) -> PurchaseIntent:
         with self.app.extensions["hearthgate.db"]() as session:
-            row = session.get(PurchaseIntent, intent_id)
+            row: PurchaseIntent | None = session.get(PurchaseIntent, intent_id)
             assert row is not None
             return row
 

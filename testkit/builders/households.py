@@ -63,7 +63,8 @@ class AuthActions:
 
     def find_user(self, email: str) -> User | None:
         with self.app.extensions["hearthgate.db"]() as session:
-            return session.scalars(select(User).where(User.email == email)).first()
+            found: User | None = session.scalars(select(User).where(User.email == email)).first()
+            return found
 
 
 def snapshot(app: Flask) -> dict[str, list[tuple[Any, ...]]]:

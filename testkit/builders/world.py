@@ -65,7 +65,7 @@ class World:
             "eventId": first_event,
         }
 
-    def resolve(self, case: Case) -> None:
+    def resolve(self, case: Case[Any]) -> None:
         params = case.path_parameters or {}
         if not any(value == PLACEHOLDER for value in params.values()):
             return
@@ -108,7 +108,7 @@ def load_schema(app: Flask, max_examples: int) -> Any:
     return schema
 
 
-def headers_for(case: Case, bearer: dict[str, str]) -> dict[str, str]:
+def headers_for(case: Case[Any], bearer: dict[str, str]) -> dict[str, str]:
     """Genuine credentials for the case's operation: ``bearer`` (a household owner's token
     headers) on bearer routes, the configured internal token on internal routes."""
     return headers_for_security(case.operation.definition.raw, case.path, bearer)
@@ -127,7 +127,7 @@ def headers_for_security(
     return {}
 
 
-def drop_invented_cursor(case: Case, mode: GenerationMode) -> None:
+def drop_invented_cursor(case: Case[Any], mode: GenerationMode) -> None:
     """A cursor is opaque (a nextCursor the server issued): the schema cannot describe a valid
     one, so a positive case never invents it. Forged cursors are negative cases here and in
     test_openapi_conformance.py."""

@@ -123,7 +123,10 @@ def segment(value: Any) -> str:
 
 def parts(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     head, body, signature = token.split(".")
-    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
+
+    def pad(segment: str) -> str:
+        return segment + "=" * (-len(segment) % 4)
+
     return (json.loads(base64.urlsafe_b64decode(pad(head))),
             json.loads(base64.urlsafe_b64decode(pad(body))), signature)
 
