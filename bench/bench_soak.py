@@ -441,7 +441,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from app.cli import migrate
-    from testkit.servers.processes import postgres_server
+    from testkit.servers.postgres import postgres_server
     from testkit.servers.ratelimit import redis_server
 
     with postgres_server() as postgres, redis_server() as redis:

@@ -95,7 +95,7 @@ def database(kind: str, directory: Path, stack: ExitStack) -> str:
     """The URL of an empty benchmark database: a new PostgreSQL server (stopped with ``stack``)
     or a SQLite file in ``directory``."""
     if kind == "postgresql":
-        from testkit.servers.processes import postgres_server
+        from testkit.servers.postgres import postgres_server
 
         server = stack.enter_context(postgres_server())
         server.psql("CREATE DATABASE bench")

@@ -27,7 +27,7 @@ from testkit.builders.households import AuthActions
 from testkit.config import BASE_CONFIG, DB_BACKEND
 from testkit.database import truncate_all, watch_read_only_transactions
 from testkit.servers.oidc import OidcProvider, SecretWatch, start_provider
-from testkit.servers.processes import Postgres, postgres_server
+from testkit.servers.postgres import Postgres, postgres_server
 from testkit.servers.ratelimit import Redis, redis_server
 from testkit.servers.secrets import Moto, OpenBao, moto_server, openbao_server
 from testkit.typing import MakeApp

@@ -1,25 +1,17 @@
-"""Buy-flow test helpers: a household with its members and a client that speaks the buy-flow,
-and a gunicorn server (several workers) on the test database for the concurrency tests."""
+"""Buy-flow builders: a household with its members and a client that speaks the buy-flow.
+The concurrency tests serve it under gunicorn with ``testkit.servers.gunicorn``."""
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.models import AuditEvent, Item, PurchaseIntent, PurchaseRequest, User
 from testkit.builders.households import AuthActions, make_household
-from testkit.servers.processes import free_port, gunicorn_process
 
 BUYFLOW_TOKEN = "bf-internal-token-0123456789abcdef"
 BUYFLOW_TOKEN_NEXT = "bf-internal-token-next-fedcba9876543210"
@@ -147,40 +139,3 @@ def build_family(app: Flask, prefix: str = "") -> Family:
 
 def without(rows: dict[str, list[Any]], *tables: str) -> dict[str, list[Any]]:
     return {name: value for name, value in rows.items() if name not in tables}
-
-
-# -- gunicorn -----------------------------------------------------------------------------
-
-
-@contextmanager
-def gunicorn_server(database_url: str, jwt_secret: str, workers: int = 4, threads: int = 4,
-                    log_path: Path | None = None, **settings: str) -> Iterator[str]:
-    """``wsgi:app`` under gunicorn (gthread workers) on the given database, with ``settings``
-    added to the environment and its output in ``log_path``; yields its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers),
-        "GUNICORN_THREADS": str(threads), "HEARTHGATE_ENV": "test",
-        "DATABASE_URL": database_url, "DATABASE_POOL_SIZE": "8",
-        "AUTH_JWT_SECRET": jwt_secret, "SECRET_STORE_URL": "memory://",
-        "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
-        "BUYFLOW_INTERNAL_TOKEN": BUYFLOW_TOKEN, "REQUIRE_BUYFLOW_INTERNAL_TOKEN": "true",
-        "ORCHESTRATOR_INTERNAL_TOKEN": ORCHESTRATOR_TOKEN, "REQUIRE_INTERNAL_EVENT_TOKEN": "true",
-        **settings,
-    }
-    with gunicorn_process("wsgi:app", env, log_path):
-        yield f"http://127.0.0.1:{port}"
-
-
-def race(calls: list[Callable[[requests.Session], requests.Response]]) -> list[tuple[int, int]]:
-    """Run every call at once (a barrier releases them together); (index, status) per call."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(index: int) -> tuple[int, int]:
-        with requests.Session() as session:
-            barrier.wait(timeout=60)
-            return index, calls[index](session).status_code
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, range(len(calls))))

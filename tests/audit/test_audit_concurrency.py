@@ -18,7 +18,7 @@ from app.models import AuditCheckpoint, AuditEvent
 from testkit.builders.audit import session_of, verify
 from testkit.builders.households import make_household
 from testkit.config import BASE_CONFIG
-from testkit.servers.processes import Postgres
+from testkit.servers.postgres import Postgres
 
 WRITERS = 8
 EVENTS_EACH = 200

@@ -28,7 +28,8 @@ from app.audit.writer import _chain_lock_key
 from app.cli import migrate
 from app.models import AuditEvent, User
 from plugins.passwords import hash_password
-from testkit.servers.processes import Postgres, free_port, gunicorn_process, postgres_server
+from testkit.servers.postgres import Postgres, postgres_server
+from testkit.servers.processes import free_port, gunicorn_process
 
 pytestmark = pytest.mark.postgres_only
 

@@ -12,15 +12,9 @@ import requests
 from sqlalchemy import func, select
 
 from app.models import AuditEvent, IdempotencyKey, PurchaseIntent, PurchaseRequest
-from testkit.builders.families import (
-    BUYFLOW_TOKEN,
-    CART,
-    INTERNAL_CONFIG,
-    Family,
-    gunicorn_server,
-    race,
-)
+from testkit.builders.families import BUYFLOW_TOKEN, CART, INTERNAL_CONFIG, Family
 from testkit.config import TEST_JWT_SECRET
+from testkit.servers.gunicorn import gunicorn_server, race
 
 CALLS = 50
 

@@ -65,19 +65,12 @@ from app.models import (
     WebhookEvent,
 )
 from app.models.audit import SYSTEM_CHAIN
-from testkit.builders.families import (
-    BUYFLOW_TOKEN,
-    CART,
-    ORCHESTRATOR_TOKEN,
-    Family,
-    build_family,
-    gunicorn_server,
-    race,
-)
+from testkit.builders.families import BUYFLOW_TOKEN, CART, ORCHESTRATOR_TOKEN, Family, build_family
 from testkit.checks.log_leaks import leaks, remember
 from testkit.config import BASE_CONFIG, DB_BACKEND, TEST_JWT_SECRET
 from testkit.database import truncate_all
-from testkit.servers.processes import Postgres
+from testkit.servers.gunicorn import gunicorn_server, race
+from testkit.servers.postgres import Postgres
 
 # Identical calls per case (pairs: half of each); HEARTHGATE_RACE_CALLS for a heavier run.
 CALLS = int(os.environ.get("HEARTHGATE_RACE_CALLS", "20"))

@@ -33,7 +33,7 @@ from app.gateway import limits
 from bench.bench_soak import Household, Member, prepare, run_soak
 from bench.soak_server import AppServer, app_server, server_env
 from testkit.servers.oidc import OidcProvider, SecretWatch
-from testkit.servers.processes import Postgres, postgres_server
+from testkit.servers.postgres import Postgres, postgres_server
 from testkit.servers.ratelimit import Redis
 
 pytestmark = pytest.mark.slow
