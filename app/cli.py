@@ -10,9 +10,10 @@ from typing import Any, TextIO
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from sqlalchemy import Engine
 
 from app.config import ConfigurationError, ConfigurationRefused
-from app.db import Database, writer
+from app.db import Database, build_engine, writer
 from app.plugins import PLUGIN_SETTINGS, PLUGINS, describe, hook
 from app.secrets import SECRET_STORE, SecretStore, SecretStoreError, TenantSecrets
 from app.startup import configuration_report
@@ -25,15 +26,28 @@ security_cli = AppGroup("security", help="Security checks.")
 secrets_cli = AppGroup("secrets", help="Read and write the secret store.")
 
 
-def alembic_config() -> object:
+def alembic_config(engine: Engine | None = None) -> object:
+    """Alembic's configuration for ``engine``, by default the current app's."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # Migrations read the schema's version and then write: their transaction takes SQLite's
     # write lock up front, as the app's sessions do (app.db).
-    config.attributes["engine"] = writer(Database.engine())
+    config.attributes["engine"] = writer(engine if engine is not None else Database.engine())
     return config
+
+
+def migrate(url: str, revision: str = "heads") -> None:
+    """Apply migrations up to ``revision`` on the database at ``url``, without an app: the
+    template database of a test session and the benchmarks' databases."""
+    from alembic import command
+
+    engine = build_engine(url)
+    try:
+        command.upgrade(alembic_config(engine), revision)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
 
 
 @db_cli.command("upgrade")

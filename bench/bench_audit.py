@@ -39,7 +39,8 @@ CHAIN = "hh_bench"
 
 
 def build(path: Path, entries: int) -> Flask:
-    from tests.conftest import BASE_CONFIG, migrate
+    from app.cli import migrate
+    from testkit.config import BASE_CONFIG
 
     url = f"sqlite:///{path}"
     migrate(url)

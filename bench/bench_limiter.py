@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.limit_services import gunicorn, redis_server  # noqa: E402
+from testkit.servers.ratelimit import gunicorn, redis_server  # noqa: E402
 
 PATH = "/api/limit-test/public"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import database, gunicorn, report, scratch_dir, wrk  # noqa: E402
-from tests.identity_services import CLIENT_ID, start_provider  # noqa: E402
+from testkit.servers.oidc import CLIENT_ID, start_provider  # noqa: E402
 
 
 def lua_post(path: Path, body: str) -> str:
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql",
                         help="SQLite serializes the writers of several workers (503s under load)")
     args = parser.parse_args()
-    from tests.conftest import migrate
+    from app.cli import migrate
 
     with scratch_dir() as directory, ExitStack() as stack:
         database_url = database(args.db, directory, stack)

@@ -45,10 +45,10 @@ def prepare(database_url: str, body_file: Path, notes: int = 0, plain: bool = Fa
     from sqlalchemy import event
 
     from app import create_app
+    from app.cli import migrate
     from app.db import Database
     from app.gateway import fastread
-    from tests.conftest import migrate
-    from tests.helpers import AuthActions
+    from testkit.builders.households import AuthActions
 
     env = {
         "HEARTHGATE_ENV": "development",

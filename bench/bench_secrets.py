@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.secret_backends import open_store  # noqa: E402
-from tests.secret_services import openbao_server  # noqa: E402
+from testkit.builders.secret_stores import open_store  # noqa: E402
+from testkit.servers.secrets import openbao_server  # noqa: E402
 
 
 def rate(read: Callable[[], object], seconds: float) -> float:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import tests.test_gunicorn_raw as raw  # noqa: E402
+from app.cli import migrate  # noqa: E402
 from bench.soak_server import app_server, server_env  # noqa: E402
-from tests.conftest import migrate  # noqa: E402
+from testkit.slow_clients import attack, report  # noqa: E402
 
 
 def main() -> None:
@@ -36,7 +36,6 @@ def main() -> None:
     parser.add_argument("--body", action="store_true", help="slow bodies instead of slow heads")
     args = parser.parse_args()
 
-    raw.ATTACK_SECONDS, raw.SLOW_CLIENTS = args.seconds, args.clients
     pieces = int(args.seconds) + 1
     if args.body:
         head = (b"POST /api/auth/login HTTP/1.1\r\nHost: hearthgate\r\n"
@@ -49,9 +48,9 @@ def main() -> None:
     migrate(url)
     extra = {"GUNICORN_CMD_ARGS": f"--worker-class {args.worker_class}"} if args.worker_class else {}
     with app_server(server_env(url, **extra), workers=args.workers) as server:
-        probes, clients = raw.attack(server, head, sent)
-    raw.report(f"{args.worker_class or 'gunicorn.conf.py'} workers, slow "
-               f"{'bodies' if args.body else 'headers'}", probes, clients)
+        probes, clients = attack(server, head, sent, args.clients, args.seconds)
+    report(f"{args.worker_class or 'gunicorn.conf.py'} workers, slow "
+           f"{'bodies' if args.body else 'headers'}", probes, clients, args.seconds)
     sys.exit(0 if all(p.status == 200 for p in probes) else 1)
 
 

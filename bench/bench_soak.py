@@ -77,7 +77,7 @@ def prepare(database_url: str, clients: int) -> list[Household]:
     """Users, households (owner, adults, child) and seed items, written through a local app."""
     from app import create_app
     from app.db import Database
-    from tests.helpers import AuthActions, make_household
+    from testkit.builders.households import AuthActions, make_household
 
     app = create_app({
         "HEARTHGATE_ENV": "test", "DATABASE_URL": database_url, "SECRET_STORE_URL": "memory://",
@@ -440,9 +440,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    from tests.conftest import migrate
-    from tests.limit_services import redis_server
-    from tests.services import postgres_server
+    from app.cli import migrate
+    from testkit.servers.postgres import postgres_server
+    from testkit.servers.ratelimit import redis_server
 
     with postgres_server() as postgres, redis_server() as redis:
         postgres.psql("CREATE DATABASE soak")

@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import free_port, gunicorn_process  # noqa: E402
+from testkit.servers.processes import free_port, gunicorn_process  # noqa: E402
 
 
 @dataclass
@@ -101,7 +101,7 @@ def database(kind: str, directory: Path, stack: ExitStack, names: tuple[str, ...
     the first one's URL is returned, the others' differ by the name), or a SQLite file in
     ``directory``."""
     if kind == "postgresql":
-        from tests.services import postgres_server
+        from testkit.servers.postgres import postgres_server
 
         server = stack.enter_context(postgres_server())
         server.psql(f"CREATE ROLE {BENCH_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")

@@ -1,7 +1,7 @@
 """The deployed shape for the soak and fault runs: ``wsgi:app`` under gunicorn with the Procfile
 configuration (``gunicorn -c gunicorn.conf.py``), its workers' PIDs and memory read from /proc.
 
-Used by bench/bench_soak.py and tests/test_load_faults.py.
+Used by bench/bench_soak.py and tests/deployed/test_load_faults.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.services import free_port, gunicorn_process  # noqa: E402
+from testkit.servers.processes import free_port, gunicorn_process  # noqa: E402
 
 JWT_SECRET = "soak-jwt-secret-0123456789abcdef-not-for-production"  # noqa: S105 - a bench value
 BUYFLOW_TOKEN = "soak-buyflow-token-0123456789abcdef"  # noqa: S105 - a bench value

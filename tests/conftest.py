@@ -1,64 +1,41 @@
-"""Fixtures: ``app``, ``client``, ``runner``, the database (SQLite or a real PostgreSQL, chosen by
-``HEARTHGATE_TEST_DB``), and ``auth`` for users and their tokens."""
+"""Fixtures every folder uses: the database (SQLite or a real PostgreSQL, chosen by
+``HEARTHGATE_TEST_DB``), ``make_app``, ``app``, ``client``, ``runner``, ``auth``, a buy-flow
+``family``, and the session's real servers that several folders share (PostgreSQL, Redis,
+OpenBao, moto, an OpenID provider of one's own). A folder's own fixtures are in its conftest.py.
+
+Modules choose the settings of ``app`` and ``family`` with ``pytest.mark.settings(**overrides)``
+and the extra blueprints of ``app`` with ``pytest.mark.blueprints(*blueprints)``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import event, text
 
 from app import create_app
-from app.db import WRITE_LOCK, Base, Database, build_engine
-from app.gateway import fastread
-from tests.helpers import AuthActions
-from tests.services import Postgres, postgres_server
+from app.cli import migrate
+from app.db import Database
+from testkit.builders.families import Family, build_family
+from testkit.builders.households import AuthActions
+from testkit.config import APP_ROLE, BASE_CONFIG, DB_BACKEND
+from testkit.database import truncate_all, watch_read_only_transactions
+from testkit.servers.oidc import OidcProvider, SecretWatch, start_provider
+from testkit.servers.postgres import Postgres, postgres_server
+from testkit.servers.ratelimit import Redis, redis_server
+from testkit.servers.secrets import Moto, OpenBao, moto_server, openbao_server
+from testkit.typing import MakeApp
 
-# leakcheck: the whole-session log capture (autouse); secret_services: OpenBao and moto servers;
-# audit_secret_scan: no credential in stored audit details after any test with a database;
-# browser_services: the system Chromium through Playwright (the ``browser`` fixture);
-# app.plugin_testing: the plugin authors' fixtures (``hearthgate_app``…), tests/test_plugin_hooks.py.
-pytest_plugins = (
-    "tests.leakcheck", "tests.secret_services", "tests.audit_secret_scan", "tests.limit_services",
-    "tests.browser_services", "app.plugin_testing",
-)
-
-DB_BACKEND = os.environ.get("HEARTHGATE_TEST_DB", "sqlite")
-# The PostgreSQL suite's role: it owns the database and its tables, and is neither a superuser
-# nor BYPASSRLS, so the row-level security policies (FORCE) bind every test, as in production.
-APP_ROLE = "hearthgate_app"
-TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef-not-for-production"
-
-BASE_CONFIG: dict[str, Any] = {
-    "HEARTHGATE_ENV": "test",
-    "SECRET_STORE_URL": "memory://",
-    "AUTH_JWT_SECRET": TEST_JWT_SECRET,
-    "RATELIMIT_ENABLED": False,
-    "LOG_JSON": True,
-    # No timer thread: one that outlived its test would sign the next test's chains with its key.
-    "AUDIT_CHECKPOINT_INTERVAL_SECONDS": 0,
-    "AUDIT_ANOMALY_ENABLED": False,  # tests/test_audit_anomaly.py turns it on
-}
-
-
-def migrate(url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    from app.cli import MIGRATIONS
-
-    engine = build_engine(url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = engine
-    command.upgrade(config, "heads")
-    engine.dispose()
+# log_leaks: the whole-session log capture (autouse); audit_leaks: no credential in stored audit
+# details after any test with a database; app.plugin_testing: the plugin authors' fixtures
+# (``hearthgate_app``…), tests/test_plugin_hooks.py.
+pytest_plugins = ("testkit.checks.log_leaks", "testkit.checks.audit_leaks", "app.plugin_testing")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -93,14 +70,6 @@ def migrated_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
     return url
 
 
-def truncate_all(url: str) -> None:
-    engine = build_engine(url)
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-
-
 @pytest.fixture
 def database_url(migrated_database: str, tmp_path: Path) -> Iterator[str]:
     if migrated_database.startswith("sqlite:///"):
@@ -112,50 +81,8 @@ def database_url(migrated_database: str, tmp_path: Path) -> Iterator[str]:
         truncate_all(migrated_database)
 
 
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-
-
-def watch_read_only_transactions(app: Flask, found: list[str]) -> None:
-    """Collect every write that follows a read in a transaction begun without the write lock
-    (``app.db``): on SQLite such a transaction fails under a concurrent writer instead of
-    waiting. A GET that writes must declare ``writes=True``."""
-    engine = Database.engine(app)
-
-    def begun(conn: Any) -> None:
-        conn.info["hearthgate.test.read"] = False
-
-    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
-        if conn.get_execution_options().get(WRITE_LOCK) or not conn.in_transaction():
-            return
-        if sql.lstrip().upper().startswith(_WRITES):
-            if conn.info.get("hearthgate.test.read"):
-                found.append(" ".join(sql.split())[:120])
-        else:
-            conn.info["hearthgate.test.read"] = True
-
-    event.listen(engine, "begin", begun)
-    event.listen(engine, "before_cursor_execute", statement)
-    _watch_fast_reads()
-
-
-def _watch_fast_reads() -> None:
-    """Reads through ``app.gateway.fastread`` reach the driver without SQLAlchemy's events:
-    they mark their transaction as having read all the same (once per test process)."""
-    if getattr(fastread._execute, "watched", False):
-        return
-    original = fastread._execute
-
-    def execute(connection: Any, compiled: Any, params: Any) -> Any:
-        if connection.in_transaction() and not connection.get_execution_options().get(WRITE_LOCK):
-            connection.info["hearthgate.test.read"] = True
-        return original(connection, compiled, params)
-
-    execute.watched = True  # type: ignore[attr-defined]
-    fastread._execute = execute  # type: ignore[assignment]
-
-
 @pytest.fixture
-def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+def make_app(database_url: str, tmp_path: Path) -> Iterator[MakeApp]:
     """Build an app with the test settings plus ``overrides``; engines are disposed afterwards.
     Fails the test when a read-only transaction wrote after reading."""
     built: list[Flask] = []
@@ -178,9 +105,20 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
     )
 
 
+def marked_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The overrides of the closest ``settings`` marker, none without one."""
+    marker = request.node.get_closest_marker("settings")
+    return dict(marker.kwargs) if marker else {}
+
+
 @pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app()
+def app(make_app: MakeApp, request: pytest.FixtureRequest) -> Flask:
+    built = make_app(**marked_settings(request))
+    marker = request.node.get_closest_marker("blueprints")
+    blueprints: tuple[Blueprint, ...] = marker.args if marker else ()
+    for blueprint in blueprints:
+        built.register_blueprint(blueprint)
+    return built
 
 
 @pytest.fixture
@@ -196,3 +134,60 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def auth(app: Flask) -> AuthActions:
     return AuthActions(app)
+
+
+@pytest.fixture
+def family(make_app: MakeApp, request: pytest.FixtureRequest) -> Family:
+    """A household with its members, on an app with the module's ``settings``."""
+    return build_family(make_app(**marked_settings(request)))
+
+
+@pytest.fixture
+def redis() -> Iterator[Redis]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[OpenBao]:
+    with openbao_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[Moto]:
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto accepts any credentials; boto3 needs some, and never the developer's real ones."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture
+def own_provider(tmp_path: Path) -> Iterator[OidcProvider]:
+    """An OpenID provider for this test alone, free to rotate keys or be stopped."""
+    provider = start_provider(tmp_path)
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def secret_watch(caplog: pytest.LogCaptureFixture) -> Iterator[SecretWatch]:
+    """Fails the test when a value added to the watch appears in its log output."""
+    caplog.set_level(logging.DEBUG)
+    watch = SecretWatch()
+    yield watch
+    text = "\n".join(
+        f"{r.getMessage()} {r.exc_text or ''}"
+        for phase in ("setup", "call") for r in caplog.get_records(phase)  # type: ignore[arg-type]
+    )
+    leaked = [v[:12] + "…" for v in watch.values if v in text]
+    assert not leaked, f"secret values in log output: {leaked}"

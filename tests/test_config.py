@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import base64
-import functools
 import logging
 import math
 import os
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from joserfc.jwk import RSAKey
 
 from app import create_app
 from app.config import (
@@ -33,49 +31,15 @@ from app.gateway.tokens import ACCESS_TOKENS
 from app.hookspecs import hookimpl
 from app.secrets import SECRET_STORE
 from app.settings import BY_NAME, DEV_JWT_SECRET, SECRET_SETTINGS, Setting
-from tests.leakcheck import remember
-from tests.services import free_port
+from testkit.checks.log_leaks import remember
+from testkit.config import PRODUCTION_DATA_KEY, production_config
+from testkit.servers.processes import free_port
+from testkit.typing import MakeApp
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@functools.cache
-def rsa_pem() -> str:
-    return RSAKey.generate_key(2048).as_pem(private=True).decode()
-
-
-@functools.cache
-def audit_key_pem() -> str:
-    from app.audit.signing import generate_pem
-
-    return generate_pem()
-
-
-PRODUCTION_DATA_KEY = base64.b64encode(bytes(range(32))).decode()
-
-
-def production_config(**changes: Any) -> dict[str, Any]:
-    """A production configuration that passes every check; tests break one thing at a time."""
-    config: dict[str, Any] = {
-        "HEARTHGATE_ENV": "production",
-        "SECRET_STORE_URL": "env://?prefix=HGTEST_UNUSED_",
-        "AUTH_JWT_ALGORITHM": "RS256",
-        "AUTH_JWT_PRIVATE_KEY": rsa_pem(),
-        "AUTH_JWT_SECRET": None,
-        "BUYFLOW_INTERNAL_TOKEN": ["buyflow-internal-token-value-0001"],
-        "ORCHESTRATOR_INTERNAL_TOKEN": ["orchestrator-internal-token-0001"],
-        "HYPERBEAM_EVENT_SIGNING_SECRET": ["whsec_dGVzdC1zaWduaW5nLXNlY3JldC0wMDAx"],
-        "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6399",
-        "WEB_CONCURRENCY": 2,
-        "CORS_ORIGINS": ["https://spa.example.test"],
-        "AUDIT_SIGNING_KEY": audit_key_pem(),
-        "DATA_ENCRYPTION_KEYS": [PRODUCTION_DATA_KEY],
-    }
-    config.update(changes)
-    return config
-
-
-def test_safe_production_config_starts(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_safe_production_config_starts(make_app: MakeApp) -> None:
     app = make_app(**production_config())
     assert app.config["REQUIRE_BUYFLOW_INTERNAL_TOKEN"] is True
     assert app.config["HYPERBEAM_ENFORCE_EVENT_SIGNATURES"] is True
@@ -99,7 +63,7 @@ def test_every_offending_setting_is_named_not_only_the_first(database_url: str) 
         assert name in message
 
 
-def test_memory_limiter_with_one_worker_is_fine(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_memory_limiter_with_one_worker_is_fine(make_app: MakeApp) -> None:
     make_app(**production_config(RATELIMIT_STORAGE_URI="memory://", WEB_CONCURRENCY=1))
 
 
@@ -134,7 +98,7 @@ def test_heroku_postgres_url_is_accepted() -> None:
     assert database_url("", "/srv/instance") == "sqlite:////srv/instance/hearthgate.sqlite3"
 
 
-def test_security_check_command_reports_and_fails(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_security_check_command_reports_and_fails(make_app: MakeApp) -> None:
     app = make_app(AUTH_OIDC_REDIRECT_URIS=["https://spa.example.test/#x"])  # warned, not refused
     result = app.test_cli_runner().invoke(args=["security", "check"])
     assert result.exit_code == 1
@@ -248,7 +212,7 @@ def test_production_refuses_internal_tokens_and_webhook_secrets_under_128_bits(
     assert weak not in str(refused.value) and STRONG_HEX not in str(refused.value)
 
 
-def test_production_accepts_128_bit_secrets_of_every_shape(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_production_accepts_128_bit_secrets_of_every_shape(make_app: MakeApp) -> None:
     app = make_app(**production_config(
         BUYFLOW_INTERNAL_TOKEN=[STRONG_HEX, STRONG_BASE64],
         ORCHESTRATOR_INTERNAL_TOKEN=[STRONG_BASE64],
@@ -284,7 +248,7 @@ def test_short_secrets_are_redacted_where_they_stand_alone() -> None:
 
 
 def test_a_short_household_secret_never_reaches_a_log_line(
-    make_app, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = make_app()
     store = SECRET_STORE.get(app)
@@ -313,7 +277,7 @@ def test_production_refuses_the_development_jwt_secret_with_an_asymmetric_algori
 
 @pytest.mark.parametrize("environment", ["development", "test"])
 def test_wildcard_cors_with_credentials_is_refused_outside_production_too(
-    make_app, environment: str  # type: ignore[no-untyped-def]
+    make_app: MakeApp, environment: str
 ) -> None:
     with pytest.raises(ConfigurationRefused) as refused:
         make_app(HEARTHGATE_ENV=environment, CORS_ORIGINS=["*"], CORS_ALLOW_CREDENTIALS=True)
@@ -410,7 +374,7 @@ def test_a_development_secret_comes_from_the_memory_store_before_its_default(
 def test_a_development_secret_comes_from_openbao_before_its_default(
     database_url: str, monkeypatch: pytest.MonkeyPatch, openbao: Any
 ) -> None:
-    from tests.secret_services import unique_prefix
+    from testkit.servers.secrets import unique_prefix
 
     def app_with(store_has_it: bool) -> Any:
         prefix = unique_prefix("dev-order")
@@ -429,7 +393,7 @@ def test_a_development_secret_comes_from_openbao_before_its_default(
 def test_a_development_secret_comes_from_aws_before_its_default(
     database_url: str, monkeypatch: pytest.MonkeyPatch, moto: Any
 ) -> None:
-    from tests.secret_services import unique_prefix
+    from testkit.servers.secrets import unique_prefix
 
     def app_with(store_has_it: bool) -> Any:
         prefix = unique_prefix("dev-order")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tests.leakcheck import CapturingHandler, leaks, remember, remembered
+from testkit.checks.log_leaks import CapturingHandler, leaks, remember, remembered
 
 
 def test_a_remembered_value_in_a_log_line_is_reported_without_the_value() -> None:

@@ -12,11 +12,14 @@ import pytest
 import requests
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask import Flask
+from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
 from app.db import Base, Database
 from app.gateway.defaultdeny import UNCONTRACTED_ROUTES
-from tests.services import free_port, stop, wait_for_port
+from testkit.servers.processes import free_port, stop, wait_for_port
+from testkit.typing import MakeApp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,18 +27,18 @@ ROOT = Path(__file__).resolve().parent.parent
 LISTED = {route.endpoint for route in UNCONTRACTED_ROUTES}  # served without one, by design
 
 
-def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
+def test_healthz(client: FlaskClient) -> None:
     r = client.get("/healthz")
     assert r.status_code == 200 and r.get_json() == {"status": "ok"}
 
 
-def test_readyz_checks_the_database(client) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_checks_the_database(client: FlaskClient) -> None:
     r = client.get("/readyz")
     assert r.status_code == 200
     assert r.get_json()["components"]["database"] == "ok"
 
 
-def test_readyz_names_a_down_database_fast(make_app) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_names_a_down_database_fast(make_app: MakeApp) -> None:
     app = make_app(DATABASE_URL=f"postgresql://nobody@127.0.0.1:{free_port()}/none")
     started = time.monotonic()
     r = app.test_client().get("/readyz")
@@ -45,8 +48,8 @@ def test_readyz_names_a_down_database_fast(make_app) -> None:  # type: ignore[no
     assert time.monotonic() - started < 5
 
 
-def test_openapi_is_valid_and_carries_the_extensions(make_app) -> None:  # type: ignore[no-untyped-def]
-    from tests import sample_routes
+def test_openapi_is_valid_and_carries_the_extensions(make_app: MakeApp) -> None:
+    from testkit.apps import sample as sample_routes
 
     app = make_app()
     app.register_blueprint(sample_routes.bp)
@@ -66,7 +69,7 @@ def test_openapi_is_valid_and_carries_the_extensions(make_app) -> None:  # type:
     assert scoped["x-household-roles"] == ["owner"] and "404" in scoped["responses"]
 
 
-def test_every_api_route_has_a_contract(app) -> None:  # type: ignore[no-untyped-def]
+def test_every_api_route_has_a_contract(app: Flask) -> None:
     from app.gateway.contracts import contract_of
 
     for rule in app.url_map.iter_rules():
@@ -74,13 +77,13 @@ def test_every_api_route_has_a_contract(app) -> None:  # type: ignore[no-untyped
             assert contract_of(app.view_functions[rule.endpoint]) is not None, rule.rule
 
 
-def test_migrations_match_the_models(app) -> None:  # type: ignore[no-untyped-def]
+def test_migrations_match_the_models(app: Flask) -> None:
     with Database.engine(app).connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
 
 
-def test_flask_db_upgrade_on_a_fresh_database(make_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_flask_db_upgrade_on_a_fresh_database(make_app: MakeApp, tmp_path: Path) -> None:
     app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output

@@ -13,7 +13,7 @@ from flask import Flask
 
 from app.config import load_settings
 from app.gateway.headers import API_CSP, DOCS_CSP, SITE_CSP
-from tests.test_config import production_config
+from testkit.config import production_config
 
 ROOT = Path(__file__).resolve().parent.parent
 AppFactory = Callable[..., Flask]

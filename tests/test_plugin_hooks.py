@@ -38,7 +38,7 @@ from app.plugins import build_manager, plugin_settings
 from app.secrets import SECRET_STORE
 from app.settings import BY_NAME as SETTINGS_BY_NAME
 from app.webhooks.verification import verifiers
-from tests.leakcheck import remember
+from testkit.checks.log_leaks import remember
 
 HOOK_SECRET = "hook-test-secret-from-the-plugin-store-0123456789"  # noqa: S105 - a test value
 remember(HOOK_SECRET)

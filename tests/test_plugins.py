@@ -173,7 +173,7 @@ def test_the_readmes_plugin_example_declares_its_setting_and_checks_it(
 def test_misspelled_hook_fails_at_start() -> None:
     class Misspelled:
         @hookspecs.hookimpl
-        def secret_stor(self, scheme):  # type: ignore[no-untyped-def]
+        def secret_stor(self, scheme: str) -> None:
             return None
 
     pm = build_manager()

@@ -1,0 +1,1 @@
+"""Blueprints and WSGI modules that exist only for tests."""

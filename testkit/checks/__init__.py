@@ -1,0 +1,1 @@
+"""pytest plugins that every test runs under, loaded by ``tests/conftest.py``."""

@@ -1,0 +1,62 @@
+"""The test database: emptied between tests on PostgreSQL, and watched for transactions begun
+read-only that write after reading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event, text
+
+from app.db import WRITE_LOCK, Base, Database, build_engine
+from app.gateway import fastread
+
+
+def truncate_all(url: str) -> None:
+    engine = build_engine(url)
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def watch_read_only_transactions(app: Flask, found: list[str]) -> None:
+    """Collect every write that follows a read in a transaction begun without the write lock
+    (``app.db``): on SQLite such a transaction fails under a concurrent writer instead of
+    waiting. A GET that writes must declare ``writes=True``."""
+    engine = Database.engine(app)
+
+    def begun(conn: Any) -> None:
+        conn.info["hearthgate.test.read"] = False
+
+    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if conn.get_execution_options().get(WRITE_LOCK) or not conn.in_transaction():
+            return
+        if sql.lstrip().upper().startswith(_WRITES):
+            if conn.info.get("hearthgate.test.read"):
+                found.append(" ".join(sql.split())[:120])
+        else:
+            conn.info["hearthgate.test.read"] = True
+
+    event.listen(engine, "begin", begun)
+    event.listen(engine, "before_cursor_execute", statement)
+    _watch_fast_reads()
+
+
+def _watch_fast_reads() -> None:
+    """Reads through ``app.gateway.fastread`` reach the driver without SQLAlchemy's events:
+    they mark their transaction as having read all the same (once per test process)."""
+    if getattr(fastread._execute, "watched", False):
+        return
+    original = fastread._execute
+
+    def execute(connection: Any, compiled: Any, params: Any) -> Any:
+        if connection.in_transaction() and not connection.get_execution_options().get(WRITE_LOCK):
+            connection.info["hearthgate.test.read"] = True
+        return original(connection, compiled, params)
+
+    execute.watched = True  # type: ignore[attr-defined]
+    fastread._execute = execute  # type: ignore[assignment]

@@ -1,0 +1,1 @@
+"""Real external processes for the tests and the benchmarks (TESTING.md)."""

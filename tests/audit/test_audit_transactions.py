@@ -1,0 +1,235 @@
+"""The audit write shares the transaction of the change it records (fail closed), and the
+``audit_sink`` hook sees committed events only."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, text
+
+from app import audit
+from app.audit.sinks import AUDIT_SINKS
+from app.db import Database
+from app.hookspecs import hookimpl
+from app.models import AuditEvent, PurchaseRequest
+from app.plugins import PLUGINS
+from testkit.apps import audit as audit_routes
+from testkit.builders.audit import session_of, verify
+from testkit.builders.households import AuthActions, make_household, snapshot
+from testkit.typing import MakeApp
+
+pytestmark = pytest.mark.blueprints(audit_routes.bp)
+
+
+@pytest.fixture
+def request_setup(app: Flask, auth: AuthActions) -> dict[str, Any]:
+    owner = auth.user("owner@example.test")
+    adult = auth.user("adult@example.test")
+    household = make_household(app, "Tx", {owner.id: "owner", adult.id: "adult"})
+    with session_of(app) as session:
+        request = PurchaseRequest(household_id=household, requested_by=adult.id, title="Boots",
+                                  amount_minor=4200, currency="EUR")
+        session.add(request)
+        session.commit()
+        request_id = request.id
+    url = f"/api/audit-sample/households/{household}/requests/{request_id}/approve"
+    return {"owner": owner, "household": household, "request": request_id, "url": url}
+
+
+def _status(app: Flask, request_id: str) -> str:
+    with session_of(app) as session:
+        return session.get(PurchaseRequest, request_id).status  # type: ignore[union-attr]
+
+
+FAIL_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER audit_write_fails BEFORE INSERT ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'audit storage failed'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_write_fails() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit storage failed'; END $$",
+        "CREATE TRIGGER audit_write_fails BEFORE INSERT ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION audit_write_fails()",
+    ],
+}
+DROP_TRIGGER = {
+    "sqlite": ["DROP TRIGGER audit_write_fails"],
+    "postgresql": ["DROP TRIGGER audit_write_fails ON audit_events",
+                   "DROP FUNCTION audit_write_fails()"],
+}
+
+
+@pytest.fixture
+def failing_audit_storage(app: Flask) -> Iterator[None]:
+    """The database refuses every audit insert, as a full disk or a broken table would."""
+    engine = Database.engine(app)
+    dialect = engine.dialect.name
+    with engine.begin() as connection:
+        for statement in FAIL_TRIGGER[dialect]:
+            connection.execute(text(statement))
+    yield
+    with engine.begin() as connection:
+        for statement in DROP_TRIGGER[dialect]:
+            connection.execute(text(statement))
+
+
+class RecordingSink:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.received: list[dict[str, Any]] = []
+        self.threads: set[str] = set()
+
+    @hookimpl
+    def audit_sink(self, event: dict[str, Any]) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.received.append(event)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """What the sink received once everything committed so far was delivered."""
+        assert AUDIT_SINKS.get(self.app).drain(10)
+        return self.received
+
+
+@pytest.fixture
+def sink(app: Flask) -> RecordingSink:
+    plugin = RecordingSink(app)
+    PLUGINS.get(app).register(plugin, name="recording-sink")
+    return plugin
+
+
+def test_an_audited_transition_commits_with_its_event_and_reaches_the_sink(
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    sink: RecordingSink,
+) -> None:
+    r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+    assert r.status_code == 204, r.get_json()
+    assert _status(app, request_setup["request"]) == "APPROVED"
+    with session_of(app) as session:
+        stored = session.scalars(select(AuditEvent)).one()
+    assert (stored.action, stored.chain, stored.principal_id) == (
+        "request.approved", request_setup["household"], request_setup["owner"].id)
+    assert stored.correlation_id == r.headers["X-Request-ID"]
+    assert [(e["action"], e["seq"], e["hash"]) for e in sink.events] == [
+        ("request.approved", 1, stored.hash)]
+    assert sink.events[0] == audit.event_record(stored)
+
+
+@pytest.mark.parametrize("injection", ["database-refuses", "hashing-raises"])
+def test_a_failing_audit_write_aborts_the_transition(
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    sink: RecordingSink, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+    injection: str,
+) -> None:
+    if injection == "database-refuses":
+        request.getfixturevalue("failing_audit_storage")
+    else:
+        def broken(_event: AuditEvent) -> str:
+            raise RuntimeError("audit hashing failed")
+
+        monkeypatch.setattr("app.audit.writer.entry_hash", broken)
+    before = snapshot(app)
+    r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+    assert r.status_code >= 500
+    assert "audit storage failed" not in r.get_data(as_text=True)
+    assert _status(app, request_setup["request"]) == "SUBMITTED"
+    assert snapshot(app) == before
+    assert sink.events == []
+
+
+def test_rolled_back_events_never_reach_the_sink(app: Flask, sink: RecordingSink) -> None:
+    with app.app_context(), session_of(app) as session:
+        audit.record("test.rolled-back", session=session)
+        session.rollback()
+        audit.record("test.kept", session=session)
+        with session.begin_nested() as savepoint:
+            audit.record("test.savepoint-rolled-back", session=session)
+            savepoint.rollback()
+        session.commit()
+        audit.record("test.after-commit", session=session)
+        session.rollback()
+    assert [(e["action"], e["seq"]) for e in sink.events] == [("test.kept", 1)]
+    assert verify(app).ok
+
+
+def test_a_failing_sink_does_not_undo_the_commit(app: Flask, sink: RecordingSink) -> None:
+    class BrokenSink:
+        @hookimpl
+        def audit_sink(self, event: dict[str, Any]) -> None:
+            raise ConnectionError("sink down")
+
+    PLUGINS.get(app).register(BrokenSink(), name="broken-sink")
+    with app.app_context(), session_of(app) as session:
+        audit.record("test.committed", session=session)
+        session.commit()
+    with session_of(app) as session:
+        assert session.scalars(select(AuditEvent.action)).all() == ["test.committed"]
+    assert [e["action"] for e in sink.events] == ["test.committed"]
+
+
+def test_a_slow_sink_never_holds_the_response(
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    sink: RecordingSink,
+) -> None:
+    release, entered = threading.Event(), threading.Event()
+
+    class SlowSink:
+        @hookimpl
+        def audit_sink(self, event: dict[str, Any]) -> None:
+            entered.set()
+            release.wait(30)  # a SIEM that does not answer
+
+    PLUGINS.get(app).register(SlowSink(), name="slow-sink")
+    try:
+        r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+        # The response is here while the sink still waits: delivery is not on the request path.
+        assert r.status_code == 204 and not release.is_set()
+        assert entered.wait(10)
+        assert _status(app, request_setup["request"]) == "APPROVED"
+    finally:
+        release.set()
+    assert [e["action"] for e in sink.events] == ["request.approved"]
+    assert sink.threads == {"audit-sinks"}
+
+
+def test_a_full_queue_drops_with_a_warning_and_the_chain_stays_whole(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(AUDIT_SINK_QUEUE_SIZE=1)
+    release, entered = threading.Event(), threading.Event()
+
+    class StuckSink:
+        def __init__(self) -> None:
+            self.received: list[int] = []
+
+        @hookimpl
+        def audit_sink(self, event: dict[str, Any]) -> None:
+            entered.set()
+            release.wait(30)
+            self.received.append(event["seq"])
+
+    stuck = StuckSink()
+    PLUGINS.get(app).register(stuck, name="stuck-sink")
+    try:
+        with app.app_context(), session_of(app) as session, caplog.at_level("WARNING"):
+            for n in range(4):
+                audit.record(f"test.burst-{n}", session=session)
+                session.commit()
+                if n == 0:
+                    assert entered.wait(10)  # the first is in the sink's hands
+    finally:
+        release.set()
+    assert AUDIT_SINKS.get(app).drain(10)
+    relay = AUDIT_SINKS.get(app)
+    # One in the sink's hands, one queued; the rest were not forwarded, each with a warning.
+    assert stuck.received == [1, 2] and relay.dropped == 2
+    assert caplog.text.count("audit sink queue full") == 2
+    with session_of(app) as session:
+        assert len(session.scalars(select(AuditEvent)).all()) == 4
+    assert verify(app).ok

@@ -1,0 +1,271 @@
+"""PostgreSQL row-level security, the wall behind the gateway (API.md, "Defense in depth at the
+database"; the policies: migrations/versions/r1_row_level_security.py).
+
+PostgreSQL only (``postgres_only``: deselected on SQLite, which has no row-level security; the
+second wall exists on PostgreSQL alone). The suite runs as ``APP_ROLE``, the tables' owner and not
+a superuser, so every PostgreSQL test runs with the policies in force.
+
+Two households, each with a row in every table, are written outside any request (the ``system``
+scope); then queries with no filter at all run through the app's own sessions and connections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask, g
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.orm import Session
+
+from app.context import Principal
+from app.db import SESSIONS, Base, Database, _row_security, build_engine, db, utcnow
+from app.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    AuthSession,
+    Household,
+    IdempotencyKey,
+    IntentArtifact,
+    IntentEvent,
+    Invitation,
+    Item,
+    LoginFlow,
+    Member,
+    Outfit,
+    OutfitItem,
+    PurchaseIntent,
+    PurchaseRequest,
+    RefreshToken,
+    User,
+    WebhookEvent,
+)
+from app.rowsecurity import BypassingRole, refuse_bypassing_role
+from migrations.versions.r1_row_level_security import TABLES
+from testkit.config import APP_ROLE
+from testkit.servers.postgres import Postgres
+
+pytestmark = pytest.mark.postgres_only
+
+# Rows a signed-in user never sees, even their own: an OIDC login flow is the anonymous flow's.
+FLOW_ONLY = {"login_flows"}
+
+
+def _seed(session: Session, tag: str) -> tuple[str, str]:
+    """A user and their household with one row in every table; (user id, household id)."""
+    now = utcnow()
+    user = User(email=f"{tag}@example.test", name=tag, issuer="local", subject=tag,
+                email_verified_at=now)
+    session.add(user)
+    session.flush()
+    household = Household(name=f"House {tag}", created_by=user.id)
+    session.add(household)
+    session.flush()
+    hh = household.id
+    session.add(Member(household_id=hh, user_id=user.id, role="owner"))
+    session.add(RefreshToken(user_id=user.id, family_id=f"fam_{tag}",
+                             token_hash=hashlib.sha256(tag.encode()).hexdigest(),
+                             expires_at=now + timedelta(days=1)))
+    session.add(AuthSession(id=f"fam_{tag}", user_id=user.id, method="password", auth_time=now,
+                            expires_at=now + timedelta(days=1)))
+    session.add(LoginFlow(state_hash=hashlib.sha256(b"s" + tag.encode()).hexdigest(),
+                          browser_hash="b", nonce="n", code_verifier="v",
+                          redirect_uri="https://example.test/cb", expires_at=now, user_id=user.id))
+    item = Item(household_id=hh, name=f"Item {tag}", created_by=user.id)
+    outfit = Outfit(household_id=hh, name=f"Outfit {tag}", created_by=user.id)
+    session.add_all([item, outfit])
+    session.flush()
+    session.add(OutfitItem(outfit_id=outfit.id, item_id=item.id, household_id=hh))
+    session.add(Invitation(household_id=hh, email=f"guest-{tag}@example.test", role="adult",
+                           invited_by=user.id, expires_at=now + timedelta(days=1)))
+    request = PurchaseRequest(household_id=hh, requested_by=user.id, title=f"Shoes {tag}",
+                              amount_minor=100, currency="EUR", item_id=item.id)
+    session.add(request)
+    session.flush()
+    intent = PurchaseIntent(household_id=hh, request_id=request.id, actor_user_id=user.id,
+                            token_hash="0" * 64, expires_at=now + timedelta(hours=1))
+    session.add(intent)
+    session.flush()
+    session.add_all([
+        IntentEvent(household_id=hh, intent_id=intent.id, type="cart.updated", data={}),
+        IntentArtifact(household_id=hh, intent_id=intent.id, kind="receipt",
+                       uri=f"https://files.example.test/{tag}", sha256="1" * 64),
+        WebhookEvent(webhook_id=f"wh_{tag}", household_id=hh, intent_id=intent.id,
+                     type="session.ended", payload={}),
+        IdempotencyKey(user_id=user.id, household_id=hh, key=f"key-{tag}", fingerprint="2" * 64,
+                       status_code=201),
+    ])
+    for chain, household_id in ((hh, hh), (user.id, None)):
+        session.add(AuditEvent(chain=chain, seq=1, household_id=household_id,
+                               principal_id=user.id, action="test.seeded", details={},
+                               prev_hash="0" * 64, hash=hashlib.sha256(chain.encode()).hexdigest()))
+        session.add(AuditCheckpoint(chain=chain, seq=1, head_hash="3" * 64, key_id="k",
+                                    signature="sig"))
+    session.commit()
+    return user.id, hh
+
+
+@pytest.fixture
+def households(app: Flask) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Households A and B (written outside any request: the ``system`` scope)."""
+    with SESSIONS.get(app)() as session:
+        return _seed(session, "alice"), _seed(session, "bob")
+
+
+def _tables() -> list[str]:
+    return [table.name for table in Base.metadata.sorted_tables]
+
+
+def _as(user_id: str) -> Principal:
+    return Principal(user_id=user_id, email=None, name=None)
+
+
+def _everything(app: Flask, principal: Principal | None) -> Iterator[tuple[str, list[Any]]]:
+    """Every table read with no filter at all, in a request of ``principal`` (or of nobody),
+    through the request's session."""
+    for table in _tables():
+        with app.test_request_context("/api/anything"):
+            if principal is not None:
+                g.principal = principal
+            every_row = text(f"SELECT * FROM {table}")  # noqa: S608 - names from our own metadata
+            yield table, [tuple(row) for row in db.session.execute(every_row)]
+
+
+def test_every_table_has_forced_row_level_security_and_policies(app: Flask) -> None:
+    """A new table without policies fails here (the sweep reads the models' metadata)."""
+    with Database.engine(app).connect() as connection:
+        rows = connection.execute(text(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+            "(SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r'")).all()
+    state = {name: (enabled, forced, count > 0) for name, enabled, forced, count in rows}
+    assert set(_tables()) == set(TABLES)
+    assert {t: state[t] for t in _tables()} == {t: (True, True, True) for t in _tables()}
+    assert state["alembic_version"] == (False, False, False)
+
+
+def test_unfiltered_queries_of_a_member_return_none_of_another_household(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    (alice, alice_hh), (bob, bob_hh) = households
+    seen = dict(_everything(app, _as(alice)))
+    assert set(seen) == set(TABLES)
+    for table, rows in seen.items():
+        flat = " ".join(str(value) for row in rows for value in row)
+        assert bob not in flat and bob_hh not in flat, table
+        if table in FLOW_ONLY:
+            assert rows == [], table
+        else:
+            assert rows, f"{table}: Alice sees her own rows"
+    # Bob, in turn, sees his and not hers: the policies follow the principal, not the data.
+    for table, rows in _everything(app, _as(bob)):
+        flat = " ".join(str(value) for row in rows for value in row)
+        assert alice not in flat and alice_hh not in flat, table
+
+
+def test_without_any_identity_every_table_is_empty(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    assert dict(_everything(app, None)) == {table: [] for table in _tables()}
+    # A raw connection of the engine, in the request, goes through the same start.
+    with app.test_request_context("/api/anything"), Database.engine(app).connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM items")).scalar() == 0
+
+
+def test_a_member_cannot_write_into_another_household(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    (alice, _), (_, bob_hh) = households
+    ids = {"alice": alice, "bob_hh": bob_hh}
+    refused = (
+        "INSERT INTO items (id, household_id, name, created_at, updated_at) "
+        "VALUES ('itm_x', :bob_hh, 'planted', now(), now())",
+        "INSERT INTO members (household_id, user_id, role, joined_at) "
+        "VALUES (:bob_hh, :alice, 'owner', now())",
+    )
+    for statement in refused:
+        with app.test_request_context("/api/anything"):
+            g.principal = _as(alice)
+            with pytest.raises(ProgrammingError, match="row-level security"):
+                db.session.execute(text(statement), ids)
+            db.session.rollback()
+    unfiltered = (
+        "UPDATE items SET name = 'x' WHERE household_id = :bob_hh",
+        "DELETE FROM outfit_items WHERE household_id = :bob_hh",
+        "DELETE FROM households WHERE id = :bob_hh",
+        "UPDATE members SET role = 'child' WHERE household_id = :bob_hh",
+    )
+    for statement in unfiltered:
+        with app.test_request_context("/api/anything"):
+            g.principal = _as(alice)
+            assert db.session.execute(text(statement), ids).rowcount == 0, statement
+            db.session.commit()
+    with SESSIONS.get(app)() as session:  # system scope: Bob's rows are unchanged
+        unchanged = session.execute(text(
+            "SELECT (SELECT count(*) FROM outfit_items WHERE household_id = :bob_hh), "
+            "(SELECT name FROM items WHERE household_id = :bob_hh), "
+            "(SELECT role FROM members WHERE household_id = :bob_hh), "
+            "(SELECT count(*) FROM households WHERE id = :bob_hh)"), ids).one()
+    assert tuple(unchanged) == (1, "Item bob", "owner", 1)
+
+
+def test_a_pooled_connection_carries_no_identity_into_the_next_request(
+    make_app: Any, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    app = make_app(DATABASE_POOL_SIZE=1)
+    (alice, alice_hh), _ = households
+    probe = text("SELECT pg_backend_pid(), current_setting('hearthgate.user_id', true), "
+                 "current_setting('hearthgate.households', true), (SELECT count(*) FROM items)")
+    with app.test_request_context("/api/anything"):
+        g.principal = _as(alice)
+        first = db.session.execute(probe).one()
+        db.session.commit()
+        # A second transaction of the same request starts again from the principal.
+        again = db.session.execute(probe).one()
+    with app.test_request_context("/api/anything"):
+        after = db.session.execute(probe).one()
+    assert first[1:] == (alice, alice_hh, 1) and again == first
+    assert after[0] == first[0], "the same pooled connection served the next request"
+    assert after[1:] in {("", "", 0), (None, None, 0)}
+
+
+def test_the_app_role_sees_nothing_in_a_direct_session_without_the_setting(
+    postgres: Postgres, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    (alice, _), _ = households
+    dsn = f"host=127.0.0.1 port={postgres.port} user={APP_ROLE} dbname=hearthgate"
+    with psycopg.connect(dsn) as connection:
+        assert connection.execute(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (False, False)
+        assert connection.execute(
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'items'").fetchone() == (APP_ROLE,)
+        counts = {table: connection.execute(
+                      f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - metadata's
+                  for table in _tables()}
+        assert counts == {table: 0 for table in _tables()}
+        connection.execute("SELECT set_config('hearthgate.user_id', %s, true)", (alice,))
+        assert connection.execute("SELECT count(*) FROM users").fetchone() == (1,)
+
+
+def test_production_refuses_a_role_that_bypasses_row_level_security(postgres: Postgres) -> None:
+    superuser = f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres"
+    with psycopg.connect(superuser) as connection, pytest.raises(BypassingRole):
+        refuse_bypassing_role(connection)
+    with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user={APP_ROLE} "
+                         "dbname=hearthgate") as connection:
+        refuse_bypassing_role(connection)  # the owner, bound by FORCE: accepted
+    production = Flask(__name__)
+    production.config.update(HEARTHGATE_ENV="production", DATABASE_ROW_SECURITY=True)
+    engine = build_engine(postgres.url("postgres"))
+    try:
+        with pytest.raises(BypassingRole):
+            _row_security(production, engine)
+    finally:
+        engine.dispose()
