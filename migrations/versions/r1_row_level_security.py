@@ -83,7 +83,9 @@ CALLBACKS = f"{SERVICE} IN ({BUYFLOW}, {ORCHESTRATOR}, {WEBHOOK})"
 IDENTITY_FLOWS = "'login', 'refresh', 'register', 'verify_email', 'reset', 'oidc', 'development'"
 SESSION_FLOWS = "'login', 'refresh', 'reset', 'oidc'"
 # Own-transaction rows: a household this transaction inserted (its owner row is inserted next).
-CREATED_HERE = "xmin = pg_current_xact_id()::xid"
+# ``_if_assigned``: a transaction that wrote has an id; asking never gives a reader one (which
+# ``pg_current_xact_id()`` would: a transaction id and a commit record for every read).
+CREATED_HERE = "xmin = pg_current_xact_id_if_assigned()::xid"
 
 
 def member(column: str) -> str:
