@@ -110,8 +110,8 @@ TABLES = (
 )
 
 # (table, policy, command, USING, WITH CHECK); None: the clause is absent. PostgreSQL joins a
-# table's permissive policies with OR in the order of their names and stops at the first that
-# admits a row: the common case's policy is named ``hg_a_…`` so that it is asked first.
+# table's permissive policies with OR (the planner may order the terms by their cost); the common
+# case's policy is named ``hg_a_…`` so that it sorts first where names decide.
 Policy = tuple[str, str, str, str | None, str | None]
 
 
