@@ -83,7 +83,9 @@ CALLBACKS = f"{SERVICE} IN ({BUYFLOW}, {ORCHESTRATOR}, {WEBHOOK})"
 IDENTITY_FLOWS = "'login', 'refresh', 'register', 'verify_email', 'reset', 'oidc', 'development'"
 SESSION_FLOWS = "'login', 'refresh', 'reset', 'oidc'"
 # Own-transaction rows: a household this transaction inserted (its owner row is inserted next).
-CREATED_HERE = "xmin = pg_current_xact_id()::xid"
+# ``_if_assigned``: a transaction that wrote has an id; asking never gives a reader one (which
+# ``pg_current_xact_id()`` would: a transaction id and a commit record for every read).
+CREATED_HERE = "xmin = pg_current_xact_id_if_assigned()::xid"
 
 
 def member(column: str) -> str:
@@ -108,8 +110,8 @@ TABLES = (
 )
 
 # (table, policy, command, USING, WITH CHECK); None: the clause is absent. PostgreSQL joins a
-# table's permissive policies with OR in the order of their names and stops at the first that
-# admits a row: the common case's policy is named ``hg_a_…`` so that it is asked first.
+# table's permissive policies with OR (the planner may order the terms by their cost); the common
+# case's policy is named ``hg_a_…`` so that it sorts first where names decide.
 Policy = tuple[str, str, str, str | None, str | None]
 
 

@@ -269,3 +269,17 @@ def test_production_refuses_a_role_that_bypasses_row_level_security(postgres: Po
             _row_security(production, engine)
     finally:
         engine.dispose()
+
+
+def test_reading_under_the_policies_gives_the_transaction_no_id(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    """No policy asks for the transaction's id in a way that assigns one: a read stays a read
+    (no transaction id, no commit record to flush)."""
+    (alice, _), _ = households
+    for table in _tables():
+        with app.test_request_context("/api/anything"):
+            g.principal = _as(alice)
+            db.session.execute(text(f"SELECT * FROM {table}")).all()  # noqa: S608 - metadata's
+            assigned = db.session.scalar(text("SELECT pg_current_xact_id_if_assigned()"))
+            assert assigned is None, table
