@@ -47,6 +47,9 @@ def audit_signing_key() -> str:
     ).decode()
 
 
+SOAK_DATA_KEY = "c29hay1kYXRhLWVuY3J5cHRpb24ta2V5LTAxMjM0NTY="  # 32 bytes, soak databases only
+
+
 def server_env(database_url: str, redis_url: str | None = None, **extra: str) -> dict[str, str]:
     """Production settings on ``redis_url`` (generous limits); without Redis, the test
     environment with rate limits off (production refuses memory:// with several workers)."""
@@ -67,6 +70,7 @@ def server_env(database_url: str, redis_url: str | None = None, **extra: str) ->
             "HYPERBEAM_EVENT_SIGNING_SECRET": WEBHOOK_SECRET,
             "HYPERBEAM_ENFORCE_EVENT_SIGNATURES": "true",
             "AUDIT_SIGNING_KEY": audit_signing_key(),
+            "DATA_ENCRYPTION_KEYS": SOAK_DATA_KEY,
             "RATELIMIT_ENABLED": "true",
             "RATELIMIT_STORAGE_URI": redis_url,
             "RATELIMIT_AUTHENTICATED": "1000000/minute",

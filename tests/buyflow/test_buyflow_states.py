@@ -8,7 +8,6 @@ import ast
 import re
 from datetime import timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -17,11 +16,12 @@ from app.buyflow import clock, states, transitions
 from app.db import utcnow
 from app.households.schemas import Role
 from app.models import HouseholdRole, IntentStatus, PurchaseIntent, PurchaseRequest, RequestStatus
+from testkit import ROOT
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family
 
 TTL = 900
 Edge = tuple[str, str, str]  # table, from, to
-APP = Path(__file__).resolve().parent.parent / "app"
+APP = ROOT / "app"
 
 
 def table_edges() -> set[Edge]:

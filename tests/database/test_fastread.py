@@ -34,6 +34,7 @@ NOT_YET_FAST = {
     "GET /api/households/<household_id>/audit/<event_id>/proof",
 }
 TOKEN = "internal-token-for-fastread-0123456789"  # noqa: S105 - a test value
+pytestmark = pytest.mark.settings(BUYFLOW_INTERNAL_TOKEN=[TOKEN], REQUIRE_BUYFLOW_INTERNAL_TOKEN=True)
 
 
 def _get_routes(app: Flask) -> dict[str, str]:
@@ -44,11 +45,6 @@ def _get_routes(app: Flask) -> dict[str, str]:
         if "GET" in (rule.methods or ()) and contract is not None and not contract.writes:
             routes[f"GET {rule.rule}"] = rule.rule
     return routes
-
-
-@pytest.fixture
-def app(make_app):  # type: ignore[no-untyped-def]
-    return make_app(BUYFLOW_INTERNAL_TOKEN=[TOKEN], REQUIRE_BUYFLOW_INTERNAL_TOKEN=True)
 
 
 @pytest.fixture
