@@ -34,7 +34,7 @@ from typing import Any
 from flask import Flask, g
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app.rowsecurity import apply_scope, current_scope, refuse_bypassing_role
@@ -171,8 +171,19 @@ def _row_security(app: Flask, engine: Engine) -> None:
 
 
 def _postgres_begin(connection: Any) -> None:
-    # Straight to the driver, as the transaction's first statement (no SQLAlchemy events).
-    apply_scope(connection.connection.driver_connection, current_scope())
+    # Straight to the driver, as the transaction's first statement (no SQLAlchemy events). A
+    # driver error is raised as SQLAlchemy raises it (a lost server: OperationalError, which the
+    # gateway answers 503), and a connection the server dropped is invalidated for the pool.
+    try:
+        apply_scope(connection.connection.driver_connection, current_scope())
+    except connection.dialect.loaded_dbapi.Error as exc:
+        dialect = connection.dialect
+        lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            "SELECT set_config(...)", None, exc, dialect.loaded_dbapi.Error,
+            hide_parameters=True, dialect=dialect, connection_invalidated=lost) from exc
 
 
 SESSIONS: Slot[sessionmaker[Session]] = Slot("db")  # sessions that write (module docstring)

@@ -107,9 +107,10 @@ def prepare(database_url: str, clients: int) -> list[Household]:
 
 def count_rows(database_url: str, household_ids: list[str]) -> dict[str, int]:
     """Rows of the households, counted in the database itself."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    engine = create_engine(database_url)
+    from testkit.database import system_connection
+
     queries = {
         "items": "SELECT count(*) FROM items WHERE household_id = ANY(:ids)",
         "requests": "SELECT count(*) FROM purchase_requests WHERE household_id = ANY(:ids)",
@@ -121,12 +122,9 @@ def count_rows(database_url: str, household_ids: list[str]) -> dict[str, int]:
         "completed_requests": "SELECT count(*) FROM purchase_requests WHERE household_id = "
                               "ANY(:ids) AND status = 'COMPLETED'",
     }
-    try:
-        with engine.connect() as connection:
-            return {name: int(connection.execute(text(sql), {"ids": household_ids}).scalar_one())
-                    for name, sql in queries.items()}
-    finally:
-        engine.dispose()
+    with system_connection(database_url) as connection:
+        return {name: int(connection.execute(text(sql), {"ids": household_ids}).scalar_one())
+                for name, sql in queries.items()}
 
 
 # -- the clients ------------------------------------------------------------------------------

@@ -3,13 +3,16 @@ read-only that write after reading."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event, text
+from sqlalchemy import Connection, create_engine, event, text
 
 from app.db import WRITE_LOCK, Base, Database, build_engine
 from app.gateway import fastread
+from app.rowsecurity import SYSTEM, Scope, apply_scope
 
 
 def truncate_all(url: str) -> None:
@@ -60,3 +63,18 @@ def _watch_fast_reads() -> None:
 
     execute.watched = True  # type: ignore[attr-defined]
     fastread._execute = execute  # type: ignore[assignment]
+
+
+@contextmanager
+def system_connection(database_url: str) -> Iterator[Connection]:
+    """A connection to ``database_url`` that sees every row, to count what a test wrote: on
+    PostgreSQL its transaction runs in row-level security's ``system`` scope, as the command line
+    does (a plain connection of the service's role sees nothing)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                apply_scope(connection.connection.driver_connection, Scope(service=SYSTEM))
+            yield connection
+    finally:
+        engine.dispose()

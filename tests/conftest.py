@@ -61,9 +61,7 @@ def migrated_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
     owned by ``APP_ROLE``, migrated and used as that role."""
     if DB_BACKEND == "postgresql":
         server: Postgres = request.getfixturevalue("postgres")
-        server.psql(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
-        server.psql(f"CREATE DATABASE hearthgate OWNER {APP_ROLE}")
-        url = server.url("hearthgate", user=APP_ROLE)
+        url = server.owned_database("hearthgate", APP_ROLE)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.sqlite3'}"
     migrate(url)

@@ -44,6 +44,15 @@ class Postgres:
         ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
+    def owned_database(self, name: str, role: str) -> str:
+        """The URL of a new database ``name`` owned and used by ``role``, a login role that is
+        neither a superuser nor BYPASSRLS (created on first use), so that row-level security
+        binds it as in production."""
+        self.psql(f"DO $$ BEGIN CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS; "
+                  "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        self.psql(f"CREATE DATABASE {name} OWNER {role}")
+        return self.url(name, user=role)
+
     def stop(self) -> None:
         stop(self.proc, signal.SIGINT)
 

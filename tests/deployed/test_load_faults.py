@@ -26,12 +26,14 @@ from dataclasses import dataclass
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from app.cli import migrate
 from app.ratelimit.fallback import RETRY_STORAGE_AFTER_SECONDS
 from bench.bench_soak import Household, Member, prepare, run_soak
 from bench.soak_server import AppServer, app_server, server_env
+from testkit.config import APP_ROLE
+from testkit.database import system_connection
 from testkit.servers.oidc import OidcProvider, SecretWatch
 from testkit.servers.postgres import Postgres, postgres_server
 from testkit.servers.ratelimit import Redis
@@ -42,10 +44,11 @@ ANSWER_WITHIN = 2.0  # seconds: a request while a dependency is down is answered
 
 
 def fresh_database(postgres: Postgres) -> str:
+    """A new database owned and used by ``APP_ROLE`` (production refuses a superuser)."""
     name = "soak_" + uuid.uuid4().hex[:12]
-    postgres.psql(f"CREATE DATABASE {name}")
-    migrate(postgres.url(name))
-    return postgres.url(name)
+    url = postgres.owned_database(name, APP_ROLE)
+    migrate(url)
+    return url
 
 
 # -- soak -------------------------------------------------------------------------------------
@@ -115,12 +118,8 @@ class Traffic(threading.Thread):
 
 
 def created_item_ids(database_url: str) -> set[str]:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return set(connection.execute(text("SELECT id FROM items")).scalars())
-    finally:
-        engine.dispose()
+    with system_connection(database_url) as connection:
+        return set(connection.execute(text("SELECT id FROM items")).scalars())
 
 
 def read_until_ok(server: AppServer, household: Household, timeout: float) -> float:
@@ -335,11 +334,7 @@ def test_redis_stopped_under_the_whole_app_keeps_the_rate_limit_policy(
 
 
 def item_count(database_url: str, household_id: str) -> int:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(
-                text("SELECT count(*) FROM items WHERE household_id = :h"),
-                {"h": household_id}).scalar_one())
-    finally:
-        engine.dispose()
+    with system_connection(database_url) as connection:
+        return int(connection.execute(
+            text("SELECT count(*) FROM items WHERE household_id = :h"),
+            {"h": household_id}).scalar_one())
