@@ -87,8 +87,10 @@ def main() -> None:
     with scratch_dir() as directory, ExitStack() as stack:
         on_url = database("postgresql", directory, stack, names=("bench", "bench_off"))
         off_url = on_url.rsplit("/", 1)[0] + "/bench_off"
-        on_env, on_path, on_token, _ = prepare(on_url, directory / "on.json")
-        off_env, off_path, off_token, _ = prepare(off_url, directory / "off.json")
+        on_data = prepare(on_url, directory / "on.json")
+        off_data = prepare(off_url, directory / "off.json")
+        on_env, on_path, on_token = on_data.env, on_data.read_paths["items"], on_data.token
+        off_env, off_path, off_token = off_data.env, off_data.read_paths["items"], off_data.token
         without_policies(off_url)
         off_env = {**off_env, "DATABASE_ROW_SECURITY": "false"}
         os.environ.pop("DATABASE_ROW_SECURITY", None)
