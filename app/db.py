@@ -34,7 +34,7 @@ from typing import Any
 from flask import Flask, g
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app.rowsecurity import apply_scope, current_scope, refuse_bypassing_role
@@ -177,13 +177,20 @@ def _postgres_begin(connection: Any) -> None:
     try:
         apply_scope(connection.connection.driver_connection, current_scope())
     except connection.dialect.loaded_dbapi.Error as exc:
-        dialect = connection.dialect
-        lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
-        if lost:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            "SELECT set_config(...)", None, exc, dialect.loaded_dbapi.Error,
-            hide_parameters=True, dialect=dialect, connection_invalidated=lost) from exc
+        raise driver_error(connection, "SELECT set_config(...)", exc) from exc
+
+
+def driver_error(connection: Connection, sql: str, exc: Exception) -> StatementError:
+    """A driver's error on ``connection`` as SQLAlchemy raises it (the gateway maps those),
+    parameters hidden; a connection the server dropped is invalidated, so the pool replaces it.
+    For statements sent straight to the driver (the row-security scope, app.gateway.fastread)."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)  # type: ignore[arg-type]
+    if lost:
+        connection.invalidate(exc)
+    return DBAPIError.instance(
+        sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect,
+        connection_invalidated=lost)
 
 
 SESSIONS: Slot[sessionmaker[Session]] = Slot("db")  # sessions that write (module docstring)

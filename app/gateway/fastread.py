@@ -23,11 +23,10 @@ from typing import Any, cast
 
 from sqlalchemy import Column, DateTime, Select
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.crypto.fields import ENCRYPTED_FIELDS, decode_value
-from app.db import db
+from app.db import db, driver_error
 
 Decoder = Callable[[Any], Any]
 # (table, column) → ``decode(table, column, row_id, stored value)``, applied after the type's own
@@ -154,7 +153,7 @@ def _execute(connection: Connection, compiled: _Compiled, params: Mapping[str, A
         cursor.execute(compiled.sql, arguments)
         fetched = cursor.fetchall()
     except connection.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(connection, compiled, exc) from exc
+        raise driver_error(connection, compiled.sql, exc) from exc
     finally:
         cursor.close()
     return _decode(compiled, fetched)
@@ -177,15 +176,3 @@ def _decode(compiled: _Compiled, fetched: Sequence[Sequence[Any]]) -> list[dict[
             values[index] = decode(table, column, row_id, values[index])
         rows.append(dict(zip(keys, values)))  # noqa: B905
     return rows
-
-
-def _wrapped(connection: Connection, compiled: _Compiled, exc: Exception) -> StatementError:
-    """The driver's error as SQLAlchemy raises it (the gateway maps those), parameters hidden;
-    a connection the server dropped is invalidated, so the pool replaces it."""
-    dialect = connection.dialect
-    lost = dialect.is_disconnect(cast(Any, exc), connection.connection.dbapi_connection, None)
-    if lost:
-        connection.invalidate(exc)
-    return DBAPIError.instance(
-        compiled.sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
-        dialect=dialect, connection_invalidated=lost)
