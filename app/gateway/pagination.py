@@ -131,17 +131,20 @@ class Keyset:
              ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of rows (``limit + 1`` fetched to know whether another page exists) and the
         cursor of the next one, if any."""
-        values = dict(params)
-        read = self.first
-        if cursor:
-            values["after_stamp"], values["after_id"] = decode_cursor(cursor)
-            read = self.after
-        values["page_limit"] = limit + 1
-        rows = read.rows(values)
+        rows = (self.after if cursor else self.first).rows(self.values(params, limit, cursor))
         if len(rows) <= limit:
             return rows, None
         del rows[limit:]
         return rows, encode_cursor(rows[-1][self.stamp], rows[-1][self.ident])
+
+    @staticmethod
+    def values(params: Mapping[str, Any], limit: int, cursor: str | None) -> dict[str, Any]:
+        """The parameters of the page's read (``first``, or ``after`` with a cursor): also those of
+        a read built on the same page's statement, such as its rows' links."""
+        values = dict(params, page_limit=limit + 1)
+        if cursor:
+            values["after_stamp"], values["after_id"] = decode_cursor(cursor)
+        return values
 
 
 def keyset(statement: Select[Any], stamp_column: Column_, id_column: Column_, *,

@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, select
 
 from app.db import db
 from app.gateway.fastread import Read
-from app.gateway.pagination import decode_cursor, keyset
+from app.gateway.pagination import keyset
 from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
 from app.models import Item, Outfit, OutfitItem
@@ -101,13 +101,6 @@ _PAGE_LINKS = tuple(
 _OUTFIT_LINKS = Read(_LINKS.where(OutfitItem.outfit_id == bindparam("outfit_id")))
 
 
-def _cursor_params(cursor: str | None) -> dict[str, object]:
-    if not cursor:
-        return {}
-    stamp, ident = decode_cursor(cursor)
-    return {"after_stamp": stamp, "after_id": ident}
-
-
 def _with_item_ids(outfits: list[dict[str, Any]], links: list[dict[str, Any]]
                    ) -> list[dict[str, Any]]:
     by_outfit: dict[str, list[str]] = {outfit["id"]: [] for outfit in outfits}
@@ -124,7 +117,7 @@ def outfit_page(household: HouseholdScope, query: PageQuery) -> Trusted:
     rows, cursor = _OUTFITS.page(params, limit=query.limit, cursor=query.cursor)
     if rows:
         links = (_PAGE_LINKS[1] if query.cursor else _PAGE_LINKS[0]).rows(
-            {**params, "page_limit": query.limit + 1, **_cursor_params(query.cursor)})
+            _OUTFITS.values(params, query.limit, query.cursor))
         _with_item_ids(rows, links)
     return Trusted({"items": rows, "next_cursor": cursor})
 

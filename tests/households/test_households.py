@@ -138,6 +138,37 @@ def test_cursor_pagination_is_stable_under_inserts(client: FlaskClient, auth: Au
     assert seen == [f"item {n:02d}" for n in range(25)] + ["late arrival"]
 
 
+def test_outfit_pages_carry_their_own_items_on_every_page(client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
+    """An outfit page's item ids come from a second read keyed by the same page (and cursor):
+    every outfit on every page shows exactly its items, in their order."""
+    h = auth.headers(owner)
+    items = [client.post(f"/api/households/{home}/items", json={"name": f"item {n}"},
+                         headers=h).get_json()["id"] for n in range(6)]
+    expected = {}
+    for n in range(7):
+        chosen = [items[(n + k) % 6] for k in range(n % 4)][::-1]
+        created = client.post(f"/api/households/{home}/outfits",
+                              json={"name": f"outfit {n}", "itemIds": chosen}, headers=h)
+        assert created.status_code == 201, created.get_json()
+        expected[created.get_json()["id"]] = chosen
+    seen: dict[str, list[str]] = {}
+    pages, cursor = 0, ""
+    while True:
+        page = client.get(f"/api/households/{home}/outfits?limit=3"
+                          + (f"&cursor={cursor}" if cursor else ""), headers=h).get_json()
+        pages += 1
+        for outfit in page["items"]:
+            assert outfit["id"] not in seen
+            seen[outfit["id"]] = outfit["itemIds"]
+        cursor = page["nextCursor"]
+        if not cursor:
+            break
+    assert pages == 3 and seen == expected
+    for outfit_id, chosen in expected.items():
+        one = client.get(f"/api/households/{home}/outfits/{outfit_id}", headers=h).get_json()
+        assert one["itemIds"] == chosen
+
+
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "cursor=%%%", "cursor=bm90LWpzb24"])
 def test_bad_page_parameters_are_400(client: FlaskClient, auth: AuthActions, owner: User, home: str, query: str) -> None:
     r = client.get(f"/api/households/{home}/items?{query}", headers=auth.headers(owner))
