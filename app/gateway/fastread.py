@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.crypto.fields import ENCRYPTED_FIELDS, decode_value
-from app.db import db, driver_error
+from app.db import ReadTransaction, db, driver_error
 
 Decoder = Callable[[Any], Any]
 # (table, column) → ``decode(table, column, row_id, stored value)``, applied after the type's own
@@ -161,8 +161,8 @@ def _origin(column: ColumnElement[Any]) -> tuple[str, str]:
     return "", str(column.key)
 
 
-def _execute(connection: Connection, compiled: _Compiled, params: Mapping[str, Any]
-             ) -> list[dict[str, Any]]:
+def _execute(connection: Connection | ReadTransaction, compiled: _Compiled,
+             params: Mapping[str, Any]) -> list[dict[str, Any]]:
     values = dict(params)
     values.update(compiled.constants)
     for name, binder in compiled.binders:
