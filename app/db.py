@@ -210,7 +210,7 @@ def driver_error(connection: Connection | ReadTransaction, sql: str | None, exc:
                  ) -> StatementError:
     """A driver's error on ``connection`` as SQLAlchemy raises it (the gateway maps those),
     parameters hidden; a connection the server dropped is invalidated, so the pool replaces it.
-    For statements sent straight to the driver (the row-security scope, app.gateway.fastread,
+    For statements sent straight to the driver (the row-security scope, app.fastread,
     a ``ReadTransaction``)."""
     dialect = connection.dialect
     lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)  # type: ignore[arg-type]
@@ -352,7 +352,7 @@ class Database:
     def connection(self) -> Connection | ReadTransaction:
         """The connection of the request's transaction, begun on first use: the session's, or
         for a read-only request that has no session yet a ``ReadTransaction`` (a session opened
-        later adopts it). Reads run here (``app.gateway.fastread``): a session's bookkeeping
+        later adopts it). Reads run here (``app.fastread``): a session's bookkeeping
         (its transaction object, identity map, commit and close) costs more than a small read."""
         read: ReadTransaction | None = g.get("_db_connection")
         if read is not None:

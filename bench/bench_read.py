@@ -44,10 +44,9 @@ def prepare(database_url: str, body_file: Path, notes: int = 0, plain: bool = Fa
     passthrough (bench/plain_fields_app.py)."""
     from sqlalchemy import event
 
-    from app import create_app
+    from app import create_app, fastread
     from app.cli import migrate
     from app.db import Database
-    from app.gateway import fastread
     from testkit.builders.households import AuthActions
 
     env = {
@@ -98,7 +97,7 @@ def prepare(database_url: str, body_file: Path, notes: int = 0, plain: bool = Fa
         answer = client.get(other_path, headers=headers)
         assert answer.status_code == 200, (name, answer.get_json())
     assert len(client.get(read_paths["members"], headers=headers).get_json()["items"]) == 5
-    statements: list[str] = []  # through SQLAlchemy's execution, then through app.gateway.fastread
+    statements: list[str] = []  # through SQLAlchemy's execution, then through app.fastread
     event.listen(Database.engine(app), "before_cursor_execute",
                  lambda *args: statements.append(args[2]))
     execute = fastread._execute

@@ -10,8 +10,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Connection, create_engine, event, text
 
+from app import fastread
 from app.db import ADOPTED, WRITE_LOCK, Base, Database, ReadTransaction, build_engine
-from app.gateway import fastread
 from app.rowsecurity import SYSTEM, Scope, apply_scope
 
 
@@ -51,7 +51,7 @@ def watch_read_only_transactions(app: Flask, found: list[str]) -> None:
 
 
 def _watch_fast_reads() -> None:
-    """Reads through ``app.gateway.fastread`` reach the driver without SQLAlchemy's events:
+    """Reads through ``app.fastread`` reach the driver without SQLAlchemy's events:
     they mark their transaction as having read all the same (once per test process)."""
     if getattr(fastread._execute, "watched", False):
         return

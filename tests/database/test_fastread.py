@@ -1,11 +1,10 @@
-"""Every read goes through ``app.gateway.fastread``, and trusted rows are serialised by the
+"""Every read goes through ``app.fastread``, and trusted rows are serialised by the
 response schema without being validated again.
 
 - The sweep calls every ``GET`` route with a contract (except those that declare ``writes``) as
   a member of a household that has one of everything, and fails if a single statement reached
   the database through SQLAlchemy's execution (the ORM or Core) instead of a ``Read``, or if the
-  route read nothing through a ``Read``. ``NOT_YET_FAST`` names the reads that still go through
-  the ORM; it may only shrink (a name that is no longer a route fails too).
+  route read nothing through a ``Read``.
 - The response schema stays the contract: a trusted answer is written by a mirror of it, so a
   row's undeclared columns never leave, and its validator is never called.
 """
@@ -20,19 +19,17 @@ import pytest
 from flask import Flask
 from sqlalchemy import event
 
+from app import fastread
+from app.audit.checkpoints import checkpoint_all
+from app.audit.signing import signer
 from app.db import Database
-from app.gateway import fastread
 from app.gateway.contracts import contract_of
 from app.gateway.schemas import Trusted, row_serializer, serialize
 from app.households.schemas import MemberOut, MemberPage
 from app.wardrobe.schemas import ItemOut, ItemPage
+from testkit.builders.audit import session_of
 from testkit.builders.households import AuthActions
 
-# GET routes whose handlers still read through the ORM session: the inclusion proof is computed
-# by app.audit.proofs from the checkpoint tables, below the gateway's layer.
-NOT_YET_FAST = {
-    "GET /api/households/<household_id>/audit/<event_id>/proof",
-}
 TOKEN = "internal-token-for-fastread-0123456789"  # noqa: S105 - a test value
 pytestmark = pytest.mark.settings(BUYFLOW_INTERNAL_TOKEN=[TOKEN], REQUIRE_BUYFLOW_INTERNAL_TOKEN=True)
 
@@ -76,15 +73,18 @@ def reader_home(app: Flask, auth: AuthActions) -> dict[str, Any]:
                                        "totalMinor": 8900, "currency": "EUR"}},
                         headers={"X-Internal-Token": TOKEN})
     assert ready.status_code == 200, ready.get_json()
+    with app.app_context(), session_of(app) as session:  # a signed checkpoint: proofs exist
+        checkpoint_all(session, signer(app))
+        session.commit()
+    event = client.get(f"{base}/audit", headers=headers).get_json()["items"][0]["id"]
     return {"headers": headers, "ids": {
         "household_id": household, "item_id": item, "outfit_id": outfit,
-        "request_id": request_id, "intent_id": intent}}
+        "request_id": request_id, "intent_id": intent, "event_id": event}}
 
 
 def test_every_read_route_reads_only_through_fastread(
         app: Flask, reader_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     routes = _get_routes(app)
-    assert NOT_YET_FAST <= set(routes), "NOT_YET_FAST names a route that is gone"
     through_sqlalchemy: list[str] = []
     fast: list[str] = []
     execute = fastread._execute
@@ -95,7 +95,7 @@ def test_every_read_route_reads_only_through_fastread(
     client = app.test_client()
     checked = []
     for name, rule in sorted(routes.items()):
-        if name in NOT_YET_FAST or not rule.startswith("/api/"):
+        if not rule.startswith("/api/"):
             continue
         path = re.sub(r"<([a-z_]+)>", lambda m: reader_home["ids"][m.group(1)], rule)
         through_sqlalchemy.clear()
@@ -105,7 +105,7 @@ def test_every_read_route_reads_only_through_fastread(
         assert through_sqlalchemy == [], (name, through_sqlalchemy)
         assert fast, f"{name} read nothing through fastread"
         checked.append(name)
-    assert len(checked) == len(routes) - len(NOT_YET_FAST) - len(
+    assert len(checked) == len(routes) - len(
         [r for r in routes.values() if not r.startswith("/api/")]), checked
 
 
