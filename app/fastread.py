@@ -28,17 +28,19 @@ from sqlalchemy import Column, DateTime, Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.crypto.fields import ENCRYPTED_FIELDS, decode_value
+from app.crypto.fields import ENCRYPTED_FIELDS, read_decoder
 from app.db import ReadTransaction, db, driver_error
 
 Decoder = Callable[[Any], Any]
-# (table, column) → ``decode(table, column, row_id, stored value)``, applied after the type's own
+ValueDecoder = Callable[[str, str, Any, Any], Any]  # (table, column, row id, stored value)
+# (table, column) → a function called once per read that gives the column's ``ValueDecoder`` for
+# that read's rows (resolving per-app state, a key ring say, once). Applied after the type's own
 # converter: where a column stored in another form (ciphertext, say) is turned back into its
 # value; SQL NULL stays ``None`` without a call. The encrypted columns (app.crypto.fields) are
 # decrypted here, on every read path. Read when a statement is compiled: register at start-up
 # (``forget_compiled`` otherwise).
-DECODERS: dict[tuple[str, str], Callable[[str, str, Any, Any], Any]] = {
-    (field.table, field.column): decode_value for field in ENCRYPTED_FIELDS
+DECODERS: dict[tuple[str, str], Callable[[], ValueDecoder]] = {
+    (field.table, field.column): read_decoder for field in ENCRYPTED_FIELDS
 }
 _READS: weakref.WeakSet[Read] = weakref.WeakSet()
 
@@ -107,9 +109,10 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
 
 def _row_builder(statement: Select[Any], dialect: Dialect) -> RowBuilder:
     """The function that turns the fetched rows of ``statement`` into dicts: for each column,
-    its type's converter, then its entry in ``DECODERS`` (given the row's ``id``), written out
-    as one expression per key. The source holds only indexes and the ``repr`` of names from the
-    models' metadata; the converters and decoders are passed in its namespace."""
+    its type's converter, then its ``DECODERS`` entry's decoder (given the row's ``id``; the
+    entry is called once per read), written out as one expression per key. The source holds
+    only indexes and the ``repr`` of names from the models' metadata; the converters and
+    decoders are passed in its namespace."""
     columns = list(statement.selected_columns)
     keys = [str(column.key) for column in columns]
     namespace: dict[str, Any] = {}
@@ -121,18 +124,21 @@ def _row_builder(statement: Select[Any], dialect: Dialect) -> RowBuilder:
             namespace[f"convert{index}"] = converter
             value = f"convert{index}({value})"
         values.append(value)
-    entries = []
+    entries, prepare = [], []
     for index, (key, column) in enumerate(zip(keys, columns, strict=True)):
         table, name = _origin(column)
         value = values[index]
-        if (decode := DECODERS.get((table, name))) is not None:
+        if (decoder := DECODERS.get((table, name))) is not None:
             row_id = values[keys.index("id")] if "id" in keys else "None"
-            namespace[f"decode{index}"] = decode
+            namespace[f"decoder{index}"] = decoder
+            prepare.append(f"    decode{index} = decoder{index}()\n")
             value = (f"(None if (stored := {value}) is None"
                      f" else decode{index}({table!r}, {name!r}, {row_id}, stored))")
         entries.append(f"{key!r}: {value}")
     source = ("def build(fetched):\n"
-              f"    return [{{{', '.join(entries)}}} for row in fetched]\n")
+              + ("    if not fetched:\n        return []\n" if prepare else "")
+              + "".join(prepare)
+              + f"    return [{{{', '.join(entries)}}} for row in fetched]\n")
     # The source is built above from indexes and repr'd metadata names, never from input.
     exec(compile(source, f"<fastread rows of {', '.join(keys)}>", "exec"), namespace)  # noqa: S102
     return cast(RowBuilder, namespace["build"])

@@ -170,30 +170,44 @@ def test_every_response_schema_has_a_mirror_with_the_same_fields(app: Flask) -> 
 
 def test_a_column_decoder_applies_to_every_read_of_that_column(
         app: Flask, reader_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    """``DECODERS`` is where a stored form (ciphertext, say) becomes the value: it is given the
-    table, column, row id and stored value, and only that column changes."""
+    """``DECODERS`` is where a stored form (ciphertext, say) becomes the value: its entry is
+    called once per read, and the decoder it gives is given the table, column, row id and stored
+    value of each row; only that column changes."""
     seen: list[tuple[str, str, Any, Any]] = []
+    reads: list[int] = []
     stored = fastread.DECODERS[("items", "notes")]  # the encrypted column's own decoder
 
-    def decode(table: str, column: str, row_id: Any, value: Any) -> Any:
-        seen.append((table, column, row_id, value))
-        plain = stored(table, column, row_id, value)
-        return None if plain is None else plain.upper()
+    def decoder() -> fastread.ValueDecoder:
+        reads.append(1)
+        opened = stored()
+
+        def decode(table: str, column: str, row_id: Any, value: Any) -> Any:
+            seen.append((table, column, row_id, value))
+            plain = opened(table, column, row_id, value)
+            return None if plain is None else plain.upper()
+
+        return decode
 
     household, item = reader_home["ids"]["household_id"], reader_home["ids"]["item_id"]
     client = app.test_client()
+    second = client.post(f"/api/households/{household}/items", headers=reader_home["headers"],
+                         json={"name": "Scarf", "notes": "silk"}).get_json()["id"]
     before = client.get(f"/api/households/{household}/items", headers=reader_home["headers"]).get_json()
     # Decoders are resolved when a read is compiled: compile again with the decoder in place.
-    monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), decode)
+    monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), decoder)
     fastread.forget_compiled()
     listed = client.get(f"/api/households/{household}/items", headers=reader_home["headers"])
     one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home["headers"])
     monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), stored)
     fastread.forget_compiled()
-    assert before["items"][0]["notes"] == "wool"
-    assert listed.get_json()["items"][0]["notes"] == "WOOL" == one.get_json()["notes"]
-    # The decoder is given the stored form (ciphertext), with the row's table, column and id.
-    assert [(t, c, i) for t, c, i, _ in seen] == [("items", "notes", item)] * 2
+    assert [i["notes"] for i in before["items"]] == ["wool", "silk"]
+    assert [i["notes"] for i in listed.get_json()["items"]] == ["WOOL", "SILK"]
+    assert one.get_json()["notes"] == "WOOL"
+    # The decoder is given the stored form (ciphertext), with the row's table, column and id;
+    # the entry is called once per read (the list, the detail), not once per row.
+    assert [(t, c, i) for t, c, i, _ in seen] == [
+        ("items", "notes", item), ("items", "notes", second), ("items", "notes", item)]
+    assert len(reads) == 2
     assert all(value.startswith("v1:") and "wool" not in value for *_, value in seen)
     assert {k: v for k, v in listed.get_json()["items"][0].items() if k != "notes"} == {
         k: v for k, v in before["items"][0].items() if k != "notes"}
