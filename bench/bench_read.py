@@ -167,10 +167,12 @@ def main() -> None:
             if name != "items":
                 report(f"Secured {name} read (GET {prepared.read_paths[name].split(household)[1] or '/'}"
                        f" of a household) against bare", baseline, runs[f"secured {name}"])
-        print("\nSummary (ratio to bare, p99 ratio to bare):")
+        print("\nSummary (ratio to bare, p99 ratio to bare, server CPU per request):")
         for name, result in runs.items():
+            cpu = f"{result.server_cpu_us:6.0f} µs" if result.server_cpu_us else "     -"
             print(f"  {name:18s} {result.requests_per_second / baseline.requests_per_second:7.1%}"
-                  f"  p99 {result.p99_ms / baseline.p99_ms:5.2f}x  non-2xx {result.non_2xx}")
+                  f"  p99 {result.p99_ms / baseline.p99_ms:5.2f}x  CPU {cpu}"
+                  f"  non-2xx {result.non_2xx}")
         print(f"  secured items / raw floor: "
               f"{secured.requests_per_second / raw.requests_per_second:.1%}")
 
