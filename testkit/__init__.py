@@ -5,13 +5,14 @@ nothing from the test suite.
   (PostgreSQL, gunicorn, Redis, memcached, OpenBao, moto, the OpenID provider, Chromium).
 - ``testkit.builders``: rows and clients built through the real API or written behind its back
   (users and tokens, households, buy-flow families, audit events, secret-store backends, the
-  schemathesis world).
-- ``testkit.apps``: blueprints and WSGI modules that exist only for tests.
+  schemathesis world, signed webhook deliveries, sent mails, the every-route sweeps).
+- ``testkit.apps``: blueprints, plugins and WSGI modules that exist only for tests.
 - ``testkit.checks``: pytest plugins that every test runs under (no secret in any log line or
   stored audit detail), loaded by ``tests/conftest.py``.
 
 Fixtures live in the ``conftest.py`` of the test folder that uses them, or in ``tests/conftest.py``
-when several folders do.
+when several folders do. No module of ``tests/`` imports another (``tests/test_layout.py``): a
+helper two test modules share lives here.
 """
 
 from __future__ import annotations

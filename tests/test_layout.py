@@ -1,11 +1,13 @@
 """The suite's own layout: test modules live in one folder per promise, each with its conftest.py;
 at most 10 files stay at the top of tests/; no fixture name is defined in more than two files
-(tests/ and testkit/); pytest plugins are declared only by tests/conftest.py; and neither bench/
-nor testkit/ imports anything from tests/."""
+(tests/ and testkit/); pytest plugins are declared only by tests/conftest.py; neither bench/
+nor testkit/ imports anything from tests/; and no module of tests/ (test module or conftest.py)
+imports another: what tests share lives in testkit/."""
 
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -52,13 +54,20 @@ def fixture_names(path: Path) -> set[str]:
 
 
 def imported_modules(path: Path) -> set[str]:
+    """Every module the file imports, at any depth (in functions too); a relative import is
+    named by its dots, e.g. ``.test_bola``."""
     modules: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            modules.add("." * node.level + (node.module or ""))
     return modules
+
+
+# An import statement of the suite's package anywhere in a file's text: also in code a test
+# writes out as a string for a subprocess to run (a gunicorn app module, say).
+IMPORT_OF_TESTS = re.compile(r"^\s*(?:from\s+tests(?:\.|\s)|import\s+tests\b)", re.MULTILINE)
 
 
 def test_at_most_ten_files_at_the_top_of_tests() -> None:
@@ -109,3 +118,27 @@ def test_bench_and_testkit_import_nothing_from_tests() -> None:
             offenders[str(path.relative_to(ROOT))] = found
     assert not offenders, offenders
     assert "testkit.config" in imported_modules(TESTS / "conftest.py")  # the scan sees imports
+
+
+def imports_of_the_suite(path: Path) -> list[str]:
+    """The imports of the suite's own modules in a file: ``tests.*``, relative ones, and import
+    statements of ``tests`` in strings."""
+    found = sorted(m for m in imported_modules(path)
+                   if m.split(".")[0] == "tests" or m.startswith("."))
+    return found + [m.group(0).strip()
+                    for m in IMPORT_OF_TESTS.finditer(path.read_text(encoding="utf-8"))]
+
+
+def test_no_module_of_tests_imports_another(tmp_path: Path) -> None:
+    scanned = python_files(TESTS)
+    offenders = {str(path.relative_to(ROOT)): found
+                 for path in scanned if (found := imports_of_the_suite(path))}
+    assert not offenders, offenders
+    assert TESTS / "audit" / "conftest.py" in scanned and TESTS / "test_layout.py" in scanned
+    # The scan sees an import in a function, a relative one and one in a string.
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("def f():\n    from tests.contract.test_bola import USERS\n"
+                     "from .test_bola import CASES\n"
+                     "APP = \"\"\"\nimport tests.gateway\n\"\"\"\n", encoding="utf-8")
+    assert imports_of_the_suite(probe) == [".test_bola", "tests.contract.test_bola",
+                                           "from tests.", "import tests"]

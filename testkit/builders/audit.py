@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.audit.chain import entry_hash
 from app.audit.signing import PublicKeys, signer
 from app.audit.verify import Report, verify_database
-from app.db import SESSIONS
+from app.db import SESSIONS, Database
 from app.models import AuditCheckpoint, AuditEvent
 
 
@@ -88,3 +90,39 @@ def forge_signature(session: Session, chain: str, seq: int) -> None:
     assert cp.note is not None
     origin, size, root, rest = cp.note.split("\n", 3)
     cp.note = "\n".join([origin, size, base64.b64encode(b"\xff" * 32).decode(), rest])
+
+
+FAIL_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER audit_write_fails BEFORE INSERT ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'audit storage failed'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_write_fails() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit storage failed'; END $$",
+        "CREATE TRIGGER audit_write_fails BEFORE INSERT ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION audit_write_fails()",
+    ],
+}
+DROP_TRIGGER = {
+    "sqlite": ["DROP TRIGGER audit_write_fails"],
+    "postgresql": ["DROP TRIGGER audit_write_fails ON audit_events",
+                   "DROP FUNCTION audit_write_fails()"],
+}
+
+
+@contextmanager
+def failing_audit_storage(app: Flask) -> Iterator[None]:
+    """The database refuses every audit insert, as a full disk or a broken table would, until the
+    block ends."""
+    engine = Database.engine(app)
+    dialect = engine.dialect.name
+    with engine.begin() as connection:
+        for statement in FAIL_TRIGGER[dialect]:
+            connection.execute(text(statement))
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            for statement in DROP_TRIGGER[dialect]:
+                connection.execute(text(statement))

@@ -18,6 +18,9 @@ CATALOGUE = (
     "requests:create requests:approve purchases:create purchases:confirm audit:read"
 ).split()
 
+USERS = ("owner", "adult", "child", "outsider")
+"""The callers of the BOLA matrices: one user per household role, and one from outside."""
+
 
 class AuthActions:
     """Creates users directly in the database and mints genuine access tokens for them."""
@@ -116,3 +119,9 @@ def assert_unchanged_but_denials(before: dict[str, list[tuple[Any, ...]]],
             assert after[table] == before[table], f"{table} changed"
     new_events = [row for row in after["audit_events"] if row not in before["audit_events"]]
     assert all("denied" in row for row in new_events), new_events
+
+
+def without_volatile(body: dict[str, Any]) -> dict[str, Any]:
+    """An error body without its per-call fields (``correlationId``, ``timestamp``), for comparing
+    two answers byte for byte otherwise."""
+    return {k: v for k, v in body.items() if k not in {"correlationId", "timestamp"}}

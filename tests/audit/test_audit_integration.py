@@ -14,7 +14,6 @@ from sqlalchemy import select
 from app.models import AuditEvent, PurchaseRequest
 from testkit.builders.audit import chain_rows, session_of, verify
 from testkit.builders.households import AuthActions, invite_and_accept, snapshot
-from tests.audit.test_audit_transactions import failing_audit_storage  # noqa: F401 - fixture
 
 
 @pytest.fixture

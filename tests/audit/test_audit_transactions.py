@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app import audit
 from app.audit.sinks import AUDIT_SINKS
-from app.db import Database
 from app.hookspecs import hookimpl
 from app.models import AuditEvent, PurchaseRequest
 from app.plugins import PLUGINS
@@ -44,39 +42,6 @@ def request_setup(app: Flask, auth: AuthActions) -> dict[str, Any]:
 def _status(app: Flask, request_id: str) -> str:
     with session_of(app) as session:
         return session.get(PurchaseRequest, request_id).status  # type: ignore[union-attr]
-
-
-FAIL_TRIGGER = {
-    "sqlite": [
-        "CREATE TRIGGER audit_write_fails BEFORE INSERT ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit storage failed'); END",
-    ],
-    "postgresql": [
-        "CREATE OR REPLACE FUNCTION audit_write_fails() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'audit storage failed'; END $$",
-        "CREATE TRIGGER audit_write_fails BEFORE INSERT ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION audit_write_fails()",
-    ],
-}
-DROP_TRIGGER = {
-    "sqlite": ["DROP TRIGGER audit_write_fails"],
-    "postgresql": ["DROP TRIGGER audit_write_fails ON audit_events",
-                   "DROP FUNCTION audit_write_fails()"],
-}
-
-
-@pytest.fixture
-def failing_audit_storage(app: Flask) -> Iterator[None]:
-    """The database refuses every audit insert, as a full disk or a broken table would."""
-    engine = Database.engine(app)
-    dialect = engine.dialect.name
-    with engine.begin() as connection:
-        for statement in FAIL_TRIGGER[dialect]:
-            connection.execute(text(statement))
-    yield
-    with engine.begin() as connection:
-        for statement in DROP_TRIGGER[dialect]:
-            connection.execute(text(statement))
 
 
 class RecordingSink:

@@ -3,41 +3,22 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import select
-from standardwebhooks.webhooks import Webhook
 
 from app.db import SESSIONS
 from app.models import WebhookEvent
 from app.plugins import PLUGINS
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family
 from testkit.builders.households import snapshot
+from testkit.builders.webhooks import SECRET, event_body, signed
 from testkit.typing import MakeApp
 
-SECRET = "whsec_" + base64.b64encode(b"hyperbeam-signing-key-0123456789ab").decode()
 NEXT_SECRET = "whsec_" + base64.b64encode(b"hyperbeam-next-key-fedcba987654321").decode()
 RAW_SECRET = "raw-hyperbeam-secret-0123456789abcdef"
 URL = "/api/webhooks/hyperbeam"
-
-
-def signed(body: bytes, secret: str | bytes = SECRET, msg_id: str = "msg_1",
-           at: int | None = None, signer_body: bytes | None = None) -> dict[str, str]:
-    timestamp = int(time.time()) if at is None else at
-    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, UTC),
-                                     (signer_body or body).decode())
-    return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature, "Content-Type": "application/json"}
-
-
-def event_body(intent_id: str | None = "pi_" + "0" * 26, **extra: Any) -> bytes:
-    return json.dumps({"type": "session.started", "intentId": intent_id,
-                       "data": {"sessionId": "hb_1"}, **extra}).encode()
-
 
 pytestmark = pytest.mark.settings(HYPERBEAM_EVENT_SIGNING_SECRET=[SECRET],
                                   HYPERBEAM_ENFORCE_EVENT_SIGNATURES=True, **INTERNAL_CONFIG)

@@ -23,13 +23,13 @@ from app.audit.signing import signer
 from app.db import SESSIONS
 from app.gateway.contracts import contract_of
 from testkit.builders.households import (
+    USERS,
     AuthActions,
     assert_unchanged_but_denials,
     make_household,
     snapshot,
+    without_volatile,
 )
-
-USERS = ("owner", "adult", "child", "outsider")
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,6 @@ def _expected(case: Case, user: str) -> int:
     return case.ok if user in case.roles else 403
 
 
-def _strip(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k not in {"correlationId", "timestamp"}}
-
-
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.rule.removeprefix('/api/households/<household_id>') or '/'}")
 def test_matrix(app: Flask, auth: AuthActions, household_world: dict[str, Any], case: Case, user: str) -> None:
@@ -135,7 +131,7 @@ def test_matrix(app: Flask, auth: AuthActions, household_world: dict[str, Any], 
         unknown = client.open(_path(case.rule, {**ids, "household_id": "hh_00000000000000000000000000"}),
                               method=case.method, json=body, headers=headers)
         assert unknown.status_code == 404
-        assert _strip(r.get_json()) == _strip(unknown.get_json())
+        assert without_volatile(r.get_json()) == without_volatile(unknown.get_json())
 
 
 def test_every_household_route_is_in_the_matrix(app: Flask) -> None:
@@ -163,7 +159,7 @@ def test_child_object_of_another_household_is_404(app: Flask, auth: AuthActions,
         unknown = client.open(f"/api/households/{away}/{kind}/{kind[:3]}_00000000000000000000000000",
                               method=method, json=body, headers=outsider)
         assert r.status_code == unknown.status_code == 404
-        assert _strip(r.get_json()) == _strip(unknown.get_json())
+        assert without_volatile(r.get_json()) == without_volatile(unknown.get_json())
     assert snapshot(app) == before
 
 

@@ -16,12 +16,13 @@ import pytest
 from flask import Flask
 
 from testkit.builders.households import (
+    USERS,
     AuthActions,
     assert_unchanged_but_denials,
     make_household,
     snapshot,
+    without_volatile,
 )
-from tests.contract.test_bola import USERS, _strip
 
 TOKEN = "internal-buyflow-token-for-bola-tests"
 BASE = "/api/households/<household_id>/requests"
@@ -125,7 +126,7 @@ def test_matrix(app: Flask, auth: AuthActions, buyflow_world: dict[str, Any], ca
     if user == "outsider":
         unknown = client.open(_path(case.rule, {**ids, "household_id": "hh_00000000000000000000000000"}),
                               method=case.method, json=body, headers=headers)
-        assert _strip(r.get_json()) == _strip(unknown.get_json())
+        assert without_volatile(r.get_json()) == without_volatile(unknown.get_json())
 
 
 def test_every_buyflow_route_is_in_the_matrix(app: Flask) -> None:

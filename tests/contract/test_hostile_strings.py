@@ -18,7 +18,7 @@ from app.db import SESSIONS
 from app.models import IntentEvent, WebhookEvent
 from testkit.builders.families import INTERNAL_CONFIG, ORCHESTRATOR_TOKEN, Family
 from testkit.builders.households import snapshot
-from tests.buyflow.test_webhooks_hyperbeam import SECRET, signed
+from testkit.builders.webhooks import SECRET, signed
 
 EVENTS = "/api/internal/events"
 WEBHOOK = "/api/webhooks/hyperbeam"

@@ -23,7 +23,7 @@ from app.models import LoginFlow
 from app.rowsecurity import in_flow
 from testkit.builders.families import INTERNAL_CONFIG, ORCHESTRATOR_TOKEN, Family, build_family
 from testkit.builders.households import snapshot
-from tests.buyflow.test_webhooks_hyperbeam import SECRET, signed
+from testkit.builders.webhooks import SECRET, signed
 
 MARK = "zq-plaintext-marker-7x"
 KEY_A = base64.b64encode(b"A" * 32).decode()

@@ -22,10 +22,10 @@ from app.db import SESSIONS
 from app.models import Household
 from testkit.builders.families import BUYFLOW_TOKEN, ORCHESTRATOR_TOKEN
 from testkit.builders.households import AuthActions, snapshot
+from testkit.builders.routes import EVERY_FEATURE, concrete, credential_kind, live_routes
+from testkit.builders.webhooks import signed
 from testkit.config import TEST_JWT_SECRET
 from testkit.servers.processes import free_port, gunicorn_process
-from tests.buyflow.test_webhooks_hyperbeam import signed
-from tests.ratelimit.test_budgets import EVERY_FEATURE, concrete, credential_kind, live_routes
 
 MIB = 1024 * 1024
 

@@ -12,31 +12,20 @@ from typing import Any
 
 import pluggy
 import pytest
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, Flask
 
 import app.plugins
 from app.config import ConfigurationRefused
 from app.gateway.contracts import contract_of, endpoint
 from app.gateway.defaultdeny import UNCONTRACTED_ROUTES, uncontracted_rules
 from app.gateway.schemas import Schema
-from app.hookspecs import hookimpl
+from testkit.apps.plugins import BlueprintPlugin, raw_blueprint
+from testkit.builders.routes import EVERY_FEATURE
 from testkit.servers.processes import PROJECT_ROOT, free_port, stop
-from tests.ratelimit.test_budgets import EVERY_FEATURE
 
 
 class Hello(Schema):
     hello: str
-
-
-def raw_blueprint() -> Blueprint:
-    """What a plugin author might write: a plain Flask route, no contract."""
-    bp = Blueprint("raw_plugin", __name__)
-
-    @bp.get("/hello-raw")
-    def hello_raw() -> Any:
-        return jsonify(hello="world")
-
-    return bp
 
 
 def contracted_blueprint() -> Blueprint:
@@ -48,15 +37,6 @@ def contracted_blueprint() -> Blueprint:
         return {"hello": "world"}
 
     return bp
-
-
-class BlueprintPlugin:
-    def __init__(self, *blueprints: Callable[[], Blueprint]) -> None:
-        self.blueprints = blueprints
-
-    @hookimpl
-    def register_blueprints(self, app: Flask) -> list[Blueprint]:
-        return [make() for make in self.blueprints]
 
 
 @pytest.fixture
@@ -148,7 +128,7 @@ def test_every_rule_of_the_live_url_map_is_a_contract_or_listed(
 
 DENIED_APP = '''
 import app.plugins
-from tests.gateway.test_default_deny import BlueprintPlugin, raw_blueprint
+from testkit.apps.plugins import BlueprintPlugin, raw_blueprint
 from app import create_app
 
 app = create_app(plugins=[BlueprintPlugin(raw_blueprint)])

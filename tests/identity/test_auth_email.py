@@ -15,8 +15,8 @@ from app.auth.emails import InvalidEmail, canonical_email
 from app.db import SESSIONS
 from app.models import AuditEvent, User
 from testkit.builders.households import make_household, snapshot
+from testkit.builders.mail import mails, reset_token
 from testkit.servers.oidc import SecretWatch
-from tests.identity.test_auth_local import mails
 
 pytestmark = pytest.mark.usefixtures("secret_watch")
 
@@ -139,8 +139,6 @@ def test_bad_codes_are_refused_and_change_nothing(make_app: Any, kind: str) -> N
         code = code[:-4] + ("AAAA" if not code.endswith("AAAA") else "BBBB")
     elif kind == "reset token":
         app.test_client().post("/api/auth/reset-password", json={"email": "gran@example.test"})
-        from tests.identity.test_auth_local import reset_token
-
         code = reset_token(app)
     elif kind == "another account's":
         # A code for gran's id with the other address: the pair is signed together.
@@ -159,8 +157,6 @@ def test_bad_codes_are_refused_and_change_nothing(make_app: Any, kind: str) -> N
 
 
 def test_a_password_reset_verifies_the_address(make_app: Any) -> None:
-    from tests.identity.test_auth_local import reset_token
-
     app = local_app(make_app)
     register(app)
     app.test_client().post("/api/auth/reset-password", json={"email": "gran@example.test"})
@@ -174,8 +170,6 @@ def test_the_squatter_story(make_app: Any) -> None:
     """Someone registers grandma's address first. The owner invites grandma: the squatter cannot
     accept (the address is not theirs to confirm), and grandma takes the account over by a reset
     (her mail), which ends the squatter's sessions; then she accepts."""
-    from tests.identity.test_auth_local import reset_token
-
     app = local_app(make_app)
     client = app.test_client()
     register(app)  # the squatter

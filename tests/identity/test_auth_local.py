@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app.db import SESSIONS
 from app.models import User
-from plugins.mail import MAIL_QUEUE
 from testkit.builders.households import assert_unchanged_but_denials, snapshot
+from testkit.builders.mail import mails, reset_token
 from testkit.servers.oidc import SecretWatch
 
 pytestmark = pytest.mark.usefixtures("secret_watch")
@@ -35,21 +35,9 @@ def login(app: Flask, email: str = "lee@example.test", password: str = PASSWORD)
     return app.test_client().post("/api/auth/login", json={"email": email, "password": password})
 
 
-def mails(app: Flask) -> list[Path]:
-    """The mails sent so far (they leave from a background thread: waited for first)."""
-    queue = MAIL_QUEUE.find(app)
-    assert queue is None or queue.drain(10)
-    return sorted((Path(app.instance_path) / "mail").glob("*.eml"))
-
-
 def resets(app: Flask) -> list[Path]:
     """The password-reset mails sent so far (registration mails its confirmation link too)."""
     return [m for m in mails(app) if "Subject: Reset your Hearthgate password" in m.read_text()]
-
-
-def reset_token(app: Flask) -> str:
-    body = mails(app)[-1].read_text()
-    return body.split("\n\n")[-1].strip().splitlines()[-1].strip()
 
 
 def test_register_then_log_in(make_app: Any, secret_watch: SecretWatch) -> None:

@@ -19,6 +19,7 @@ from app.hookspecs import hookimpl
 from app.models import AuditEvent, AuthSession, RefreshToken, User
 from app.plugins import PLUGINS
 from testkit.builders.households import snapshot
+from testkit.builders.mail import reset_token
 from testkit.servers.oidc import SecretWatch, parts
 
 pytestmark = pytest.mark.usefixtures("secret_watch")
@@ -325,8 +326,6 @@ def test_ending_a_session_stops_its_refresh_token_and_is_audited(make_app: Any) 
 
 
 def test_a_password_reset_ends_every_session(make_app: Any) -> None:
-    from tests.identity.test_auth_local import reset_token
-
     app = local_app(make_app)
     a, b = register_and_login(app), register_and_login(app)
     other = register_and_login(app, "someone@example.test")

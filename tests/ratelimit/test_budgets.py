@@ -6,7 +6,6 @@ credential; a coverage test fails when a route has a kind of credential this swe
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,21 +13,19 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from werkzeug.routing import Rule
 
 from app.db import SESSIONS
-from app.gateway.contracts import Contract, contract_of
 from app.gateway.tokens import ACCESS_TOKENS, AccessTokens
 from app.models import WebhookEvent
 from testkit.builders.families import (
     BUYFLOW_TOKEN,
     CART,
-    INTERNAL_CONFIG,
     ORCHESTRATOR_TOKEN,
     build_family,
 )
 from testkit.builders.households import AuthActions, snapshot
-from tests.buyflow.test_webhooks_hyperbeam import SECRET, event_body, signed
+from testkit.builders.routes import EVERY_FEATURE, concrete, credential_kind, live_routes
+from testkit.builders.webhooks import event_body, signed
 
 ANONYMOUS = 3  # the anonymous (per client IP) limit in these tests
 SERVICE = 50  # the service bucket (RATELIMIT_INTERNAL)
@@ -42,21 +39,6 @@ LIMITS: dict[str, Any] = {
     "RATELIMIT_AUTHENTICATED": f"{AUTHENTICATED}/minute",
     "WEBHOOK_RATE_LIMIT": f"{ANONYMOUS}/minute",
     "VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS": ANONYMOUS,
-}
-
-# Every route the application can serve: local accounts, the OIDC code flow and the demo helpers
-# on, so that their routes are swept too (the provider is never contacted by these requests).
-EVERY_FEATURE: dict[str, Any] = {
-    **INTERNAL_CONFIG,
-    "HYPERBEAM_EVENT_SIGNING_SECRET": [SECRET],
-    "HYPERBEAM_ENFORCE_EVENT_SIGNATURES": True,
-    "AUTH_LOCAL_ACCOUNTS_ENABLED": True,
-    "DEMO_HELPERS_ENABLED": True,
-    "AUTH_OIDC_ISSUER": "http://127.0.0.1:9/unreachable",
-    "AUTH_OIDC_AUDIENCE": "hearthgate-spa",
-    "AUTH_OIDC_CALLBACK_URL": "http://127.0.0.1:8000/api/auth/oidc/callback",
-    "AUTH_OIDC_CLIENT_SECRET": "oidc-client-secret-0123456789abcdef",
-    "AUTH_OIDC_REDIRECT_URIS": ["http://127.0.0.1:8001/"],
 }
 
 # Public routes and the credential each one takes in its body, if any. A public contract has no
@@ -83,32 +65,6 @@ PUBLIC_BODIES: dict[str, Any] = {
     "passwords.verify_email": {"token": "forged.confirmation.code"},
     "oidc_flow.exchange": {"code": "forged-code"},
 }
-
-
-def credential_kind(contract: Contract) -> str:
-    """The credential a route checks: ``bearer``, ``internal``, ``signature`` (a signed webhook:
-    public, verified on the raw body) or ``public``."""
-    if contract.auth == "public" and any(h.name == "webhook-signature" for h in contract.headers):
-        return "signature"
-    return contract.auth
-
-
-def live_routes(app: Flask) -> list[tuple[Rule, str, Contract]]:
-    """Every (rule, method, contract) of the URL map, uncontracted routes left out (the
-    default-deny test refuses those)."""
-    routes = []
-    for rule in app.url_map.iter_rules():
-        contract = contract_of(app.view_functions[rule.endpoint])
-        if contract is None:
-            continue
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            routes.append((rule, method, contract))
-    return routes
-
-
-def concrete(rule: Rule) -> str:
-    return re.sub(r"<(?:[a-z_]+:)?([a-z_]+)>", lambda m: m.group(1).split("_")[0] + "_budget",
-                  rule.rule)
 
 
 def send(client: FlaskClient, method: str, path: str, ip: str, **kwargs: Any) -> Any:
