@@ -777,10 +777,15 @@ def _idempotency_two_bodies(stage: Stage) -> Race:
     return Race(shots, {"skates": {201, 422}, "gloves": {201, 422}}, check)
 
 
-def _decision(stage: Stage, verb: str, state: str, action: str) -> Race:
+def _decision(stage: Stage, verb: str, state: str, action: str,
+              deciders: tuple[str, ...] = ("adult",)) -> Race:
+    """Identical decisions on one submitted request, taken in turn by each of ``deciders``
+    (members of the family): one wins, every other call is 409."""
     f = stage.family()
     request_id = f.submit()
-    shots = identical(verb, "POST", f.url(f"/{request_id}/{verb}"), headers=f.headers(f.adult))
+    headers = [f.headers(getattr(f, who)) for who in deciders]
+    shots = [Shot(verb, "POST", f.url(f"/{request_id}/{verb}"), headers=headers[n % len(headers)])
+             for n in range(CALLS)]
 
     def check(statuses: dict[str, Counter[int]]) -> None:
         assert statuses[verb] == {200: 1, 409: CALLS - 1}, statuses
@@ -792,7 +797,8 @@ def _decision(stage: Stage, verb: str, state: str, action: str) -> Race:
 
 @case("approve", "POST " + R + "/approve")
 def _approve(stage: Stage) -> Race:
-    return _decision(stage, "approve", "APPROVED", "request.approved")
+    # Two approvers at once: the request is still decided once.
+    return _decision(stage, "approve", "APPROVED", "request.approved", ("owner", "adult"))
 
 
 @case("reject", "POST " + R + "/reject")
