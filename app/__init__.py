@@ -242,9 +242,8 @@ def register_commands(app: Flask) -> None:
     from app.auth.cli import users_cli
     from app.buyflow.cli import buyflow_cli
     from app.cli import register_cli
-    from app.crypto.cli import data_cli
 
-    register_cli(app, features=(audit_cli, buyflow_cli, data_cli))
+    register_cli(app, features=(audit_cli, buyflow_cli))
     app.cli.add_command(users_cli)
 
 

@@ -1,19 +1,26 @@
-"""The ``flask`` command line (``FLASK_APP=wsgi``): db, plugins, security, secrets."""
+"""The ``flask`` command line (``FLASK_APP=wsgi``): db, plugins, security, secrets, data."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
 
+from app import audit
 from app.config import ConfigurationError, ConfigurationRefused
-from app.db import Database, build_engine, writer
+from app.crypto.fields import FieldDecryptionError
+from app.crypto.keys import keyring
+from app.crypto.rotate import Batch, BatchTransaction, Progress, rotate
+from app.db import SESSIONS, Database, build_engine, writer
 from app.plugins import PLUGIN_SETTINGS, PLUGINS, describe, hook
 from app.secrets import SECRET_STORE, SecretStore, SecretStoreError, TenantSecrets
 from app.startup import configuration_report
@@ -24,6 +31,7 @@ db_cli = AppGroup("db", help="Database migrations (Alembic).")
 plugins_cli = AppGroup("plugins", help="Installed plugins.")
 security_cli = AppGroup("security", help="Security checks.")
 secrets_cli = AppGroup("secrets", help="Read and write the secret store.")
+data_cli = AppGroup("data", help="Encryption at rest.")
 
 
 def alembic_config(engine: Engine | None = None) -> object:
@@ -224,6 +232,60 @@ def secrets_rm(name: str, household: str | None) -> None:
     click.echo(f"{name} removed")
 
 
+@dataclass(frozen=True)
+class _AuditedBatch:
+    """A rotation batch's transaction, a session of the app's: the batch's ``data.rotated``
+    event on the system chain commits with its rewrite, or neither does."""
+
+    session: Session
+
+    @property
+    def connection(self) -> Connection:
+        return self.session.connection()
+
+    def done(self, batch: Batch) -> None:
+        audit.record("data.rotated", resource=f"column:{batch.field.table}.{batch.field.column}",
+                     principal_id=None, session=self.session, details={
+                         "table": batch.field.table, "column": batch.field.column,
+                         "reEncrypted": batch.rewritten, "encrypted": batch.sealed,
+                         "fromKeyIds": list(batch.from_keys), "toKeyId": batch.to_key})
+
+
+@contextmanager
+def _audited_batch() -> Iterator[BatchTransaction]:
+    with SESSIONS.get()() as session, session.begin():
+        yield _AuditedBatch(session)
+
+
+@data_cli.command("rotate")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1),
+              help="rows per transaction")
+@click.option("--max-batches", default=None, type=click.IntRange(min=1),
+              help="stop after this many batches (run again to resume)")
+def data_rotate(batch_size: int, max_batches: int | None) -> None:
+    """Re-encrypt every encrypted value under the current key (the first of
+    DATA_ENCRYPTION_KEYS), and encrypt any stored before encryption. Idempotent and resumable:
+    values already under the current key are skipped. Remove an old key from
+    DATA_ENCRYPTION_KEYS only after a run that reports nothing left. Each batch leaves a
+    ``data.rotated`` event on the system chain: its counts and key ids, never a value."""
+    ring = keyring()
+
+    def report(p: Progress) -> None:
+        click.echo(f"{p.field.table}.{p.field.column}: batch {p.batches}, "
+                   f"{p.rewritten} re-encrypted, {p.sealed} encrypted")
+
+    try:
+        done = rotate(Database.engine(), ring, batch_size, report, max_batches,
+                      begin=_audited_batch)
+    except FieldDecryptionError as exc:
+        raise click.ClickException(str(exc)) from None
+    total = sum(p.rewritten + p.sealed for p in done)
+    click.echo(f"{total} values now under key {ring.current}"
+               + (f" (stopped after {max_batches} batches: run again to resume)"
+                  if max_batches is not None and sum(p.batches for p in done) >= max_batches
+                  else ""))
+
+
 @click.command("openapi")
 @with_appcontext
 @click.option("-o", "--output", type=click.File("w"), default="-",
@@ -239,6 +301,7 @@ def openapi_command(output: TextIO) -> None:
 def register_cli(app: Flask, features: Iterable[click.Command] = ()) -> None:
     """The core's groups, then ``features`` (the feature packages' groups, passed by the
     factory), then the plugins' commands."""
-    for group in (db_cli, plugins_cli, security_cli, secrets_cli, *features, openapi_command):
+    for group in (db_cli, plugins_cli, security_cli, secrets_cli, data_cli, *features,
+                  openapi_command):
         app.cli.add_command(group)
     hook(app).register_commands(cli=app.cli)

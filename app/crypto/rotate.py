@@ -9,13 +9,18 @@ reads them again, opens each value (``FieldDecryptionError`` stops the run, nami
 writes it sealed under the current key only if it is still the value it read. Rows already under
 the current key are never candidates, so an interrupted run is resumed by running it again, and
 a concurrent write (always under the current key) is left as it is.
+
+Each batch's transaction is opened by the caller's ``begin`` (by default a plain transaction of
+the engine): the command line opens one that also records the batch in the audit trail, which this
+layer cannot import, so the record commits with the rewrite or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, column, func, select, table, update
 
@@ -30,6 +35,48 @@ class Progress:
     rewritten: int = 0  # values re-encrypted from another key
     sealed: int = 0  # values stored before encryption, now encrypted
     batches: int = 0
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one batch's transaction wrote: counts and key ids, never a value."""
+
+    field: Field
+    rewritten: int  # values re-encrypted from another key
+    sealed: int  # values stored before encryption, now encrypted
+    from_keys: tuple[str, ...]  # the ids of the keys the re-encrypted values were under
+    to_key: str  # the current key's id
+
+
+class BatchTransaction(Protocol):
+    """One batch's open transaction: its connection, and ``done`` called in it after the
+    rewrite (an exception there rolls the batch back)."""
+
+    @property
+    def connection(self) -> Connection: ...
+
+    def done(self, batch: Batch) -> None: ...
+
+
+BeginBatch = Callable[[], AbstractContextManager[BatchTransaction]]
+
+
+@dataclass(frozen=True)
+class _PlainTransaction:
+    connection: Connection
+
+    def done(self, batch: Batch) -> None:
+        """Nothing beyond the rewrite."""
+
+
+def plain_batches(engine: Engine) -> BeginBatch:
+    """Each batch in its own transaction of ``engine`` (SQLite's write lock taken at BEGIN)."""
+    @contextmanager
+    def begin() -> Iterator[BatchTransaction]:
+        with writer(engine).begin() as connection:
+            yield _PlainTransaction(connection)
+
+    return begin
 
 
 def _table(field: Field) -> Any:
@@ -53,11 +100,13 @@ def _stale(t: Any, field: Field, ring: KeyRing) -> Any:
 
 def rotate(engine: Engine, ring: KeyRing, batch_size: int,
            report: Callable[[Progress], None] = lambda _p: None,
-           max_batches: int | None = None) -> list[Progress]:
+           max_batches: int | None = None, begin: BeginBatch | None = None) -> list[Progress]:
     """Re-encrypt every encrypted column under ``ring.current``; ``max_batches`` bounds the run
-    (over all columns), whose next run resumes where it stopped."""
+    (over all columns), whose next run resumes where it stopped. ``begin`` opens each batch's
+    transaction (by default ``plain_batches(engine)``)."""
     if batch_size < 1:
         raise ValueError("batch size must be at least 1")
+    begin = begin or plain_batches(engine)
     done: list[Progress] = []
     batches = 0
     for field in ENCRYPTED_FIELDS:
@@ -68,7 +117,7 @@ def rotate(engine: Engine, ring: KeyRing, batch_size: int,
             ids = _candidates(engine, field, ring, last, batch_size)
             if not ids:
                 break
-            _rewrite(writer(engine), field, ring, ids, progress)
+            _rewrite(begin, field, ring, ids, progress)
             last = ids[-1]
             batches += 1
             progress.batches += 1
@@ -85,11 +134,13 @@ def _candidates(engine: Engine, field: Field, ring: KeyRing, after: str, limit: 
         ))
 
 
-def _rewrite(engine: Engine, field: Field, ring: KeyRing, ids: list[str],
+def _rewrite(begin: BeginBatch, field: Field, ring: KeyRing, ids: list[str],
              progress: Progress) -> None:
     t = _table(field)
     value = t.c[field.column]
-    with engine.begin() as connection:
+    rewritten, sealed, from_keys = 0, 0, set()
+    with begin() as transaction:
+        connection = transaction.connection
         rows = connection.execute(
             select(t.c.id, value).where(t.c.id.in_(ids), _stale(t, field, ring))
             .order_by(t.c.id).with_for_update(key_share=True)
@@ -99,10 +150,17 @@ def _rewrite(engine: Engine, field: Field, ring: KeyRing, ids: list[str],
                 update(t).where(t.c.id == row_id, value == old)
                 .values({field.column: reseal(field, row_id, old, ring)})
             )
-            if key_id_of(old) is None:
-                progress.sealed += 1
+            old_key = key_id_of(old)
+            if old_key is None:
+                sealed += 1
             else:
-                progress.rewritten += 1
+                rewritten += 1
+                from_keys.add(old_key)
+        if rows:
+            transaction.done(Batch(field, rewritten, sealed, tuple(sorted(from_keys)),
+                                   ring.current))
+    progress.rewritten += rewritten
+    progress.sealed += sealed
 
 
 def seal_all(connection: Connection, ring: KeyRing) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 
 from app.auth import sessions
 from app.crypto import fields as crypto_fields
@@ -19,8 +19,10 @@ from app.crypto import rotate as crypto_rotate
 from app.crypto.fields import ENCRYPTED_FIELDS, FieldDecryptionError, decode_value, encrypt
 from app.crypto.keys import KeyRing, key_id, parse_key
 from app.db import SESSIONS, Base, Database, new_id, utcnow
-from app.models import LoginFlow
+from app.models import AuditEvent, LoginFlow
+from app.models.audit import SYSTEM_CHAIN
 from app.rowsecurity import in_flow
+from testkit.builders.audit import verify
 from testkit.builders.families import INTERNAL_CONFIG, ORCHESTRATOR_TOKEN, Family, build_family
 from testkit.builders.households import snapshot
 from testkit.builders.webhooks import SECRET, signed
@@ -260,6 +262,94 @@ def test_rotation_encrypts_text_stored_before_encryption_and_stops_at_a_bad_valu
     with pytest.raises(FieldDecryptionError, match=f"items.notes of row {other}"):
         crypto_rotate.rotate(Database.engine(family.app), ring, 10)
     assert snapshot(family.app) == before
+
+
+def stored_values(app: Flask) -> dict[tuple[str, str], list[str]]:
+    """Every stored value of every encrypted column, by (table, column)."""
+    values: dict[tuple[str, str], list[str]] = {}
+    with Database.engine(app).connect() as connection:
+        for field in ENCRYPTED_FIELDS:
+            query = f"SELECT {field.column} FROM {field.table}"  # noqa: S608 - our names
+            values[(field.table, field.column)] = [
+                v if isinstance(v, str) else json.dumps(v)
+                for (v,) in connection.execute(text(query)) if v is not None]
+    return values
+
+
+def audit_rows(app: Flask) -> list[tuple[str, int, str, str | None, str | None, str]]:
+    """(chain, seq, action, household, principal, details) of every audit event."""
+    with SESSIONS.get(app)() as session:
+        return sorted((e.chain, e.seq, e.action, e.household_id, e.principal_id,
+                       json.dumps(e.details, sort_keys=True))
+                      for e in session.scalars(select(AuditEvent)))
+
+
+def test_rotation_records_each_committed_batch_on_the_system_chain_never_a_value(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = family_app(make_app, DATA_ENCRYPTION_KEYS=[KEY_A])
+    write_everything(old, MARK)
+    legacy = add_item(old, "x")
+    put_raw(old.app, "items", "notes", legacy, f"legacy {MARK}")
+    kid_a, kid_b = key_id(parse_key(KEY_A) or b""), key_id(parse_key(KEY_B) or b"")
+    before = stored_values(old.app)
+    under_a = {name: sum(1 for v in vs if crypto_fields.key_id_of(v) == kid_a)
+               for name, vs in before.items()}
+    app = make_app(**INTERNAL_CONFIG, **WEBHOOK_CONFIG, DATA_ENCRYPTION_KEYS=[KEY_B, KEY_A])
+    runner = app.test_cli_runner()
+    events_before = audit_rows(app)
+
+    # A run that fails at its fourth value: the batches before commit with their events, the
+    # failing one with neither.
+    calls = {"n": 0}
+    real = crypto_rotate.reseal
+
+    def failing(*args: Any) -> str:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("interrupted")
+        return real(*args)
+
+    monkeypatch.setattr(crypto_rotate, "reseal", failing)
+    assert runner.invoke(args=["data", "rotate", "--batch-size", "3"]).exit_code != 0
+    monkeypatch.setattr(crypto_rotate, "reseal", real)
+    added = [row for row in audit_rows(app) if row not in events_before]
+    assert {(chain, action) for chain, _, action, *_ in added} == {(SYSTEM_CHAIN, "data.rotated")}
+    committed = [v for vs in stored_values(app).values() for v in vs
+                 if crypto_fields.key_id_of(v) == kid_b]
+    recorded = [json.loads(row[5]) for row in added]
+    assert sum(d["reEncrypted"] + d["encrypted"] for d in recorded) == len(committed) > 0
+
+    result = runner.invoke(args=["data", "rotate", "--batch-size", "3"])
+    assert result.exit_code == 0, result.output
+    batches = sum(1 for line in result.output.splitlines() if ": batch " in line)
+    added = [row for row in audit_rows(app) if row not in events_before]
+    # Only data.rotated events on the system chain, one per committed batch, of no one.
+    assert {(chain, action, household, principal)
+            for chain, _, action, household, principal, _ in added} == {
+        (SYSTEM_CHAIN, "data.rotated", None, None)}
+    assert len(added) == len(recorded) + batches
+    details = [json.loads(row[5]) for row in added]
+    assert all(set(d) == {"table", "column", "reEncrypted", "encrypted", "fromKeyIds", "toKeyId"}
+               for d in details)
+    assert all(d["toKeyId"] == kid_b and d["fromKeyIds"] in ([], [kid_a]) for d in details)
+    # The counts add up, per column, to what the rotation rewrote.
+    rewritten: dict[tuple[str, str], int] = {}
+    encrypted: dict[tuple[str, str], int] = {}
+    for d in details:
+        name = (d["table"], d["column"])
+        rewritten[name] = rewritten.get(name, 0) + d["reEncrypted"]
+        encrypted[name] = encrypted.get(name, 0) + d["encrypted"]
+    assert rewritten == {name: n for name, n in under_a.items() if n}
+    assert {name: n for name, n in encrypted.items() if n} == {("items", "notes"): 1}
+    after = stored_values(app)
+    assert all(crypto_fields.key_id_of(v) == kid_b for vs in after.values() for v in vs)
+    # Neither a plaintext nor a ciphertext, old or new, in any event.
+    stored_text = " ".join(row[5] for row in added)
+    assert MARK not in stored_text and "v1:" not in stored_text
+    for value in [v for vs in [*before.values(), *after.values()] for v in vs]:
+        assert value not in stored_text
+    assert verify(app, SYSTEM_CHAIN).ok and verify(app).ok
 
 
 @pytest.mark.parametrize("value", [
