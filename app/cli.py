@@ -23,6 +23,7 @@ from app.crypto.rotate import Batch, BatchTransaction, Progress, rotate
 from app.db import SESSIONS, Database, build_engine, writer
 from app.plugins import PLUGIN_SETTINGS, PLUGINS, describe, hook
 from app.secrets import SECRET_STORE, SecretStore, SecretStoreError, TenantSecrets
+from app.settings import Setting
 from app.startup import configuration_report
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -118,13 +119,22 @@ def security_check() -> None:
     except SecretStoreError as exc:
         problems.append(str(exc))
     for plugin, setting in PLUGIN_SETTINGS.find(app) or []:
-        state = "unset" if app.config.get(setting.name) in (None, "", []) else "set"
         kind = f"{setting.kind}, secret" if setting.secret else setting.kind
-        click.echo(f"plugin setting {setting.name} ({kind}) of {plugin}: {state}")
+        click.echo(f"plugin setting {setting.name} ({kind}) of {plugin}: "
+                   f"{setting_state(setting, app.config.get(setting.name))}")
     if not problems:
         click.echo(f"OK ({app.config['HEARTHGATE_ENV']})")
         return
     _report(problems)
+
+
+def setting_state(setting: Setting, value: Any) -> str:
+    """What ``flask security check`` shows of a plugin's setting: a bool's value (``true`` or
+    ``false``: off is a value, not an absence), else ``set`` or ``unset``, never a value that
+    could be a credential. A secret shows ``set`` or ``unset`` whatever its kind."""
+    if setting.kind == "bool" and not setting.secret and isinstance(value, bool):
+        return "true" if value else "false"
+    return "unset" if value is None or value == "" or value == [] else "set"
 
 
 def _report(problems: list[str]) -> None:

@@ -316,8 +316,33 @@ def test_hook_register_settings(hearthgate_app: Flask, recorder: Recorder) -> No
     assert hearthgate_app.config["HOOK_TEST_SECRET"] is None  # no store holds it
     result = hearthgate_app.test_cli_runner().invoke(args=["security", "check"])
     lines = [li for li in result.output.splitlines() if li.startswith("plugin setting")]
-    assert lines == ["plugin setting HOOK_TEST_FLAG (bool) of extra-0-Recorder: set",
+    # Off is the flag's value, not "set" (and not "unset": it is not missing).
+    assert lines == ["plugin setting HOOK_TEST_FLAG (bool) of extra-0-Recorder: false",
                      "plugin setting HOOK_TEST_SECRET (str, secret) of extra-0-Recorder: unset"]
+
+
+SETTING_VALUES: dict[str, list[Any]] = {
+    "str": [None, "", "a value"], "int": [None, 0, 7], "bool": [None, False, True],
+    "list": [None, [], ["a value"]],
+}
+
+
+@pytest.mark.parametrize("secret", [False, True])
+@pytest.mark.parametrize("kind", sorted(SETTING_VALUES))
+def test_security_check_shows_a_bools_value_and_of_anything_else_only_whether_it_is_set(
+    kind: str, secret: bool
+) -> None:
+    from app.cli import setting_state
+
+    setting = Setting("ANY_SETTING", kind, None, "a setting", secret=secret)
+    shown = [setting_state(setting, value) for value in SETTING_VALUES[kind]]
+    if kind == "bool" and not secret:
+        assert shown == ["unset", "false", "true"]
+    elif kind in ("int", "bool"):
+        assert shown == ["unset", "set", "set"]  # 0 and a secret False are values, not absences
+    else:
+        assert shown == ["unset", "unset", "set"]
+    assert not any("a value" in state or state in ("0", "7") for state in shown)
 
 
 def test_hook_register_settings_reads_the_environment_and_the_store(
@@ -336,6 +361,7 @@ def test_hook_register_settings_reads_the_environment_and_the_store(
     result = app.test_cli_runner().invoke(args=["security", "check"])
     assert "plugin setting HOOK_TEST_SECRET (str, secret) of extra-0-Recorder: set" in \
         result.output
+    assert "plugin setting HOOK_TEST_FLAG (bool) of extra-0-Recorder: true" in result.output
     assert HOOK_SECRET not in result.output
 
 

@@ -160,14 +160,15 @@ def test_the_readmes_plugin_example_declares_its_setting_and_checks_it(
     monkeypatch.setattr(app.plugins, "build_manager", with_example)
     off = make_app()
     assert off.config["MY_SETTING"] is False
-    assert "UNSAFE: MY_SETTING is off" in off.test_cli_runner().invoke(
-        args=["security", "check"]).output
+    checked = off.test_cli_runner().invoke(args=["security", "check"]).output
+    assert "UNSAFE: MY_SETTING is off" in checked
+    assert "plugin setting MY_SETTING (bool) of extra-0-readme_example: false" in checked
     monkeypatch.setenv("MY_SETTING", "yes")
     on = make_app()
     assert on.config["MY_SETTING"] is True
     checked = on.test_cli_runner().invoke(args=["security", "check"]).output
     assert "MY_SETTING is off" not in checked
-    assert "plugin setting MY_SETTING (bool) of extra-0-readme_example: set" in checked
+    assert "plugin setting MY_SETTING (bool) of extra-0-readme_example: true" in checked
 
 
 def test_misspelled_hook_fails_at_start() -> None:
