@@ -2,9 +2,10 @@
 
 A ``Read`` is a SQLAlchemy Core ``Select`` built once at import time. Its SQL text, parameter
 order, bind converters and result converters are compiled once per dialect, and each execution
-hands them straight to the DBAPI cursor of the request session's own connection: the same
-connection and transaction as every other statement of the request (so per-transaction settings
-made when the session begins apply to it), without SQLAlchemy's per-execution work (cache key,
+hands them straight to the DBAPI cursor of the request's own transaction (``app.db``: a read-only
+request's ``ReadTransaction``, else its session's connection): the same connection and
+transaction as every other statement of the request (so per-transaction settings made when it
+begins apply to it), without SQLAlchemy's per-execution work (cache key,
 result metadata, row objects), which costs several times what two small statements cost the
 driver. Writes keep the ORM unit of work.
 
