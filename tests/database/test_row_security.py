@@ -283,3 +283,33 @@ def test_reading_under_the_policies_gives_the_transaction_no_id(
             db.session.execute(text(f"SELECT * FROM {table}")).all()  # noqa: S608 - metadata's
             assigned = db.session.scalar(text("SELECT pg_current_xact_id_if_assigned()"))
             assert assigned is None, table
+
+
+def test_the_audit_chain_functions_run_under_the_policies(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    """``audit_chain_head`` and ``audit_append`` (migration a3) run as the invoker: Alice reads
+    no head of Bob's household chain (whose seeded entry the system scope does see) and cannot
+    append to it; her own household's chain links to its seeded entry."""
+    from app import audit
+
+    (alice, alice_hh), (_, bob_hh) = households
+    head = text("SELECT head_seq FROM audit_chain_head(:chain, 1)")
+    with SESSIONS.get(app)() as session:
+        assert session.execute(head, {"chain": bob_hh}).scalars().all() == [1]
+    with app.test_request_context("/api/anything"):
+        g.principal = _as(alice)
+        assert db.session.execute(head, {"chain": bob_hh}).scalars().all() == []
+        db.session.rollback()
+        with pytest.raises(ProgrammingError, match="row-level security"):
+            audit.record("test.planted", household_id=bob_hh)
+        db.session.rollback()
+        own = audit.record("test.own", household_id=alice_hh)
+        db.session.commit()
+    assert (own.chain, own.seq, own.prev_hash) == (alice_hh, 2, hashlib.sha256(
+        alice_hh.encode()).hexdigest())
+    with SESSIONS.get(app)() as session:
+        chains = session.execute(text(
+            "SELECT chain, count(*) FROM audit_events GROUP BY chain ORDER BY chain")).all()
+    assert sorted(map(tuple, chains)) == sorted([(alice_hh, 2), (bob_hh, 1), (alice, 1), (
+        households[1][0], 1)])
