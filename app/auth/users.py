@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import RowMapping, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -50,7 +49,7 @@ _ROW_BY_IDENTITY = select(_USERS).where(_USERS.c.issuer == bindparam("issuer"),
                                         _USERS.c.subject == bindparam("subject"))
 
 
-def _loaded(row: Mapping[str, Any]) -> User:
+def _loaded(row: RowMapping) -> User:
     """The ``User`` of a row read through Core, as the ORM would have loaded it but detached (in
     no session: changes go through the session's own instance, ``upsert_identity``)."""
     user = User(**row)
