@@ -27,6 +27,8 @@ from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import UpdateBase
 
 from app.audit.chain import GENESIS, entry_hash, hash_parts, normalise_details
 from app.audit.checkpoints import (
@@ -54,9 +56,25 @@ def _chain_lock_key(chain: str) -> int:
 # its head, in one call; and the whole append, lock, head, link and insert, in one call.
 _LOCKED_HEAD = text("SELECT head_seq, head_hash FROM audit_chain_head(:chain, :key)")
 _APPEND = text(
-    "SELECT new_seq, new_prev_hash, new_hash FROM audit_append(:chain, :key, :household_id, "
-    ":principal_id, :action, :resource, :decision, :correlation_id, CAST(:details AS json), "
-    ":created_at, :before, :between, :genesis)")
+    "SELECT new_seq, new_prev_hash, new_hash FROM audit_append(:audit_chain, :audit_key, "
+    ":audit_household_id, :audit_principal_id, :audit_action, :audit_resource, :audit_decision, "
+    ":audit_correlation_id, CAST(:audit_details AS json), :audit_created_at, :audit_before, "
+    ":audit_between, :audit_genesis)").columns()
+
+
+class Carried:
+    """A change built once (an INSERT, UPDATE or DELETE that returns nothing) whose audit event
+    ``record`` appends with it: on PostgreSQL the change is a WITH clause of the append's call,
+    so both go to the database in one round trip (PostgreSQL runs a data-modifying WITH clause
+    exactly once, to completion, whether or not anything reads it); elsewhere, and within a
+    savepoint, it runs just before the append. Either way both are in the caller's transaction
+    and fail with it. Its parameters must not start with ``audit_`` (the append's)."""
+
+    __slots__ = ("statement", "with_append")
+
+    def __init__(self, statement: UpdateBase, name: str) -> None:
+        self.statement = statement
+        self.with_append = _APPEND.add_cte(statement.cte(name))
 _HEAD = (
     select(AuditEvent.seq, AuditEvent.hash)
     .where(AuditEvent.chain == bindparam("chain"))
@@ -92,7 +110,8 @@ def _checkpoint_every() -> int:
     return int(current_app.config.get("AUDIT_CHECKPOINT_EVERY") or 0) if has_app_context() else 0
 
 
-def _append(session: Session, event: AuditEvent) -> AuditEvent:
+def _append(session: Session, event: AuditEvent,
+            carried: tuple[Carried, Mapping[str, Any]] | None = None) -> AuditEvent:
     """Link ``event`` to its chain's head and add it. On PostgreSQL under the chain's lock, once;
     elsewhere retried only when a concurrent writer took the sequence number. Any other failure
     propagates: the caller's change must not commit."""
@@ -101,29 +120,45 @@ def _append(session: Session, event: AuditEvent) -> AuditEvent:
         # The lock queues every appender of this chain: no savepoint, no retry (module docstring).
         if session.in_nested_transaction():
             # Through the unit of work, which forgets the event should the savepoint roll back.
+            _carry(session, carried)
             _link(event, _locked_head(session, event.chain))
             _insert(session, event, every)
         else:
-            _append_directly(session, event)
+            _append_directly(session, event, carried)
             session.info.setdefault(DIRECT_KEY, set()).add(id(event))
             _checkpoint(session, event, every)
     else:
+        _carry(session, carried)
         _insert_racing(session, event, every)
     session.info.setdefault(PENDING_KEY, []).append(event)
     return event
 
 
-def _append_directly(session: Session, event: AuditEvent) -> None:
-    """``audit_append`` (PostgreSQL): lock, head, link and insert in one round trip."""
+def _carry(session: Session, carried: tuple[Carried, Mapping[str, Any]] | None) -> None:
+    """The carried change on its own statement (not sent with the append)."""
+    if carried is not None:
+        session.connection().execute(carried[0].statement, carried[1])
+
+
+def _append_directly(session: Session, event: AuditEvent,
+                     carried: tuple[Carried, Mapping[str, Any]] | None) -> None:
+    """``audit_append`` (PostgreSQL): lock, head, link and insert in one round trip, with the
+    carried change if any."""
     before, between, details = hash_parts(event)
-    row = session.connection().execute(_APPEND, {
-        "chain": event.chain, "key": _chain_lock_key(event.chain),
-        "household_id": event.household_id, "principal_id": event.principal_id,
-        "action": event.action, "resource": event.resource, "decision": event.decision,
-        "correlation_id": event.correlation_id, "details": details,
-        "created_at": event.created_at, "before": before, "between": between,
-        "genesis": GENESIS,
-    }).one()
+    params = {
+        "audit_chain": event.chain, "audit_key": _chain_lock_key(event.chain),
+        "audit_household_id": event.household_id, "audit_principal_id": event.principal_id,
+        "audit_action": event.action, "audit_resource": event.resource,
+        "audit_decision": event.decision, "audit_correlation_id": event.correlation_id,
+        "audit_details": details, "audit_created_at": event.created_at,
+        "audit_before": before, "audit_between": between, "audit_genesis": GENESIS,
+    }
+    if carried is None:
+        statement: Executable = _APPEND
+    else:
+        statement = carried[0].with_append
+        params.update(carried[1])
+    row = session.connection().execute(statement, params).one()
     event.seq, event.prev_hash, event.hash = row[0], row[1], row[2]
     if event.hash != entry_hash(event):
         # Never expected: the database serialized the entry otherwise than the verifier will.
@@ -193,12 +228,14 @@ def record(
     details: Mapping[str, Any] | None = None,
     principal_id: str | None = None,
     session: Session | None = None,
+    carried: tuple[Carried, Mapping[str, Any]] | None = None,
 ) -> AuditEvent:
     """Append an event in the current transaction (the request's session by default): it
-    commits with the change it records, or not at all."""
+    commits with the change it records, or not at all. ``carried``: the change it records and
+    its parameters, sent with the append where the database allows (``Carried``)."""
     event = _new_event(action, household_id=household_id, resource=resource, decision=decision,
                        details=details, principal_id=principal_id)
-    return _append(session or db.session, event)
+    return _append(session or db.session, event, carried)
 
 
 def record_denial(
