@@ -82,7 +82,8 @@ def statements_per_login(env: dict[str, str], body: str) -> None:
           f"{' with the row-security scope' if engine.dialect.name == 'postgresql' else ''}, "
           f"COMMIT; {len(statements)} statements)")
     for statement in statements:
-        print("   ", " ".join(statement.split())[:110])
+        text = " ".join(statement.split())
+        print("   ", text if len(text) <= 160 else f"{text[:100]} … {text[-56:]}")
     assert len(scopes) == len(transactions) or engine.dialect.name != "postgresql"
     engine.dispose()
 
