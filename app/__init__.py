@@ -71,6 +71,7 @@ def register_extensions(app: Flask) -> None:
     from app.gateway.bodylimit import init_body_limit
     from app.gateway.clientip import init_client_ip
     from app.gateway.headers import init_headers
+    from app.gateway.nosession import init_no_session
     from app.readiness import add_check, database_check
 
     db.init_app(app)
@@ -78,6 +79,7 @@ def register_extensions(app: Flask) -> None:
     init_headers(app)
     init_client_ip(app)
     init_body_limit(app)
+    init_no_session(app)
 
 
 def register_plugins(app: Flask, extra: Iterable[object] = ()) -> None:

@@ -15,11 +15,14 @@ both begin alike, and every transaction of the engine, a session's or a raw conn
 by telling the database who is asking (``app.rowsecurity``): the row-level security policies
 read it, and it ends with the transaction.
 
-A read-only request that reads before anything opens its session runs on a plain engine
-connection (``Database.connection``), and a session opened later joins that transaction: one
-connection and one transaction per request either way. Every transaction, a session's or such a
-connection's, begins through the engine's ``begin`` event (SQLAlchemy ``ConnectionEvents``), which
-is where the row-level security scope is set; an ORM session event would miss the reads.
+A read-only request that reads before anything opens its session runs on a ``ReadTransaction``
+(``Database.connection``): a pooled DBAPI connection begun and committed without SQLAlchemy's
+``Connection``, whose bookkeeping costs more than the two small statements of a read. A session
+opened later adopts that transaction: one connection and one transaction per request either
+way. Every transaction begins with the same steps (``_begin_steps``): SQLite's ``BEGIN``, and on
+PostgreSQL the row-level security scope. SQLAlchemy's transactions run them from the engine's
+``begin`` event (``ConnectionEvents``; an ORM session event would miss the reads), a
+``ReadTransaction`` runs them itself.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import secrets
 import select
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +87,8 @@ def database_url(configured: str | None, instance_path: str) -> str:
 
 BUSY_TIMEOUT_SECONDS = 15  # SQLite: how long a transaction waits for the write lock (then 503)
 WRITE_LOCK = "hearthgate_write_lock"  # execution option: this connection's BEGIN takes it
+# Execution option, set only while a ``ReadTransaction`` is adopted: its transaction has begun.
+ADOPTED = "hearthgate_adopted"
 
 
 def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> Engine:
@@ -130,10 +136,16 @@ def writer(engine: Engine) -> Engine:
 
 
 def _sqlite_begin(connection: Any) -> None:
+    options = connection.get_execution_options()
+    if not options.get(ADOPTED):
+        _begin_sqlite(connection.connection.driver_connection, bool(options.get(WRITE_LOCK)))
+
+
+def _begin_sqlite(dbapi_connection: Any, write_lock: bool) -> None:
     # Straight to the driver: through exec_driver_sql this BEGIN cost a tenth of a small read.
-    statement = "BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITE_LOCK) else "BEGIN"
+    statement = "BEGIN IMMEDIATE" if write_lock else "BEGIN"
     try:
-        connection.connection.driver_connection.execute(statement)
+        dbapi_connection.execute(statement)
     except sqlite3.OperationalError as exc:
         # The write lock was not free within the busy timeout: the database's error, as
         # SQLAlchemy would have raised it (the gateway answers 503).
@@ -171,6 +183,11 @@ def _row_security(app: Flask, engine: Engine) -> None:
 
 
 def _postgres_begin(connection: Any) -> None:
+    if not connection.get_execution_options().get(ADOPTED):
+        _begin_postgres(connection)
+
+
+def _begin_postgres(connection: Any) -> None:
     # Straight to the driver, as the transaction's first statement (no SQLAlchemy events). A
     # driver error is raised as SQLAlchemy raises it (a lost server: OperationalError, which the
     # gateway answers 503), and a connection the server dropped is invalidated for the pool.
@@ -180,10 +197,21 @@ def _postgres_begin(connection: Any) -> None:
         raise driver_error(connection, "SELECT set_config(...)", exc) from exc
 
 
-def driver_error(connection: Connection, sql: str, exc: Exception) -> StatementError:
+def _begin_steps(engine: Engine) -> Callable[[ReadTransaction], None]:
+    """What begins a read transaction on ``engine``: the steps its ``begin`` listeners run."""
+    if engine.dialect.name == "sqlite":
+        return lambda read: _begin_sqlite(read.connection.driver_connection, write_lock=False)
+    if event.contains(engine, "begin", _postgres_begin):
+        return _begin_postgres
+    return lambda read: None  # psycopg begins on the first statement
+
+
+def driver_error(connection: Connection | ReadTransaction, sql: str | None, exc: Exception
+                 ) -> StatementError:
     """A driver's error on ``connection`` as SQLAlchemy raises it (the gateway maps those),
     parameters hidden; a connection the server dropped is invalidated, so the pool replaces it.
-    For statements sent straight to the driver (the row-security scope, app.gateway.fastread)."""
+    For statements sent straight to the driver (the row-security scope, app.fastread,
+    a ``ReadTransaction``)."""
     dialect = connection.dialect
     lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)  # type: ignore[arg-type]
     if lost:
@@ -193,8 +221,81 @@ def driver_error(connection: Connection, sql: str, exc: Exception) -> StatementE
         connection_invalidated=lost)
 
 
+class ReadTransaction:
+    """A read-only request's transaction on a pooled DBAPI connection (module docstring).
+
+    Checked out of the engine's pool (its checkout events run: the liveness test), begun by the
+    engine's begin steps, then committed or rolled back and returned to the pool, whose reset
+    rolls back whatever is left open. Driver errors are raised as SQLAlchemy's, and a connection
+    the server dropped is invalidated, as a ``Connection`` does."""
+
+    __slots__ = ("dialect", "connection", "_engine", "_open", "_adopted")
+
+    def __init__(self, engine: Engine, begin: Callable[[ReadTransaction], None]) -> None:
+        self._engine, self.dialect = engine, engine.dialect
+        self._adopted: Connection | None = None
+        try:
+            self.connection = engine.raw_connection()
+        except self.dialect.loaded_dbapi.Error as exc:
+            lost = self.dialect.is_disconnect(exc, None, None)
+            raise DBAPIError.instance(None, None, exc, self.dialect.loaded_dbapi.Error,
+                                      hide_parameters=True, dialect=self.dialect,
+                                      connection_invalidated=lost) from exc
+        self._open = True
+        try:
+            begin(self)
+        except BaseException:
+            self.close()
+            raise
+
+    def invalidate(self, exc: BaseException) -> None:
+        self._open = False
+        self.connection.invalidate(exc)
+
+    def in_transaction(self) -> bool:
+        return self._adopted.in_transaction() if self._adopted is not None else self._open
+
+    def adopt(self) -> Connection:
+        """A ``Connection`` on the same DBAPI connection that carries this transaction on (for a
+        session opened after the reads): its begin runs none of the begin steps again."""
+        if self._adopted is None:
+            adopted = Connection(self._engine, self.connection)
+            adopted.execution_options(**{ADOPTED: True})
+            try:
+                adopted.begin()
+            finally:
+                adopted.execution_options(**{ADOPTED: False})  # its next transaction begins anew
+            self._adopted = adopted
+        return self._adopted
+
+    def commit(self) -> None:
+        self._end(self.dialect.do_commit, "COMMIT")
+
+    def rollback(self) -> None:
+        self._end(self.dialect.do_rollback, "ROLLBACK")
+
+    def _end(self, step: Callable[[Any], None], sql: str) -> None:
+        if self._adopted is not None:
+            (self._adopted.commit if sql == "COMMIT" else self._adopted.rollback)()
+            return
+        if not self._open:
+            return
+        self._open = False
+        try:
+            step(self.connection)
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise driver_error(self, sql, exc) from exc
+
+    def close(self) -> None:
+        if self._adopted is not None:
+            self._adopted.close()
+        else:
+            self.connection.close()
+
+
 SESSIONS: Slot[sessionmaker[Session]] = Slot("db")  # sessions that write (module docstring)
 ENGINE: Slot[Engine] = Slot("db.engine")
+READ_BEGIN: Slot[Callable[[ReadTransaction], None]] = Slot("db.read_begin")
 
 
 class Database:
@@ -212,6 +313,7 @@ class Database:
         if engine.dialect.name == "postgresql":
             _row_security(app, engine)
         ENGINE.set(app, engine)
+        READ_BEGIN.set(app, _begin_steps(engine))
         # Sessions write unless told otherwise (module docstring): a forgotten declaration
         # costs a reader some waiting, never a writer a 503.
         SESSIONS.set(app, sessionmaker(writer(engine), expire_on_commit=False))
@@ -237,9 +339,9 @@ class Database:
     def session(self) -> Session:
         session: Session | None = g.get("_db_session")
         if session is None:
-            connection: Connection | None = g.get("_db_connection")
-            if connection is not None:  # joins the read transaction already begun
-                session = SESSIONS.get()(bind=connection)
+            read: ReadTransaction | None = g.get("_db_connection")
+            if read is not None:  # carries on the read transaction already begun
+                session = SESSIONS.get()(bind=read.adopt())
             elif g.get("_db_read_only"):
                 session = self.reader()
             else:
@@ -247,24 +349,17 @@ class Database:
             g._db_session = session
         return session
 
-    def connection(self) -> Connection:
+    def connection(self) -> Connection | ReadTransaction:
         """The connection of the request's transaction, begun on first use: the session's, or
-        for a read-only request that has no session yet a plain engine connection (a session
-        opened later joins its transaction). Reads run here (``app.gateway.fastread``): a
-        session's bookkeeping (its transaction object, identity map, commit and close) costs more
-        than a small read itself."""
-        connection: Connection | None = g.get("_db_connection")
-        if connection is not None:
-            return connection
+        for a read-only request that has no session yet a ``ReadTransaction`` (a session opened
+        later adopts it). Reads run here (``app.fastread``): a session's bookkeeping
+        (its transaction object, identity map, commit and close) costs more than a small read."""
+        read: ReadTransaction | None = g.get("_db_connection")
+        if read is not None:
+            return read
         if g.get("_db_read_only") and g.get("_db_session") is None:
-            connection = self.engine().connect()
-            try:
-                connection.begin()
-            except BaseException:
-                connection.close()
-                raise
-            g._db_connection = connection
-            return connection
+            read = g._db_connection = ReadTransaction(self.engine(), READ_BEGIN.get())
+            return read
         return self.session.connection()
 
     @staticmethod
@@ -273,9 +368,9 @@ class Database:
         session: Session | None = g.get("_db_session")
         if session is not None:
             session.commit()
-        connection: Connection | None = g.get("_db_connection")
-        if connection is not None and connection.in_transaction():
-            connection.commit()
+        read: ReadTransaction | None = g.get("_db_connection")
+        if read is not None and read.in_transaction():
+            read.commit()
 
     @staticmethod
     def rollback() -> None:
@@ -283,18 +378,18 @@ class Database:
         session: Session | None = g.get("_db_session")
         if session is not None:
             session.rollback()
-        connection: Connection | None = g.get("_db_connection")
-        if connection is not None and connection.in_transaction():
-            connection.rollback()
+        read: ReadTransaction | None = g.get("_db_connection")
+        if read is not None and read.in_transaction():
+            read.rollback()
 
     @staticmethod
     def _close(_exc: BaseException | None) -> None:
         session: Session | None = g.pop("_db_session", None)
         if session is not None:
             session.close()
-        connection: Connection | None = g.pop("_db_connection", None)
-        if connection is not None:
-            connection.close()
+        read: ReadTransaction | None = g.pop("_db_connection", None)
+        if read is not None:
+            read.close()
 
 
 db = Database()

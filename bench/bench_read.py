@@ -44,10 +44,9 @@ def prepare(database_url: str, body_file: Path, notes: int = 0, plain: bool = Fa
     passthrough (bench/plain_fields_app.py)."""
     from sqlalchemy import event
 
-    from app import create_app
+    from app import create_app, fastread
     from app.cli import migrate
     from app.db import Database
-    from app.gateway import fastread
     from testkit.builders.households import AuthActions
 
     env = {
@@ -98,7 +97,7 @@ def prepare(database_url: str, body_file: Path, notes: int = 0, plain: bool = Fa
         answer = client.get(other_path, headers=headers)
         assert answer.status_code == 200, (name, answer.get_json())
     assert len(client.get(read_paths["members"], headers=headers).get_json()["items"]) == 5
-    statements: list[str] = []  # through SQLAlchemy's execution, then through app.gateway.fastread
+    statements: list[str] = []  # through SQLAlchemy's execution, then through app.fastread
     event.listen(Database.engine(app), "before_cursor_execute",
                  lambda *args: statements.append(args[2]))
     execute = fastread._execute
@@ -168,10 +167,12 @@ def main() -> None:
             if name != "items":
                 report(f"Secured {name} read (GET {prepared.read_paths[name].split(household)[1] or '/'}"
                        f" of a household) against bare", baseline, runs[f"secured {name}"])
-        print("\nSummary (ratio to bare, p99 ratio to bare):")
+        print("\nSummary (ratio to bare, p99 ratio to bare, server CPU per request):")
         for name, result in runs.items():
+            cpu = f"{result.server_cpu_us:6.0f} µs" if result.server_cpu_us else "     -"
             print(f"  {name:18s} {result.requests_per_second / baseline.requests_per_second:7.1%}"
-                  f"  p99 {result.p99_ms / baseline.p99_ms:5.2f}x  non-2xx {result.non_2xx}")
+                  f"  p99 {result.p99_ms / baseline.p99_ms:5.2f}x  CPU {cpu}"
+                  f"  non-2xx {result.non_2xx}")
         print(f"  secured items / raw floor: "
               f"{secured.requests_per_second / raw.requests_per_second:.1%}")
 

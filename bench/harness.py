@@ -32,6 +32,41 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     requests: int
+    # CPU the server spent per request (its gunicorn workers, plus the PostgreSQL server's
+    # backends when the bench runs one): what a request costs, whatever else the machine runs.
+    server_cpu_us: float | None = None
+
+
+# Base URL → PIDs whose process trees serve it (gunicorn's master, the database server).
+_SERVER_PIDS: dict[str, list[int]] = {}
+_DATABASE_PIDS: list[int] = []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _tree_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by ``pids`` and their descendants."""
+    ticks, total, todo = os.sysconf("SC_CLK_TCK"), 0.0, list(pids)
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        todo.extend(_children(pid))
+    return total
 
 
 def _ms(value: str) -> float:
@@ -50,13 +85,17 @@ def wrk(url: str, *, seconds: int = 10, connections: int = 16, headers: dict[str
         args += ["-H", f"{key}: {value}"]
     if script:
         args += ["-s", script]
+    serving = next((pids for base, pids in _SERVER_PIDS.items() if url.startswith(base)), None)
+    before = _tree_cpu_seconds(serving + _DATABASE_PIDS) if serving else 0.0
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    used = _tree_cpu_seconds(serving + _DATABASE_PIDS) - before if serving else None
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return WrkResult(rps, p50, p99, int(non2xx.group(1)) if non2xx else 0, total)
+    return WrkResult(rps, p50, p99, int(non2xx.group(1)) if non2xx else 0, total,
+                     used / total * 1e6 if used is not None and total else None)
 
 
 def alternating(
@@ -80,7 +119,8 @@ def _median(results: list[WrkResult]) -> WrkResult:
     ordered = sorted(results, key=lambda r: r.requests_per_second)
     middle = ordered[len(ordered) // 2]
     return WrkResult(middle.requests_per_second, middle.p50_ms, middle.p99_ms,
-                     sum(r.non_2xx for r in results), sum(r.requests for r in results))
+                     sum(r.non_2xx for r in results), sum(r.requests for r in results),
+                     middle.server_cpu_us)
 
 
 @contextmanager
@@ -89,9 +129,14 @@ def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2) -> Iterator[s
     port = free_port()
     environ = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port),
                "WEB_CONCURRENCY": str(workers), "PYTHONPATH": str(ROOT)}
-    with gunicorn_process(app_spec, environ, timeout=30):
+    url = f"http://127.0.0.1:{port}"
+    with gunicorn_process(app_spec, environ, timeout=30) as proc:
         time.sleep(0.5)  # let every worker finish booting
-        yield f"http://127.0.0.1:{port}"
+        _SERVER_PIDS[url] = [proc.pid]
+        try:
+            yield url
+        finally:
+            del _SERVER_PIDS[url]
 
 
 BENCH_ROLE = "bench_app"  # owns the PostgreSQL database; no superuser: row-level security binds it
@@ -107,6 +152,8 @@ def database(kind: str, directory: Path, stack: ExitStack, names: tuple[str, ...
         from testkit.servers.postgres import postgres_server
 
         server = stack.enter_context(postgres_server())
+        _DATABASE_PIDS[:] = [server.proc.pid]
+        stack.callback(_DATABASE_PIDS.clear)
         server.psql(f"CREATE ROLE {BENCH_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
         for name in names:
             server.psql(f"CREATE DATABASE {name} OWNER {BENCH_ROLE}")
@@ -133,4 +180,7 @@ def report(title: str, baseline: WrkResult, measured: WrkResult, target: float |
     verdict = "" if target is None else ("  (target ≥ {:.0%}: {})".format(target, "met" if ratio >= target else "NOT met"))
     print(f"  ratio         : {ratio:.1%}{verdict}")
     print(f"  p99 ratio     : {measured.p99_ms / baseline.p99_ms:.2f}x")
+    if baseline.server_cpu_us and measured.server_cpu_us:
+        print(f"  server CPU    : {baseline.server_cpu_us:.0f} µs vs {measured.server_cpu_us:.0f} µs"
+              f" per request ({baseline.server_cpu_us / measured.server_cpu_us:.1%})")
     return ratio

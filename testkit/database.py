@@ -10,8 +10,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Connection, create_engine, event, text
 
-from app.db import WRITE_LOCK, Base, Database, build_engine
-from app.gateway import fastread
+from app import fastread
+from app.db import ADOPTED, WRITE_LOCK, Base, Database, ReadTransaction, build_engine
 from app.rowsecurity import SYSTEM, Scope, apply_scope
 
 
@@ -33,7 +33,8 @@ def watch_read_only_transactions(app: Flask, found: list[str]) -> None:
     engine = Database.engine(app)
 
     def begun(conn: Any) -> None:
-        conn.info["hearthgate.test.read"] = False
+        if not conn.get_execution_options().get(ADOPTED):  # an adopted read has read already
+            conn.info["hearthgate.test.read"] = False
 
     def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
         if conn.get_execution_options().get(WRITE_LOCK) or not conn.in_transaction():
@@ -50,15 +51,17 @@ def watch_read_only_transactions(app: Flask, found: list[str]) -> None:
 
 
 def _watch_fast_reads() -> None:
-    """Reads through ``app.gateway.fastread`` reach the driver without SQLAlchemy's events:
+    """Reads through ``app.fastread`` reach the driver without SQLAlchemy's events:
     they mark their transaction as having read all the same (once per test process)."""
     if getattr(fastread._execute, "watched", False):
         return
     original = fastread._execute
 
     def execute(connection: Any, compiled: Any, params: Any) -> Any:
-        if connection.in_transaction() and not connection.get_execution_options().get(WRITE_LOCK):
-            connection.info["hearthgate.test.read"] = True
+        if isinstance(connection, ReadTransaction) or (
+                connection.in_transaction()
+                and not connection.get_execution_options().get(WRITE_LOCK)):
+            connection.connection.info["hearthgate.test.read"] = True
         return original(connection, compiled, params)
 
     execute.watched = True  # type: ignore[attr-defined]

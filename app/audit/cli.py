@@ -18,7 +18,7 @@ from app.audit.proofs import NotYetCheckpointed, build_proof, find_event, verify
 from app.audit.signing import PublicKeys, public_pem, signer
 from app.audit.verify import Report, verify_database
 from app.audit.witness import FileWitness, checkpointer
-from app.db import SESSIONS, Database
+from app.db import SESSIONS, Database, db
 
 audit_cli = AppGroup("audit", help="Verify, checkpoint and export the audit trail.")
 
@@ -89,16 +89,16 @@ def audit_checkpoint(household: str | None) -> None:
 @click.argument("event_id")
 def audit_prove(event_id: str) -> None:
     """Print the inclusion proof (JSON) of one event against its chain's newest checkpoint."""
-    with _session() as session:
-        found = find_event(session, event_id)
-        if found is None:
-            raise click.ClickException(f"no event {event_id}")
-        try:
-            proof = build_proof(session, found, 0)
-        except NotYetCheckpointed:
-            raise click.ClickException(
-                f"{event_id} is newer than its chain's newest checkpoint; run "
-                "`flask audit checkpoint` or wait for the next one") from None
+    db.read_only_request()  # one read transaction, closed with the app context
+    found = find_event(event_id)
+    if found is None:
+        raise click.ClickException(f"no event {event_id}")
+    try:
+        proof = build_proof(found, 0)
+    except NotYetCheckpointed:
+        raise click.ClickException(
+            f"{event_id} is newer than its chain's newest checkpoint; run "
+            "`flask audit checkpoint` or wait for the next one") from None
     click.echo(json.dumps(proof, indent=2))
 
 

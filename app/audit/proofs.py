@@ -5,6 +5,7 @@ A proof is ``{"eventId", "chain", "leafIndex", "treeSize", "leafHash", "inclusio
 event's RFC 9162 leaf hash, the path leads to the root the note signs. ``verify_proof`` needs the
 public key alone. Event ids (``evt_`` and the first 32 hex digits of the entry hash) name an
 entry by its content, so no column is added and the id is the same on every copy of the trail.
+The entries and checkpoints are read through ``app.fastread`` on the current transaction.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
 
 from app.audit.merkle import inclusion_path, leaf_hash, verify_inclusion
 from app.audit.notes import NoteError, open_note
+from app.fastread import Read
 from app.models.audit import AuditCheckpoint, AuditEvent
 
 EVENT_ID_PREFIX = "evt_"
@@ -31,16 +32,27 @@ def event_id(entry_hash: str) -> str:
     return EVENT_ID_PREFIX + entry_hash[:_ID_HEX]
 
 
-def find_event(session: Session, eventid: str) -> AuditEvent | None:
-    """The entry an event id names (a range scan over the indexed hash column)."""
+_EVENT = Read(
+    select(AuditEvent.chain, AuditEvent.seq, AuditEvent.hash, AuditEvent.principal_id)
+    .where(AuditEvent.hash >= bindparam("low"), AuditEvent.hash < bindparam("high")).limit(1))
+_NEWEST_CHECKPOINT = Read(
+    select(AuditCheckpoint.seq, AuditCheckpoint.note)
+    .where(AuditCheckpoint.chain == bindparam("chain"), AuditCheckpoint.note.is_not(None))
+    .order_by(AuditCheckpoint.seq.desc()).limit(1))
+_HASHES = Read(
+    select(AuditEvent.hash)
+    .where(AuditEvent.chain == bindparam("chain"), AuditEvent.seq <= bindparam("size"))
+    .order_by(AuditEvent.seq))
+
+
+def find_event(eventid: str) -> dict[str, Any] | None:
+    """The entry an event id names (a range scan over the indexed hash column): its ``chain``,
+    ``seq``, ``hash`` and ``principal_id``."""
     prefix = eventid[len(EVENT_ID_PREFIX):]
     if (not eventid.startswith(EVENT_ID_PREFIX) or len(prefix) != _ID_HEX
             or any(c not in "0123456789abcdef" for c in prefix)):
         return None
-    return session.scalars(
-        select(AuditEvent).where(AuditEvent.hash >= prefix, AuditEvent.hash < prefix + "g")
-        .limit(1)
-    ).first()
+    return _EVENT.first({"low": prefix, "high": prefix + "g"})
 
 
 @dataclass(frozen=True)
@@ -54,30 +66,23 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-def build_proof(session: Session, event: AuditEvent, retry_after: int) -> dict[str, Any]:
-    """The inclusion proof of ``event`` against its chain's newest checkpoint."""
-    checkpoint = session.scalars(
-        select(AuditCheckpoint)
-        .where(AuditCheckpoint.chain == event.chain, AuditCheckpoint.note.is_not(None))
-        .order_by(AuditCheckpoint.seq.desc()).limit(1)
-    ).first()
-    if checkpoint is None or checkpoint.seq < event.seq or checkpoint.note is None:
+def build_proof(event: Mapping[str, Any], retry_after: int) -> dict[str, Any]:
+    """The inclusion proof of ``event`` (as ``find_event`` gives it) against its chain's newest
+    checkpoint."""
+    checkpoint = _NEWEST_CHECKPOINT.first({"chain": event["chain"]})
+    if checkpoint is None or checkpoint["seq"] < event["seq"] or checkpoint["note"] is None:
         raise NotYetCheckpointed(retry_after)
-    hashes = session.scalars(
-        select(AuditEvent.hash).where(AuditEvent.chain == event.chain,
-                                      AuditEvent.seq <= checkpoint.seq)
-        .order_by(AuditEvent.seq)
-    ).all()
-    leaves = [leaf_hash(h) for h in hashes]
-    index = event.seq - 1
+    hashes = _HASHES.rows({"chain": event["chain"], "size": checkpoint["seq"]})
+    leaves = [leaf_hash(row["hash"]) for row in hashes]
+    index = event["seq"] - 1
     return {
-        "eventId": event_id(event.hash),
-        "chain": event.chain,
+        "eventId": event_id(event["hash"]),
+        "chain": event["chain"],
         "leafIndex": index,
-        "treeSize": checkpoint.seq,
+        "treeSize": checkpoint["seq"],
         "leafHash": _b64(leaves[index]),
         "inclusionPath": [_b64(node) for node in inclusion_path(index, leaves)],
-        "checkpoint": checkpoint.note,
+        "checkpoint": checkpoint["note"],
     }
 
 

@@ -11,10 +11,10 @@ from app.auth.providers import LOGIN_PROVIDERS, LoginIn
 from app.auth.schemas import LogoutIn, MeOut, RefreshIn, SessionPage, TokenOut
 from app.auth.throttle import login_throttle
 from app.context import Principal
+from app.fastread import Read
 from app.gateway.clientip import request_client_ip
 from app.gateway.contracts import endpoint
 from app.gateway.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
-from app.gateway.fastread import Read
 from app.gateway.schemas import PageQuery, Trusted
 from app.hooktypes import LoginFailed, LoginProvider
 from app.models import User

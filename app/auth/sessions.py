@@ -301,7 +301,7 @@ def revoke_all(user_id: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-# The user's sessions that can still be refreshed, newest first (app.gateway.fastread).
+# The user's sessions that can still be refreshed, newest first (app.fastread).
 LIVE_SESSIONS = keyset(
     select(AuthSession.id, AuthSession.created_at, AuthSession.last_used_at,
            AuthSession.user_agent, AuthSession.ip)

@@ -17,8 +17,8 @@ from app.buyflow.states import INTENT_TRANSITIONS, REQUEST_TRANSITIONS, sources
 from app.buyflow.tokens import new_token, token_hash, token_matches
 from app.buyflow.transitions import transition, transition_or_conflict
 from app.db import db, new_id
+from app.fastread import Read
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound
-from app.gateway.fastread import Read
 from app.gateway.tenancy import HouseholdScope
 from app.models import (
     IntentArtifact,

@@ -21,6 +21,7 @@ import binascii
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +148,18 @@ def decode_value(table: str, column: str, row_id: str, value: str | None,
     if text is None or not BY_COLUMN[(table, column)].json:
         return text
     return json.loads(text)
+
+
+def read_decoder() -> Callable[[str, str, str, str | None], Any]:
+    """``decode_value`` bound to the current app's key ring, for the rows of one read: the ring
+    is looked up once per read instead of once per value (a third of what decoding one small
+    value costs)."""
+    ring = keyring()
+
+    def decode(table: str, column: str, row_id: str, value: str | None) -> Any:
+        return decode_value(table, column, row_id, value, ring)
+
+    return decode
 
 
 def encode_value(table: str, column: str, row_id: str, value: Any,

@@ -126,9 +126,12 @@ def _merged(headers: list[tuple[str, str]], added: list[tuple[str, str]]) -> lis
             vary.append(value)
         elif lower not in replaced:
             kept.append((name, value))
-    if not any("origin" in value.lower() for value in vary):
-        vary.append("Origin")
-    kept.append(("Vary", ", ".join(vary)))
+    if not vary:
+        kept.append(("Vary", "Origin"))
+    else:
+        if not any("origin" in value.lower() for value in vary):
+            vary.append("Origin")
+        kept.append(("Vary", ", ".join(vary)))
     kept.extend(added)
     return kept
 

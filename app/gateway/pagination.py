@@ -16,8 +16,8 @@ from sqlalchemy import Select, Table, and_, bindparam, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from app.fastread import Read
 from app.gateway.errors import ValidationError
-from app.gateway.fastread import Read
 from app.gateway.jsonbody import unstorable
 
 T = TypeVar("T")
@@ -97,7 +97,7 @@ def _refuse(name: str) -> Any:
 # Building a SELECT, adding its filters, order and limit, and then computing its cache key cost
 # more than running it. A list's statements differ only in whether a cursor is given (and, for
 # filterable lists, which filters are present), so each shape is built and compiled once
-# (``app.gateway.fastread``) and reused.
+# (``app.fastread``) and reused.
 
 
 def _keyset_select(statement: Select[Any], stamp_column: Column_, id_column: Column_,

@@ -26,8 +26,8 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import Select, Table, bindparam, select
 
 from app.db import db
+from app.fastread import Read
 from app.gateway.errors import NotFound
-from app.gateway.fastread import Read
 from app.gateway.pagination import rows_page
 from app.models import Household, Member
 

@@ -17,10 +17,9 @@ from app.audit.proofs import NotYetCheckpointed, build_proof, find_event
 from app.audit.proofs import event_id as public_event_id
 from app.audit.signing import public_pem, signer
 from app.auth import wellknown
-from app.db import db
+from app.fastread import Read
 from app.gateway.contracts import endpoint
 from app.gateway.errors import Conflict, Forbidden, NotFound
-from app.gateway.fastread import Read
 from app.gateway.pagination import decode_seq_cursor, encode_seq_cursor
 from app.gateway.schemas import PageQuery, Schema, Timestamp, Trusted
 from app.gateway.tenancy import HouseholdScope
@@ -76,7 +75,7 @@ def list_audit_events(household: HouseholdScope, query: PageQuery) -> Trusted:
     return Trusted({"items": page, "next_cursor": next_cursor})
 
 
-# The chain's events, newest first, from the start or before a cursor (app.gateway.fastread).
+# The chain's events, newest first, from the start or before a cursor (app.fastread).
 _EVENTS_OF = (
     select(*(getattr(AuditEvent, c) for c in AuditEventOut.model_fields if c != "id"))
     .where(AuditEvent.household_id == bindparam("household_id"),
@@ -109,10 +108,10 @@ def _retry_after() -> int:
     tags=["households"],
 )
 def audit_event_proof(household: HouseholdScope, event_id: str) -> InclusionProofOut:
-    event = find_event(db.session, event_id)
-    if event is None or event.chain != household.id:
+    event = find_event(event_id)
+    if event is None or event["chain"] != household.id:
         raise NotFound("Audit event not found")
-    if household.role != HouseholdRole.OWNER and event.principal_id != household.user_id:
+    if household.role != HouseholdRole.OWNER and event["principal_id"] != household.user_id:
         audit.record_denial(
             "audit.proof.denied", household_id=household.id,
             resource="GET /api/households/<household_id>/audit/<event_id>/proof",
@@ -120,7 +119,7 @@ def audit_event_proof(household: HouseholdScope, event_id: str) -> InclusionProo
         )
         raise Forbidden("Members may prove only their own events")
     try:
-        proof = build_proof(db.session, event, _retry_after())
+        proof = build_proof(event, _retry_after())
     except NotYetCheckpointed as pending:
         raise Conflict("The event is newer than the newest signed checkpoint",
                        retryAfter=pending.retry_after,

@@ -23,8 +23,8 @@ from app.auth.emails import InvalidEmail
 from app.auth.users import normalise_email
 from app.context import Principal
 from app.db import db
+from app.fastread import Read
 from app.gateway.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
-from app.gateway.fastread import Read
 from app.gateway.pagination import keyset
 from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
@@ -48,7 +48,7 @@ def status_of(invitation: Invitation | dict[str, Any]) -> str:
     return str(status)
 
 
-# Reads, built once (app.gateway.fastread).
+# Reads, built once (app.fastread).
 _INVITATIONS = keyset(
     select(Invitation.id, Invitation.email, Invitation.role, Invitation.status,
            Invitation.expires_at, Invitation.created_at)

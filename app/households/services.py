@@ -21,7 +21,7 @@ from app.households.schemas import (
 from app.models import Household, HouseholdRole, Member, User
 from app.models.audit import AuditEvent
 
-# Reads, built once (app.gateway.fastread).
+# Reads, built once (app.fastread).
 _HOUSEHOLDS = keyset(
     select(Household.id, Household.name, Household.created_at, Member.role)
     .join(Member, Member.household_id == Household.id)

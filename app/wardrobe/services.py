@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 
 from app.db import db
-from app.gateway.fastread import Read
+from app.fastread import Read
 from app.gateway.pagination import keyset
 from app.gateway.schemas import PageQuery, Trusted
 from app.gateway.tenancy import HouseholdScope
@@ -84,7 +84,7 @@ def _link_items(household: HouseholdScope, outfit: Outfit, item_ids: list[str]) 
         household.add(OutfitItem(outfit_id=outfit.id, item_id=item.id, position=position))
 
 
-# Outfit reads, built once (app.gateway.fastread): a page of outfits, then the item links of the
+# Outfit reads, built once (app.fastread): a page of outfits, then the item links of the
 # same page (and of the one extra outfit fetched past it) in one statement.
 _OUTFIT_COLUMNS = ("id", "name", "created_at")
 _OUTFITS = keyset(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -186,3 +187,32 @@ def test_gunicorn_answers_413_to_a_chunked_body_over_the_limit(
         answer = chunked_request(port, "/api/households", padded({"name": "Whole"}, MIB), headers)
         assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
         assert households(app) == 1
+
+
+def test_a_schema_validated_outside_a_request_refuses_nul_in_any_string_field() -> None:
+    """The request path refuses NUL before validation (app.gateway.jsonbody); the schemas refuse
+    it too, for a model validated from any other source: in a plain, optional or listed string,
+    whatever the field's name, and they keep every other value as given."""
+    import pydantic
+
+    from app.gateway.schemas import Body, Query
+
+    class Probe(Body):
+        name: str
+        tags: list[str] = []
+        note: str | None = None
+        count: int = 0
+
+    class ProbeQuery(Query):
+        cursor: str | None = None
+        limit: int = 20
+
+    for bad in ({"name": "a\x00b"}, {"name": "a", "tags": ["ok", "x\x00"]},
+                {"name": "a", "note": "\x00"}):
+        with pytest.raises(pydantic.ValidationError, match="NUL characters are not accepted"):
+            Probe.model_validate(bad)
+    with pytest.raises(pydantic.ValidationError, match="cursor: NUL"):
+        ProbeQuery.model_validate({"cursor": "c\x00", "limit": "5"})
+    kept = Probe.model_validate({"name": "a", "tags": ["b", "c"], "count": 3})
+    assert kept.model_dump() == {"name": "a", "tags": ["b", "c"], "note": None, "count": 3}
+    assert ProbeQuery.model_validate({"limit": "5"}).model_dump() == {"cursor": None, "limit": 5}

@@ -183,3 +183,27 @@ def test_errors_carry_exactly_the_cors_headers_of_a_success(make_app: MakeApp, o
         assert _cors_headers(r) == expected, (status, origin, _cors_headers(r))
         assert "Origin" in r.headers["Vary"]
     assert sorted(kinds) == [400, 401, 403, 404, 405, 413, 415, 429, 500]
+
+
+def test_no_request_reads_or_writes_a_flask_session(make_app: MakeApp, auth: AuthActions) -> None:
+    """The service keeps no cookie session, even with a SECRET_KEY configured: a genuinely
+    signed Flask session cookie is not read, a handler cannot write a session, and no response
+    sets a cookie."""
+    import flask
+    from flask.sessions import SecureCookieSessionInterface
+
+    app = make_app(SECRET_KEY="a-secret-key-0123456789abcdef0123456789")
+    signed = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert signed is not None
+    cookie = f"session={signed.dumps({'user': 'admin'})}"
+    with app.test_request_context("/api/me", headers={"Cookie": cookie}):
+        app.preprocess_request()
+        assert dict(flask.session) == {}
+        with pytest.raises(RuntimeError):
+            flask.session["user"] = "someone"
+    user = auth.user("cookie@example.test")
+    client = app.test_client()
+    for path in ("/healthz", "/api/me", "/api/households", "/api/missing"):
+        r = client.get(path, headers={**auth.headers(user), "Cookie": cookie})
+        assert r.status_code in (200, 404), (path, r.status_code)
+        assert "Set-Cookie" not in r.headers, path

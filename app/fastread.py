@@ -8,9 +8,12 @@ made when the session begins apply to it), without SQLAlchemy's per-execution wo
 result metadata, row objects), which costs several times what two small statements cost the
 driver. Writes keep the ORM unit of work.
 
-Rows come back as plain dicts, column name to Python value. ``_decode`` is the one place where a
-row's stored values become Python values: each column's type converter (SQLite stores datetimes
-as text), and the hook for any column whose stored value needs decoding (``DECODERS``).
+Rows come back as plain dicts, column name to Python value. ``_row_builder`` is the one place
+where a row's stored values become Python values: each column's type converter (SQLite stores
+datetimes as text), and the hook for any column whose stored value needs decoding
+(``DECODERS``). It writes, once per compiled read, a function that builds every row as one dict
+display (as ``dataclasses`` writes ``__init__``): a generic loop over converters and decoders
+cost twice as much per row.
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ from sqlalchemy import Column, DateTime, Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.crypto.fields import ENCRYPTED_FIELDS, decode_value
-from app.db import db, driver_error
+from app.crypto.fields import ENCRYPTED_FIELDS, read_decoder
+from app.db import ReadTransaction, db, driver_error
 
 Decoder = Callable[[Any], Any]
-# (table, column) → ``decode(table, column, row_id, stored value)``, applied after the type's own
+ValueDecoder = Callable[[str, str, Any, Any], Any]  # (table, column, row id, stored value)
+# (table, column) → a function called once per read that gives the column's ``ValueDecoder`` for
+# that read's rows (resolving per-app state, a key ring say, once). Applied after the type's own
 # converter: where a column stored in another form (ciphertext, say) is turned back into its
-# value. Read when a statement is compiled: register at start-up (``forget_compiled`` otherwise).
-# (table, column) -> decode(table, column, row id, stored value): the encrypted columns
-# (app.crypto.fields) are decrypted here, on every read path.
-DECODERS: dict[tuple[str, str], Callable[[str, str, Any, Any], Any]] = {
-    (field.table, field.column): decode_value for field in ENCRYPTED_FIELDS
+# value; SQL NULL stays ``None`` without a call. The encrypted columns (app.crypto.fields) are
+# decrypted here, on every read path. Read when a statement is compiled: register at start-up
+# (``forget_compiled`` otherwise).
+DECODERS: dict[tuple[str, str], Callable[[], ValueDecoder]] = {
+    (field.table, field.column): read_decoder for field in ENCRYPTED_FIELDS
 }
 _READS: weakref.WeakSet[Read] = weakref.WeakSet()
 
@@ -46,17 +51,16 @@ def forget_compiled() -> None:
         read._compiled.clear()
 
 
+RowBuilder = Callable[[Sequence[Sequence[Any]]], list[dict[str, Any]]]
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
     names: tuple[str, ...] | None  # parameter order of a positional paramstyle, else None
     constants: tuple[tuple[str, Any], ...]  # parameters the statement itself fixes (OFFSET 0)
     binders: tuple[tuple[str, Decoder], ...]  # parameters that the dialect converts
-    keys: tuple[str, ...]
-    converters: tuple[tuple[int, Decoder], ...]  # (index, the column type's result converter)
-    # (index, table, column, the column's entry in DECODERS)
-    decoders: tuple[tuple[int, str, str, Callable[[str, str, Any, Any], Any]], ...]
-    id_index: int | None  # the row's ``id`` column, handed to ``DECODERS``
+    build: RowBuilder  # fetched rows → dicts of Python values (``_row_builder``)
 
 
 class Read:
@@ -98,20 +102,46 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
         binder = parameter.type.dialect_impl(dialect).bind_processor(dialect)
         if binder is not None:
             binders.append((name, binder))
-    converters, decoders = [], []
-    for index, column in enumerate(statement.selected_columns):
-        converter = _converter(column, dialect)
-        if converter is not None:
-            converters.append((index, converter))
-        table, name = _origin(column)
-        decode = DECODERS.get((table, name))
-        if decode is not None:
-            decoders.append((index, table, name, decode))
-    keys = tuple(str(column.key) for column in statement.selected_columns)
     positional = compiled.positiontup if dialect.positional else None
     return _Compiled(sql, tuple(map(str, positional)) if positional is not None else None,
-                     tuple(constants), tuple(binders), keys, tuple(converters), tuple(decoders),
-                     keys.index("id") if "id" in keys else None)
+                     tuple(constants), tuple(binders), _row_builder(statement, dialect))
+
+
+def _row_builder(statement: Select[Any], dialect: Dialect) -> RowBuilder:
+    """The function that turns the fetched rows of ``statement`` into dicts: for each column,
+    its type's converter, then its ``DECODERS`` entry's decoder (given the row's ``id``; the
+    entry is called once per read), written out as one expression per key. The source holds
+    only indexes and the ``repr`` of names from the models' metadata; the converters and
+    decoders are passed in its namespace."""
+    columns = list(statement.selected_columns)
+    keys = [str(column.key) for column in columns]
+    namespace: dict[str, Any] = {}
+    values = []
+    for index, column in enumerate(columns):
+        value = f"row[{index}]"
+        converter = _converter(column, dialect)
+        if converter is not None:
+            namespace[f"convert{index}"] = converter
+            value = f"convert{index}({value})"
+        values.append(value)
+    entries, prepare = [], []
+    for index, (key, column) in enumerate(zip(keys, columns, strict=True)):
+        table, name = _origin(column)
+        value = values[index]
+        if (decoder := DECODERS.get((table, name))) is not None:
+            row_id = values[keys.index("id")] if "id" in keys else "None"
+            namespace[f"decoder{index}"] = decoder
+            prepare.append(f"    decode{index} = decoder{index}()\n")
+            value = (f"(None if (stored := {value}) is None"
+                     f" else decode{index}({table!r}, {name!r}, {row_id}, stored))")
+        entries.append(f"{key!r}: {value}")
+    source = ("def build(fetched):\n"
+              + ("    if not fetched:\n        return []\n" if prepare else "")
+              + "".join(prepare)
+              + f"    return [{{{', '.join(entries)}}} for row in fetched]\n")
+    # The source is built above from indexes and repr'd metadata names, never from input.
+    exec(compile(source, f"<fastread rows of {', '.join(keys)}>", "exec"), namespace)  # noqa: S102
+    return cast(RowBuilder, namespace["build"])
 
 
 def _converter(column: ColumnElement[Any], dialect: Dialect) -> Decoder | None:
@@ -137,8 +167,8 @@ def _origin(column: ColumnElement[Any]) -> tuple[str, str]:
     return "", str(column.key)
 
 
-def _execute(connection: Connection, compiled: _Compiled, params: Mapping[str, Any]
-             ) -> list[dict[str, Any]]:
+def _execute(connection: Connection | ReadTransaction, compiled: _Compiled,
+             params: Mapping[str, Any]) -> list[dict[str, Any]]:
     values = dict(params)
     values.update(compiled.constants)
     for name, binder in compiled.binders:
@@ -156,23 +186,4 @@ def _execute(connection: Connection, compiled: _Compiled, params: Mapping[str, A
         raise driver_error(connection, compiled.sql, exc) from exc
     finally:
         cursor.close()
-    return _decode(compiled, fetched)
-
-
-def _decode(compiled: _Compiled, fetched: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    """The one place where stored values become Python values (module docstring): each
-    column's type converter, then its entry in ``DECODERS`` with the row's id."""
-    keys, converters, decoders, id_index = (
-        compiled.keys, compiled.converters, compiled.decoders, compiled.id_index)
-    if not converters and not decoders:
-        return [dict(zip(keys, row)) for row in fetched]  # noqa: B905 - the driver's own width
-    rows = []
-    for row in fetched:
-        values = list(row)
-        for index, convert in converters:
-            values[index] = convert(values[index])
-        for index, table, column, decode in decoders:
-            row_id = values[id_index] if id_index is not None else None
-            values[index] = decode(table, column, row_id, values[index])
-        rows.append(dict(zip(keys, values)))  # noqa: B905
-    return rows
+    return compiled.build(fetched)
