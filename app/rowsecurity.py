@@ -26,7 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from flask import g, has_request_context, request
+from psycopg import pq
 
 SYSTEM = "system"
 
@@ -108,13 +110,32 @@ def in_flow(name: str) -> Iterator[None]:
 def apply_scope(dbapi_connection: Any, scope: Scope) -> None:
     """Set ``scope`` for the transaction just begun on ``dbapi_connection`` (a psycopg
     connection): one statement, straight to the driver; nothing when the scope is empty (the
-    settings start every transaction unset)."""
+    settings start every transaction unset).
+
+    A connection with no transaction open yet (psycopg sends its ``BEGIN`` before the first
+    statement, a round trip of its own) gets ``BEGIN`` and the statement in one round trip: one
+    simple query, the values quoted by libpq's ``PQescapeLiteral`` for this connection's
+    encoding. The connection is then in the transaction, so psycopg sends no ``BEGIN`` of its own,
+    and commits or rolls back as usual."""
     if scope.user_id:
-        dbapi_connection.execute(_USER, {"user": scope.user_id})
+        statement, value = _USER, {"user": scope.user_id}
     elif scope.service:
-        dbapi_connection.execute(_SERVICE, {"name": scope.service})
+        statement, value = _SERVICE, {"name": scope.service}
     elif scope.flow:
-        dbapi_connection.execute(_FLOW, {"name": scope.flow})
+        statement, value = _FLOW, {"name": scope.flow}
+    else:
+        return
+    pgconn = dbapi_connection.pgconn
+    if dbapi_connection.autocommit or pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        dbapi_connection.execute(statement, value)
+        return
+    encoding = dbapi_connection.info.encoding
+    escaping = pq.Escaping(pgconn)
+    literals = {name: escaping.escape_literal(text.encode(encoding)).decode(encoding)
+                for name, text in value.items()}
+    result = pgconn.exec_(("BEGIN; " + statement % literals).encode(encoding))
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        raise psycopg.errors.error_from_result(result, encoding=encoding)
 
 
 class BypassingRole(RuntimeError):

@@ -1,13 +1,16 @@
 """OIDC logins per second with a cached JWKS vs a bare Flask endpoint, same gunicorn config.
 
-    .venv/bin/python bench/bench_login.py [--seconds 5] [--workers 2] [--db sqlite]
+    .venv/bin/python bench/bench_login.py [--seconds 5] [--rounds 3] [--workers 2] [--db sqlite]
 
 Starts the test OpenID provider (tests/oidc_provider, needs ``npm ci`` there), gets one genuine
 ID token and has wrk POST it to ``/api/auth/login`` again and again: every request verifies the
 signature and claims against the cached key set, upserts the user, stores a refresh token and
-appends an audit event (PostgreSQL by default). The JWKS fetches during the measured run are
-printed: the cache is per worker process, so each worker fetches once on its first login, during
-the warm-up (which lasts until every worker has fetched); the measured run should show 0.
+appends an audit event (PostgreSQL by default). The bare endpoint and the logins alternate, once
+each per round in ABBA order, and the medians are reported, so that a noisy moment of a shared
+machine does not land on one side only. Printed first: the database round trips of one login
+(measured in process on the same database). The JWKS fetches during the measured runs are
+printed too: the cache is per worker process, so each worker fetches once on its first login,
+during the warm-up (which lasts until every worker has fetched); the measured runs should show 0.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import database, gunicorn, report, scratch_dir, wrk  # noqa: E402
+from bench.harness import alternating, database, gunicorn, report, scratch_dir, wrk  # noqa: E402
 from testkit.servers.oidc import CLIENT_ID, start_provider  # noqa: E402
 
 
@@ -34,9 +37,62 @@ def lua_post(path: Path, body: str) -> str:
     return str(path)
 
 
+def statements_per_login(env: dict[str, str], body: str) -> None:
+    """Print the database round trips of one repeated login, in process: the transactions, the
+    row-security scope each begins with, and the statements SQLAlchemy sends."""
+    import importlib
+    import os
+    from typing import Any
+
+    from sqlalchemy import event
+
+    from app import create_app
+    from app.db import Database
+
+    os.environ.update(env)
+    application = create_app()
+    client = application.test_client()
+    for _ in range(2):  # the first login creates the user
+        answer = client.post("/api/auth/login", data=body, content_type="application/json")
+        assert answer.status_code == 200, answer.get_json()
+    statements: list[str] = []
+    transactions: list[str] = []
+    engine = Database.engine(application)
+    listeners: list[tuple[str, Any]] = [
+        ("before_cursor_execute", lambda *args: statements.append(args[2])),
+        ("begin", lambda *_: transactions.append("begin")),
+    ]
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
+    db_module = importlib.import_module("app.db")  # ``app.db`` the attribute is the extension
+    apply_scope = db_module.apply_scope
+    scopes: list[object] = []
+    db_module.apply_scope = lambda c, scope: (scopes.append(scope), apply_scope(c, scope))[1]
+    try:
+        answer = client.post("/api/auth/login", data=body, content_type="application/json")
+        assert answer.status_code == 200, answer.get_json()
+    finally:
+        db_module.apply_scope = apply_scope
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
+    # Each transaction: BEGIN (on PostgreSQL with the row-security scope, one round trip,
+    # app.rowsecurity.apply_scope) and COMMIT.
+    print(f"Database round trips per login: {len(statements) + 2 * len(transactions)}"
+          f" ({len(transactions)} transaction: BEGIN"
+          f"{' with the row-security scope' if engine.dialect.name == 'postgresql' else ''}, "
+          f"COMMIT; {len(statements)} statements)")
+    for statement in statements:
+        text = " ".join(statement.split())
+        print("   ", text if len(text) <= 160 else f"{text[:100]} … {text[-56:]}")
+    assert len(scopes) == len(transactions) or engine.dialect.name != "postgresql"
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="each kind runs once per round, in ABBA order; medians are reported")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql",
@@ -47,48 +103,48 @@ def main() -> None:
     with scratch_dir() as directory, ExitStack() as stack:
         database_url = database(args.db, directory, stack)
         provider = start_provider(directory)
-        try:
-            env = {
-                "HEARTHGATE_ENV": "development",
-                "DATABASE_URL": database_url,
-                "AUTH_JWT_SECRET": "bench-secret-0123456789abcdef0123456789",
-                "AUTH_OIDC_ISSUER": provider.issuer,
-                "AUTH_OIDC_AUDIENCE": CLIENT_ID,
-                "RATELIMIT_ENABLED": "false",
-                "LOG_LEVEL": "WARNING",
-            }
-            migrate(env["DATABASE_URL"])
-            body = json.dumps({"idToken": provider.id_token("bench")})
-            (directory / "body.json").write_text(
-                '{"token":"' + "x" * 400 + '","tokenType":"Bearer","expiresIn":3600,'
-                '"refreshToken":"' + "y" * 43 + '","user":{"id":"usr_x","email":"b@x","name":"B"}}'
-            )
-            with gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": str(directory / "body.json")},
-                          args.workers) as url:
-                baseline = wrk(url + "/bare", seconds=args.seconds, connections=args.connections)
-            script = lua_post(directory / "login.lua", body)
-            with gunicorn("wsgi:app", env, args.workers) as url:
-                # Warm up until every worker has booted and fetched the key set (on a busy
-                # machine a worker may still be importing after the harness's pause): otherwise
-                # worker boot, discovery and JWKS fetch land in the measured run.
-                before = provider.stats()["jwks"]
-                deadline = time.monotonic() + 60
-                while True:
-                    wrk(url + "/api/auth/login", seconds=1, connections=args.connections,
-                        script=script)
-                    if (provider.stats()["jwks"] - before >= args.workers
-                            or time.monotonic() > deadline):
-                        break
-                fetched = provider.stats()["jwks"]
-                logins = wrk(url + "/api/auth/login", seconds=args.seconds,
-                             connections=args.connections, script=script)
-                refetched = provider.stats()["jwks"] - fetched
-            report(f"OIDC login with a cached JWKS (POST /api/auth/login, {args.db}, "
-                   f"{args.workers} workers, {args.connections} connections, {args.seconds}s)",
-                   baseline, logins)
-            print(f"  JWKS fetches during the measured run: {refetched}")
-        finally:
-            provider.stop()
+        stack.callback(provider.stop)
+        env = {
+            "HEARTHGATE_ENV": "development",
+            "DATABASE_URL": database_url,
+            "AUTH_JWT_SECRET": "bench-secret-0123456789abcdef0123456789",
+            "AUTH_OIDC_ISSUER": provider.issuer,
+            "AUTH_OIDC_AUDIENCE": CLIENT_ID,
+            "RATELIMIT_ENABLED": "false",
+            "LOG_LEVEL": "WARNING",
+        }
+        migrate(env["DATABASE_URL"])
+        body = json.dumps({"idToken": provider.id_token("bench")})
+        statements_per_login(env, body)
+        (directory / "body.json").write_text(
+            '{"token":"' + "x" * 400 + '","tokenType":"Bearer","expiresIn":3600,'
+            '"refreshToken":"' + "y" * 43 + '","user":{"id":"usr_x","email":"b@x","name":"B"}}'
+        )
+        script = lua_post(directory / "login.lua", body)
+        # Both servers run side by side (an idle one costs nothing), so the kinds alternate.
+        bare = stack.enter_context(gunicorn(
+            "bench.bare_app:app", {"BENCH_BODY_FILE": str(directory / "body.json")},
+            args.workers))
+        url = stack.enter_context(gunicorn("wsgi:app", env, args.workers))
+        # Warm up until every worker has booted and fetched the key set (on a busy machine a
+        # worker may still be importing after the harness's pause): otherwise worker boot,
+        # discovery and JWKS fetch land in the measured runs.
+        before = provider.stats()["jwks"]
+        deadline = time.monotonic() + 60
+        while True:
+            wrk(url + "/api/auth/login", seconds=1, connections=args.connections, script=script)
+            if provider.stats()["jwks"] - before >= args.workers or time.monotonic() > deadline:
+                break
+        fetched = provider.stats()["jwks"]
+        runs = alternating({"bare": (bare + "/bare", {}),
+                            "login": (url + "/api/auth/login", {}, script)},
+                           args.rounds, seconds=args.seconds, connections=args.connections)
+        refetched = provider.stats()["jwks"] - fetched
+        print(f"\nMedians of {args.rounds} rounds of {args.seconds}s per kind (ABBA order).")
+        report(f"OIDC login with a cached JWKS (POST /api/auth/login, {args.db}, "
+               f"{args.workers} workers, {args.connections} connections, {args.seconds}s)",
+               runs["bare"], runs["login"], target=0.17)
+        print(f"  JWKS fetches during the measured runs: {refetched}")
 
 
 if __name__ == "__main__":

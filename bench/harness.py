@@ -99,16 +99,19 @@ def wrk(url: str, *, seconds: int = 10, connections: int = 16, headers: dict[str
 
 
 def alternating(
-    kinds: dict[str, tuple[str, dict[str, str]]], rounds: int, **options: Any
+    kinds: dict[str, tuple[str, dict[str, str]] | tuple[str, dict[str, str], str]], rounds: int,
+    **options: Any
 ) -> dict[str, WrkResult]:
-    """Run wrk on each kind's (url, headers) once per round, the order reversed every other round
-    (ABBA...), and return each kind's median run (by requests/s; p99 is that run's)."""
+    """Run wrk on each kind's (url, headers) or (url, headers, wrk script) once per round, the
+    order reversed every other round (ABBA...), and return each kind's median run (by
+    requests/s; p99 is that run's)."""
     runs: dict[str, list[WrkResult]] = {name: [] for name in kinds}
     names = list(kinds)
     for number in range(rounds):
         for name in names if number % 2 == 0 else reversed(names):
-            url, headers = kinds[name]
-            runs[name].append(wrk(url, headers=headers, **options))
+            url, headers, *script = kinds[name]
+            runs[name].append(wrk(url, headers=headers, script=script[0] if script else None,
+                                  **options))
     return {name: _median(results) for name, results in runs.items()}
 
 

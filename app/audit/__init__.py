@@ -21,10 +21,11 @@ from app.audit.redaction import redact_details
 from app.audit.signing import init_signing
 from app.audit.sinks import init_sinks
 from app.audit.witness import init_witnesses
-from app.audit.writer import erase_household, record, record_denial
+from app.audit.writer import Carried, erase_household, record, record_denial
 
 __all__ = [
     "GENESIS",
+    "Carried",
     "canonical",
     "entry_hash",
     "erase_household",

@@ -99,6 +99,26 @@ def hashed_fields(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+def hash_parts(event: AuditEvent) -> tuple[bytes, bytes, str]:
+    """The canonical serialization of ``event`` around the two fields its chain's head decides:
+    the bytes before the ``prevHash`` value, the bytes between it and the ``seq`` value, and the
+    ``details`` as canonical JSON text. The entry's serialization is ``before`` + the JSON string
+    of ``prev_hash`` + ``between`` + ``seq`` + ``}`` (keys sorted: ``seq`` is the last field), byte
+    for byte what ``canonical(hashed_fields(event))`` gives; the database completes it when it
+    links the entry (migration a3)."""
+    details = canonical(event.details).decode()
+    before = (
+        '{"action":' + _text(event.action) + ',"chain":' + _text(event.chain)
+        + ',"correlationId":' + _text(event.correlation_id)
+        + ',"createdAt":' + _text(timestamp(event.created_at))
+        + ',"decision":' + _text(event.decision) + ',"details":' + details
+        + ',"householdId":' + _text(event.household_id) + ',"prevHash":'
+    )
+    between = ',"principalId":' + _text(event.principal_id) + ',"resource":' + _text(
+        event.resource) + ',"seq":'
+    return before.encode(), between.encode(), details
+
+
 def entry_hash(event: AuditEvent) -> str:
     return fields_hash(hashed_fields(event))
 

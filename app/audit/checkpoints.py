@@ -23,6 +23,22 @@ from app.models.audit import AuditCheckpoint, AuditEvent
 
 NEW_CHECKPOINTS_KEY = "hearthgate.audit.new_checkpoints"  # session.info: (row, note) to witness
 PENDING_KEY = "hearthgate.audit.pending"  # session.info: events to forward after commit
+# session.info: ids of the pending events inserted outside the unit of work (app.audit.writer)
+DIRECT_KEY = "hearthgate.audit.direct"
+
+
+def committed_events(session: Session, pending: list[AuditEvent]) -> list[AuditEvent]:
+    """The events of ``pending`` that the transaction just committed holds: those still in the
+    session (an insert of the unit of work, expunged should its savepoint roll back) and those
+    inserted straight into the outermost transaction (which committed them)."""
+    direct: set[int] = session.info.get(DIRECT_KEY, set())
+    return [event for event in pending if id(event) in direct or event in session]
+
+
+def forget_pending(session: Session) -> None:
+    """Drop the session's list of appended events (after its transaction ended)."""
+    session.info.pop(PENDING_KEY, None)
+    session.info.pop(DIRECT_KEY, None)
 
 
 def checkpoint_payload(chain: str, seq: int, head_hash: str, key_id: str, signed_at: str

@@ -19,10 +19,10 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.chain import event_record
-from app.audit.checkpoints import PENDING_KEY
+from app.audit.checkpoints import PENDING_KEY, committed_events, forget_pending
 from app.background import BackgroundQueue
 from app.db import SESSIONS
 from app.models.audit import AuditEvent
@@ -70,19 +70,20 @@ def init_sinks(app: Flask) -> SinkRelay:
     def forward(session: Session) -> None:
         if session.in_nested_transaction():
             return  # a savepoint was released (after_commit fires for it too): not yet committed
-        pending: list[AuditEvent] = session.info.pop(PENDING_KEY, [])
-        if not pending or not relay._hook.audit_sink.get_hookimpls():
+        pending: list[AuditEvent] = session.info.get(PENDING_KEY, [])
+        committed = committed_events(session, pending) if pending else []
+        forget_pending(session)
+        if not committed or not relay._hook.audit_sink.get_hookimpls():
             return
-        for audit_event in pending:
-            if audit_event in session:
-                relay.put(event_record(audit_event))
+        for audit_event in committed:
+            relay.put(event_record(audit_event))
 
-    def forget(session: Session, *_: Any) -> None:
-        if not session.in_transaction():
-            session.info.pop(PENDING_KEY, None)
+    def forget(session: Session, previous: SessionTransaction) -> None:
+        if previous.parent is None:  # the outermost transaction rolled back, not a savepoint
+            forget_pending(session)
 
     event.listen(factory, "after_commit", forward)
-    event.listen(factory, "after_rollback", forget)
+    event.listen(factory, "after_soft_rollback", forget)
     # A worker that stops (deploy, gunicorn's max_requests) hands over what it already queued.
     atexit.register(relay.drain, DRAIN_AT_EXIT_SECONDS)
     return relay

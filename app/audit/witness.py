@@ -34,10 +34,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flask import Flask
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.chain import timestamp
-from app.audit.checkpoints import NEW_CHECKPOINTS_KEY, PENDING_KEY, checkpoint_all
+from app.audit.checkpoints import (
+    NEW_CHECKPOINTS_KEY,
+    PENDING_KEY,
+    checkpoint_all,
+    committed_events,
+)
 from app.audit.merkle import consistency_proof, leaf_hash, verify_consistency
 from app.audit.notes import Checkpoint, NoteError, open_note
 from app.audit.signing import signer
@@ -276,15 +281,15 @@ def init_witnesses(app: Flask) -> Checkpointer:
         if not made and not pending:
             return
         notes = [note for cp, note in made if cp in session]
-        chains = {e.chain for e in pending if e in session}
+        chains = {e.chain for e in committed_events(session, pending)}
         checkpointer.committed(chains, notes)
 
-    def forget(session: Session, *_: Any) -> None:
-        if not session.in_transaction():
+    def forget(session: Session, previous: SessionTransaction) -> None:
+        if previous.parent is None:  # the outermost transaction rolled back, not a savepoint
             session.info.pop(NEW_CHECKPOINTS_KEY, None)
 
     event.listen(factory, "after_commit", committed)
-    event.listen(factory, "after_rollback", forget)
+    event.listen(factory, "after_soft_rollback", forget)
     return checkpointer
 
 

@@ -3,10 +3,18 @@
 ``(chain, seq)`` is unique, so two appends can never both take a sequence number. On PostgreSQL a
 transaction-scoped advisory lock per chain also queues concurrent appenders; the lock is released
 at commit or rollback, after the holder's rows became visible, so the head read after taking it
-is the real head and the insert goes straight into the caller's transaction (three statements:
-lock, head, insert). Should the unique index still refuse it (a writer that bypassed the lock),
-the error propagates and the caller's transaction fails: nothing it recorded commits. Elsewhere
-(SQLite) the insert runs in a savepoint and a lost race is retried against the new head.
+is the real head and the insert goes straight into the caller's transaction. One round trip:
+the function ``audit_append`` (migration a3) takes the lock, reads the head, links the entry (its
+hash over the canonical serialization this module hands over, ``chain.hash_parts``) and inserts
+it; the hash it returns is checked against this module's own before anything goes on. Should the
+unique index still refuse the entry (a writer that bypassed the lock), the error propagates and
+the caller's transaction fails: nothing it recorded commits. Elsewhere (SQLite) the insert runs in
+a savepoint and a lost race is retried against the new head.
+
+Events appended in a transaction are listed in the session (``PENDING_KEY``) for the sinks and
+witnesses after commit. An event inserted within a savepoint goes through the session's unit of
+work, which forgets it should the savepoint roll back; one inserted in the outermost transaction
+commits or rolls back with it (``checkpoints.committed_events``).
 """
 
 from __future__ import annotations
@@ -19,9 +27,17 @@ from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import UpdateBase
 
-from app.audit.chain import GENESIS, entry_hash, normalise_details
-from app.audit.checkpoints import PENDING_KEY, drop_checkpoints, newest_checkpoint, sign_head
+from app.audit.chain import GENESIS, entry_hash, hash_parts, normalise_details
+from app.audit.checkpoints import (
+    DIRECT_KEY,
+    PENDING_KEY,
+    drop_checkpoints,
+    newest_checkpoint,
+    sign_head,
+)
 from app.audit.redaction import redact_details
 from app.audit.signing import signer
 from app.audit.witness import hand_to_witnesses
@@ -36,7 +52,29 @@ def _chain_lock_key(chain: str) -> int:
     return int.from_bytes(hashlib.sha256(chain.encode()).digest()[:8], "big", signed=True)
 
 
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# PostgreSQL (migration a3): the chain's advisory lock (held to the end of the transaction) and
+# its head, in one call; and the whole append, lock, head, link and insert, in one call.
+_LOCKED_HEAD = text("SELECT head_seq, head_hash FROM audit_chain_head(:chain, :key)")
+_APPEND = text(
+    "SELECT new_seq, new_prev_hash, new_hash FROM audit_append(:audit_chain, :audit_key, "
+    ":audit_household_id, :audit_principal_id, :audit_action, :audit_resource, :audit_decision, "
+    ":audit_correlation_id, CAST(:audit_details AS json), :audit_created_at, :audit_before, "
+    ":audit_between, :audit_genesis)").columns()
+
+
+class Carried:
+    """A change built once (an INSERT, UPDATE or DELETE that returns nothing) whose audit event
+    ``record`` appends with it: on PostgreSQL the change is a WITH clause of the append's call,
+    so both go to the database in one round trip (PostgreSQL runs a data-modifying WITH clause
+    exactly once, to completion, whether or not anything reads it); elsewhere, and within a
+    savepoint, it runs just before the append. Either way both are in the caller's transaction
+    and fail with it. Its parameters must not start with ``audit_`` (the append's)."""
+
+    __slots__ = ("statement", "with_append")
+
+    def __init__(self, statement: UpdateBase, name: str) -> None:
+        self.statement = statement
+        self.with_append = _APPEND.add_cte(statement.cte(name))
 _HEAD = (
     select(AuditEvent.seq, AuditEvent.hash)
     .where(AuditEvent.chain == bindparam("chain"))
@@ -45,13 +83,16 @@ _HEAD = (
 )
 
 
-def _lock_chain(session: Session, chain: str) -> bool:
-    """Take the chain's advisory lock on PostgreSQL (held to the end of the transaction); whether
-    it was taken."""
-    if session.get_bind().dialect.name != "postgresql":
-        return False
-    session.execute(_LOCK, {"key": _chain_lock_key(chain)})
-    return True
+def _locks_chains(session: Session) -> bool:
+    """Whether appends on ``session`` queue on the chain's advisory lock (PostgreSQL)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _locked_head(session: Session, chain: str) -> tuple[int, str]:
+    """Take ``chain``'s advisory lock and read its head, in one round trip (PostgreSQL)."""
+    row = session.connection().execute(
+        _LOCKED_HEAD, {"chain": chain, "key": _chain_lock_key(chain)}).first()
+    return (row[0], row[1]) if row else (0, GENESIS)
 
 
 def _head(session: Session, chain: str) -> tuple[int, str]:
@@ -59,10 +100,9 @@ def _head(session: Session, chain: str) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
-def _link(session: Session, event: AuditEvent) -> None:
-    head_seq, head_hash = _head(session, event.chain)
-    event.seq = head_seq + 1
-    event.prev_hash = head_hash
+def _link(event: AuditEvent, head: tuple[int, str]) -> None:
+    event.seq = head[0] + 1
+    event.prev_hash = head[1]
     event.hash = entry_hash(event)
 
 
@@ -70,24 +110,68 @@ def _checkpoint_every() -> int:
     return int(current_app.config.get("AUDIT_CHECKPOINT_EVERY") or 0) if has_app_context() else 0
 
 
-def _append(session: Session, event: AuditEvent) -> AuditEvent:
+def _append(session: Session, event: AuditEvent,
+            carried: tuple[Carried, Mapping[str, Any]] | None = None) -> AuditEvent:
     """Link ``event`` to its chain's head and add it. On PostgreSQL under the chain's lock, once;
     elsewhere retried only when a concurrent writer took the sequence number. Any other failure
     propagates: the caller's change must not commit."""
     every = _checkpoint_every()
-    if _lock_chain(session, event.chain):
+    if _locks_chains(session):
         # The lock queues every appender of this chain: no savepoint, no retry (module docstring).
-        _link(session, event)
-        _insert(session, event, every)
+        if session.in_nested_transaction():
+            # Through the unit of work, which forgets the event should the savepoint roll back.
+            _carry(session, carried)
+            _link(event, _locked_head(session, event.chain))
+            _insert(session, event, every)
+        else:
+            _append_directly(session, event, carried)
+            session.info.setdefault(DIRECT_KEY, set()).add(id(event))
+            _checkpoint(session, event, every)
     else:
+        _carry(session, carried)
         _insert_racing(session, event, every)
     session.info.setdefault(PENDING_KEY, []).append(event)
     return event
 
 
+def _carry(session: Session, carried: tuple[Carried, Mapping[str, Any]] | None) -> None:
+    """The carried change on its own statement (not sent with the append)."""
+    if carried is not None:
+        session.connection().execute(carried[0].statement, carried[1])
+
+
+def _append_directly(session: Session, event: AuditEvent,
+                     carried: tuple[Carried, Mapping[str, Any]] | None) -> None:
+    """``audit_append`` (PostgreSQL): lock, head, link and insert in one round trip, with the
+    carried change if any."""
+    before, between, details = hash_parts(event)
+    params = {
+        "audit_chain": event.chain, "audit_key": _chain_lock_key(event.chain),
+        "audit_household_id": event.household_id, "audit_principal_id": event.principal_id,
+        "audit_action": event.action, "audit_resource": event.resource,
+        "audit_decision": event.decision, "audit_correlation_id": event.correlation_id,
+        "audit_details": details, "audit_created_at": event.created_at,
+        "audit_before": before, "audit_between": between, "audit_genesis": GENESIS,
+    }
+    if carried is None:
+        statement: Executable = _APPEND
+    else:
+        statement = carried[0].with_append
+        params.update(carried[1])
+    row = session.connection().execute(statement, params).one()
+    event.seq, event.prev_hash, event.hash = row[0], row[1], row[2]
+    if event.hash != entry_hash(event):
+        # Never expected: the database serialized the entry otherwise than the verifier will.
+        raise RuntimeError(f"audit chain {event.chain}: the linked entry's hash is not its own")
+
+
 def _insert(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
     session.add(event)
     session.flush()
+    _checkpoint(session, event, checkpoint_every)
+
+
+def _checkpoint(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
     if checkpoint_every and event.seq % checkpoint_every == 0:
         sign_head(session, signer(), event.chain, event.seq, event.hash)
 
@@ -95,7 +179,7 @@ def _insert(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
 def _insert_racing(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
     """Without a lock: each attempt in a savepoint, again against the new head after a lost race."""
     for _ in range(APPEND_ATTEMPTS):
-        _link(session, event)
+        _link(event, _head(session, event.chain))
         try:
             with session.begin_nested():
                 _insert(session, event, checkpoint_every)
@@ -144,12 +228,14 @@ def record(
     details: Mapping[str, Any] | None = None,
     principal_id: str | None = None,
     session: Session | None = None,
+    carried: tuple[Carried, Mapping[str, Any]] | None = None,
 ) -> AuditEvent:
     """Append an event in the current transaction (the request's session by default): it
-    commits with the change it records, or not at all."""
+    commits with the change it records, or not at all. ``carried``: the change it records and
+    its parameters, sent with the append where the database allows (``Carried``)."""
     event = _new_event(action, household_id=household_id, resource=resource, decision=decision,
                        details=details, principal_id=principal_id)
-    return _append(session or db.session, event)
+    return _append(session or db.session, event, carried)
 
 
 def record_denial(
@@ -185,8 +271,8 @@ def erase_household(household_id: str, session: Session | None = None) -> AuditE
     erased chain whose witnessed end is exactly it.
     Same transaction as the household's deletion."""
     session = session or db.session
-    _lock_chain(session, household_id)
-    final_seq, final_hash = _head(session, household_id)
+    final_seq, final_hash = (_locked_head if _locks_chains(session) else _head)(
+        session, household_id)
     final = newest_checkpoint(session, household_id)
     if final is None or final.seq < final_seq or final.note is None:
         final = sign_head(session, signer(), household_id, final_seq, final_hash)

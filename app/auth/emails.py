@@ -11,6 +11,7 @@ wholly in letters that look Latin in another script (``аррӏе``).
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 import idna
@@ -49,6 +50,10 @@ def _check_label(label: str) -> None:
         raise InvalidEmail("the domain imitates a Latin one")
 
 
+# Pure per domain, and most logins name one of a few domains: the IDNA round trip is done once
+# per domain (bounded, so a stream of distinct domains costs memory no more than this). Refused
+# domains raise, and an exception is never cached.
+@functools.lru_cache(maxsize=4096)
 def canonical_domain(domain: str) -> str:
     try:
         ascii_form = idna.encode(domain, uts46=True, transitional=False)

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.sql.elements import BindParameter
 
 from app import audit, clock
 from app.auth.permissions import effective_permissions
@@ -43,10 +44,38 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name
 
 
-_INSERT_REFRESH = insert(RefreshToken.__table__)  # type: ignore[arg-type]
-_INSERT_SESSION = insert(AuthSession.__table__)  # type: ignore[arg-type]
+_REFRESH_TABLE: Table = RefreshToken.__table__  # type: ignore[assignment]
+_SESSION_TABLE: Table = AuthSession.__table__  # type: ignore[assignment]
+_INSERT_SESSION = insert(_SESSION_TABLE)
 USER_AGENT_LENGTH = 256
 IP_LENGTH = 64
+
+# The columns a login writes (the others keep their defaults).
+_REFRESH_COLUMNS = ("id", "user_id", "family_id", "token_hash", "created_at", "expires_at",
+                    "login_claims")
+_SESSION_COLUMNS = ("id", "user_id", "method", "auth_time", "created_at", "last_used_at",
+                    "expires_at", "ended_at", "user_agent", "ip")
+_SESSION_PREFIX, _REFRESH_PREFIX = "s_", "r_"
+
+
+def _bound_values(table: Table, names: tuple[str, ...], prefix: str
+                  ) -> dict[str, BindParameter[Any]]:
+    """Each of ``names`` as a parameter named ``prefix`` + the column's name, of its type."""
+    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in names}
+
+
+# The token's INSERT, carried by the audit event that records it (``audit.Carried``: on
+# PostgreSQL one round trip for both). Built once: each login binds its parameters, so the
+# statements are not rebuilt, nor their cache keys computed again, per login.
+_INSERT_REFRESH = insert(_REFRESH_TABLE).values(
+    _bound_values(_REFRESH_TABLE, _REFRESH_COLUMNS, _REFRESH_PREFIX))
+_CARRY_TOKEN = audit.Carried(_INSERT_REFRESH, "minted")
+# PostgreSQL: a new session and its first token, the session's INSERT in a WITH clause.
+_CARRY_OPENING = audit.Carried(
+    _INSERT_REFRESH.add_cte(insert(_SESSION_TABLE).values(
+        _bound_values(_SESSION_TABLE, _SESSION_COLUMNS, _SESSION_PREFIX)).cte("opened")),
+    "minted")
+Writes = tuple[audit.Carried, dict[str, Any]]
 
 
 def hash_token(value: str) -> str:
@@ -80,11 +109,12 @@ def _device() -> tuple[str | None, str | None]:
 
 def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None,
                auth_time: datetime, now: datetime,
-               opening: dict[str, Any] | None = None) -> TokenPair:
+               opening: dict[str, Any] | None = None) -> tuple[TokenPair, Writes]:
     """A refresh token of ``family_id`` and an access token; ``claims`` are the family's login
     claims, stored with the refresh token and given to the ``permissions_for_user`` plugins;
     ``auth_time`` is the family's login. ``opening``: the family's new session row, inserted
-    first."""
+    first. Returns the pair and the writes that store it, for the audit event that records them
+    to carry (``audit.record(..., carried=...)``): nothing is stored until then."""
     refresh = secrets.token_urlsafe(32)
     row_id = new_id("rt")
     row = {
@@ -95,16 +125,14 @@ def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None,
         # events would do it for a model).
         "login_claims": encode_value("refresh_tokens", "login_claims", row_id, claims),
     }
-    # Nothing reads the rows back in this request. On PostgreSQL a new session and its first
-    # token are one statement (the session's INSERT in a WITH clause), one round trip, not two.
-    if opening is None:
-        db.session.execute(_INSERT_REFRESH, row)
-    elif db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(_INSERT_REFRESH.values(row).add_cte(
-            _INSERT_SESSION.values(opening).cte("opened")))
-    else:
+    params = {_REFRESH_PREFIX + name: row[name] for name in _REFRESH_COLUMNS}
+    carried = _CARRY_TOKEN
+    # Nothing reads the rows back in this request.
+    if opening is not None and db.session.get_bind().dialect.name == "postgresql":
+        carried = _CARRY_OPENING
+        params.update((_SESSION_PREFIX + name, opening[name]) for name in _SESSION_COLUMNS)
+    elif opening is not None:  # SQLite has no INSERT in a WITH clause: the session first
         db.session.execute(_INSERT_SESSION, opening)
-        db.session.execute(_INSERT_REFRESH, row)
     minted = ACCESS_TOKENS.get().mint({
         "sub": user.id,
         "email": user.email,
@@ -114,7 +142,7 @@ def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None,
         "auth_time": clock.epoch(auth_time),
     })
     return TokenPair(token=minted.token, expires_in=minted.expires_in, refresh_token=refresh,
-                     user=user)
+                     user=user), (carried, params)
 
 
 def _refresh_ttl() -> timedelta:
@@ -137,9 +165,9 @@ def start_session(user: User, method: str, claims: dict[str, Any] | None = None)
         "user_agent": encode_value("auth_sessions", "user_agent", family_id, agent),
         "ip": encode_value("auth_sessions", "ip", family_id, ip),
     }
-    pair = _mint_pair(user, family_id, session_claims(claims), now, now, opening)
+    pair, writes = _mint_pair(user, family_id, session_claims(claims), now, now, opening)
     audit.record("auth.login", resource=f"user:{user.id}", principal_id=user.id,
-                 details={"method": method, "sessionId": family_id})
+                 details={"method": method, "sessionId": family_id}, carried=writes)
     return pair
 
 
@@ -189,9 +217,9 @@ def rotate(presented: str) -> TokenPair:
     if login is not None:
         login.last_used_at = now
         login.expires_at = now + _refresh_ttl()
-    pair = _mint_pair(user, row.family_id, row.login_claims, auth_time, now)
+    pair, writes = _mint_pair(user, row.family_id, row.login_claims, auth_time, now)
     audit.record("auth.refresh", resource=f"user:{user.id}", principal_id=user.id,
-                 details={"sessionId": row.family_id})
+                 details={"sessionId": row.family_id}, carried=writes)
     return pair
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import RowMapping, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app import clock
 from app.auth.emails import InvalidEmail, canonical_email
@@ -41,6 +42,27 @@ def email_taken(session: Session, email: str, except_user: str | None = None) ->
 
 _BY_IDENTITY = select(User).where(User.issuer == bindparam("issuer"),
                                   User.subject == bindparam("subject"))
+# The same row through Core, built once: every login reads it, and the ORM's loading (result
+# context, identity map) costs more than the statement. ``_loaded`` makes it an ORM instance.
+_USERS: Table = User.__table__  # type: ignore[assignment]
+_ROW_BY_IDENTITY = select(_USERS).where(_USERS.c.issuer == bindparam("issuer"),
+                                        _USERS.c.subject == bindparam("subject"))
+
+
+def _loaded(row: RowMapping) -> User:
+    """The ``User`` of a row read through Core, as the ORM would have loaded it but detached (in
+    no session: changes go through the session's own instance, ``upsert_identity``)."""
+    user = User(**row)
+    make_transient_to_detached(user)
+    return user
+
+
+def _by_identity(session: Session, issuer: str, subject: str) -> User | None:
+    if session.autoflush:
+        session.flush()  # as the ORM's own query would: nothing to do unless changes are pending
+    row = session.connection().execute(
+        _ROW_BY_IDENTITY, {"issuer": issuer, "subject": subject}).mappings().first()
+    return None if row is None else _loaded(row)
 
 
 def upsert_identity(
@@ -54,7 +76,7 @@ def upsert_identity(
     provider vouches for the address (its ``email_verified`` claim), so the user's address counts
     as verified; an address the provider does not vouch for (any more) does not.
     """
-    user = session.scalars(_BY_IDENTITY, {"issuer": issuer, "subject": subject}).first()
+    user = _by_identity(session, issuer, subject)
     if email is not None:
         email = normalised_or_none(email)
         # Already this user's (the column is unique, so no one else holds it): nothing to check.
@@ -65,20 +87,21 @@ def upsert_identity(
     verified_at = clock.now() if email is not None and email_verified else None
     if user is None:
         return _create(session, issuer, subject, email, name, verified_at)
-    changed = False
+    changes: dict[str, Any] = {}
     if email is not None and user.email != email:
-        user.email = email
-        user.email_verified_at = verified_at
-        changed = True
+        changes.update(email=email, email_verified_at=verified_at)
     elif email is not None and (user.email_verified_at is None) != (verified_at is None):
-        user.email_verified_at = verified_at
-        changed = True
+        changes["email_verified_at"] = verified_at
     if name and user.name != name[:200]:
-        user.name = name[:200]
-        changed = True
-    if changed:  # an unchanged login writes nothing
-        session.flush()
-    return user
+        changes["name"] = name[:200]
+    if not changes:  # an unchanged login writes nothing
+        return user
+    # Through the unit of work (the session may hold this user already): an UPDATE of these.
+    persistent = session.get_one(User, user.id)
+    for attribute, value in changes.items():
+        setattr(persistent, attribute, value)
+    session.flush()
+    return persistent
 
 
 def _create(

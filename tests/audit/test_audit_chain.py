@@ -4,6 +4,8 @@ function and by ``flask audit verify``."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from datetime import datetime
 
@@ -13,7 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.audit.chain import entry_hash
+from app.audit.chain import canonical, entry_hash, hash_parts
 from app.audit.notes import open_note
 from app.audit.signing import signer
 from app.models import AuditCheckpoint, AuditEvent
@@ -195,3 +197,22 @@ def test_stored_json_text_is_canonical_and_a_respaced_copy_is_no_false_alarm(app
                         {"d": '{"n": 2}'})
         session.commit()
     assert [(p.seq, p.reason) for p in verify(app).problems] == [(2, "edited")]
+
+
+AWKWARD = (None, "", 'é "quoted" \\ 東京 \u2028', "\x00\x1f\x7f controls", "\U0001f642 astral",
+           "</script>\n\t")
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_the_parts_the_database_completes_give_the_entry_hash(value: str | None) -> None:
+    """``hash_parts``, completed as ``audit_append`` completes them (migration a3), is byte for
+    byte the serialization ``entry_hash`` hashes, whatever the fields hold."""
+    for seq, prev in ((1, "0" * 64), (12345678901, "ab" * 32)):
+        event = AuditEvent(chain=value or "c", seq=seq, household_id=value, principal_id=value,
+                           action=value or "a", resource=value, decision=value or "allowed",
+                           correlation_id=value, details={"v": value, "z": {"b": [value], "a": 1}},
+                           created_at=datetime(2026, 1, 2, 3, 4, 5, 678901), prev_hash=prev)
+        before, between, details = hash_parts(event)
+        completed = before + json.dumps(prev).encode() + between + str(seq).encode() + b"}"
+        assert hashlib.sha256(completed).hexdigest() == entry_hash(event)
+        assert details == canonical(event.details).decode()

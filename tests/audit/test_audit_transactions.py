@@ -198,3 +198,43 @@ def test_a_full_queue_drops_with_a_warning_and_the_chain_stays_whole(
     with session_of(app) as session:
         assert len(session.scalars(select(AuditEvent)).all()) == 4
     assert verify(app).ok
+
+
+def test_a_carried_change_commits_with_its_event_and_fails_or_rolls_back_with_it(
+    app: Flask, sink: RecordingSink,
+) -> None:
+    """``audit.Carried``: the change and its event (one statement on PostgreSQL) are written
+    together; a change the database refuses leaves no event; a savepoint rolled back takes both,
+    and only committed events reach the sink."""
+    from sqlalchemy import bindparam, insert, select
+    from sqlalchemy.exc import IntegrityError
+
+    from app.models import User
+
+    users = User.__table__
+    carried = audit.Carried(insert(users).values(  # type: ignore[arg-type]
+        id=bindparam("u_id"), email=bindparam("u_email"), name=bindparam("u_name")), "added")
+
+    def user(n: int) -> tuple[audit.Carried, dict[str, Any]]:
+        return carried, {"u_id": f"usr_carried{n}", "u_email": f"c{n}@example.test",
+                         "u_name": f"C{n}"}
+
+    with app.app_context(), session_of(app) as session:
+        audit.record("test.carried", session=session, carried=user(1))
+        session.commit()
+        with pytest.raises(IntegrityError):  # the same id again: refused, with its event
+            audit.record("test.carried", session=session, carried=user(1))
+        session.rollback()
+        with session.begin_nested() as savepoint:
+            audit.record("test.carried", session=session, carried=user(2))
+            savepoint.rollback()
+        audit.record("test.carried", session=session, carried=user(3))
+        session.commit()
+        names = session.scalars(select(User.name).order_by(User.name)).all()
+        events = session.execute(select(AuditEvent.action, AuditEvent.seq)
+                                 .order_by(AuditEvent.seq)).all()
+    assert names == ["C1", "C3"]
+    assert [tuple(e) for e in events] == [("test.carried", 1), ("test.carried", 2)]
+    assert [(e["action"], e["seq"]) for e in sink.events] == [("test.carried", 1),
+                                                             ("test.carried", 2)]
+    assert verify(app).ok

@@ -283,3 +283,89 @@ def test_reading_under_the_policies_gives_the_transaction_no_id(
             db.session.execute(text(f"SELECT * FROM {table}")).all()  # noqa: S608 - metadata's
             assigned = db.session.scalar(text("SELECT pg_current_xact_id_if_assigned()"))
             assert assigned is None, table
+
+
+def test_the_audit_chain_functions_run_under_the_policies(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    """``audit_chain_head`` and ``audit_append`` (migration a3) run as the invoker: Alice reads
+    no head of Bob's household chain (whose seeded entry the system scope does see) and cannot
+    append to it; her own household's chain links to its seeded entry."""
+    from app import audit
+
+    (alice, alice_hh), (_, bob_hh) = households
+    head = text("SELECT head_seq FROM audit_chain_head(:chain, 1)")
+    with SESSIONS.get(app)() as session:
+        assert session.execute(head, {"chain": bob_hh}).scalars().all() == [1]
+    with app.test_request_context("/api/anything"):
+        g.principal = _as(alice)
+        assert db.session.execute(head, {"chain": bob_hh}).scalars().all() == []
+        db.session.rollback()
+        with pytest.raises(ProgrammingError, match="row-level security"):
+            audit.record("test.planted", household_id=bob_hh)
+        db.session.rollback()
+        own = audit.record("test.own", household_id=alice_hh)
+        db.session.commit()
+    assert (own.chain, own.seq, own.prev_hash) == (alice_hh, 2, hashlib.sha256(
+        alice_hh.encode()).hexdigest())
+    with SESSIONS.get(app)() as session:
+        chains = session.execute(text(
+            "SELECT chain, count(*) FROM audit_events GROUP BY chain ORDER BY chain")).all()
+    assert sorted(map(tuple, chains)) == sorted([(alice_hh, 2), (bob_hh, 1), (alice, 1), (
+        households[1][0], 1)])
+
+
+class _Recording:
+    """A psycopg connection that records what goes through its ``execute``."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.executed: list[Any] = []
+
+    def execute(self, *args: Any) -> Any:
+        self.executed.append(args)
+        return self.connection.execute(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+
+def test_the_scope_begins_its_transaction_in_the_same_round_trip_and_quotes_its_values(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    """On an idle connection the scope goes out with ``BEGIN``, as one simple query (not
+    through psycopg's ``execute``, which would send its own ``BEGIN`` first); the values are
+    quoted, whatever they hold; the settings end with the transaction. Inside a transaction the
+    scope is one statement of it."""
+    from psycopg import pq
+
+    from app.rowsecurity import Scope, apply_scope
+
+    (alice, _), _ = households
+    probe = ("SELECT current_setting('hearthgate.user_id', true), "
+             "current_setting('hearthgate.flow', true), (SELECT count(*) FROM items)")
+    raw = Database.engine(app).raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        awkward = ("o'brien", "back\\slash'); SET ROLE postgres; --", "é東 \"x\"", alice)
+        for scope in [Scope(user_id=value) for value in awkward] + [Scope(flow="it's")]:
+            recording = _Recording(driver)
+            assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+            apply_scope(recording, scope)
+            assert recording.executed == []
+            assert driver.pgconn.transaction_status == pq.TransactionStatus.INTRANS
+            user, flow, items = driver.execute(probe).fetchone()
+            assert (user or "", flow or "") == (scope.user_id, scope.flow)
+            assert items == (1 if scope.user_id == alice else 0)
+            driver.rollback()
+            assert [value or "" for value in driver.execute(probe).fetchone()] == ["", "", ""]
+            driver.rollback()
+        driver.execute("SELECT 1")  # a transaction already open: the scope is one statement
+        recording = _Recording(driver)
+        apply_scope(recording, Scope(user_id=alice))
+        assert len(recording.executed) == 1
+        assert [value or "" for value in driver.execute(probe).fetchone()] == [alice, "", 1]
+        driver.rollback()
+    finally:
+        raw.close()

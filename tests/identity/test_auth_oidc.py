@@ -462,31 +462,48 @@ def test_repeat_logins_write_the_user_only_when_the_claims_changed(
     assert login(app, token("upsert-other", "taken@example.test", "Other")).status_code == 200
     assert login(app, token("upsert-zed", "zed@example.test", "Zed")).status_code == 200
     statements: list[str] = []
+    transactions: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(" ".join(statement.split()).upper())
 
+    def began(_conn: Any) -> None:
+        transactions.append("begin")
+
     event.listen(Database.engine(app), "before_cursor_execute", seen)
+    event.listen(Database.engine(app), "begin", began)
     try:
         assert login(app, token("upsert-zed", "ZED@example.test ", "Zed")).status_code == 200
-        unchanged = list(statements)
+        unchanged, unchanged_transactions = list(statements), len(transactions)
         statements.clear()
         assert login(app, token("upsert-zed", "zed@example.test", "Zed Two")).status_code == 200
         renamed = list(statements)
     finally:
         event.remove(Database.engine(app), "before_cursor_execute", seen)
+        event.remove(Database.engine(app), "begin", began)
     # Unchanged claims (the email differs only in case and spaces): one read of the user, no
     # lookup of the email, no UPDATE.
     assert [s for s in unchanged if "USERS" in s.split(" WHERE")[0]] == [
         next(s for s in unchanged if s.startswith("SELECT USERS.ID, USERS.EMAIL"))]
     assert any(s.startswith("UPDATE USERS") for s in renamed)
+    # The whole login is one transaction (on PostgreSQL: BEGIN, the row-security scope, these
+    # statements, COMMIT), so a regression in round trips fails here.
+    assert unchanged_transactions == 1
     if Database.engine(app).dialect.name == "postgresql":
-        # The whole login: the user, the session with its refresh token (one statement), the
-        # chain's lock, its head, the event (no savepoint: the lock queues the appenders).
+        # The user; then one statement: the session and its refresh token (WITH clauses), and
+        # the audit event (one call: the chain's lock, its head, the link and the insert).
         assert [s.split(" (")[0].split(" FROM ")[0][:40] for s in unchanged] == [
-            "SELECT USERS.ID, USERS.EMAIL, USERS.NAME", "WITH OPENED AS",
-            "SELECT PG_ADVISORY_XACT_LOCK(%(KEY)S)", "SELECT AUDIT_EVENTS.SEQ, AUDIT_EVENTS.HA",
-            "INSERT INTO AUDIT_EVENTS"]
+            "SELECT USERS.ID, USERS.EMAIL, USERS.NAME", "WITH OPENED AS"]
+        assert [part.split(" (")[0] for part in unchanged[1].split("AS (")[1:]] == [
+            "INSERT INTO AUTH_SESSIONS", "INSERT INTO REFRESH_TOKENS"]
+        assert " SELECT NEW_SEQ, NEW_PREV_HASH, NEW_HASH FROM AUDIT_APPEND(" in unchanged[1]
+    else:
+        # The chain's head, then the audit event in a savepoint (retried should it lose a race).
+        assert [s.split(" (")[0].split(" FROM ")[0][:40] for s in unchanged] == [
+            "SELECT USERS.ID, USERS.EMAIL, USERS.NAME", "INSERT INTO AUTH_SESSIONS",
+            "INSERT INTO REFRESH_TOKENS", "SELECT AUDIT_EVENTS.SEQ, AUDIT_EVENTS.HA",
+            "SAVEPOINT SA_SAVEPOINT_1", "INSERT INTO AUDIT_EVENTS",
+            "RELEASE SAVEPOINT SA_SAVEPOINT_1"]
 
     before = {u.subject: (u.email, u.name) for u in rows(app, User)}
     assert before["upsert-zed"] == ("zed@example.test", "Zed Two")
