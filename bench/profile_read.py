@@ -1,12 +1,18 @@
 """Where a secured read's time goes, in one process: the WSGI app called directly, N times.
 
     .venv/bin/python bench/profile_read.py [--db sqlite|postgresql] [--requests 5000] [--profile]
+        [--route items|members|outfits|household]
 
 Prepares the same database as ``bench/bench_read.py`` (one household of 20 items), then calls
 the application's WSGI callable with a ready-made environ for each route measured, and prints
 the mean CPU microseconds per request of each (this process's CPU time: on a shared machine, wall
 time also counts the other processes). ``--profile`` runs the items list under
 pyinstrument (a dev extra) and prints its call tree, to read where those microseconds go.
+``--route`` measures one route only: under a sampling profiler (py-spy, a dev extra) its samples
+are that route's alone, e.g.
+
+    py-spy record -r 2000 -f raw -o items.txt -- .venv/bin/python bench/profile_read.py \
+        --route items --requests 100000
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--route", choices=("items", "members", "outfits", "household"))
     args = parser.parse_args()
     with scratch_dir() as directory, ExitStack() as stack:
         prepared = prepare(database(args.db, directory, stack), directory / "body.json")
@@ -66,6 +73,8 @@ def main() -> None:
 
         app = create_app()
         for name, path in prepared.read_paths.items():
+            if args.route not in (None, name):
+                continue
             call = caller(app, path, prepared.token)
             for _ in range(200):
                 assert call() == 200, path
