@@ -269,15 +269,18 @@ class ReadTransaction:
         return self._adopted
 
     def commit(self) -> None:
-        self._end(self.dialect.do_commit, "COMMIT")
+        if self._adopted is not None:
+            self._adopted.commit()
+        else:
+            self._end(self.dialect.do_commit, "COMMIT")
 
     def rollback(self) -> None:
-        self._end(self.dialect.do_rollback, "ROLLBACK")
+        if self._adopted is not None:
+            self._adopted.rollback()
+        else:
+            self._end(self.dialect.do_rollback, "ROLLBACK")
 
     def _end(self, step: Callable[[Any], None], sql: str) -> None:
-        if self._adopted is not None:
-            (self._adopted.commit if sql == "COMMIT" else self._adopted.rollback)()
-            return
         if not self._open:
             return
         self._open = False

@@ -87,6 +87,21 @@ def stored_rows(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
     return snapshot(app)
 
 
+def _interrupt_rotation(monkeypatch: pytest.MonkeyPatch, at: int) -> Any:
+    """Make ``flask data rotate`` fail at its ``at``-th value; the real ``reseal`` is returned,
+    to put back."""
+    calls = {"n": 0}
+    real = crypto_rotate.reseal
+
+    def failing(*args: Any) -> str:
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise RuntimeError("interrupted")
+        return real(*args)
+
+    monkeypatch.setattr(crypto_rotate, "reseal", failing)
+    return real
+
 def test_no_stored_row_holds_the_plaintext_of_an_encrypted_field(make_app: Any) -> None:
     family = family_app(make_app)
     ids = write_everything(family, MARK)
@@ -211,16 +226,7 @@ def test_rotation_re_encrypts_every_value_and_resumes_after_an_interruption(
     assert result.exit_code == 0, result.output
     assert "4 values now under key" in result.output and "run again to resume" in result.output
     assert sealed_key_ids(app) == {kid_b: 4, kid_a: total - 4}
-    calls = {"n": 0}
-    real = crypto_rotate.reseal
-
-    def failing(*args: Any) -> str:
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("interrupted")
-        return real(*args)
-
-    monkeypatch.setattr(crypto_rotate, "reseal", failing)
+    real = _interrupt_rotation(monkeypatch, at=4)
     result = runner.invoke(args=["data", "rotate", "--batch-size", "3"])
     assert result.exit_code != 0
     assert sealed_key_ids(app) == {kid_b: 7, kid_a: total - 7}  # the failed batch rolled back
@@ -301,16 +307,7 @@ def test_rotation_records_each_committed_batch_on_the_system_chain_never_a_value
 
     # A run that fails at its fourth value: the batches before commit with their events, the
     # failing one with neither.
-    calls = {"n": 0}
-    real = crypto_rotate.reseal
-
-    def failing(*args: Any) -> str:
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("interrupted")
-        return real(*args)
-
-    monkeypatch.setattr(crypto_rotate, "reseal", failing)
+    real = _interrupt_rotation(monkeypatch, at=4)
     assert runner.invoke(args=["data", "rotate", "--batch-size", "3"]).exit_code != 0
     monkeypatch.setattr(crypto_rotate, "reseal", real)
     added = [row for row in audit_rows(app) if row not in events_before]
