@@ -15,11 +15,13 @@ both begin alike, and every transaction of the engine, a session's or a raw conn
 by telling the database who is asking (``app.rowsecurity``): the row-level security policies
 read it, and it ends with the transaction.
 
-A read-only request that reads before anything opens its session runs on a ``ReadTransaction``
-(``Database.connection``): a pooled DBAPI connection begun and committed without SQLAlchemy's
-``Connection``, whose bookkeeping costs more than the two small statements of a read. A session
-opened later adopts that transaction: one connection and one transaction per request either
-way. Every transaction begins with the same steps (``_begin_steps``): SQLite's ``BEGIN``, and on
+A request that reads (``app.fastread``) before anything opens its session runs on a
+``ReadTransaction`` (``Database.connection``): a pooled DBAPI connection begun and committed
+without SQLAlchemy's ``Connection``, whose bookkeeping costs more than a few small statements.
+A session opened later adopts that transaction: one connection and one transaction per request
+either way. A writing request's begins as its session's would (on SQLite with the write lock),
+and its adopted connection keeps the writer's options. Every transaction begins with the same
+steps (``_begin_steps``): SQLite's ``BEGIN`` (``BEGIN IMMEDIATE`` for a writer), and on
 PostgreSQL the row-level security scope. SQLAlchemy's transactions run them from the engine's
 ``begin`` event (``ConnectionEvents``; an ORM session event would miss the reads), a
 ``ReadTransaction`` runs them itself.
@@ -30,7 +32,6 @@ from __future__ import annotations
 import secrets
 import select
 import sqlite3
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,16 @@ from typing import Any
 from flask import Flask, g
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, StatementError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from app.rawtransaction import (
+    ADOPTED,
+    WRITE_LOCK,
+    BeginSteps,
+    ReadTransaction,
+    driver_error,
+)
 from app.rowsecurity import apply_scope, current_scope, refuse_bypassing_role
 from app.state import Slot
 
@@ -86,9 +94,6 @@ def database_url(configured: str | None, instance_path: str) -> str:
 
 
 BUSY_TIMEOUT_SECONDS = 15  # SQLite: how long a transaction waits for the write lock (then 503)
-WRITE_LOCK = "hearthgate_write_lock"  # execution option: this connection's BEGIN takes it
-# Execution option, set only while a ``ReadTransaction`` is adopted: its transaction has begun.
-ADOPTED = "hearthgate_adopted"
 
 
 def build_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 2) -> Engine:
@@ -197,108 +202,20 @@ def _begin_postgres(connection: Any) -> None:
         raise driver_error(connection, "SELECT set_config(...)", exc) from exc
 
 
-def _begin_steps(engine: Engine) -> Callable[[ReadTransaction], None]:
-    """What begins a read transaction on ``engine``: the steps its ``begin`` listeners run."""
+def _begin_steps(engine: Engine, write_lock: bool) -> BeginSteps:
+    """What begins a ``ReadTransaction`` on ``engine``: the steps its ``begin`` listeners run
+    for a connection with (``writer``) or without the write lock."""
     if engine.dialect.name == "sqlite":
-        return lambda read: _begin_sqlite(read.connection.driver_connection, write_lock=False)
+        return lambda read: _begin_sqlite(read.connection.driver_connection, write_lock)
     if event.contains(engine, "begin", _postgres_begin):
         return _begin_postgres
     return lambda read: None  # psycopg begins on the first statement
 
 
-def driver_error(connection: Connection | ReadTransaction, sql: str | None, exc: Exception
-                 ) -> StatementError:
-    """A driver's error on ``connection`` as SQLAlchemy raises it (the gateway maps those),
-    parameters hidden; a connection the server dropped is invalidated, so the pool replaces it.
-    For statements sent straight to the driver (the row-security scope, app.fastread,
-    a ``ReadTransaction``)."""
-    dialect = connection.dialect
-    lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)  # type: ignore[arg-type]
-    if lost:
-        connection.invalidate(exc)
-    return DBAPIError.instance(
-        sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect,
-        connection_invalidated=lost)
-
-
-class ReadTransaction:
-    """A read-only request's transaction on a pooled DBAPI connection (module docstring).
-
-    Checked out of the engine's pool (its checkout events run: the liveness test), begun by the
-    engine's begin steps, then committed or rolled back and returned to the pool, whose reset
-    rolls back whatever is left open. Driver errors are raised as SQLAlchemy's, and a connection
-    the server dropped is invalidated, as a ``Connection`` does."""
-
-    __slots__ = ("dialect", "connection", "_engine", "_open", "_adopted")
-
-    def __init__(self, engine: Engine, begin: Callable[[ReadTransaction], None]) -> None:
-        self._engine, self.dialect = engine, engine.dialect
-        self._adopted: Connection | None = None
-        try:
-            self.connection = engine.raw_connection()
-        except self.dialect.loaded_dbapi.Error as exc:
-            lost = self.dialect.is_disconnect(exc, None, None)
-            raise DBAPIError.instance(None, None, exc, self.dialect.loaded_dbapi.Error,
-                                      hide_parameters=True, dialect=self.dialect,
-                                      connection_invalidated=lost) from exc
-        self._open = True
-        try:
-            begin(self)
-        except BaseException:
-            self.close()
-            raise
-
-    def invalidate(self, exc: BaseException) -> None:
-        self._open = False
-        self.connection.invalidate(exc)
-
-    def in_transaction(self) -> bool:
-        return self._adopted.in_transaction() if self._adopted is not None else self._open
-
-    def adopt(self) -> Connection:
-        """A ``Connection`` on the same DBAPI connection that carries this transaction on (for a
-        session opened after the reads): its begin runs none of the begin steps again."""
-        if self._adopted is None:
-            adopted = Connection(self._engine, self.connection)
-            adopted.execution_options(**{ADOPTED: True})
-            try:
-                adopted.begin()
-            finally:
-                adopted.execution_options(**{ADOPTED: False})  # its next transaction begins anew
-            self._adopted = adopted
-        return self._adopted
-
-    def commit(self) -> None:
-        if self._adopted is not None:
-            self._adopted.commit()
-        else:
-            self._end(self.dialect.do_commit, "COMMIT")
-
-    def rollback(self) -> None:
-        if self._adopted is not None:
-            self._adopted.rollback()
-        else:
-            self._end(self.dialect.do_rollback, "ROLLBACK")
-
-    def _end(self, step: Callable[[Any], None], sql: str) -> None:
-        if not self._open:
-            return
-        self._open = False
-        try:
-            step(self.connection)
-        except self.dialect.loaded_dbapi.Error as exc:
-            raise driver_error(self, sql, exc) from exc
-
-    def close(self) -> None:
-        if self._adopted is not None:
-            self._adopted.close()
-        else:
-            self.connection.close()
-
-
 SESSIONS: Slot[sessionmaker[Session]] = Slot("db")  # sessions that write (module docstring)
 ENGINE: Slot[Engine] = Slot("db.engine")
-READ_BEGIN: Slot[Callable[[ReadTransaction], None]] = Slot("db.read_begin")
+# How a ``ReadTransaction`` begins: without the write lock, and with it (``_begin_steps``).
+BEGIN_STEPS: Slot[tuple[BeginSteps, BeginSteps]] = Slot("db.begin_steps")
 
 
 class Database:
@@ -316,7 +233,8 @@ class Database:
         if engine.dialect.name == "postgresql":
             _row_security(app, engine)
         ENGINE.set(app, engine)
-        READ_BEGIN.set(app, _begin_steps(engine))
+        BEGIN_STEPS.set(app, (_begin_steps(engine, write_lock=False),
+                              _begin_steps(engine, write_lock=True)))
         # Sessions write unless told otherwise (module docstring): a forgotten declaration
         # costs a reader some waiting, never a writer a 503.
         SESSIONS.set(app, sessionmaker(writer(engine), expire_on_commit=False))
@@ -352,26 +270,46 @@ class Database:
             g._db_session = session
         return session
 
+    @staticmethod
+    def opened_session() -> Session | None:
+        """The request's session if it is open already (``session`` opens it)."""
+        return g.get("_db_session")  # type: ignore[no-any-return]
+
     def connection(self) -> Connection | ReadTransaction:
         """The connection of the request's transaction, begun on first use: the session's, or
-        for a read-only request that has no session yet a ``ReadTransaction`` (a session opened
-        later adopts it). Reads run here (``app.fastread``): a session's bookkeeping
-        (its transaction object, identity map, commit and close) costs more than a small read."""
+        for a request that has no session yet a ``ReadTransaction`` (a session opened later
+        adopts it), begun as the request's session would begin (a writing request's with the
+        write lock). Reads run here (``app.fastread``): a session's bookkeeping (its
+        transaction object, identity map, commit and close) costs more than a small read."""
         read: ReadTransaction | None = g.get("_db_connection")
         if read is not None:
             return read
-        if g.get("_db_read_only") and g.get("_db_session") is None:
-            read = g._db_connection = ReadTransaction(self.engine(), READ_BEGIN.get())
+        if g.get("_db_session") is None:
+            reader, writer_steps = BEGIN_STEPS.get()
+            if g.get("_db_read_only"):
+                read = ReadTransaction(self.engine(), reader)
+            else:
+                read = ReadTransaction(writer(self.engine()), writer_steps)
+            g._db_connection = read
             return read
         return self.session.connection()
 
     @staticmethod
     def commit() -> None:
-        """Commit the request's transaction (the session's, and a read connection's)."""
+        """Commit the request's transaction (the session's, and a read connection's). A session
+        that joined the read connection's transaction commits nothing itself: it flushes, that
+        transaction commits, and then the session's commit ends its own bookkeeping, so its
+        ``after_commit`` listeners (the audit sinks and witnesses) run once the database has
+        committed, never before."""
         session: Session | None = g.get("_db_session")
+        read: ReadTransaction | None = g.get("_db_connection")
+        if session is not None and read is not None and read.carried_on:
+            session.flush()
+            read.commit()
+            session.commit()
+            return
         if session is not None:
             session.commit()
-        read: ReadTransaction | None = g.get("_db_connection")
         if read is not None and read.in_transaction():
             read.commit()
 

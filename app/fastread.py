@@ -2,12 +2,13 @@
 
 A ``Read`` is a SQLAlchemy Core ``Select`` built once at import time. Its SQL text, parameter
 order, bind converters and result converters are compiled once per dialect, and each execution
-hands them straight to the DBAPI cursor of the request's own transaction (``app.db``: a read-only
-request's ``ReadTransaction``, else its session's connection): the same connection and
-transaction as every other statement of the request (so per-transaction settings made when it
-begins apply to it), without SQLAlchemy's per-execution work (cache key,
-result metadata, row objects), which costs several times what two small statements cost the
-driver. Writes keep the ORM unit of work.
+hands them straight to the DBAPI cursor of the request's own transaction (``app.db``: its
+``ReadTransaction`` until a session opens, then its session's connection): the same connection
+and transaction as every other statement of the request (so per-transaction settings made when
+it begins apply to it), without SQLAlchemy's per-execution work (cache key, result metadata, row
+objects), which costs several times what two small statements cost the driver. Writes keep the
+ORM unit of work, except a statement that writes and returns rows in one round trip
+(``Returning``: the audit append, with the change it records), run the same way.
 
 Rows come back as plain dicts, column name to Python value. ``_row_builder`` is the one place
 where a row's stored values become Python values: each column's type converter (SQLite stores
@@ -25,12 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, DateTime, Select
+from sqlalchemy import Column, DateTime, Select, TextualSelect
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.crypto.fields import ENCRYPTED_FIELDS, read_decoder
-from app.db import ReadTransaction, db, driver_error
+from app.db import db
+from app.rawtransaction import ReadTransaction, driver_error
 
 Decoder = Callable[[Any], Any]
 ValueDecoder = Callable[[str, str, Any, Any], Any]  # (table, column, row id, stored value)
@@ -43,7 +45,7 @@ ValueDecoder = Callable[[str, str, Any, Any], Any]  # (table, column, row id, st
 DECODERS: dict[tuple[str, str], Callable[[], ValueDecoder]] = {
     (field.table, field.column): read_decoder for field in ENCRYPTED_FIELDS
 }
-_READS: weakref.WeakSet[Read] = weakref.WeakSet()
+_READS: weakref.WeakSet[_Statement] = weakref.WeakSet()
 
 
 def forget_compiled() -> None:
@@ -60,55 +62,116 @@ class _Compiled:
     sql: str
     names: tuple[str, ...] | None  # parameter order of a positional paramstyle, else None
     constants: tuple[tuple[str, Any], ...]  # parameters the statement itself fixes (OFFSET 0)
+    defaults: tuple[tuple[str, Callable[[], Any]], ...]  # column defaults computed per call
     binders: tuple[tuple[str, Decoder], ...]  # parameters that the dialect converts
     build: RowBuilder  # fetched rows → dicts of Python values (``_row_builder``)
 
 
-class Read:
-    """One SELECT with bound parameters, compiled once per dialect."""
+class _Statement:
+    """A statement with bound parameters that returns rows, compiled once per dialect."""
 
-    __slots__ = ("statement", "_compiled", "__weakref__")
+    __slots__ = ("_compiled", "__weakref__")
+    statement: Select[Any] | TextualSelect
 
-    def __init__(self, statement: Select[Any]) -> None:
-        keys = [column.key for column in statement.selected_columns]
+    def __init__(self) -> None:
+        keys = [column.key for column in self.statement.selected_columns]
+        if not keys:
+            raise ValueError("a statement names the columns it returns (text(...).columns(...))")
         if len(set(keys)) != len(keys):
             raise ValueError(f"a read's columns need distinct names (label them): {keys}")
-        self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
         _READS.add(self)
 
-    def rows(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Every row, as a dict of column name → value."""
-        connection = db.connection()
+    def rows_on(self, connection: Connection | ReadTransaction, params: Mapping[str, Any]
+                ) -> list[dict[str, Any]]:
+        """Every row, as a dict of column name → value, in the transaction of ``connection``
+        (a session's, say)."""
         compiled = self._compiled.get(connection.dialect.name)
         if compiled is None:
             compiled = self._compiled[connection.dialect.name] = _compile(
                 self.statement, connection.dialect)
         return _execute(connection, compiled, params)
 
+
+class Read(_Statement):
+    """One SELECT, run in the request's transaction (``db.connection``)."""
+
+    __slots__ = ("statement",)
+    statement: Select[Any]
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        super().__init__()
+
+    def rows(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every row, as a dict of column name → value."""
+        return self.rows_on(db.connection(), params)
+
     def first(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
         rows = self.rows(params)
         return rows[0] if rows else None
 
 
-def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
+class Returning(_Statement):
+    """A statement that writes and returns rows in one round trip, as a SELECT returns them (a
+    function's call, say, with a WITH clause that changes rows: ``app.audit.writer``), run in
+    the transaction of the connection given (``rows_on``). A column the statement leaves to its
+    default gets it as SQLAlchemy's execution would give it (``_column_defaults``)."""
+
+    __slots__ = ("statement",)
+    statement: TextualSelect
+
+    def __init__(self, statement: TextualSelect) -> None:
+        self.statement = statement
+        super().__init__()
+
+
+def _compile(statement: Select[Any] | TextualSelect, dialect: Dialect) -> _Compiled:
     compiled = statement.compile(dialect=dialect)
     sql = compiled.string
     if "POSTCOMPILE" in sql:
         raise ValueError("expanding parameters (IN lists) are not supported: use a subquery")
     binders = []
-    constants = [(name, parameter.effective_value)
-                 for name, parameter in compiled.binds.items() if not parameter.required]
+    defaults = _column_defaults(compiled)
+    constants = [(name, parameter.effective_value) for name, parameter in compiled.binds.items()
+                 if not parameter.required and name not in defaults]
     for name, parameter in compiled.binds.items():
         binder = parameter.type.dialect_impl(dialect).bind_processor(dialect)
         if binder is not None:
             binders.append((name, binder))
     positional = compiled.positiontup if dialect.positional else None
     return _Compiled(sql, tuple(map(str, positional)) if positional is not None else None,
-                     tuple(constants), tuple(binders), _row_builder(statement, dialect))
+                     tuple(constants), tuple(defaults.items()), tuple(binders),
+                     _row_builder(statement, dialect))
 
 
-def _row_builder(statement: Select[Any], dialect: Dialect) -> RowBuilder:
+class _NoContext:
+    """What a column default's function gets for SQLAlchemy's execution context, which a
+    statement run here does not have: one that reads it fails, instead of writing a guess."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise TypeError("a column default run by app.fastread gets no execution context")
+
+
+def _column_defaults(compiled: Any) -> dict[str, Callable[[], Any]]:
+    """The values that SQLAlchemy computes in Python for the columns an INSERT (or UPDATE)
+    leaves out: a constant, or a function (``utcnow``, ``new_id``) called on every execution,
+    so that a statement run here writes what SQLAlchemy's execution would."""
+    found: dict[str, Callable[[], Any]] = {}
+    for columns, kind in ((compiled.insert_prefetch, "default"),
+                          (compiled.update_prefetch, "onupdate")):
+        for column in columns:
+            default = getattr(column, kind)
+            if column.key not in compiled.binds or not (default.is_scalar or default.is_callable):
+                raise ValueError(f"column {column.key}: its {kind} cannot be computed here")
+            if default.is_scalar:
+                found[column.key] = (lambda value: lambda: value)(default.arg)
+            else:
+                found[column.key] = (lambda make: lambda: make(_NoContext()))(default.arg)
+    return found
+
+
+def _row_builder(statement: Select[Any] | TextualSelect, dialect: Dialect) -> RowBuilder:
     """The function that turns the fetched rows of ``statement`` into dicts: for each column,
     its type's converter, then its ``DECODERS`` entry's decoder (given the row's ``id``; the
     entry is called once per read), written out as one expression per key. The source holds
@@ -172,6 +235,9 @@ def _execute(connection: Connection | ReadTransaction, compiled: _Compiled,
              params: Mapping[str, Any]) -> list[dict[str, Any]]:
     values = dict(params)
     values.update(compiled.constants)
+    for name, make in compiled.defaults:
+        if name not in values:
+            values[name] = make()
     for name, binder in compiled.binders:
         if name in values:
             values[name] = binder(values[name])

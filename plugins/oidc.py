@@ -91,7 +91,7 @@ class OidcLogin:
         # that may accept household invitations).
         verified = claims.get("email_verified") is True
         email = _claim(claims, "email") if claims.get("email_verified", True) is True else None
-        return upsert_identity(db.session, claims["iss"], claims["sub"], email,
+        return upsert_identity(None, claims["iss"], claims["sub"], email,
                                _claim(claims, "name"), email_verified=verified)
 
 

@@ -11,7 +11,8 @@ from flask import Flask
 from sqlalchemy import Connection, create_engine, event, text
 
 from app import fastread
-from app.db import ADOPTED, WRITE_LOCK, Base, Database, ReadTransaction, build_engine
+from app.db import Base, Database, build_engine
+from app.rawtransaction import ADOPTED, WRITE_LOCK, ReadTransaction
 from app.rowsecurity import SYSTEM, Scope, apply_scope
 
 
@@ -58,8 +59,8 @@ def _watch_fast_reads() -> None:
     original = fastread._execute
 
     def execute(connection: Any, compiled: Any, params: Any) -> Any:
-        if isinstance(connection, ReadTransaction) or (
-                connection.in_transaction()
+        if isinstance(connection, ReadTransaction) and not connection.writes or (
+                not isinstance(connection, ReadTransaction) and connection.in_transaction()
                 and not connection.get_execution_options().get(WRITE_LOCK)):
             connection.connection.info["hearthgate.test.read"] = True
         return original(connection, compiled, params)

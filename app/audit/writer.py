@@ -24,10 +24,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app, g, has_app_context, has_request_context
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import Integer, String, bindparam, column, delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import UpdateBase
 
 from app.audit.chain import GENESIS, entry_hash, hash_parts, normalise_details
@@ -43,6 +42,7 @@ from app.audit.signing import signer
 from app.audit.witness import hand_to_witnesses
 from app.context import request_id
 from app.db import SESSIONS, db, utcnow
+from app.fastread import Returning
 from app.models.audit import ERASED_ACTION, SYSTEM_CHAIN, AuditEvent
 
 APPEND_ATTEMPTS = 20
@@ -59,7 +59,8 @@ _APPEND = text(
     "SELECT new_seq, new_prev_hash, new_hash FROM audit_append(:audit_chain, :audit_key, "
     ":audit_household_id, :audit_principal_id, :audit_action, :audit_resource, :audit_decision, "
     ":audit_correlation_id, CAST(:audit_details AS json), :audit_created_at, :audit_before, "
-    ":audit_between, :audit_genesis)").columns()
+    ":audit_between, :audit_genesis)").columns(
+    column("new_seq", Integer), column("new_prev_hash", String), column("new_hash", String))
 
 
 class Carried:
@@ -74,7 +75,12 @@ class Carried:
 
     def __init__(self, statement: UpdateBase, name: str) -> None:
         self.statement = statement
-        self.with_append = _APPEND.add_cte(statement.cte(name))
+        self.with_append = Returning(_APPEND.add_cte(statement.cte(name)))
+
+
+# The append alone, compiled once (``app.fastread``) as ``Carried.with_append`` is: sent straight
+# to the driver, in the session's transaction.
+_APPEND_ALONE = Returning(_APPEND)
 _HEAD = (
     select(AuditEvent.seq, AuditEvent.hash)
     .where(AuditEvent.chain == bindparam("chain"))
@@ -154,12 +160,15 @@ def _append_directly(session: Session, event: AuditEvent,
         "audit_before": before, "audit_between": between, "audit_genesis": GENESIS,
     }
     if carried is None:
-        statement: Executable = _APPEND
+        append = _APPEND_ALONE
     else:
-        statement = carried[0].with_append
+        append = carried[0].with_append
         params.update(carried[1])
-    row = session.connection().execute(statement, params).one()
-    event.seq, event.prev_hash, event.hash = row[0], row[1], row[2]
+    rows = append.rows_on(session.connection(), params)
+    if len(rows) != 1:
+        raise RuntimeError(f"audit chain {event.chain}: the append returned {len(rows)} rows")
+    row = rows[0]
+    event.seq, event.prev_hash, event.hash = row["new_seq"], row["new_prev_hash"], row["new_hash"]
     if event.hash != entry_hash(event):
         # Never expected: the database serialized the entry otherwise than the verifier will.
         raise RuntimeError(f"audit chain {event.chain}: the linked entry's hash is not its own")

@@ -7,13 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import RowMapping, Table, bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app import clock
 from app.auth.emails import InvalidEmail, canonical_email
 from app.auth.permissions import default_permissions
+from app.db import db
+from app.fastread import Read
 from app.models import User
 
 log = logging.getLogger(__name__)
@@ -42,34 +44,41 @@ def email_taken(session: Session, email: str, except_user: str | None = None) ->
 
 _BY_IDENTITY = select(User).where(User.issuer == bindparam("issuer"),
                                   User.subject == bindparam("subject"))
-# The same row through Core, built once: every login reads it, and the ORM's loading (result
-# context, identity map) costs more than the statement. ``_loaded`` makes it an ORM instance.
+# The same row as a plain read (app.fastread), compiled once: every login reads it, and the
+# ORM's loading (result context, identity map) costs more than the statement. ``_loaded`` makes
+# it an ORM instance.
 _USERS: Table = User.__table__  # type: ignore[assignment]
-_ROW_BY_IDENTITY = select(_USERS).where(_USERS.c.issuer == bindparam("issuer"),
-                                        _USERS.c.subject == bindparam("subject"))
+_ROW_BY_IDENTITY = Read(select(_USERS).where(_USERS.c.issuer == bindparam("issuer"),
+                                             _USERS.c.subject == bindparam("subject")))
 
 
-def _loaded(row: RowMapping) -> User:
-    """The ``User`` of a row read through Core, as the ORM would have loaded it but detached (in
-    no session: changes go through the session's own instance, ``upsert_identity``)."""
+def _loaded(row: dict[str, Any]) -> User:
+    """The ``User`` of a row read without the ORM, as the ORM would have loaded it but detached
+    (in no session: changes go through the session's own instance, ``upsert_identity``)."""
     user = User(**row)
     make_transient_to_detached(user)
     return user
 
 
-def _by_identity(session: Session, issuer: str, subject: str) -> User | None:
-    if session.autoflush:
+def _by_identity(session: Session | None, issuer: str, subject: str) -> User | None:
+    """The identity's user, read in ``session``'s transaction, or with ``None`` in the request's
+    (``db.connection``: before its session opens, without opening one)."""
+    session = session if session is not None else db.opened_session()
+    if session is not None and session.autoflush:
         session.flush()  # as the ORM's own query would: nothing to do unless changes are pending
-    row = session.connection().execute(
-        _ROW_BY_IDENTITY, {"issuer": issuer, "subject": subject}).mappings().first()
-    return None if row is None else _loaded(row)
+    params = {"issuer": issuer, "subject": subject}
+    rows = (_ROW_BY_IDENTITY.rows(params) if session is None
+            else _ROW_BY_IDENTITY.rows_on(session.connection(), params))
+    return _loaded(rows[0]) if rows else None
 
 
 def upsert_identity(
-    session: Session, issuer: str, subject: str, email: str | None, name: str | None,
+    session: Session | None, issuer: str, subject: str, email: str | None, name: str | None,
     email_verified: bool = False,
 ) -> User:
     """The user of (``issuer``, ``subject``), created with the default permissions if new.
+    ``session``: the session to read and write with; ``None`` for the request's (``db``),
+    which a login that changes nothing about the user never needs to open.
 
     An email already held by another account is not copied: accounts are linked by (iss, sub)
     only, never by email, which a provider might let anyone claim. ``email_verified``: the
@@ -81,12 +90,12 @@ def upsert_identity(
         email = normalised_or_none(email)
         # Already this user's (the column is unique, so no one else holds it): nothing to check.
         if email is not None and (user is None or user.email != email) and email_taken(
-                session, email, except_user=user.id if user else None):
+                _or_request(session), email, except_user=user.id if user else None):
             log.info("identity email already belongs to another account; not linked")
             email = None
     verified_at = clock.now() if email is not None and email_verified else None
     if user is None:
-        return _create(session, issuer, subject, email, name, verified_at)
+        return _create(_or_request(session), issuer, subject, email, name, verified_at)
     changes: dict[str, Any] = {}
     if email is not None and user.email != email:
         changes.update(email=email, email_verified_at=verified_at)
@@ -97,11 +106,16 @@ def upsert_identity(
     if not changes:  # an unchanged login writes nothing
         return user
     # Through the unit of work (the session may hold this user already): an UPDATE of these.
+    session = _or_request(session)
     persistent = session.get_one(User, user.id)
     for attribute, value in changes.items():
         setattr(persistent, attribute, value)
     session.flush()
     return persistent
+
+
+def _or_request(session: Session | None) -> Session:
+    return session if session is not None else db.session
 
 
 def _create(

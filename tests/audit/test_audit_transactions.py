@@ -19,6 +19,7 @@ from app.plugins import PLUGINS
 from testkit.apps import audit as audit_routes
 from testkit.builders.audit import session_of, verify
 from testkit.builders.households import AuthActions, make_household, snapshot
+from testkit.database import system_connection
 from testkit.typing import MakeApp
 
 pytestmark = pytest.mark.blueprints(audit_routes.bp)
@@ -71,10 +72,25 @@ def sink(app: Flask) -> RecordingSink:
 
 def test_an_audited_transition_commits_with_its_event_and_reaches_the_sink(
     app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
-    sink: RecordingSink,
+    sink: RecordingSink, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The route reads its household before its session opens, so the session adopts that
+    # transaction (app.db): the event is handed on only once another connection can see it.
+    relay = AUDIT_SINKS.get(app)
+    put = relay.put
+    visible_when_handed: list[int] = []
+
+    def handed(record: dict[str, Any]) -> None:
+        with system_connection(app.config["DATABASE_URL"]) as connection:
+            visible_when_handed.append(len(connection.execute(
+                select(AuditEvent.seq).where(AuditEvent.chain == record["chain"],
+                                             AuditEvent.seq == record["seq"])).all()))
+        put(record)
+
+    monkeypatch.setattr(relay, "put", handed)
     r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
     assert r.status_code == 204, r.get_json()
+    assert visible_when_handed == [1]
     assert _status(app, request_setup["request"]) == "APPROVED"
     with session_of(app) as session:
         stored = session.scalars(select(AuditEvent)).one()

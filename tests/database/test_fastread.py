@@ -214,10 +214,15 @@ def test_a_column_decoder_applies_to_every_read_of_that_column(
 
 
 
-def test_a_read_only_request_has_one_connection_and_transaction(app: Flask) -> None:
+def test_a_request_has_one_connection_and_transaction(app: Flask) -> None:
     """Reads before the session exists run on a plain connection; a session opened later in
-    the same request joins its transaction (so per-transaction settings cover both)."""
+    the same request joins its transaction (so per-transaction settings cover both). A request
+    that may write begins it as its session would: on SQLite with the write lock, which its
+    adopted connection keeps for any transaction it begins later."""
+    import sqlite3
+
     from app.db import db
+    from app.rawtransaction import WRITE_LOCK, ReadTransaction
 
     with app.test_request_context():
         db.read_only_request()
@@ -229,5 +234,33 @@ def test_a_read_only_request_has_one_connection_and_transaction(app: Flask) -> N
         assert db.connection() is first
         db.commit()
         assert not first.in_transaction()
-    with app.test_request_context():  # a request that may write: the session's own connection
-        assert db.connection() is db.session.connection()
+    engine = Database.engine(app)
+
+    def write_locked() -> bool:
+        other = sqlite3.connect(str(engine.url.database), timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            return True
+        finally:
+            other.close()
+        return False
+
+    sqlite = engine.dialect.name == "sqlite"
+    with app.test_request_context():  # a request that may write
+        first = db.connection()
+        assert isinstance(first, ReadTransaction) and first.writes and first.in_transaction()
+        assert write_locked() if sqlite else True
+        session_connection = db.session.connection()
+        assert session_connection.connection.driver_connection is (
+            first.connection.driver_connection)
+        assert session_connection.get_execution_options().get(WRITE_LOCK)
+        assert db.connection() is first
+        db.session.rollback()  # the transaction ends; the session's next one takes the lock too
+        assert not first.in_transaction()
+        assert not write_locked() if sqlite else True
+        assert db.session.connection() is session_connection and first.in_transaction()
+        assert write_locked() if sqlite else True
+        db.commit()
+        assert not first.in_transaction()
