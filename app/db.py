@@ -214,8 +214,11 @@ def _begin_steps(engine: Engine, write_lock: bool) -> BeginSteps:
 
 SESSIONS: Slot[sessionmaker[Session]] = Slot("db")  # sessions that write (module docstring)
 ENGINE: Slot[Engine] = Slot("db.engine")
-# How a ``ReadTransaction`` begins: without the write lock, and with it (``_begin_steps``).
-BEGIN_STEPS: Slot[tuple[BeginSteps, BeginSteps]] = Slot("db.begin_steps")
+# What a ``ReadTransaction`` begins on, and how (``_begin_steps``): for a reader, the engine
+# without the write lock; for a writer, ``writer``'s (built once: an engine with options costs a
+# few microseconds to make).
+BEGIN_STEPS: Slot[tuple[tuple[Engine, BeginSteps], tuple[Engine, BeginSteps]]] = Slot(
+    "db.begin_steps")
 
 
 class Database:
@@ -233,11 +236,12 @@ class Database:
         if engine.dialect.name == "postgresql":
             _row_security(app, engine)
         ENGINE.set(app, engine)
-        BEGIN_STEPS.set(app, (_begin_steps(engine, write_lock=False),
-                              _begin_steps(engine, write_lock=True)))
+        writes = writer(engine)
+        BEGIN_STEPS.set(app, ((engine, _begin_steps(engine, write_lock=False)),
+                              (writes, _begin_steps(engine, write_lock=True))))
         # Sessions write unless told otherwise (module docstring): a forgotten declaration
         # costs a reader some waiting, never a writer a 503.
-        SESSIONS.set(app, sessionmaker(writer(engine), expire_on_commit=False))
+        SESSIONS.set(app, sessionmaker(writes, expire_on_commit=False))
         app.teardown_appcontext(self._close)
 
     @staticmethod
@@ -285,11 +289,8 @@ class Database:
         if read is not None:
             return read
         if g.get("_db_session") is None:
-            reader, writer_steps = BEGIN_STEPS.get()
-            if g.get("_db_read_only"):
-                read = ReadTransaction(self.engine(), reader)
-            else:
-                read = ReadTransaction(writer(self.engine()), writer_steps)
+            reader, writes = BEGIN_STEPS.get()
+            read = ReadTransaction(*(reader if g.get("_db_read_only") else writes))
             g._db_connection = read
             return read
         return self.session.connection()

@@ -213,16 +213,23 @@ class Checkpointer:
             hook(self.app).audit_witness.get_hookimpls())
 
     def committed(self, chains: Iterable[str], notes: Iterable[str]) -> None:
-        if self.interval <= 0 and not self.has_witnesses():
+        witnessed = self.has_witnesses()
+        if self.interval <= 0 and not witnessed:
             return
         now = time.monotonic()
+        fresh = list(notes) if witnessed else []
         with self._lock:
+            news = False
             if self.interval > 0:
                 for chain in chains:
-                    self._due.setdefault(chain, now + self.interval)
-            if self.has_witnesses():
-                self._notes.extend(notes)
-            self._lock.notify()
+                    if chain not in self._due:  # a chain already due keeps its time
+                        self._due[chain] = now + self.interval
+                        news = True
+            if fresh:
+                self._notes.extend(fresh)
+                news = True
+            if news:  # the thread wakes for new work only, not for every commit
+                self._lock.notify()
         self._runner.ensure()
 
     def flush(self) -> None:

@@ -212,6 +212,29 @@ def test_the_service_signs_and_witnesses_a_quiet_chain_by_itself(
     assert signed == [2]
 
 
+def test_the_checkpoint_thread_wakes_for_new_work_only(
+    make_app: Callable[..., Flask], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every commit reports its chains; one already waiting for its interval does not wake the
+    thread again (a wake-up per commit costs the request path a thread switch), while a chain
+    not yet due and a note to witness do."""
+    app = make_app(AUDIT_CHECKPOINT_INTERVAL_SECONDS=60,
+                   AUDIT_WITNESS_URL=f"file://{_witness_dir(tmp_path)}")
+    runner = checkpointer(app)
+    monkeypatch.setattr(runner, "_runner", type("Idle", (), {"ensure": lambda self: None})())
+    woken: list[bool] = []
+    monkeypatch.setattr(runner._lock, "notify", lambda n=1: woken.append(True))
+    runner.committed(["chain-a"], [])
+    due = dict(runner._due)
+    runner.committed(["chain-a"], [])
+    runner.committed(["chain-a"], [])
+    assert len(woken) == 1 and runner._due == due  # the chain keeps its first time
+    runner.committed(["chain-a", "chain-b"], [])
+    runner.committed(["chain-a"], ["a note"])
+    assert len(woken) == 3 and set(runner._due) == {"chain-a", "chain-b"}
+    assert runner._notes == ["a note"]
+
+
 def test_an_erased_household_stays_provable(witnessed_app: Flask, auth: Any,
                                             tmp_path: Path) -> None:
     home = _household(witnessed_app, auth)
