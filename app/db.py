@@ -32,6 +32,7 @@ from __future__ import annotations
 import secrets
 import select
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,7 @@ ENGINE: Slot[Engine] = Slot("db.engine")
 # few microseconds to make).
 BEGIN_STEPS: Slot[tuple[tuple[Engine, BeginSteps], tuple[Engine, BeginSteps]]] = Slot(
     "db.begin_steps")
+ON_COMMIT: Slot[list[Callable[[dict[str, Any]], None]]] = Slot("db.on_commit")
 
 
 class Database:
@@ -237,6 +239,7 @@ class Database:
             _row_security(app, engine)
         ENGINE.set(app, engine)
         writes = writer(engine)
+        ON_COMMIT.set(app, [])
         BEGIN_STEPS.set(app, ((engine, _begin_steps(engine, write_lock=False)),
                               (writes, _begin_steps(engine, write_lock=True))))
         # Sessions write unless told otherwise (module docstring): a forgotten declaration
@@ -265,8 +268,14 @@ class Database:
         session: Session | None = g.get("_db_session")
         if session is None:
             read: ReadTransaction | None = g.get("_db_connection")
-            if read is not None:  # carries on the read transaction already begun
-                session = SESSIONS.get()(bind=read.adopt())
+            if read is not None:  # carries on the read transaction already begun, as its own:
+                # its commit and rollback are the transaction's (then its listeners run)
+                session = SESSIONS.get()(bind=read.adopt(), join_transaction_mode="control_fully")
+                # What the transaction's code kept so far goes on with it: the session's events
+                # hand it on when it commits (and drop it when it rolls back).
+                session.info.update(read.info)
+                read.info = {}
+                session.connection()  # joined now: a rollback before any statement ends it too
             elif g.get("_db_read_only"):
                 session = self.reader()
             else:
@@ -296,23 +305,30 @@ class Database:
         return self.session.connection()
 
     @staticmethod
+    def on_commit(app: Flask, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``listener`` with a ``ReadTransaction``'s ``info`` once the transaction it began
+        committed (never for one that rolled back). A session that adopts the transaction takes
+        its ``info`` over (into ``session.info``): from then on its ``after_commit`` and
+        rollback events see to it."""
+        ON_COMMIT.get(app).append(listener)
+
+    @staticmethod
     def commit() -> None:
-        """Commit the request's transaction (the session's, and a read connection's). A session
-        that joined the read connection's transaction commits nothing itself: it flushes, that
-        transaction commits, and then the session's commit ends its own bookkeeping, so its
-        ``after_commit`` listeners (the audit sinks and witnesses) run once the database has
-        committed, never before."""
+        """Commit the request's transaction (the session's, and a read connection's); then the
+        ``on_commit`` listeners run, as the session's ``after_commit`` listeners (the audit
+        sinks and witnesses) do: once the database has committed, never before."""
         session: Session | None = g.get("_db_session")
         read: ReadTransaction | None = g.get("_db_connection")
-        if session is not None and read is not None and read.carried_on:
-            session.flush()
-            read.commit()
-            session.commit()
-            return
+        began = read is not None and read.begun_open
         if session is not None:
             session.commit()
         if read is not None and read.in_transaction():
             read.commit()
+        if read is not None and read.info:
+            info, read.info = read.info, {}
+            if began:  # else it ended meanwhile (rolled back), and what it held with it
+                for listener in ON_COMMIT.get():
+                    listener(info)
 
     @staticmethod
     def rollback() -> None:
@@ -321,8 +337,10 @@ class Database:
         if session is not None:
             session.rollback()
         read: ReadTransaction | None = g.get("_db_connection")
-        if read is not None and read.in_transaction():
-            read.rollback()
+        if read is not None:
+            read.info = {}
+            if read.in_transaction():
+                read.rollback()
 
     @staticmethod
     def _close(_exc: BaseException | None) -> None:

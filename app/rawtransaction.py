@@ -40,12 +40,15 @@ class ReadTransaction:
     engine's begin steps, then committed or rolled back and returned to the pool, whose reset
     rolls back whatever is left open. Driver errors are raised as SQLAlchemy's, and a connection
     the server dropped is invalidated, as a ``Connection`` does. ``engine``: the engine whose
-    options the adopting ``Connection`` takes (``writer``'s for a writing request)."""
+    options the adopting ``Connection`` takes (``writer``'s for a writing request). ``info``:
+    what the request's code keeps about the transaction it began (``app.audit``: the events
+    appended in it), handed to the ``Database.on_commit`` listeners once it commits."""
 
-    __slots__ = ("dialect", "connection", "_engine", "_open", "_adopted", "_carried")
+    __slots__ = ("dialect", "connection", "info", "_engine", "_open", "_adopted", "_carried")
 
     def __init__(self, engine: Engine, begin: BeginSteps) -> None:
         self._engine, self.dialect = engine, engine.dialect
+        self.info: dict[str, Any] = {}
         self._adopted: Connection | None = None
         self._carried: RootTransaction | None = None
         try:
@@ -80,6 +83,12 @@ class ReadTransaction:
         that joined it commits nothing of its own, ``app.db``)."""
         return (self._adopted is not None and self._carried is not None
                 and self._adopted.get_transaction() is self._carried and self._carried.is_active)
+
+    @property
+    def begun_open(self) -> bool:
+        """Whether the transaction this began is still open: its own, or carried on by the
+        adopting ``Connection`` (not one that began after it ended)."""
+        return self.carried_on if self._adopted is not None else self._open
 
     def adopt(self) -> Connection:
         """A ``Connection`` on the same DBAPI connection that carries this transaction on (for a

@@ -113,7 +113,7 @@ def test_the_sweep_flags_every_form_of_a_hearthgate_key_and_no_other_extension()
 
 # Every slot a default test app sets while it starts (a new piece of state belongs here).
 STARTED = {
-    "db", "db.engine", "db.begin_steps", "plugins", "secrets", "tokens", "verified_tokens", "readiness",
+    "db", "db.engine", "db.begin_steps", "db.on_commit", "plugins", "secrets", "tokens", "verified_tokens", "readiness",
     "trusted_proxy_count", "login_providers", "login_throttle", "audit.signer",
     "audit.checkpointer", "audit_sinks", "plugin_settings", "ratelimit_storage", "crypto.keys",
 }

@@ -2,6 +2,8 @@
 
 Events appended on a session wait in ``session.info`` and leave only after that session's commit;
 an event whose savepoint or transaction rolled back is no longer in the session and is dropped.
+Events appended straight into a request's transaction before any session opened (PostgreSQL)
+wait in that transaction's ``info`` and leave once it committed (``Database.on_commit``).
 
 Committed events go into a bounded queue that one thread of the process drains, so a slow or hung
 sink (a SIEM across the network) never holds a response or a database connection. A failing sink
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from app.audit.chain import event_record
 from app.audit.checkpoints import PENDING_KEY, committed_events, forget_pending
 from app.background import BackgroundQueue
-from app.db import SESSIONS
+from app.db import SESSIONS, Database
 from app.models.audit import AuditEvent
 from app.plugins import call_impl, hook
 from app.state import Slot
@@ -82,8 +84,15 @@ def init_sinks(app: Flask) -> SinkRelay:
         if previous.parent is None:  # the outermost transaction rolled back, not a savepoint
             forget_pending(session)
 
+    def forward_direct(info: dict[str, Any]) -> None:
+        # Appended straight into a request's transaction (no session), which committed them.
+        if relay._hook.audit_sink.get_hookimpls():
+            for audit_event in info.get(PENDING_KEY, []):
+                relay.put(event_record(audit_event))
+
     event.listen(factory, "after_commit", forward)
     event.listen(factory, "after_soft_rollback", forget)
+    Database.on_commit(app, forward_direct)
     # A worker that stops (deploy, gunicorn's max_requests) hands over what it already queued.
     atexit.register(relay.drain, DRAIN_AT_EXIT_SECONDS)
     return relay

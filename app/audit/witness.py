@@ -47,7 +47,7 @@ from app.audit.merkle import consistency_proof, leaf_hash, verify_consistency
 from app.audit.notes import Checkpoint, NoteError, open_note
 from app.audit.signing import signer
 from app.background import ProcessThread
-from app.db import SESSIONS, utcnow
+from app.db import SESSIONS, Database, utcnow
 from app.models.audit import AuditEvent
 from app.plugins import call_impl, hook
 from app.state import Slot
@@ -295,8 +295,14 @@ def init_witnesses(app: Flask) -> Checkpointer:
         if previous.parent is None:  # the outermost transaction rolled back, not a savepoint
             session.info.pop(NEW_CHECKPOINTS_KEY, None)
 
+    def committed_direct(info: dict[str, Any]) -> None:
+        # Appended straight into a request's transaction (no session), which committed them.
+        if pending := info.get(PENDING_KEY):
+            checkpointer.committed({e.chain for e in pending}, [])
+
     event.listen(factory, "after_commit", committed)
     event.listen(factory, "after_soft_rollback", forget)
+    Database.on_commit(app, committed_direct)
     return checkpointer
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import Integer, String, bindparam, column, delete, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
@@ -44,6 +45,7 @@ from app.context import request_id
 from app.db import SESSIONS, db, utcnow
 from app.fastread import Returning
 from app.models.audit import ERASED_ACTION, SYSTEM_CHAIN, AuditEvent
+from app.rawtransaction import ReadTransaction
 
 APPEND_ATTEMPTS = 20
 
@@ -130,7 +132,7 @@ def _append(session: Session, event: AuditEvent,
             _link(event, _locked_head(session, event.chain))
             _insert(session, event, every)
         else:
-            _append_directly(session, event, carried)
+            _append_directly(session.connection(), event, carried)
             session.info.setdefault(DIRECT_KEY, set()).add(id(event))
             _checkpoint(session, event, every)
     else:
@@ -146,10 +148,10 @@ def _carry(session: Session, carried: tuple[Carried, Mapping[str, Any]] | None) 
         session.connection().execute(carried[0].statement, carried[1])
 
 
-def _append_directly(session: Session, event: AuditEvent,
+def _append_directly(connection: Connection | ReadTransaction, event: AuditEvent,
                      carried: tuple[Carried, Mapping[str, Any]] | None) -> None:
     """``audit_append`` (PostgreSQL): lock, head, link and insert in one round trip, with the
-    carried change if any."""
+    carried change if any, in the outermost transaction of ``connection``."""
     before, between, details = hash_parts(event)
     params = {
         "audit_chain": event.chain, "audit_key": _chain_lock_key(event.chain),
@@ -164,7 +166,7 @@ def _append_directly(session: Session, event: AuditEvent,
     else:
         append = carried[0].with_append
         params.update(carried[1])
-    rows = append.rows_on(session.connection(), params)
+    rows = append.rows_on(connection, params)
     if len(rows) != 1:
         raise RuntimeError(f"audit chain {event.chain}: the append returned {len(rows)} rows")
     row = rows[0]
@@ -244,7 +246,37 @@ def record(
     its parameters, sent with the append where the database allows (``Carried``)."""
     event = _new_event(action, household_id=household_id, resource=resource, decision=decision,
                        details=details, principal_id=principal_id)
+    if session is None and (read := _request_transaction()) is not None:
+        return _append_in_request(read, event, carried)
     return _append(session or db.session, event, carried)
+
+
+def _request_transaction() -> ReadTransaction | None:
+    """The request's transaction when an append goes straight into it without a session: on
+    PostgreSQL (one round trip, no savepoint), while the request has opened no session (whose
+    unit of work would then have to be flushed first)."""
+    if not has_request_context() or db.opened_session() is not None:
+        return None
+    connection = db.connection()
+    if isinstance(connection, ReadTransaction) and connection.dialect.name == "postgresql":
+        return connection
+    return None
+
+
+def _append_in_request(read: ReadTransaction, event: AuditEvent,
+                       carried: tuple[Carried, Mapping[str, Any]] | None) -> AuditEvent:
+    """``_append`` for the request's transaction, without a session: the event waits in the
+    transaction's ``info`` for the sinks and witnesses, which get it once that commits
+    (``Database.on_commit``), or, should a session adopt the transaction, with the session's
+    own (``session.info``). A checkpoint due now is signed in the request's session (opened
+    for it: it adopts the same transaction)."""
+    _append_directly(read, event, carried)
+    read.info.setdefault(DIRECT_KEY, set()).add(id(event))  # as on a session: see _append
+    read.info.setdefault(PENDING_KEY, []).append(event)
+    every = _checkpoint_every()
+    if every and event.seq % every == 0:
+        _checkpoint(db.session, event, every)
+    return event
 
 
 def record_denial(

@@ -128,7 +128,7 @@ def _mint_pair(user: User, family_id: str, claims: dict[str, Any] | None,
     params = {_REFRESH_PREFIX + name: row[name] for name in _REFRESH_COLUMNS}
     carried = _CARRY_TOKEN
     # Nothing reads the rows back in this request.
-    if opening is not None and db.session.get_bind().dialect.name == "postgresql":
+    if opening is not None and db.connection().dialect.name == "postgresql":
         carried = _CARRY_OPENING
         params.update((_SESSION_PREFIX + name, opening[name]) for name in _SESSION_COLUMNS)
     elif opening is not None:  # SQLite has no INSERT in a WITH clause: the session first

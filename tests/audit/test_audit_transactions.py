@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from app import audit
 from app.audit.sinks import AUDIT_SINKS
+from app.db import Database
 from app.hookspecs import hookimpl
 from app.models import AuditEvent, PurchaseRequest
 from app.plugins import PLUGINS
@@ -253,4 +255,40 @@ def test_a_carried_change_commits_with_its_event_and_fails_or_rolls_back_with_it
     assert [tuple(e) for e in events] == [("test.carried", 1), ("test.carried", 2)]
     assert [(e["action"], e["seq"]) for e in sink.events] == [("test.carried", 1),
                                                              ("test.carried", 2)]
+    assert verify(app).ok
+
+
+def test_an_event_appended_before_any_session_commits_or_rolls_back_with_its_request(
+    app: Flask, sink: RecordingSink,
+) -> None:
+    """An event recorded before its request opened a session (on PostgreSQL it goes straight into
+    the request's transaction; elsewhere a session opens for it) reaches the sink once that
+    transaction committed, never when it rolled back, and a session that adopts the transaction
+    later decides for it: committed, or rolled back with the session."""
+    from app.db import db
+    from app.rowsecurity import in_flow
+
+    postgres = Database.engine(app).dialect.name == "postgresql"
+
+    def request(action: str, then: Callable[[], None]) -> None:
+        with app.test_request_context(method="POST"), in_flow("login"):
+            audit.record(action, principal_id="usr_direct")
+            assert (db.opened_session() is None) is postgres
+            then()
+
+    def adopt_then_roll_back() -> None:
+        db.session.rollback()
+        db.commit()
+
+    request("test.committed", db.commit)
+    request("test.rolled-back", db.rollback)
+    request("test.abandoned", lambda: None)  # the request ends without a commit
+    request("test.adopted-and-committed", lambda: (db.session.flush(), db.commit()))
+    request("test.adopted-and-rolled-back", adopt_then_roll_back)
+    with session_of(app) as session:
+        stored = session.execute(select(AuditEvent.action, AuditEvent.seq)
+                                 .order_by(AuditEvent.seq)).all()
+    assert [tuple(e) for e in stored] == [("test.committed", 1),
+                                          ("test.adopted-and-committed", 2)]
+    assert [(e["action"], e["seq"]) for e in sink.events] == [tuple(e) for e in stored]
     assert verify(app).ok
