@@ -70,6 +70,32 @@ def _watch_fast_reads() -> None:
 
 
 @contextmanager
+def statements_sent(app: Flask) -> Iterator[list[str]]:
+    """The SQL of every statement ``app`` sends meanwhile, whitespace collapsed: those executed
+    through SQLAlchemy (its ``before_cursor_execute`` event) and those compiled once and sent
+    straight to the driver (``app.fastread``: reads, and the audit append on PostgreSQL)."""
+    statements: list[str] = []
+    engine = Database.engine(app)
+
+    def seen(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        statements.append(" ".join(sql.split()))
+
+    execute = fastread._execute
+
+    def fast(connection: Any, compiled: Any, params: Any) -> Any:
+        seen(connection, None, compiled.sql)
+        return execute(connection, compiled, params)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    fastread._execute = fast  # type: ignore[assignment]
+    try:
+        yield statements
+    finally:
+        fastread._execute = execute  # type: ignore[assignment]
+        event.remove(engine, "before_cursor_execute", seen)
+
+
+@contextmanager
 def system_connection(database_url: str) -> Iterator[Connection]:
     """A connection to ``database_url`` that sees every row, to count what a test wrote: on
     PostgreSQL its transaction runs in row-level security's ``system`` scope, as the command line

@@ -224,11 +224,9 @@ def test_reset_request_does_the_same_work_for_known_and_unknown_addresses(
     written by the queue's thread, never by the request's."""
     import threading
 
-    from sqlalchemy import event
-
     import plugins.passwords as passwords
     from app.background import BackgroundQueue
-    from app.db import Database
+    from testkit.database import statements_sent
 
     app = local_app(make_app)
     register(app)
@@ -253,11 +251,6 @@ def test_reset_request_does_the_same_work_for_known_and_unknown_addresses(
 
     monkeypatch.setattr(passwords, "write_to_instance_folder", recording_sender)
     monkeypatch.setattr(BackgroundQueue, "put", counted_put)
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(" ".join(statement.split()))
-
     client = app.test_client()
 
     def work(email: str) -> tuple[list[str], list[str]]:
@@ -267,16 +260,13 @@ def test_reset_request_does_the_same_work_for_known_and_unknown_addresses(
         assert response.status_code == 202 and response.data == b""
         return list(statements), list(queued)
 
-    event.listen(Database.engine(app), "before_cursor_execute", seen)
-    try:
+    with statements_sent(app) as statements:
         work("lee@example.test")  # first use of each path: caches, the queue's thread
         work("ghost@example.test")
         mails(app)
         before = snapshot(app)
         known, unknown = work("lee@example.test"), work("ghost@example.test")
         known_again, unknown_again = work("LEE@example.test"), work("nobody@example.test")
-    finally:
-        event.remove(Database.engine(app), "before_cursor_execute", seen)
     assert known == unknown == known_again == unknown_again
     assert known[1] == ["MailQueue"]
     # The audit event: a plain INSERT, or on PostgreSQL the one call that links and inserts it.

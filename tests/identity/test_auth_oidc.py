@@ -449,8 +449,8 @@ def test_repeat_logins_write_the_user_only_when_the_claims_changed(
 
     from sqlalchemy import event
 
-    from app import fastread
     from app.db import Database
+    from testkit.database import statements_sent
 
     app = make_app(**oidc_provider.config())
 
@@ -462,11 +462,7 @@ def test_repeat_logins_write_the_user_only_when_the_claims_changed(
 
     assert login(app, token("upsert-other", "taken@example.test", "Other")).status_code == 200
     assert login(app, token("upsert-zed", "zed@example.test", "Zed")).status_code == 200
-    statements: list[str] = []
     transactions: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(" ".join(statement.split()).upper())
 
     # Transactions, whether SQLAlchemy's or a ReadTransaction (app.db): each ends through the
     # dialect, on a connection checked out of the pool.
@@ -478,25 +474,18 @@ def test_repeat_logins_write_the_user_only_when_the_claims_changed(
     def began(*_: Any) -> None:
         transactions.append("checkout")
 
-    # Statements compiled once (app.fastread: the user's read, the audit append) go straight to
-    # the driver, past the engine's events: seen on their way there.
-    execute = fastread._execute
-
-    def fast(connection: Any, compiled: Any, params: Any) -> Any:
-        seen(connection, None, compiled.sql)
-        return execute(connection, compiled, params)
-
-    monkeypatch.setattr(fastread, "_execute", fast)
-    event.listen(Database.engine(app), "before_cursor_execute", seen)
+    # Every statement: those compiled once (app.fastread: the user's read, the audit append) go
+    # straight to the driver, past the engine's events.
     event.listen(Database.engine(app), "checkout", began)
     try:
-        assert login(app, token("upsert-zed", "ZED@example.test ", "Zed")).status_code == 200
-        unchanged, unchanged_transactions = list(statements), list(transactions)
-        statements.clear()
-        assert login(app, token("upsert-zed", "zed@example.test", "Zed Two")).status_code == 200
-        renamed = list(statements)
+        with statements_sent(app) as statements:
+            assert login(app, token("upsert-zed", "ZED@example.test ", "Zed")).status_code == 200
+            unchanged, unchanged_transactions = [s.upper() for s in statements], list(transactions)
+            statements.clear()
+            assert login(app, token("upsert-zed", "zed@example.test", "Zed Two")
+                         ).status_code == 200
+            renamed = [s.upper() for s in statements]
     finally:
-        event.remove(Database.engine(app), "before_cursor_execute", seen)
         event.remove(Database.engine(app), "checkout", began)
     # Unchanged claims (the email differs only in case and spaces): one read of the user, no
     # lookup of the email, no UPDATE.
