@@ -52,10 +52,16 @@ _ROW_BY_IDENTITY = Read(select(_USERS).where(_USERS.c.issuer == bindparam("issue
                                              _USERS.c.subject == bindparam("subject")))
 
 
+_NEW_USER = User.__mapper__.class_manager.new_instance
+
+
 def _loaded(row: dict[str, Any]) -> User:
     """The ``User`` of a row read without the ORM, as the ORM would have loaded it but detached
-    (in no session: changes go through the session's own instance, ``upsert_identity``)."""
-    user = User(**row)
+    (in no session: changes go through the session's own instance, ``upsert_identity``): its
+    columns' values set as the ORM's loading sets them, without ``__init__`` or attribute events
+    (the row's keys are the columns', which are the attributes')."""
+    user = _NEW_USER()
+    user.__dict__.update(row)
     make_transient_to_detached(user)
     return user
 

@@ -590,6 +590,37 @@ def test_a_concurrent_first_login_of_the_same_identity_or_email_is_not_a_500(
         assert user.email is None and user.name == "Racer"  # created, without the taken email
 
 
+def test_a_user_read_without_the_orm_is_the_orm_s_user_detached(make_app: Any) -> None:
+    """``upsert_identity`` reads the user with a plain read (app.fastread): the instance has
+    every column as the ORM loads it, belongs to no session and has no pending change; a
+    change of the claims still reaches the row through the session."""
+    from sqlalchemy import inspect
+
+    from app.auth import users
+
+    app = make_app()
+    factory = SESSIONS.get(app)
+    with app.app_context(), factory() as session:
+        created = users.upsert_identity(session, "https://idp.example", "sub-plain",
+                                        "plain@example.test", "Plain", email_verified=True)
+        session.commit()
+    with app.app_context(), factory() as session:
+        read = users.upsert_identity(session, "https://idp.example", "sub-plain",
+                                     "plain@example.test", "Plain", email_verified=True)
+        state = inspect(read)
+        assert state.detached and not state.modified and read not in session
+        loaded = session.get(User, created.id)
+        assert loaded is not None and loaded is not read
+        columns = [c.key for c in inspect(User).column_attrs]
+        assert {c: getattr(read, c) for c in columns} == {c: getattr(loaded, c) for c in columns}
+        renamed = users.upsert_identity(session, "https://idp.example", "sub-plain",
+                                        "plain@example.test", "Plain Two", email_verified=True)
+        session.commit()
+        assert renamed is loaded
+    with factory() as session:
+        assert session.get(User, created.id).name == "Plain Two"  # type: ignore[union-attr]
+
+
 def test_the_migration_gives_earlier_families_a_session(tmp_path: Any) -> None:
     """Refresh families opened before the sessions table: one session each, live or ended as
     their tokens are."""
