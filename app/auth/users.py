@@ -60,7 +60,7 @@ def _loaded(row: dict[str, Any]) -> User:
     (in no session: changes go through the session's own instance, ``upsert_identity``): its
     columns' values set as the ORM's loading sets them, without ``__init__`` or attribute events
     (the row's keys are the columns', which are the attributes')."""
-    user = _NEW_USER()
+    user: User = _NEW_USER()
     user.__dict__.update(row)
     make_transient_to_detached(user)
     return user
