@@ -235,6 +235,29 @@ def test_the_checkpoint_thread_wakes_for_new_work_only(
     assert runner._notes == ["a note"]
 
 
+def test_a_checkpoint_due_on_an_event_appended_without_a_session_is_signed_and_witnessed(
+    make_app: Callable[..., Flask], tmp_path: Path,
+) -> None:
+    """On PostgreSQL an event recorded before its request opened a session goes straight into
+    the request's transaction; a checkpoint it makes due is signed in a session that adopts the
+    transaction, and reaches the witness once that committed, with the event."""
+    from app.db import db
+    from app.rowsecurity import in_flow
+
+    app = make_app(AUDIT_CHECKPOINT_EVERY=2, AUDIT_WITNESS_URL=f"file://{_witness_dir(tmp_path)}")
+    for n in range(3):
+        with app.test_request_context(method="POST"), in_flow("login"):
+            audit.record("test.direct", principal_id="usr_direct", details={"n": n})
+            db.commit()
+    checkpointer(app).flush()
+    with session_of(app) as session:
+        signed = session.scalars(select(AuditCheckpoint.seq)
+                                 .where(AuditCheckpoint.chain == "usr_direct")).all()
+    assert signed == [2]
+    assert _witnessed(app, tmp_path)["usr_direct"].size == 2
+    assert _verify(app, _witness_dir(tmp_path)) == []
+
+
 def test_an_erased_household_stays_provable(witnessed_app: Flask, auth: Any,
                                             tmp_path: Path) -> None:
     home = _household(witnessed_app, auth)
