@@ -81,7 +81,7 @@ class Carried:
 
 
 # The append alone, compiled once (``app.fastread``) as ``Carried.with_append`` is: sent straight
-# to the driver, in the session's transaction.
+# to the driver, in the transaction of the connection it is given.
 _APPEND_ALONE = Returning(_APPEND)
 _HEAD = (
     select(AuditEvent.seq, AuditEvent.hash)
@@ -255,12 +255,11 @@ def _request_transaction() -> ReadTransaction | None:
     """The request's transaction when an append goes straight into it without a session: on
     PostgreSQL (one round trip, no savepoint), while the request has opened no session (whose
     unit of work would then have to be flushed first)."""
-    if not has_request_context() or db.opened_session() is not None:
+    if (not has_request_context() or db.opened_session() is not None
+            or db.engine().dialect.name != "postgresql"):
         return None
     connection = db.connection()
-    if isinstance(connection, ReadTransaction) and connection.dialect.name == "postgresql":
-        return connection
-    return None
+    return connection if isinstance(connection, ReadTransaction) else None
 
 
 def _append_in_request(read: ReadTransaction, event: AuditEvent,
