@@ -39,15 +39,14 @@ def lua_post(path: Path, body: str) -> str:
 
 def statements_per_login(env: dict[str, str], body: str) -> None:
     """Print the database round trips of one repeated login, in process: the transactions, the
-    row-security scope each begins with, and the statements SQLAlchemy sends."""
+    row-security scope each begins with, and the statements sent (through SQLAlchemy, or
+    compiled once and sent straight to the driver: ``app.fastread``)."""
     import importlib
     import os
-    from typing import Any
-
-    from sqlalchemy import event
 
     from app import create_app
     from app.db import Database
+    from testkit.database import statements_sent
 
     os.environ.update(env)
     application = create_app()
@@ -55,34 +54,30 @@ def statements_per_login(env: dict[str, str], body: str) -> None:
     for _ in range(2):  # the first login creates the user
         answer = client.post("/api/auth/login", data=body, content_type="application/json")
         assert answer.status_code == 200, answer.get_json()
-    statements: list[str] = []
     transactions: list[str] = []
     engine = Database.engine(application)
-    listeners: list[tuple[str, Any]] = [
-        ("before_cursor_execute", lambda *args: statements.append(args[2])),
-        ("begin", lambda *_: transactions.append("begin")),
-    ]
-    for name, listener in listeners:
-        event.listen(engine, name, listener)
+    # Every transaction, SQLAlchemy's or a ReadTransaction, commits through the dialect.
+    do_commit = engine.dialect.do_commit
+    engine.dialect.do_commit = (  # type: ignore[method-assign]
+        lambda connection: (transactions.append("commit"), do_commit(connection))[1])
     db_module = importlib.import_module("app.db")  # ``app.db`` the attribute is the extension
     apply_scope = db_module.apply_scope
     scopes: list[object] = []
     db_module.apply_scope = lambda c, scope: (scopes.append(scope), apply_scope(c, scope))[1]
     try:
-        answer = client.post("/api/auth/login", data=body, content_type="application/json")
-        assert answer.status_code == 200, answer.get_json()
+        with statements_sent(application) as statements:
+            answer = client.post("/api/auth/login", data=body, content_type="application/json")
+            assert answer.status_code == 200, answer.get_json()
     finally:
         db_module.apply_scope = apply_scope
-        for name, listener in listeners:
-            event.remove(engine, name, listener)
+        engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
     # Each transaction: BEGIN (on PostgreSQL with the row-security scope, one round trip,
     # app.rowsecurity.apply_scope) and COMMIT.
     print(f"Database round trips per login: {len(statements) + 2 * len(transactions)}"
           f" ({len(transactions)} transaction: BEGIN"
           f"{' with the row-security scope' if engine.dialect.name == 'postgresql' else ''}, "
           f"COMMIT; {len(statements)} statements)")
-    for statement in statements:
-        text = " ".join(statement.split())
+    for text in statements:
         print("   ", text if len(text) <= 160 else f"{text[:100]} … {text[-56:]}")
     assert len(scopes) == len(transactions) or engine.dialect.name != "postgresql"
     engine.dispose()
