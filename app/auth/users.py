@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 
 from app import clock
 from app.auth.emails import InvalidEmail, canonical_email
@@ -60,6 +60,7 @@ def _loaded(row: dict[str, Any]) -> User:
     (in no session: changes go through the session's own instance, ``upsert_identity``): its
     columns' values set as the ORM's loading sets them, without ``__init__`` or attribute events
     (the row's keys are the columns', which are the attributes')."""
+    configure_mappers()  # as the ORM's loading does first (a no-op once they are)
     user: User = _NEW_USER()
     user.__dict__.update(row)
     make_transient_to_detached(user)

@@ -621,6 +621,27 @@ def test_a_user_read_without_the_orm_is_the_orm_s_user_detached(make_app: Any) -
         assert session.get(User, created.id).name == "Plain Two"  # type: ignore[union-attr]
 
 
+def test_a_user_is_read_without_the_orm_before_anything_configured_the_mappers() -> None:
+    """A new worker process's first login reads its user before any ORM statement or model
+    constructor configured the mappers (which set up the instance's attributes)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from datetime import datetime\n"
+        "from app.auth.users import _loaded\n"
+        "from app.models import User\n"
+        "row = {c.key: None for c in User.__table__.columns}\n"
+        "row.update(id='usr_new', name='New', permissions=[], disabled=False,\n"
+        "           created_at=datetime(2026, 1, 1), updated_at=datetime(2026, 1, 1))\n"
+        "user = _loaded(row)\n"
+        "assert (user.id, user.name) == ('usr_new', 'New')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_the_migration_gives_earlier_families_a_session(tmp_path: Any) -> None:
     """Refresh families opened before the sessions table: one session each, live or ended as
     their tokens are."""
