@@ -19,10 +19,12 @@ from typing import Any
 import psycopg
 import pytest
 from flask import Flask, g
+from psycopg import pq
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
+from app import fastread
 from app.context import Principal
 from app.db import SESSIONS, Base, Database, _row_security, build_engine, db, utcnow
 from app.models import (
@@ -47,8 +49,10 @@ from app.models import (
 )
 from app.rowsecurity import BypassingRole, refuse_bypassing_role
 from migrations.versions.r1_row_level_security import TABLES
+from testkit.builders.households import AuthActions
 from testkit.config import APP_ROLE
 from testkit.servers.postgres import Postgres
+from testkit.typing import MakeApp
 
 pytestmark = pytest.mark.postgres_only
 
@@ -337,8 +341,6 @@ def test_the_scope_begins_its_transaction_in_the_same_round_trip_and_quotes_its_
     through psycopg's ``execute``, which would send its own ``BEGIN`` first); the values are
     quoted, whatever they hold; the settings end with the transaction. Inside a transaction the
     scope is one statement of it."""
-    from psycopg import pq
-
     from app.rowsecurity import Scope, apply_scope
 
     (alice, _), _ = households
@@ -369,3 +371,38 @@ def test_the_scope_begins_its_transaction_in_the_same_round_trip_and_quotes_its_
         driver.rollback()
     finally:
         raw.close()
+
+
+def test_with_row_security_off_a_read_runs_in_one_transaction_without_a_scope(
+    make_app: MakeApp, postgres: Postgres,
+) -> None:
+    """``DATABASE_ROW_SECURITY=false`` (only to measure what the scope costs, bench/bench_rls.py,
+    with a role the policies do not bind): a read-only request states no scope, its statements
+    still share one transaction (the driver's own ``BEGIN``, the first statement's)."""
+    app = make_app(DATABASE_URL=postgres.url("hearthgate"), DATABASE_ROW_SECURITY=False)
+    auth = AuthActions(app)
+    owner = auth.user("off@example.test")
+    headers, client = auth.headers(owner), app.test_client()
+    household = client.post("/api/households", json={"name": "Off"},
+                            headers=headers).get_json()["id"]
+    assert client.post(f"/api/households/{household}/items", json={"name": "Coat"},
+                       headers=headers).status_code == 201
+    reads: list[tuple[Any, ...]] = []
+    probe = "SELECT current_setting('hearthgate.user_id', true), transaction_timestamp()"
+
+    real_execute = fastread._execute
+
+    def execute(connection: Any, compiled: Any, params: Any) -> Any:
+        driver = connection.connection.driver_connection
+        scope, began = driver.execute(probe).fetchone()
+        reads.append((scope or "", began, driver.pgconn.transaction_status))
+        return real_execute(connection, compiled, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fastread, "_execute", execute)
+        listed = client.get(f"/api/households/{household}/items", headers=headers)
+    assert listed.status_code == 200
+    assert [i["name"] for i in listed.get_json()["items"]] == ["Coat"]
+    assert len(reads) == 2  # membership, page
+    assert {(scope, status) for scope, _, status in reads} == {("", pq.TransactionStatus.INTRANS)}
+    assert reads[0][1] == reads[1][1]  # the same transaction
