@@ -25,6 +25,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from app import fastread
+from app.config import ConfigurationRefused
 from app.context import Principal
 from app.db import SESSIONS, Base, Database, _row_security, build_engine, db, utcnow
 from app.models import (
@@ -273,6 +274,19 @@ def test_production_refuses_a_role_that_bypasses_row_level_security(postgres: Po
             _row_security(production, engine)
     finally:
         engine.dispose()
+
+
+def test_the_factory_refuses_a_bypassing_role_as_a_configuration_problem(
+    make_app: MakeApp, postgres: Postgres,
+) -> None:
+    """A production start as a superuser is refused like every other unsafe setting
+    (``ConfigurationRefused``, naming ``DATABASE_URL``): gunicorn halts, and ``flask security
+    check`` reports it without a traceback."""
+    with pytest.raises(ConfigurationRefused) as refused:
+        make_app(HEARTHGATE_ENV="production", DATABASE_URL=postgres.url("hearthgate"))
+    assert refused.value.problems == [
+        "DATABASE_URL: the database role is a superuser or has BYPASSRLS: row-level security "
+        "would not apply; production refuses it (connect as the tables' owner or a lesser role)"]
 
 
 def test_reading_under_the_policies_gives_the_transaction_no_id(
