@@ -9,14 +9,14 @@ statement ``app/rowsecurity.py`` sent before.
 
 ``row_security_user_scope(user_id)`` sets a signed-in user's three settings (r1's docstring):
 ``hearthgate.user_id``, then, under the policies that this admits, the user's households and
-address. As a statement sent with the values quoted into it (the scope goes out with ``BEGIN`` in
+address. Sent as a statement with the values quoted into it (the scope goes out with ``BEGIN`` in
 one simple query), PostgreSQL parsed, rewrote and planned it at every transaction's start: its
 sub-selects read ``members`` and ``users``, whose policies bring sub-plans of their own
-(``invitations``, ``members``), and that cost about 190 µs of a round trip of 230 (measured with
-pg_stat_statements and EXPLAIN; the reads that follow run from plans psycopg prepared once). In a
-PL/pgSQL function the statement is planned once per connection and kept, with the user as its
-parameter. SECURITY INVOKER, as the audit functions (revision a3): the policies bind it as they
-bind the caller's own statements.
+(``invitations``, ``members``): about 250 µs for ``BEGIN`` and the scope, of which 180-240 µs of
+planning, where ``BEGIN`` alone takes 16 (``bench/explain_rls.py``). In a PL/pgSQL function the
+statement is planned once per connection and kept, with the user as its parameter: 45 µs.
+SECURITY INVOKER, as the audit functions (revision a3): the policies bind it as they bind the
+caller's own statements.
 
 The common policy first. PostgreSQL joins a table's permissive policies with OR in descending
 order of their names (it reads them by name and builds the list in reverse) and evaluates OR from
