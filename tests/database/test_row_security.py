@@ -420,3 +420,140 @@ def test_with_row_security_off_a_read_runs_in_one_transaction_without_a_scope(
     assert len(reads) == 2  # membership, page
     assert {(scope, status) for scope, _, status in reads} == {("", pq.TransactionStatus.INTRANS)}
     assert reads[0][1] == reads[1][1]  # the same transaction
+
+
+def _policies(connection: Any) -> set[tuple[Any, ...]]:
+    return {tuple(tuple(v) if isinstance(v, list) else v for v in row)  # roles: an array
+            for row in connection.execute(text(
+        "SELECT tablename, policyname, permissive, roles, cmd, qual, with_check "
+        "FROM pg_policies WHERE schemaname = 'public'"))}
+
+
+def test_migration_r2_renames_policies_only_and_its_downgrade_restores_r1(
+    postgres: Postgres,
+) -> None:
+    """What every policy admits is r1's: at r2 each policy has r1's table, command, kind and
+    expressions (as PostgreSQL stores them), only ``hg_a_…`` is ``hg_z_…``; the downgrade gives
+    r1's policies back and drops the scope function."""
+    from alembic import command
+
+    from app.cli import alembic_config
+    from migrations.versions.r2_row_security_cost import RENAMED
+
+    postgres.psql("CREATE DATABASE policies_r2")
+    engine = build_engine(postgres.url("policies_r2"))
+    config: Any = alembic_config(engine)
+    function = text("SELECT count(*) FROM pg_proc WHERE proname = 'row_security_user_scope'")
+    try:
+        command.upgrade(config, "a3")
+        with engine.connect() as connection:
+            before, before_function = _policies(connection), connection.scalar(function)
+        command.upgrade(config, "r2")
+        with engine.connect() as connection:
+            after, after_function = _policies(connection), connection.scalar(function)
+        command.downgrade(config, "a3")
+        with engine.connect() as connection:
+            again, again_function = _policies(connection), connection.scalar(function)
+    finally:
+        engine.dispose()
+    renamed = {(table, name.replace("hg_a_", "hg_z_"))
+               for name, tables in RENAMED.items() for table in tables}
+    assert {(t, n) for t, n, *_ in after if n.startswith("hg_z_")} == renamed
+    assert {(t, n) for t, n, *_ in before if n.startswith("hg_a_")} == {
+        (t, n.replace("hg_z_", "hg_a_")) for t, n in renamed}
+    assert {(t, n.replace("hg_z_", "hg_a_"), *rest) for t, n, *rest in after} == before
+    assert len(after) == len(before) > 60
+    assert again == before
+    assert (before_function, after_function, again_function) == (0, 1, 0)
+
+
+def _sub_plans(node: dict[str, Any], inside: bool = False) -> list[tuple[str, int]]:
+    """(node type, loops) of every node of an EXPLAIN ANALYZE plan under a sub-plan."""
+    inside = inside or node.get("Parent Relationship") == "SubPlan"
+    found = [(str(node["Node Type"]), int(node["Actual Loops"]))] if inside else []
+    for child in node.get("Plans", []):
+        found += _sub_plans(child, inside)
+    return found
+
+
+# Each table's rows of Alice, by the column that names her or her household.
+_ALICE_ROWS = {
+    "users": "id = :alice", "refresh_tokens": "user_id = :alice",
+    "auth_sessions": "user_id = :alice", "idempotency_keys": "user_id = :alice",
+    "households": "id = :hh", "audit_checkpoints": "chain = :hh",
+}
+
+
+def test_a_members_own_rows_are_admitted_without_running_a_sub_plan(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    """PostgreSQL tests a table's permissive policies in descending order of their names: the
+    policy that admits a member's rows (``hg_z_…``, migration r2) is tested first, so every
+    table's read of Alice's own rows, the read that checks her membership and the scope's read of
+    her user row run none of the other policies' sub-plans (``invitations``, ``members``)."""
+    (alice, alice_hh), _ = households
+    reads = {table: f"SELECT * FROM {table} WHERE "  # noqa: S608 - names from our own metadata
+             + _ALICE_ROWS.get(table, "household_id = :hh")
+             for table in _tables() if table not in FLOW_ONLY}
+    reads["membership"] = ("SELECT households.id, members.role FROM households JOIN members ON "
+                           "members.household_id = households.id "
+                           "WHERE households.id = :hh AND members.user_id = :alice")
+    with_sub_plans = set()
+    for name, sql in reads.items():
+        with app.test_request_context("/api/anything"):
+            g.principal = _as(alice)
+            rows = db.session.execute(text(sql), {"alice": alice, "hh": alice_hh}).all()
+            plan = db.session.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}"),
+                                      {"alice": alice, "hh": alice_hh}).scalar_one()
+            db.session.rollback()
+        assert rows, f"{name}: Alice reads her own rows"
+        sub_plans = _sub_plans(plan[0]["Plan"])
+        with_sub_plans |= {name} if sub_plans else set()
+        assert [(node, loops) for node, loops in sub_plans if loops] == [], name
+    # The policies do bring sub-plans (not run) where the claim has something to prove.
+    assert {"users", "households", "items", "membership", "audit_events"} <= with_sub_plans
+
+
+def test_the_scope_of_a_user_is_their_households_and_address(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    """``row_security_user_scope`` (migration r2) sets the user, their households (every one,
+    however many) and their address with whether it is proved; for an unknown user, no
+    household and no address; every value quoted (the id goes in as a literal)."""
+    from app.rowsecurity import Scope, apply_scope
+
+    (alice, alice_hh), (bob, bob_hh) = households
+    with SESSIONS.get(app)() as session:  # the system scope
+        carol = User(email="carol@example.test", name="carol", issuer="local", subject="carol")
+        dave = User(email=None, name="dave", issuer="local", subject="dave")
+        session.add_all([carol, dave])
+        session.flush()
+        session.add(Member(household_id=bob_hh, user_id=alice, role="adult"))
+        session.add(Member(household_id=alice_hh, user_id=carol.id, role="child"))
+        session.commit()
+        carol_id, dave_id = carol.id, dave.id
+    expected = {
+        alice: ({alice_hh, bob_hh}, "valice@example.test"),
+        bob: ({bob_hh}, "vbob@example.test"),
+        carol_id: ({alice_hh}, "ucarol@example.test"),
+        dave_id: (set(), "u"),
+        "usr_unknown": (set(), ""),
+        "o'brien\\'); SET ROLE postgres; --": (set(), ""),
+    }
+    probe = ("SELECT current_setting('hearthgate.user_id', true), "
+             "current_setting('hearthgate.households', true), "
+             "current_setting('hearthgate.email', true), current_user")
+    raw = Database.engine(app).raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        seen = {}
+        for user_id in expected:
+            apply_scope(driver, Scope(user_id=user_id))
+            user, listed, email, role = driver.execute(probe).fetchone()
+            driver.rollback()
+            assert (user, role) == (user_id, APP_ROLE)
+            seen[user_id] = (set(listed.split(",")) - {""}, email)
+    finally:
+        raw.close()
+    assert seen == expected
