@@ -21,6 +21,7 @@ from app.config import (
 from app.db import db
 from app.gateway.errors import secret_store_unavailable
 from app.logs import configure_logging, redactor
+from app.rowsecurity import BypassingRole
 from app.secrets import (
     SECRET_STORE,
     BackendUnavailable,
@@ -74,7 +75,10 @@ def register_extensions(app: Flask) -> None:
     from app.gateway.nosession import init_no_session
     from app.readiness import add_check, database_check
 
-    db.init_app(app)
+    try:
+        db.init_app(app)
+    except BypassingRole as refused:  # production, a role the policies do not bind
+        raise ConfigurationRefused([f"DATABASE_URL: {refused}"]) from None
     add_check(app, "database", database_check)
     init_headers(app)
     init_client_ip(app)

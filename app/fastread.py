@@ -173,8 +173,8 @@ def _column_defaults(compiled: Any) -> dict[str, Callable[[], Any]]:
 
 def _row_builder(statement: Select[Any] | TextualSelect, dialect: Dialect) -> RowBuilder:
     """The function that turns the fetched rows of ``statement`` into dicts: for each column,
-    its type's converter, then its ``DECODERS`` entry's decoder (given the row's ``id``; the
-    entry is called once per read), written out as one expression per key. The source holds
+    its type's converter, then its ``DECODERS`` entry's decoder (given the row's ``id``; each
+    distinct entry is called once per read), written out as one expression per key. The source holds
     only indexes and the ``repr`` of names from the models' metadata; the converters and
     decoders are passed in its namespace."""
     columns = list(statement.selected_columns)
@@ -189,15 +189,19 @@ def _row_builder(statement: Select[Any] | TextualSelect, dialect: Dialect) -> Ro
             value = f"convert{index}({value})"
         values.append(value)
     entries, prepare = [], []
+    factories: dict[Callable[[], ValueDecoder], int] = {}
     for index, (key, column) in enumerate(zip(keys, columns, strict=True)):
         table, name = _origin(column)
         value = values[index]
-        if (decoder := DECODERS.get((table, name))) is not None:
+        if (factory := DECODERS.get((table, name))) is not None:
             row_id = values[keys.index("id")] if "id" in keys else "None"
-            namespace[f"decoder{index}"] = decoder
-            prepare.append(f"    decode{index} = decoder{index}()\n")
+            # One decoder per factory and read: columns that share a factory share its decoder.
+            number = factories.setdefault(factory, len(factories))
+            if f"factory{number}" not in namespace:
+                namespace[f"factory{number}"] = factory
+                prepare.append(f"    decode{number} = factory{number}()\n")
             value = (f"(None if (stored := {value}) is None"
-                     f" else decode{index}({table!r}, {name!r}, {row_id}, stored))")
+                     f" else decode{number}({table!r}, {name!r}, {row_id}, stored))")
         entries.append(f"{key!r}: {value}")
     source = ("def build(fetched):\n"
               + ("    if not fetched:\n        return []\n" if prepare else "")

@@ -9,7 +9,8 @@ with none of them, and the next request's transaction starts from nothing. They 
 - the verified principal (``g.principal``, set by the gateway from a bearer token):
   ``hearthgate.user_id``, and computed in SQL in the same statement from that user's own rows:
   ``hearthgate.households`` (member rows) and ``hearthgate.email`` (the user row's address,
-  after ``v`` when it is proved, ``u`` when not);
+  after ``v`` when it is proved, ``u`` when not), by the database function
+  ``row_security_user_scope`` (``migrations/versions/r2_row_security_cost.py``);
 - the route, for callers that are not a user: the internal routes after the gateway checked
   their token (``hearthgate.service`` is the token setting's name), the signed webhook, and the
   anonymous identity flows (``hearthgate.flow``), each by its endpoint in ``ROUTE_SCOPES``;
@@ -51,16 +52,10 @@ ROUTE_SCOPES: dict[str, tuple[str, str]] = {
     "oidc_flow.exchange": ("flow", "oidc"),
 }
 
-# The user id first: the subqueries that follow are under the policies, which admit the user's
-# own rows once it is set (PostgreSQL evaluates the target list in order, each sub-select when
-# first reached).
-_USER = (
-    "SELECT set_config('hearthgate.user_id', %(user)s, true), "
-    "set_config('hearthgate.households', (SELECT coalesce(string_agg(household_id, ','), '') "
-    "FROM members WHERE user_id = %(user)s), true), "
-    "set_config('hearthgate.email', coalesce((SELECT CASE WHEN email_verified_at IS NULL "
-    "THEN 'u' ELSE 'v' END || coalesce(email, '') FROM users WHERE id = %(user)s), ''), true)"
-)
+# A user's scope is a function (migration r2 holds its statement): PL/pgSQL plans the statement
+# once per connection and keeps the plan. Sent as text with the values quoted in, the statement
+# would be parsed, rewritten under the policies and planned at every transaction's start.
+_USER = "SELECT row_security_user_scope(%(user)s)"
 _SERVICE = "SELECT set_config('hearthgate.service', %(name)s, true)"
 _FLOW = "SELECT set_config('hearthgate.flow', %(name)s, true)"
 

@@ -174,7 +174,9 @@ def main() -> None:
                   f"  p99 {result.p99_ms / baseline.p99_ms:5.2f}x  CPU {cpu}"
                   f"  non-2xx {result.non_2xx}")
         print(f"  secured items / raw floor: "
-              f"{secured.requests_per_second / raw.requests_per_second:.1%}")
+              f"{secured.requests_per_second / raw.requests_per_second:.1%}"
+              + (f" (by server CPU per request: {raw.server_cpu_us / secured.server_cpu_us:.1%})"
+                 if raw.server_cpu_us and secured.server_cpu_us else ""))
 
 
 if __name__ == "__main__":

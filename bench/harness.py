@@ -42,30 +42,31 @@ _SERVER_PIDS: dict[str, list[int]] = {}
 _DATABASE_PIDS: list[int] = []
 
 
-def _children(pid: int) -> list[int]:
-    found = []
+def _processes() -> dict[int, tuple[int, float]]:
+    """Every process's parent and CPU seconds (user + system) so far, from one pass over /proc."""
+    ticks, found = os.sysconf("SC_CLK_TCK"), {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
+                continue  # ended between the listing and the read
+            found[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
     return found
 
 
 def _tree_cpu_seconds(pids: list[int]) -> float:
     """CPU seconds (user + system) used so far by ``pids`` and their descendants."""
-    ticks, total, todo = os.sysconf("SC_CLK_TCK"), 0.0, list(pids)
+    processes = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, list(pids)
     while todo:
         pid = todo.pop()
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-        todo.extend(_children(pid))
+        if pid in processes:
+            total += processes[pid][1]
+        todo.extend(children.get(pid, ()))
     return total
 
 

@@ -473,7 +473,36 @@ _WEAK_CASES = [
             {"BUYFLOW_INTERNAL_TOKEN": [STRONG_BASE64, WEAK_SHORT]}),
 ]
 
+def _superuser_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database role check of a PostgreSQL start (app.db) finding a superuser. The case's
+    database is SQLite; tests/database/test_row_security.py starts on a real superuser."""
+    from app.db import Database
+    from app.rowsecurity import refuse_bypassing_role
+
+    class Superuser:  # a DBAPI connection whose role the server reports as a superuser
+        def cursor(self) -> Superuser:
+            return self
+
+        def execute(self, _sql: str) -> None:
+            return None
+
+        def fetchone(self) -> tuple[bool, bool]:
+            return True, False
+
+        def close(self) -> None:
+            return None
+
+    real = Database.init_app
+
+    def init_app(self: Database, app: Any) -> None:
+        real(self, app)
+        refuse_bypassing_role(Superuser())
+
+    monkeypatch.setattr(Database, "init_app", init_app)
+
+
 SWEEP: list[Refusal] = [
+    Refusal("database-role-bypasses-row-security", "DATABASE_URL", setup=_superuser_database),
     Refusal("plugin-setting-declared-by-the-core", "AUTH_JWT_SECRET",
             setup=_declaring("AUTH_JWT_SECRET")),
     Refusal("plugin-setting-not-upper-case", "my-setting", setup=_declaring("my-setting")),

@@ -22,10 +22,13 @@ from sqlalchemy import event
 from app import fastread
 from app.audit.checkpoints import checkpoint_all
 from app.audit.signing import signer
+from app.auth import sessions
+from app.crypto.fields import read_decoder
 from app.db import Database
 from app.gateway.contracts import contract_of
 from app.gateway.schemas import Trusted, row_serializer, serialize
 from app.households.schemas import MemberOut, MemberPage
+from app.rowsecurity import in_flow
 from app.wardrobe.schemas import ItemOut, ItemPage
 from testkit.builders.audit import session_of
 from testkit.builders.households import AuthActions
@@ -212,6 +215,35 @@ def test_a_column_decoder_applies_to_every_read_of_that_column(
     assert {k: v for k, v in listed.get_json()["items"][0].items() if k != "notes"} == {
         k: v for k, v in before["items"][0].items() if k != "notes"}
 
+
+def test_columns_that_share_a_decoder_factory_share_its_decoder_within_a_read(
+        app: Flask, auth: AuthActions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A login session's user agent and IP are both encrypted: the sessions list decodes them
+    with one decoder per read (the key ring looked up once), and both come back as plaintext."""
+    user = auth.user("devices@example.test")
+    for agent in ("Browser A", "Browser B"):
+        with app.test_request_context(headers={"User-Agent": agent},
+                                      environ_base={"REMOTE_ADDR": "192.0.2.7"}), in_flow("oidc"):
+            sessions.start_session(user, "oidc", {"sub": "devices"})
+            Database().session.commit()
+    made: list[int] = []
+
+    def factory() -> fastread.ValueDecoder:
+        made.append(1)
+        return read_decoder()
+
+    for column in ("user_agent", "ip"):
+        monkeypatch.setitem(fastread.DECODERS, ("auth_sessions", column), factory)
+    fastread.forget_compiled()
+    try:
+        listed = app.test_client().get("/api/auth/sessions", headers=auth.headers(user))
+    finally:
+        monkeypatch.undo()
+        fastread.forget_compiled()
+    items = listed.get_json()["items"]
+    assert sorted(s["userAgent"] for s in items) == ["Browser A", "Browser B"]
+    assert {s["ip"] for s in items} == {"192.0.2.7"}
+    assert made == [1]
 
 
 def test_a_request_has_one_connection_and_transaction(app: Flask) -> None:

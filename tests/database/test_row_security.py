@@ -19,10 +19,13 @@ from typing import Any
 import psycopg
 import pytest
 from flask import Flask, g
+from psycopg import pq
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
+from app import fastread
+from app.config import ConfigurationRefused
 from app.context import Principal
 from app.db import SESSIONS, Base, Database, _row_security, build_engine, db, utcnow
 from app.models import (
@@ -47,8 +50,10 @@ from app.models import (
 )
 from app.rowsecurity import BypassingRole, refuse_bypassing_role
 from migrations.versions.r1_row_level_security import TABLES
+from testkit.builders.households import AuthActions
 from testkit.config import APP_ROLE
 from testkit.servers.postgres import Postgres
+from testkit.typing import MakeApp
 
 pytestmark = pytest.mark.postgres_only
 
@@ -271,6 +276,19 @@ def test_production_refuses_a_role_that_bypasses_row_level_security(postgres: Po
         engine.dispose()
 
 
+def test_the_factory_refuses_a_bypassing_role_as_a_configuration_problem(
+    make_app: MakeApp, postgres: Postgres,
+) -> None:
+    """A production start as a superuser is refused like every other unsafe setting
+    (``ConfigurationRefused``, naming ``DATABASE_URL``): gunicorn halts, and ``flask security
+    check`` reports it without a traceback."""
+    with pytest.raises(ConfigurationRefused) as refused:
+        make_app(HEARTHGATE_ENV="production", DATABASE_URL=postgres.url("hearthgate"))
+    assert refused.value.problems == [
+        "DATABASE_URL: the database role is a superuser or has BYPASSRLS: row-level security "
+        "would not apply; production refuses it (connect as the tables' owner or a lesser role)"]
+
+
 def test_reading_under_the_policies_gives_the_transaction_no_id(
     app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
 ) -> None:
@@ -337,8 +355,6 @@ def test_the_scope_begins_its_transaction_in_the_same_round_trip_and_quotes_its_
     through psycopg's ``execute``, which would send its own ``BEGIN`` first); the values are
     quoted, whatever they hold; the settings end with the transaction. Inside a transaction the
     scope is one statement of it."""
-    from psycopg import pq
-
     from app.rowsecurity import Scope, apply_scope
 
     (alice, _), _ = households
@@ -369,3 +385,175 @@ def test_the_scope_begins_its_transaction_in_the_same_round_trip_and_quotes_its_
         driver.rollback()
     finally:
         raw.close()
+
+
+def test_with_row_security_off_a_read_runs_in_one_transaction_without_a_scope(
+    make_app: MakeApp, postgres: Postgres,
+) -> None:
+    """``DATABASE_ROW_SECURITY=false`` (only to measure what the scope costs, bench/bench_rls.py,
+    with a role the policies do not bind): a read-only request states no scope, its statements
+    still share one transaction (the driver's own ``BEGIN``, the first statement's)."""
+    app = make_app(DATABASE_URL=postgres.url("hearthgate"), DATABASE_ROW_SECURITY=False)
+    auth = AuthActions(app)
+    owner = auth.user("off@example.test")
+    headers, client = auth.headers(owner), app.test_client()
+    household = client.post("/api/households", json={"name": "Off"},
+                            headers=headers).get_json()["id"]
+    assert client.post(f"/api/households/{household}/items", json={"name": "Coat"},
+                       headers=headers).status_code == 201
+    reads: list[tuple[Any, ...]] = []
+    probe = "SELECT current_setting('hearthgate.user_id', true), transaction_timestamp()"
+
+    real_execute = fastread._execute
+
+    def execute(connection: Any, compiled: Any, params: Any) -> Any:
+        driver = connection.connection.driver_connection
+        scope, began = driver.execute(probe).fetchone()
+        reads.append((scope or "", began, driver.pgconn.transaction_status))
+        return real_execute(connection, compiled, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fastread, "_execute", execute)
+        listed = client.get(f"/api/households/{household}/items", headers=headers)
+    assert listed.status_code == 200
+    assert [i["name"] for i in listed.get_json()["items"]] == ["Coat"]
+    assert len(reads) == 2  # membership, page
+    assert {(scope, status) for scope, _, status in reads} == {("", pq.TransactionStatus.INTRANS)}
+    assert reads[0][1] == reads[1][1]  # the same transaction
+
+
+def _policies(connection: Any) -> set[tuple[Any, ...]]:
+    return {tuple(tuple(v) if isinstance(v, list) else v for v in row)  # roles: an array
+            for row in connection.execute(text(
+        "SELECT tablename, policyname, permissive, roles, cmd, qual, with_check "
+        "FROM pg_policies WHERE schemaname = 'public'"))}
+
+
+def test_migration_r2_renames_policies_only_and_its_downgrade_restores_r1(
+    postgres: Postgres,
+) -> None:
+    """What every policy admits is r1's: at r2 each policy has r1's table, command, kind and
+    expressions (as PostgreSQL stores them), only ``hg_a_…`` is ``hg_z_…``; the downgrade gives
+    r1's policies back and drops the scope function."""
+    from alembic import command
+
+    from app.cli import alembic_config
+    from migrations.versions.r2_row_security_cost import RENAMED
+
+    postgres.psql("CREATE DATABASE policies_r2")
+    engine = build_engine(postgres.url("policies_r2"))
+    config: Any = alembic_config(engine)
+    function = text("SELECT count(*) FROM pg_proc WHERE proname = 'row_security_user_scope'")
+    try:
+        command.upgrade(config, "a3")
+        with engine.connect() as connection:
+            before, before_function = _policies(connection), connection.scalar(function)
+        command.upgrade(config, "r2")
+        with engine.connect() as connection:
+            after, after_function = _policies(connection), connection.scalar(function)
+        command.downgrade(config, "a3")
+        with engine.connect() as connection:
+            again, again_function = _policies(connection), connection.scalar(function)
+    finally:
+        engine.dispose()
+    renamed = {(table, name.replace("hg_a_", "hg_z_"))
+               for name, tables in RENAMED.items() for table in tables}
+    assert {(t, n) for t, n, *_ in after if n.startswith("hg_z_")} == renamed
+    assert {(t, n) for t, n, *_ in before if n.startswith("hg_a_")} == {
+        (t, n.replace("hg_z_", "hg_a_")) for t, n in renamed}
+    assert {(t, n.replace("hg_z_", "hg_a_"), *rest) for t, n, *rest in after} == before
+    assert len(after) == len(before) > 60
+    assert again == before
+    assert (before_function, after_function, again_function) == (0, 1, 0)
+
+
+def _sub_plans(node: dict[str, Any], inside: bool = False) -> list[tuple[str, int]]:
+    """(node type, loops) of every node of an EXPLAIN ANALYZE plan under a sub-plan."""
+    inside = inside or node.get("Parent Relationship") == "SubPlan"
+    found = [(str(node["Node Type"]), int(node["Actual Loops"]))] if inside else []
+    for child in node.get("Plans", []):
+        found += _sub_plans(child, inside)
+    return found
+
+
+# Each table's rows of Alice, by the column that names her or her household.
+_ALICE_ROWS = {
+    "users": "id = :alice", "refresh_tokens": "user_id = :alice",
+    "auth_sessions": "user_id = :alice", "idempotency_keys": "user_id = :alice",
+    "households": "id = :hh", "audit_checkpoints": "chain = :hh",
+}
+
+
+def test_a_members_own_rows_are_admitted_without_running_a_sub_plan(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    """PostgreSQL tests a table's permissive policies in descending order of their names: the
+    policy that admits a member's rows (``hg_z_…``, migration r2) is tested first, so every
+    table's read of Alice's own rows, the read that checks her membership and the scope's read of
+    her user row run none of the other policies' sub-plans (``invitations``, ``members``)."""
+    (alice, alice_hh), _ = households
+    reads = {table: f"SELECT * FROM {table} WHERE "  # noqa: S608 - names from our own metadata
+             + _ALICE_ROWS.get(table, "household_id = :hh")
+             for table in _tables() if table not in FLOW_ONLY}
+    reads["membership"] = ("SELECT households.id, members.role FROM households JOIN members ON "
+                           "members.household_id = households.id "
+                           "WHERE households.id = :hh AND members.user_id = :alice")
+    with_sub_plans = set()
+    for name, sql in reads.items():
+        with app.test_request_context("/api/anything"):
+            g.principal = _as(alice)
+            rows = db.session.execute(text(sql), {"alice": alice, "hh": alice_hh}).all()
+            plan = db.session.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}"),
+                                      {"alice": alice, "hh": alice_hh}).scalar_one()
+            db.session.rollback()
+        assert rows, f"{name}: Alice reads her own rows"
+        sub_plans = _sub_plans(plan[0]["Plan"])
+        with_sub_plans |= {name} if sub_plans else set()
+        assert [(node, loops) for node, loops in sub_plans if loops] == [], name
+    # The policies do bring sub-plans (not run) where the claim has something to prove.
+    assert {"users", "households", "items", "membership", "audit_events"} <= with_sub_plans
+
+
+def test_the_scope_of_a_user_is_their_households_and_address(
+    app: Flask, households: tuple[tuple[str, str], tuple[str, str]],
+) -> None:
+    """``row_security_user_scope`` (migration r2) sets the user, their households (every one,
+    however many) and their address with whether it is proved; for an unknown user, no
+    household and no address; every value quoted (the id goes in as a literal)."""
+    from app.rowsecurity import Scope, apply_scope
+
+    (alice, alice_hh), (bob, bob_hh) = households
+    with SESSIONS.get(app)() as session:  # the system scope
+        carol = User(email="carol@example.test", name="carol", issuer="local", subject="carol")
+        dave = User(email=None, name="dave", issuer="local", subject="dave")
+        session.add_all([carol, dave])
+        session.flush()
+        session.add(Member(household_id=bob_hh, user_id=alice, role="adult"))
+        session.add(Member(household_id=alice_hh, user_id=carol.id, role="child"))
+        session.commit()
+        carol_id, dave_id = carol.id, dave.id
+    expected = {
+        alice: ({alice_hh, bob_hh}, "valice@example.test"),
+        bob: ({bob_hh}, "vbob@example.test"),
+        carol_id: ({alice_hh}, "ucarol@example.test"),
+        dave_id: (set(), "u"),
+        "usr_unknown": (set(), ""),
+        "o'brien\\'); SET ROLE postgres; --": (set(), ""),
+    }
+    probe = ("SELECT current_setting('hearthgate.user_id', true), "
+             "current_setting('hearthgate.households', true), "
+             "current_setting('hearthgate.email', true), current_user")
+    raw = Database.engine(app).raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        seen = {}
+        for user_id in expected:
+            apply_scope(driver, Scope(user_id=user_id))
+            user, listed, email, role = driver.execute(probe).fetchone()
+            driver.rollback()
+            assert (user, role) == (user_id, APP_ROLE)
+            seen[user_id] = (set(listed.split(",")) - {""}, email)
+    finally:
+        raw.close()
+    assert seen == expected
