@@ -1,8 +1,9 @@
-"""Types of the fixtures that tests annotate their parameters with."""
+"""Types that tests annotate with: the fixtures' types, and JSON as a request body carries it."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, TypeAlias
 
 from flask import Flask
 
@@ -15,3 +16,6 @@ class MakeApp(Protocol):
 
 LimitedApp = MakeApp
 """The ``limited_app`` fixture: an app with rate limiting on, the test routes and ``overrides``."""
+
+Json: TypeAlias = "None | bool | int | float | str | Sequence[Json] | Mapping[str, Json]"
+"""A JSON value as a test writes one (a body for ``requests``' or the test client's ``json=``)."""

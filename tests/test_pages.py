@@ -13,6 +13,7 @@ from flask import Flask
 
 from app.config import load_settings
 from app.gateway.headers import API_CSP, DOCS_CSP, SITE_CSP
+from testkit.builders.households import json_object
 from testkit.config import production_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def test_the_spa_is_served_at_the_root_with_a_strict_policy(make_app: AppFactory
         assert (ROOT / "web" / "assets" / asset).read_bytes() == response.get_data()
     for escape in ("/assets/../../setup.cfg", "/assets/%2e%2e/%2e%2e/setup.cfg", "/assets/missing.js"):
         response = client.get(escape)
-        assert response.status_code == 404 and response.json["error"] == "NotFound", escape
+        assert response.status_code == 404 and json_object(response)["error"] == "NotFound", escape
     # The API keeps its own policy and its 405s (no catch-all route in front of them).
     assert client.get("/api/openapi.json").headers["Content-Security-Policy"] == API_CSP
     assert client.get("/api/auth/login").status_code == 405
@@ -91,7 +92,7 @@ def test_production_serves_neither_page_unless_asked(make_app: AppFactory) -> No
     client = make_app(**production_config()).test_client()
     for path in ("/", "/api/docs", "/assets/app.js", "/api/docs/swagger-ui-bundle.js"):
         response = client.get(path)
-        assert response.status_code == 404 and response.json["error"] == "NotFound", path
+        assert response.status_code == 404 and json_object(response)["error"] == "NotFound", path
     opted_in = make_app(**production_config(API_DOCS_ENABLED=True)).test_client()
     assert opted_in.get("/api/docs").status_code == 200
     assert opted_in.get("/").status_code == 404
@@ -121,23 +122,23 @@ def test_demo_seed_creates_a_household_through_the_api(make_app: AppFactory) -> 
     login = client.post("/api/auth/login", json={"email": "alex@demo.test",
                                                   "password": logins["alex@demo.test"]})
     assert login.status_code == 200
-    headers = {"Authorization": f"Bearer {login.json['token']}"}
-    household = client.get("/api/households", headers=headers).json["items"]
+    headers = {"Authorization": f"Bearer {json_object(login)['token']}"}
+    household = json_object(client.get("/api/households", headers=headers))["items"]
     assert [h["name"] for h in household] == ["The Demo Family"]
     base = f"/api/households/{household[0]['id']}"
-    roles = sorted(m["role"] for m in client.get(f"{base}/members", headers=headers).json["items"])
+    roles = sorted(m["role"] for m in json_object(client.get(f"{base}/members", headers=headers))["items"])
     assert roles == ["adult", "child", "owner"]
-    assert len(client.get(f"{base}/items", headers=headers).json["items"]) == 3
-    statuses = sorted(r["status"] for r in client.get(f"{base}/requests", headers=headers).json["items"])
+    assert len(json_object(client.get(f"{base}/items", headers=headers))["items"]) == 3
+    statuses = sorted(r["status"] for r in json_object(client.get(f"{base}/requests", headers=headers))["items"])
     assert statuses == ["APPROVED", "SUBMITTED"]
     # Seeded through the API: the trail has the household's story, and it verifies.
-    actions = {e["action"] for e in client.get(f"{base}/audit", headers=headers).json["items"]}
+    actions = {e["action"] for e in json_object(client.get(f"{base}/audit", headers=headers))["items"]}
     assert {"household.created", "invitation.created", "invitation.accepted",
             "request.approved"} <= actions, actions
     # A second run changes nothing and says why.
     again = _seed(app)
     assert again.exit_code != 0 and "seeded already" in again.output
-    assert len(client.get("/api/households", headers=headers).json["items"]) == 1
+    assert len(json_object(client.get("/api/households", headers=headers))["items"]) == 1
 
 
 def test_demo_seed_never_runs_in_production(make_app: AppFactory) -> None:

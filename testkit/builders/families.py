@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.db import SESSIONS
 from app.models import AuditEvent, Item, PurchaseIntent, PurchaseRequest, User
 from testkit.builders.households import AuthActions, make_household
+from testkit.typing import Json
 
 BUYFLOW_TOKEN = "bf-internal-token-0123456789abcdef"
 BUYFLOW_TOKEN_NEXT = "bf-internal-token-next-fedcba9876543210"
@@ -23,7 +24,7 @@ INTERNAL_CONFIG: dict[str, Any] = {
     "ORCHESTRATOR_INTERNAL_TOKEN": [ORCHESTRATOR_TOKEN],
     "REQUIRE_INTERNAL_EVENT_TOKEN": True,
 }
-CART = {"items": [{"name": "Rain boots", "quantity": 1, "amountMinor": 4500}],
+CART: dict[str, Json] = {"items": [{"name": "Rain boots", "quantity": 1, "amountMinor": 4500}],
         "totalMinor": 4500, "currency": "EUR"}
 
 

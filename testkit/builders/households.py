@@ -1,4 +1,5 @@
-"""Test helpers: users with tokens, table snapshots for "nothing changed" assertions."""
+"""Test helpers: users with tokens, table snapshots for "nothing changed" assertions, and the JSON
+object an in-process response carries."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import select, text
+from werkzeug.test import TestResponse
 
 from app.db import SESSIONS, Base, Database, utcnow
 from app.gateway.tokens import ACCESS_TOKENS
@@ -119,6 +121,14 @@ def assert_unchanged_but_denials(before: dict[str, list[tuple[Any, ...]]],
             assert after[table] == before[table], f"{table} changed"
     new_events = [row for row in after["audit_events"] if row not in before["audit_events"]]
     assert all("denied" in row for row in new_events), new_events
+
+
+def json_object(response: TestResponse) -> dict[str, Any]:
+    """The JSON object ``response`` carries, as ``response.json`` reads it (``None`` without a JSON
+    content type). Anything but an object fails the test, naming the status and the body."""
+    body = response.get_json()
+    assert isinstance(body, dict), (response.status, response.get_data(as_text=True))
+    return body
 
 
 def without_volatile(body: dict[str, Any]) -> dict[str, Any]:

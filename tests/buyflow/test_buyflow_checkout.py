@@ -3,14 +3,16 @@ replays, foreign tokens, other members and the TTL edges (injected clock)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from werkzeug.test import TestResponse
 
 from app.buyflow import clock
 from app.db import SESSIONS, utcnow
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family, without
-from testkit.builders.households import assert_unchanged_but_denials, snapshot
+from testkit.builders.households import assert_unchanged_but_denials, json_object, snapshot
 from testkit.typing import MakeApp
 
 TTL = 900
@@ -90,6 +92,7 @@ WRONG_ORDERS = ["confirm_before_approve", "intent_before_approve", "confirm_befo
 @pytest.mark.parametrize("case", WRONG_ORDERS)
 def test_every_wrong_order_is_409_and_changes_nothing(family: Family, case: str) -> None:
     f = family
+    call: Callable[[], TestResponse]
     if case == "confirm_before_approve":
         request_id = f.submit()
         call = lambda: f.confirm(request_id, "pi_" + "0" * 26, "x")  # noqa: E731
@@ -148,7 +151,7 @@ def test_every_wrong_order_is_409_and_changes_nothing(family: Family, case: str)
     before = snapshot(f.app)
     r = call()
     assert r.status_code == expected, r.get_json()
-    assert r.get_json()["error"] == {404: "NotFound", 409: "Conflict"}[expected]
+    assert json_object(r)["error"] == {404: "NotFound", 409: "Conflict"}[expected]
     assert snapshot(f.app) == before
 
 

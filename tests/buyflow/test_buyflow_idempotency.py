@@ -102,11 +102,11 @@ def test_intent_creation_replay_is_409_and_the_token_is_never_at_rest(family: Fa
 def test_confirm_checkout_replay_returns_the_completion(family: Family) -> None:
     request_id, intent = family.cart_ready_intent()
     first = family.confirm(request_id, intent["intentId"], intent["confirmationToken"],
-                           **{"Idempotency-Key": "c-1"})
+                           by=family.adult, **{"Idempotency-Key": "c-1"})
     assert first.status_code == 200
     before = snapshot(family.app)
     again = family.confirm(request_id, intent["intentId"], intent["confirmationToken"],
-                           **{"Idempotency-Key": "c-1"})
+                           by=family.adult, **{"Idempotency-Key": "c-1"})
     assert again.status_code == 200 and again.get_json() == first.get_json()
     assert snapshot(family.app) == before
     assert intent["confirmationToken"] not in repr(snapshot(family.app))
@@ -146,7 +146,7 @@ def test_a_refused_confirmation_with_a_key_is_403_audited_and_stores_no_key(
     assert family.intent_row(intent["intentId"]).status == "CART_READY"
     # the key was not spent: the actor may use it for the real confirmation
     done = family.confirm(request_id, intent["intentId"], intent["confirmationToken"],
-                          **{"Idempotency-Key": "deny-" + who.replace(" ", "-")})
+                          by=family.adult, **{"Idempotency-Key": "deny-" + who.replace(" ", "-")})
     assert done.status_code == 200, done.get_json()
 
 

@@ -124,6 +124,7 @@ def test_the_callbacks_rules_apply_over_the_approved_amount_is_422(family: Famil
     assert snapshot(family.app) == before
     assert simulate(family, intent["intentId"], json={"totalMinor": 4000}).status_code == 200
     cart = family.intent_row(intent["intentId"]).cart
+    assert cart is not None
     assert cart["totalMinor"] == 4000  # one line that reconciles with the total
     assert cart["items"] == [{"name": "Rain boots", "quantity": 1, "amountMinor": 4000}]
 

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from app.db import SESSIONS
 from app.models import AuditEvent, IdempotencyKey, PurchaseIntent, PurchaseRequest
 from testkit.builders.families import BUYFLOW_TOKEN, CART, INTERNAL_CONFIG, Family
 from testkit.config import TEST_JWT_SECRET
 from testkit.servers.gunicorn import gunicorn_server, race
+from testkit.typing import Json
 
 CALLS = 50
 
@@ -35,7 +36,7 @@ def server(migrated_database: str) -> Iterator[str]:
         yield base
 
 
-def count(family: Family, model: type, *where: object) -> int:
+def count(family: Family, model: type, *where: ColumnElement[bool]) -> int:
     with SESSIONS.get(family.app)() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
@@ -89,7 +90,7 @@ def test_fifty_duplicate_cart_ready_callbacks_apply_once(server: str, family: Fa
     request_id = family.approved()
     intent = family.intent(request_id)
     url = f"{server}/api/internal/purchase-intents/{intent['intentId']}/cart-ready"
-    body = {"actorUserId": family.adult.id, "cart": CART}
+    body: dict[str, Json] = {"actorUserId": family.adult.id, "cart": CART}
     headers = {"X-Internal-Token": BUYFLOW_TOKEN}
     results = race([lambda s: s.post(url, json=body, headers=headers, timeout=60)] * CALLS)
     statuses = Counter(status for _, status in results)
@@ -103,7 +104,7 @@ def test_fifty_duplicates_with_one_idempotency_key_create_one_request(
     server: str, family: Family
 ) -> None:
     url = server + family.url()
-    body = {"title": "Skates", "amountMinor": 9000, "currency": "EUR"}
+    body: dict[str, Json] = {"title": "Skates", "amountMinor": 9000, "currency": "EUR"}
     headers = {**family.headers(family.child), "Idempotency-Key": "create-skates-1"}
     results = race([lambda s: s.post(url, json=body, headers=headers, timeout=60)] * CALLS)
     statuses = Counter(status for _, status in results)

@@ -37,6 +37,7 @@ from testkit.builders.families import (
 from testkit.config import TEST_JWT_SECRET
 from testkit.database import truncate_all
 from testkit.servers.processes import free_port, gunicorn_process
+from testkit.typing import Json
 
 pytestmark = [pytest.mark.slow]
 
@@ -165,7 +166,7 @@ def test_forty_identical_idempotency_key_posts_create_one_request(
     shared_server: str, family: Family
 ) -> None:
     url = shared_server + family.url()
-    body = {"title": "Skates", "amountMinor": 9000, "currency": "EUR"}
+    body: dict[str, Json] = {"title": "Skates", "amountMinor": 9000, "currency": "EUR"}
     headers = {**family.headers(family.child), "Idempotency-Key": "skates-" + family.child.id}
     answers = race([lambda s: s.post(url, json=body, headers=headers, timeout=60)] * 40)
     assert statuses(answers) == {201: 40}, statuses(answers)

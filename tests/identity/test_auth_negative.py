@@ -18,7 +18,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from app.gateway.tokens import ACCESS_TOKENS
-from testkit.builders.households import snapshot
+from testkit.builders.households import json_object, snapshot
 from testkit.servers.oidc import OidcProvider, SecretWatch, b64, parts, segment
 
 pytestmark = pytest.mark.usefixtures("secret_watch")
@@ -128,7 +128,13 @@ def _big(ctx: Ctx) -> str:
     return ctx.signed(padding="x" * 8200)
 
 
-NOW = lambda: int(time.time())  # noqa: E731
+def _non_json_payload(ctx: Ctx) -> str:
+    head, _body, signature = ctx.signed().split(".")
+    return f"{head}.{b64(b'{not json')}.{signature}"
+
+
+def _now() -> int:
+    return int(time.time())
 
 CASES: dict[str, Callable[[Ctx], str]] = {
     "alg none": lambda c: _unsigned(c, "none", "") + "e30",
@@ -152,9 +158,9 @@ CASES: dict[str, Callable[[Ctx], str]] = {
         {"jwk": c.attacker.as_dict(private=False), "kid": c.attacker.kid}),
     "provider signature with jku": lambda c: c.p.sign(c.claims, jku=c.listener.url + "/jku2"),
     "crit header": lambda c: c.p.sign(c.claims, crit=["exp"]),
-    "expired beyond leeway": lambda c: c.signed(exp=NOW() - 120, iat=NOW() - 700),
-    "not yet valid beyond leeway": lambda c: c.signed(nbf=NOW() + 600),
-    "issued in the future beyond leeway": lambda c: c.signed(iat=NOW() + 600),
+    "expired beyond leeway": lambda c: c.signed(exp=_now() - 120, iat=_now() - 700),
+    "not yet valid beyond leeway": lambda c: c.signed(nbf=_now() + 600),
+    "issued in the future beyond leeway": lambda c: c.signed(iat=_now() + 600),
     "wrong iss": lambda c: c.signed(iss="https://evil.example"),
     "partial iss (no port)": lambda c: c.signed(iss="http://127.0.0.1"),
     "iss with trailing slash": lambda c: c.signed(iss=c.p.issuer + "/"),
@@ -165,13 +171,12 @@ CASES: dict[str, Callable[[Ctx], str]] = {
     "missing sub": lambda c: c.signed(sub=_DROP),
     "missing exp": lambda c: c.signed(exp=_DROP),
     "missing iat": lambda c: c.signed(iat=_DROP),
-    "non-integer exp (string)": lambda c: c.signed(exp=str(NOW() + 600)),
+    "non-integer exp (string)": lambda c: c.signed(exp=str(_now() + 600)),
     "non-integer exp (boolean)": lambda c: c.signed(exp=True),
     "sub not a string": lambda c: c.signed(sub=12345),
     "malformed base64": lambda c: "%%%." + c.signed().split(".", 1)[1],
     "non-JSON header": lambda c: b64(b"not json") + "." + c.signed().split(".", 1)[1],
-    "non-JSON payload": lambda c: (lambda h, _b, s: f"{h}.{b64(b'{not json')}.{s}")(
-        *c.signed().split(".")),
+    "non-JSON payload": _non_json_payload,
     "two segments": lambda c: ".".join(c.signed().split(".")[:2]),
     "four segments": lambda c: c.signed() + ".e30",
     "8 KB token": _big,
@@ -203,7 +208,7 @@ def test_defective_id_token_is_401_and_creates_nothing(
     before = snapshot(oidc_app)
     response = oidc_app.test_client().post("/api/auth/login", json={"idToken": token})
     assert response.status_code == 401, (case, response.json)
-    assert response.json["error"] == "InvalidToken"
+    assert json_object(response)["error"] == "InvalidToken"
     assert "WWW-Authenticate" in response.headers
     after = snapshot(oidc_app)
     assert _without_audit(after) == _without_audit(before)
@@ -226,7 +231,7 @@ def test_body_without_its_schema_is_400(oidc_app: Flask) -> None:
     for body in ({}, {"idToken": 123}, {"idToken": ""}, {"idToken": None}, {"token": "x"}):
         response = oidc_app.test_client().post("/api/auth/login", json=body)
         assert response.status_code == 400, body
-        assert response.json["error"] == "ValidationError"
+        assert json_object(response)["error"] == "ValidationError"
     assert snapshot(oidc_app) == before
 
 
@@ -251,8 +256,8 @@ def test_internal_token_used_as_id_token_is_401(
 
 
 def test_refresh_token_used_as_bearer_is_401(oidc_app: Flask, oidc_provider: OidcProvider) -> None:
-    pair = oidc_app.test_client().post(
-        "/api/auth/login", json={"idToken": oidc_provider.id_token("alice")}).json
+    pair = json_object(oidc_app.test_client().post(
+        "/api/auth/login", json={"idToken": oidc_provider.id_token("alice")}))
     response = oidc_app.test_client().get(
         "/api/auth/me", headers={"Authorization": f"Bearer {pair['refreshToken']}"})
     assert response.status_code == 401

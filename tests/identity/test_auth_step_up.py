@@ -14,7 +14,7 @@ from app import clock
 from app.db import SESSIONS
 from app.gateway.tokens import ACCESS_TOKENS
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family
-from testkit.builders.households import assert_unchanged_but_denials, snapshot
+from testkit.builders.households import assert_unchanged_but_denials, json_object, snapshot
 from testkit.servers.oidc import parts
 
 pytestmark = pytest.mark.usefixtures("secret_watch")
@@ -32,12 +32,12 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def with_login_age(family: Family, user: Any, seconds: int | None, now: Any) -> None:
     """The user's token is of a session whose login was ``seconds`` ago (None: no auth_time)."""
-    claims = {} if seconds is None else {"auth_time": clock.epoch(now) - seconds}
-    token = family.auth.token(user, **claims)
     if seconds is None:
-        header, payload, _ = parts(token)
+        header, payload, _ = parts(family.auth.token(user))
         payload.pop("auth_time")
         token = ACCESS_TOKENS.get(family.app).mint(payload).token
+    else:
+        token = family.auth.token(user, auth_time=clock.epoch(now) - seconds)
     family.tokens[user.id] = token
 
 
@@ -113,9 +113,7 @@ def test_roles_and_membership_are_refused_before_the_step_up(make_app: Any, froz
 def local_login(app: Flask, email: str) -> dict[str, Any]:
     client = app.test_client()
     client.post("/api/auth/register", json={"email": email, "password": PASSWORD, "name": "P"})
-    body: dict[str, Any] = client.post("/api/auth/login",
-                                       json={"email": email, "password": PASSWORD}).json
-    return body
+    return json_object(client.post("/api/auth/login", json={"email": email, "password": PASSWORD}))
 
 
 def test_auth_time_is_the_login_and_survives_refreshes(
