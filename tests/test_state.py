@@ -160,7 +160,9 @@ def test_a_slot_reads_and_writes_its_own_app_only() -> None:
 def test_an_app_that_create_app_did_not_build_has_no_state() -> None:
     bare = Flask("bare")
     slot: Slot[int] = Slot("test.bare")
-    for use in (lambda: slot.get(bare), lambda: slot.find(bare), lambda: slot.set(bare, 1)):
+    uses: tuple[Callable[[], object], ...] = (
+        lambda: slot.get(bare), lambda: slot.find(bare), lambda: slot.set(bare, 1))
+    for use in uses:
         with pytest.raises(KeyError, match="no Hearthgate state"):
             use()
     assert bare.extensions == {}  # nothing attached on the way

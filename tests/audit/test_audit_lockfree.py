@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from app.audit.signing import PublicKeys, generate_pem, load_private_key
 from app.audit.verify import verify_database
 from app.audit.writer import _chain_lock_key
+from app.auth.passwords import hash_password
 from app.cli import migrate
 from app.models import AuditEvent, User
-from plugins.passwords import hash_password
 from testkit.servers.postgres import Postgres, postgres_server
 from testkit.servers.processes import free_port, gunicorn_process
 
@@ -143,7 +143,7 @@ def test_logins_and_denials_of_different_users_never_wait_on_a_lock(
         logins_by_chain = dict(session.execute(
             select(AuditEvent.chain, AuditEvent.principal_id)
             .where(AuditEvent.action == "auth.login", AuditEvent.decision == "allowed")
-        ).all())
+        ).tuples().all())
         denials_on_chain = session.scalars(
             select(AuditEvent.chain).where(AuditEvent.action == "permission.denied")).all()
         keys = PublicKeys([load_private_key(key).public_key()])

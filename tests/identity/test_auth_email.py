@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.auth.emails import InvalidEmail, canonical_email
 from app.db import SESSIONS
 from app.models import AuditEvent, User
-from testkit.builders.households import make_household, snapshot
+from testkit.builders.households import json_object, make_household, snapshot
 from testkit.builders.mail import mails, reset_token
 from testkit.servers.oidc import SecretWatch
 
@@ -53,10 +53,10 @@ def user_row(app: Flask, email: str) -> User:
         return user
 
 
-def me(app: Flask, email: str = "gran@example.test") -> Any:
+def me(app: Flask, email: str = "gran@example.test") -> dict[str, Any]:
     client = app.test_client()
-    token = client.post("/api/auth/login", json={"email": email, "password": PASSWORD}).json
-    return client.get("/api/auth/me", headers={"Authorization": f"Bearer {token['token']}"}).json
+    token = json_object(client.post("/api/auth/login", json={"email": email, "password": PASSWORD}))
+    return json_object(client.get("/api/auth/me", headers={"Authorization": f"Bearer {token['token']}"}))
 
 
 # -- canonical addresses ---------------------------------------------------------------------
@@ -173,18 +173,18 @@ def test_the_squatter_story(make_app: Any) -> None:
     app = local_app(make_app)
     client = app.test_client()
     register(app)  # the squatter
-    squatter = client.post("/api/auth/login", json={"email": "gran@example.test",
-                                                     "password": PASSWORD}).json
+    squatter = json_object(client.post("/api/auth/login", json={"email": "gran@example.test",
+                                                                 "password": PASSWORD}))
     squat = {"Authorization": f"Bearer {squatter['token']}"}
     from testkit.builders.households import AuthActions
 
     auth = AuthActions(app)
     owner = auth.user("owner@example.test")
     household = make_household(app, "Home", {owner.id: "owner"})
-    invitation = client.post(f"/api/households/{household}/members",
-                             json={"email": "gran@example.test", "role": "adult"},
-                             headers=auth.headers(owner)).json["id"]
-    assert client.get("/api/invitations", headers=squat).json["items"] == []
+    invitation = json_object(client.post(f"/api/households/{household}/members",
+                                         json={"email": "gran@example.test", "role": "adult"},
+                                         headers=auth.headers(owner)))["id"]
+    assert json_object(client.get("/api/invitations", headers=squat))["items"] == []
     assert client.post(f"/api/invitations/{invitation}/accept", headers=squat).status_code == 403
 
     client.post("/api/auth/reset-password", json={"email": "gran@example.test"})
@@ -192,11 +192,11 @@ def test_the_squatter_story(make_app: Any) -> None:
         "token": reset_token(app), "password": "grandmas own password"}).status_code == 204
     assert client.post("/api/auth/refresh",
                        json={"refreshToken": squatter["refreshToken"]}).status_code == 401
-    gran = client.post("/api/auth/login", json={"email": "gran@example.test",
-                                                 "password": "grandmas own password"}).json
+    gran = json_object(client.post("/api/auth/login", json={"email": "gran@example.test",
+                                                             "password": "grandmas own password"}))
     accepted = client.post(f"/api/invitations/{invitation}/accept",
                            headers={"Authorization": f"Bearer {gran['token']}"})
-    assert accepted.status_code == 200 and accepted.json["role"] == "adult"
+    assert accepted.status_code == 200 and json_object(accepted)["role"] == "adult"
 
 
 # -- OIDC: the provider vouches -----------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.db import SESSIONS
 from app.models import User
-from testkit.builders.households import assert_unchanged_but_denials, snapshot
+from testkit.builders.households import assert_unchanged_but_denials, json_object, snapshot
 from testkit.builders.mail import mails, reset_token
 from testkit.servers.oidc import SecretWatch
 
@@ -330,7 +330,7 @@ def test_failed_logins_stay_throttled_while_the_storage_is_down(
 
 
 def test_openapi_says_what_the_account_routes_reveal(make_app: Any) -> None:
-    document = local_app(make_app).test_client().get("/api/openapi.json").json
+    document = json_object(local_app(make_app).test_client().get("/api/openapi.json"))
     register_op = document["paths"]["/api/auth/register"]["post"]
     assert "409" in register_op["responses"] and "409" in register_op["summary"]
     assert "RATELIMIT_ANONYMOUS" in register_op["description"]

@@ -16,7 +16,7 @@ from app.hookspecs import hookimpl
 from app.models import AuditEvent, LoginFlow, RefreshToken, User
 from app.plugins import PLUGINS
 from plugins.oidc import OIDC_LOGIN
-from testkit.builders.households import assert_unchanged_but_denials, snapshot
+from testkit.builders.households import assert_unchanged_but_denials, json_object, snapshot
 from testkit.servers.oidc import SPA_URL, OidcProvider, SecretWatch, parts
 
 pytestmark = pytest.mark.usefixtures("secret_watch")
@@ -390,8 +390,7 @@ def permissions(token: str) -> list[str]:
 def refreshed(app: Flask, refresh_token: str) -> dict[str, Any]:
     response = app.test_client().post("/api/auth/refresh", json={"refreshToken": refresh_token})
     assert response.status_code == 200, response.json
-    body: dict[str, Any] = response.json
-    return body
+    return json_object(response)
 
 
 def test_a_refresh_grants_what_the_id_token_login_granted(

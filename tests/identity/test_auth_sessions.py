@@ -18,7 +18,7 @@ from app.gateway.tokens import ACCESS_TOKENS
 from app.hookspecs import hookimpl
 from app.models import AuditEvent, AuthSession, RefreshToken, User
 from app.plugins import PLUGINS
-from testkit.builders.households import snapshot
+from testkit.builders.households import json_object, snapshot
 from testkit.builders.mail import reset_token
 from testkit.servers.oidc import SecretWatch, parts
 
@@ -28,7 +28,7 @@ PASSWORD = "correct horse battery staple"  # noqa: S105 - a test password
 
 
 def pem(algorithm: str) -> str:
-    key: Any
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     if algorithm == "RS256":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     elif algorithm == "ES256":
@@ -57,8 +57,7 @@ def register_and_login(app: Flask, email: str = "pat@example.test") -> dict[str,
     assert created.status_code in (201, 409)
     response = client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
     assert response.status_code == 200, response.json
-    body: dict[str, Any] = response.json
-    return body
+    return json_object(response)
 
 
 def refresh(app: Flask, token: str) -> Any:
@@ -268,13 +267,13 @@ def test_sessions_list_the_live_families_with_device_and_current(make_app: Any) 
     client = app.test_client()
     client.post("/api/auth/register",
                 json={"email": "pat@example.test", "password": PASSWORD, "name": "Pat"})
-    phone = client.post("/api/auth/login", json={"email": "pat@example.test",
-                                                 "password": PASSWORD},
-                        headers={"User-Agent": "Phone/1.0 " + "x" * 400},
-                        environ_base={"REMOTE_ADDR": "203.0.113.7"}).json
-    laptop = client.post("/api/auth/login", json={"email": "pat@example.test",
-                                                  "password": PASSWORD},
-                         headers={"User-Agent": "Laptop\x01/2.0"}).json
+    phone = json_object(client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                             "password": PASSWORD},
+                                    headers={"User-Agent": "Phone/1.0 " + "x" * 400},
+                                    environ_base={"REMOTE_ADDR": "203.0.113.7"}))
+    laptop = json_object(client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                              "password": PASSWORD},
+                                     headers={"User-Agent": "Laptop\x01/2.0"}))
     other = register_and_login(app, "someone@example.test")
     listed = sessions_of(app, laptop["token"])
     assert listed.status_code == 200
@@ -293,7 +292,7 @@ def test_sessions_list_the_live_families_with_device_and_current(make_app: Any) 
         s["id"] for s in items]
     # Paging, newest first.
     page = app.test_client().get("/api/auth/sessions?limit=1", headers=bearer(laptop["token"]))
-    assert len(page.json["items"]) == 1 and page.json["nextCursor"]
+    assert len(json_object(page)["items"]) == 1 and json_object(page)["nextCursor"]
 
 
 def test_ending_a_session_stops_its_refresh_token_and_is_audited(make_app: Any) -> None:
@@ -307,7 +306,7 @@ def test_ending_a_session_stops_its_refresh_token_and_is_audited(make_app: Any) 
     before = _tables_but_audit(app)
     for token, sid in ((other["token"], phone_sid), (laptop["token"], "rtf_unknown")):
         refused = client.delete(f"/api/auth/sessions/{sid}", headers=bearer(token))
-        assert refused.status_code == 404 and refused.json["error"] == "NotFound"
+        assert refused.status_code == 404 and json_object(refused)["error"] == "NotFound"
     assert _tables_but_audit(app) == before
     assert events(app, "auth.session.ended") == []
 
@@ -339,8 +338,8 @@ def test_a_password_reset_ends_every_session(make_app: Any) -> None:
     for pair in (a, b):
         assert refresh(app, pair["refreshToken"]).status_code == 401
     assert sessions_of(app, other["token"]).json["items"] != []
-    fresh = client.post("/api/auth/login", json={"email": "pat@example.test",
-                                                 "password": new_password}).json
+    fresh = json_object(client.post("/api/auth/login", json={"email": "pat@example.test",
+                                                             "password": new_password}))
     assert [s["current"] for s in sessions_of(app, fresh["token"]).json["items"]] == [True]
 
 
@@ -391,7 +390,7 @@ def test_asymmetric_internal_tokens_carry_the_claims_and_a_kid(
     assert set(claims) >= {"sub", "email", "name", "permissions", "iat", "exp", "iss", "aud",
                            "jti", "sid"}
     assert claims["exp"] - claims["iat"] == 3600
-    jwks = app.test_client().get("/.well-known/jwks.json").json
+    jwks = json_object(app.test_client().get("/.well-known/jwks.json"))
     assert [k["kid"] for k in jwks["keys"]] == [header["kid"]]
     assert "d" not in jwks["keys"][0]
     assert app.test_client().get("/api/auth/me", headers=bearer(pair["token"])).status_code == 200
@@ -562,11 +561,11 @@ def test_a_concurrent_first_login_of_the_same_identity_or_email_is_not_a_500(
 ) -> None:
     """Another worker commits the same new identity (or another identity with the same email)
     between this login's lookup and its insert."""
-    from app.auth import users
+    from app.auth import permissions, users
 
     app = make_app()
     factory = SESSIONS.get(app)
-    real = users.default_permissions
+    real = permissions.default_permissions  # the function users calls, as users imports it
 
     def meanwhile(config: Any) -> Any:
         monkeypatch.setattr(users, "default_permissions", real)

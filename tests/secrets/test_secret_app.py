@@ -12,7 +12,7 @@ from flask import Flask
 from app.gateway.contracts import endpoint
 from app.gateway.schemas import Schema
 from app.secrets import SECRET_STORE, BackendUnavailable
-from testkit.builders.households import snapshot
+from testkit.builders.households import json_object, snapshot
 from testkit.checks.log_leaks import remember
 
 HOUSEHOLD_KEY = "app-household-key-value-19fe"
@@ -42,7 +42,7 @@ def test_a_household_secret_is_read_through_its_tenant_view(make_app: Callable[.
     response = app.test_client().get("/probe/hh_a")
     assert response.status_code == 200 and response.json == {"length": len(HOUSEHOLD_KEY)}
     missing = app.test_client().get("/probe/hh_b")  # hh_b has no provider_key
-    assert missing.status_code == 503 and missing.json["component"] == "secrets"
+    assert missing.status_code == 503 and json_object(missing)["component"] == "secrets"
     assert "provider_key" not in missing.get_data(as_text=True)
 
 
@@ -60,7 +60,7 @@ def test_a_secret_backend_outage_is_a_503_without_values(
     before = snapshot(app)
     response = app.test_client().get("/probe/hh_a")
     assert response.status_code == 503
-    assert response.json["error"] == "ServiceUnavailable"
-    assert response.json["component"] == "secrets"
+    assert json_object(response)["error"] == "ServiceUnavailable"
+    assert json_object(response)["component"] == "secrets"
     assert HOUSEHOLD_KEY not in response.get_data(as_text=True)
     assert snapshot(app) == before

@@ -11,6 +11,7 @@ from flask import Flask
 
 from app.config import ConfigurationRefused
 from app.secrets import OperationDisabled
+from testkit.builders.households import json_object
 from testkit.builders.secret_stores import open_store
 from testkit.checks.log_leaks import remember
 from testkit.config import production_config
@@ -102,7 +103,7 @@ def test_settings_are_read_from_secrets_manager(moto: Moto, make_app: Callable[.
     moto.client().create_secret(Name=f"{prefix}/ORCHESTRATOR_INTERNAL_TOKEN", SecretString=SETTING)
     app = make_app(SECRET_STORE_URL=moto.url(prefix))
     assert app.config["ORCHESTRATOR_INTERNAL_TOKEN"] == [SETTING]
-    assert app.test_client().get("/readyz").json["components"]["secrets"] == "ok"
+    assert json_object(app.test_client().get("/readyz"))["components"]["secrets"] == "ok"
 
 
 def test_an_unreachable_endpoint_refuses_a_production_start(make_app: Callable[..., Flask]) -> None:

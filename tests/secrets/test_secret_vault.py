@@ -16,6 +16,8 @@ from flask import Flask
 
 from app.config import ConfigurationRefused
 from app.secrets import SECRET_STORE, OperationDisabled, SecretAccessDenied, SecretNotFound
+from plugins.secrets.vault import VaultStore
+from testkit.builders.households import json_object
 from testkit.builders.secret_stores import open_store
 from testkit.checks.log_leaks import remember
 from testkit.config import production_config
@@ -100,6 +102,7 @@ def test_approle_reads_its_household_and_is_refused_another(
         store.for_tenant("hh_b").get("api_key")
     assert HH_B_VALUE not in str(denied.value) and secret_id not in str(denied.value)
     # A token that expired or was revoked: the store logs in again with its AppRole.
+    assert isinstance(store, VaultStore)
     openbao.client().auth.token.revoke(store._client.token)
     assert store.for_tenant("hh_a").get("api_key") == {"api_key": HH_A_VALUE}
 
@@ -149,15 +152,15 @@ def test_readyz_and_security_check_report_the_store_without_values(
                        BUYFLOW_INTERNAL_TOKEN=["secret:buyflow_token"])
         client, runner = app.test_client(), app.test_cli_runner()
         ready = client.get("/readyz")
-        assert ready.status_code == 200 and ready.json["components"]["secrets"] == "ok"
+        assert ready.status_code == 200 and json_object(ready)["components"]["secrets"] == "ok"
         checked = runner.invoke(args=["security", "check"])
         assert "secret store: vault reachable" in checked.output
         server.stop()
         with caplog.at_level(logging.WARNING):
             down = client.get("/readyz")
             checked = runner.invoke(args=["security", "check"])
-        assert down.status_code == 503 and down.json["components"]["secrets"] == "down"
-        assert "secrets" in down.json["message"]
+        assert down.status_code == 503 and json_object(down)["components"]["secrets"] == "down"
+        assert "secrets" in json_object(down)["message"]
         assert checked.exit_code == 1 and "vault secret store is unavailable" in checked.output
         for text in (down.get_data(as_text=True), checked.output, caplog.text):
             assert BUYFLOW not in text and server.root_token not in text
