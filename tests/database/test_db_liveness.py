@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import QueuePool
 
 from app.db import Database, _alive_at_checkout, build_engine
 from testkit.builders.households import AuthActions
@@ -57,6 +58,7 @@ def test_connections_the_server_ended_are_replaced_before_a_request_sees_them(
                  lambda *args: pings.append(args[2]) if "SELECT 1" in args[2] else None)
     assert client.get(f"/api/households/{household}/items", headers=headers).status_code == 200
     assert pings == []  # the happy path: no liveness round trip
+    assert isinstance(engine.pool, QueuePool)  # PostgreSQL's (app.db.build_engine sizes it)
     pooled = engine.pool.checkedin()
     assert pooled >= 1
     admin = build_engine(str(engine.url.render_as_string(hide_password=False)))

@@ -32,6 +32,7 @@ from app.rowsecurity import in_flow
 from app.wardrobe.schemas import ItemOut, ItemPage
 from testkit.builders.audit import session_of
 from testkit.builders.households import AuthActions
+from testkit.spies import spy
 
 TOKEN = "internal-token-for-fastread-0123456789"  # noqa: S105 - a test value
 pytestmark = pytest.mark.settings(BUYFLOW_INTERNAL_TOKEN=[TOKEN], REQUIRE_BUYFLOW_INTERNAL_TOKEN=True)
@@ -92,7 +93,7 @@ def test_every_read_route_reads_only_through_fastread(
     fast: list[str] = []
     execute = fastread._execute
     monkeypatch.setattr(fastread, "_execute",
-                        lambda c, compiled, p: fast.append(compiled.sql) or execute(c, compiled, p))
+                        spy(execute, lambda connection, compiled, params: fast.append(compiled.sql)))
     event.listen(Database.engine(app), "before_cursor_execute",
                  lambda *args: through_sqlalchemy.append(args[2]))
     client = app.test_client()

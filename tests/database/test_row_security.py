@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from flask import Flask, g
 from psycopg import pq
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
@@ -209,7 +209,8 @@ def test_a_member_cannot_write_into_another_household(
     for statement in unfiltered:
         with app.test_request_context("/api/anything"):
             g.principal = _as(alice)
-            assert db.session.execute(text(statement), ids).rowcount == 0, statement
+            result = db.session.execute(text(statement), ids)
+            assert isinstance(result, CursorResult) and result.rowcount == 0, statement
             db.session.commit()
     with SESSIONS.get(app)() as session:  # system scope: Bob's rows are unchanged
         unchanged = session.execute(text(
@@ -252,9 +253,9 @@ def test_the_app_role_sees_nothing_in_a_direct_session_without_the_setting(
         assert connection.execute(
             "SELECT tableowner FROM pg_tables WHERE tablename = 'items'").fetchone() == (APP_ROLE,)
         counts = {table: connection.execute(
-                      f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - metadata's
+                      f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - metadata's
                   for table in _tables()}
-        assert counts == {table: 0 for table in _tables()}
+        assert counts == {table: (0,) for table in _tables()}
         connection.execute("SELECT set_config('hearthgate.user_id', %s, true)", (alice,))
         assert connection.execute("SELECT count(*) FROM users").fetchone() == (1,)
 

@@ -23,6 +23,7 @@ from app.ratelimit.setup import LIMITER, rate_limit_storage
 from app.readiness import CHECKS
 from plugins.limiter import limiter_storage, with_redis_timeouts
 from testkit.builders.households import AuthActions, snapshot
+from testkit.spies import spy
 from testkit.typing import MakeApp
 
 LimitedApp = Callable[..., Flask]
@@ -370,8 +371,7 @@ def test_the_memory_storage_counts_without_starting_threads(monkeypatch: pytest.
     storage = SweptMemoryStorage()
     started: list[threading.Thread] = []
     real_start = threading.Thread.start
-    monkeypatch.setattr(threading.Thread, "start",
-                        lambda self: (started.append(self), real_start(self))[1])
+    monkeypatch.setattr(threading.Thread, "start", spy(real_start, started.append))
     limiter = FixedWindowRateLimiter(storage)
     item = parse("3/second")
     assert [limiter.hit(item, "k") for _ in range(4)] == [True, True, True, False]

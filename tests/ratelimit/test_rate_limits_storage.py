@@ -16,6 +16,7 @@ from app.ratelimit.fallback import FAIL_OPEN, FALLBACK, RETRY_STORAGE_AFTER_SECO
 from app.ratelimit.setup import LIMITER, rate_limit_storage
 from testkit.servers.processes import missing
 from testkit.servers.ratelimit import Redis, memcached_server
+from testkit.spies import spy
 from testkit.typing import LimitedApp
 
 
@@ -122,7 +123,7 @@ def test_login_throttle_and_contract_limits_share_one_connection_and_one_fallbac
     redis_client = storage.storage.storage  # type: ignore[attr-defined]
     send = redis_client.execute_command
     monkeypatch.setattr(redis_client, "execute_command",
-                        lambda *args, **options: (sent.append(args[0]), send(*args, **options))[1])
+                        spy(send, lambda *args, **options: sent.append(args[0])))
     storage.retry_after = 3.0  # room for the logins' hashing on a loaded machine
     redis.stop()
     # The contract limiter finds Redis down and counts this call in the process ...
