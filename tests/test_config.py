@@ -599,7 +599,7 @@ def case_environment(case: Refusal, tmp_path: Path) -> dict[str, str]:
 
 def secret_fragments(env: dict[str, str]) -> list[str]:
     """What of the case's secrets must not be printed: each value (every PEM body line)."""
-    found = []
+    found: list[str] = []
     for name in SECRET_SETTINGS:
         text = env.get(name, "")
         for value in text.split() if BY_NAME[name].kind == "list" else [text]:
@@ -669,7 +669,8 @@ def _literal_pattern(node: ast.expr) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return re.escape(node.value)
     if isinstance(node, ast.JoinedStr):
-        return "".join(re.escape(part.value) if isinstance(part, ast.Constant) else ".*?"
+        return "".join(re.escape(part.value)
+                       if isinstance(part, ast.Constant) and isinstance(part.value, str) else ".*?"
                        for part in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         left, right = _literal_pattern(node.left), _literal_pattern(node.right)

@@ -23,6 +23,7 @@ from app.db import db
 from app.plugin_api import (
     ConfigurationRefused,
     Identity,
+    Kind,
     LoginBody,
     LoginFailed,
     Principal,
@@ -321,7 +322,7 @@ def test_hook_register_settings(hearthgate_app: Flask, recorder: Recorder) -> No
                      "plugin setting HOOK_TEST_SECRET (str, secret) of extra-0-Recorder: unset"]
 
 
-SETTING_VALUES: dict[str, list[Any]] = {
+SETTING_VALUES: dict[Kind, list[Any]] = {
     "str": [None, "", "a value"], "int": [None, 0, 7], "bool": [None, False, True],
     "list": [None, [], ["a value"]],
 }
@@ -330,7 +331,7 @@ SETTING_VALUES: dict[str, list[Any]] = {
 @pytest.mark.parametrize("secret", [False, True])
 @pytest.mark.parametrize("kind", sorted(SETTING_VALUES))
 def test_security_check_shows_a_bools_value_and_of_anything_else_only_whether_it_is_set(
-    kind: str, secret: bool
+    kind: Kind, secret: bool
 ) -> None:
     from app.cli import setting_state
 

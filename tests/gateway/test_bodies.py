@@ -85,7 +85,7 @@ def test_every_route_with_a_body_refuses_a_chunked_body_over_the_limit(
               if contract.body is not None]
     assert len(routes) > 15
     before = snapshot(app)
-    wrong = []
+    wrong: list[tuple[object, ...]] = []  # what each failing route answered
     for rule, method, contract in routes:
         over = padded({}, limit + 1)
         kind = credential_kind(contract)

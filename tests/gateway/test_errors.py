@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from testkit.apps import sample as sample_routes
+from testkit.builders.households import json_object
 from testkit.typing import MakeApp
 
 pytestmark = [pytest.mark.settings(MAX_CONTENT_LENGTH=4096), pytest.mark.blueprints(sample_routes.bp)]
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.settings(MAX_CONTENT_LENGTH=4096), pytest.mark.bluepri
 def assert_error(r: TestResponse, status: int, error: str) -> dict[str, Any]:
     assert r.status_code == status, r.data
     assert r.mimetype == "application/json"
-    body = r.get_json()
+    body = json_object(r)
     assert body["error"] == error
     assert body["correlationId"] == r.headers["X-Request-ID"]
     assert body["timestamp"].endswith("Z") and body["message"]
