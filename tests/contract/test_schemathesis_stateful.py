@@ -74,7 +74,7 @@ class Tally:
         ]
 
 
-def _mode(case: Case) -> GenerationMode:
+def _mode(case: Case[Any]) -> GenerationMode:
     return case.meta.generation.mode if case.meta is not None else GenerationMode.POSITIVE
 
 
@@ -95,7 +95,7 @@ class Scenario:
     items: dict[str, list[str]] = field(default_factory=dict)
     intents: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def learn(self, case: Case, body: Any) -> None:
+    def learn(self, case: Case[Any], body: Any) -> None:
         if not isinstance(body, dict):
             return
         self.ids.update(str(body[k]) for k in CREATED_ID_FIELDS if k in body)
@@ -105,7 +105,7 @@ class Scenario:
         elif case.path.endswith("/purchase-intents"):
             self.intents[path["requestId"]] = body
 
-    def resolve(self, case: Case, people: People) -> None:
+    def resolve(self, case: Case[Any], people: People) -> None:
         """Body references to rows of this scenario, as a client would send them. Positive cases
         only, and only swapping a valid value for another valid one: a case stays what it was
         generated as. The references that stay unknown are dangling (below)."""
@@ -115,8 +115,9 @@ class Scenario:
         items = self.items.get(path.get("householdId", ""), [])
         if isinstance(body.get("itemId"), str) and items:
             body["itemId"] = items[-1]
-        if isinstance(body.get("itemIds"), list):
-            body["itemIds"] = items[: len(body["itemIds"])]
+        item_ids = body.get("itemIds")
+        if isinstance(item_ids, list):
+            body["itemIds"] = list(items[: len(item_ids)])
         if case.path.endswith("/members") and "email" in body:
             body["email"] = people.other_email
         if "actorUserId" in body:
@@ -126,7 +127,7 @@ class Scenario:
             body["intentId"] = intent["intentId"]
             body["confirmationToken"] = intent["confirmationToken"]
 
-    def refers_elsewhere(self, case: Case) -> bool:
+    def refers_elsewhere(self, case: Case[Any]) -> bool:
         """Whether the body names other rows (an item, an intent, a member's email): one that
         was never created, or was created and deleted earlier in the scenario, is a 404 by
         API.md, which "created resource not found" would take for the path's resource
@@ -135,8 +136,9 @@ class Scenario:
         if not isinstance(body, dict):
             return False
         named = [body.get("itemId"), body.get("intentId")]
-        if isinstance(body.get("itemIds"), list):
-            named.extend(body["itemIds"])
+        item_ids = body.get("itemIds")
+        if isinstance(item_ids, list):
+            named.extend(item_ids)
         return any(value is not None for value in named) or (
             case.path.endswith("/members") and "email" in body
         )
@@ -153,15 +155,15 @@ def workflow(schema: Any, people: People, tally: Tally) -> Any:
             self.scenario = Scenario()
             tally.scenarios += 1
 
-        def before_call(self, case: Case) -> None:
+        def before_call(self, case: Case[Any]) -> None:
             drop_invented_cursor(case, _mode(case))
             self.scenario.resolve(case, people)
 
-        def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+        def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
             return {"headers": headers_for(case, people.bearer)}
 
         def validate_response(
-            self, response: Any, case: Case, additional_checks: Any = None, **kwargs: Any
+            self, response: Any, case: Case[Any], additional_checks: Any = None, **kwargs: Any
         ) -> None:
             # As case.call_and_validate does: the checks learn which headers the test sent, so
             # that "ignored auth" probes without them (and with forged ones) instead of taking
@@ -175,7 +177,7 @@ def workflow(schema: Any, people: People, tally: Tally) -> Any:
                 recorder=self.recorder,
             )
 
-        def after_call(self, response: Any, case: Case) -> None:
+        def after_call(self, response: Any, case: Case[Any]) -> None:
             super().after_call(response, case)  # the recorder the stateful checks read
             tally.calls += 1
             tally.modes[_mode(case).value] += 1
@@ -200,6 +202,7 @@ def test_linked_sequences_conform(schema_app: Flask, request: pytest.FixtureRequ
     auth = AuthActions(schema_app)
     owner = auth.user("owner@stateful.example")
     other = auth.user("adult@stateful.example")
+    assert other.email is not None
     people = People(owner_id=owner.id, bearer=auth.headers(owner), other_email=other.email)
     schema = load_schema(schema_app, SCENARIOS)
     schema.config.phases.stateful.inference.algorithms = []  # the declared links only
