@@ -25,7 +25,7 @@ INTERNAL_CONFIG: dict[str, Any] = {
     "REQUIRE_INTERNAL_EVENT_TOKEN": True,
 }
 CART: dict[str, Json] = {"items": [{"name": "Rain boots", "quantity": 1, "amountMinor": 4500}],
-        "totalMinor": 4500, "currency": "EUR"}
+                         "totalMinor": 4500, "currency": "EUR"}
 
 
 @dataclass
