@@ -185,7 +185,7 @@ def secret_watch(caplog: pytest.LogCaptureFixture) -> Iterator[SecretWatch]:
     yield watch
     text = "\n".join(
         f"{r.getMessage()} {r.exc_text or ''}"
-        for phase in ("setup", "call") for r in caplog.get_records(phase)  # type: ignore[arg-type]
+        for phase in ("setup", "call") for r in caplog.get_records(phase)
     )
     leaked = [v[:12] + "…" for v in watch.values if v in text]
     assert not leaked, f"secret values in log output: {leaked}"

@@ -91,8 +91,8 @@ def test_never_registered_in_production_even_if_the_refusal_were_bypassed() -> N
     class Development:
         config = {"HEARTHGATE_ENV": "development", "DEMO_HELPERS_ENABLED": True}
 
-    assert plugin.register_blueprints(app=Production()) is None  # type: ignore[arg-type]
-    assert plugin.register_blueprints(app=Development()) is not None  # type: ignore[arg-type]
+    assert plugin.register_blueprints(app=Production()) is None  # type: ignore[arg-type]  # not a Flask: only app.config is read
+    assert plugin.register_blueprints(app=Development()) is not None  # type: ignore[arg-type]  # as above
 
 
 # -- the state change ------------------------------------------------------------------------

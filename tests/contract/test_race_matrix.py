@@ -383,7 +383,7 @@ def _rename_household(stage: Stage) -> Race:
 
     def check(statuses: dict[str, Counter[int]]) -> None:
         with SESSIONS.get(stage.app)() as session:
-            assert session.get(Household, f.household_id).name == "Renamed"  # type: ignore[union-attr]
+            assert session.get_one(Household, f.household_id).name == "Renamed"
         assert audited(stage, "household.renamed", f.household_id) == CALLS
 
     return Race(shots, {"rename": {200}}, check)
@@ -492,7 +492,8 @@ def _change_role(stage: Stage) -> Race:
                       headers=f.headers(f.owner))
 
     def check(statuses: dict[str, Counter[int]]) -> None:
-        assert member(stage, f, f.adult.id).role == "child"  # type: ignore[union-attr]
+        adult = member(stage, f, f.adult.id)
+        assert adult is not None and adult.role == "child"
         assert audited(stage, "member.role_changed", f.household_id) == CALLS
 
     return Race(shots, {"patch": {200}}, check)
@@ -502,7 +503,7 @@ def _change_role(stage: Stage) -> Race:
 def _demote_each_other(stage: Stage) -> Race:
     f = stage.family()
     with SESSIONS.get(stage.app)() as session:
-        session.get(Member, (f.household_id, f.adult.id)).role = "owner"  # type: ignore[union-attr]
+        session.get_one(Member, (f.household_id, f.adult.id)).role = "owner"
         session.commit()
     shots = halves(
         identical("owner demotes adult", "PATCH", hh(f, f"/members/{f.adult.id}"),
@@ -608,7 +609,7 @@ def _change_item(stage: Stage) -> Race:
 
     def check(statuses: dict[str, Counter[int]]) -> None:
         with SESSIONS.get(stage.app)() as session:
-            assert session.get(Item, item).color == "red"  # type: ignore[union-attr]
+            assert session.get_one(Item, item).color == "red"
 
     return Race(shots, {"patch": {200}}, check)
 

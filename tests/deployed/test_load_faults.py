@@ -192,7 +192,8 @@ def test_postgres_stopped_mid_run_is_503_json_then_recovers_without_restart() ->
 
     assert ready.status == 503 and ready.body is not None
     assert ready.body["error"] == "ServiceUnavailable"
-    assert ready.body["components"]["database"] == "down"  # type: ignore[index]
+    components = ready.body["components"]
+    assert isinstance(components, dict) and components["database"] == "down"
     assert "database" in str(ready.body["message"])
 
     # No lost write: every 201's item is stored; a row without a 201 could only come from a

@@ -15,8 +15,9 @@ from app.logs import redactor
 
 def test_json_lines_with_request_id(app: Flask) -> None:
     stream = io.StringIO()
-    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_hearthgate", False))
-    old_stream = handler.setStream(stream)  # type: ignore[attr-defined]
+    handler = next(h for h in logging.getLogger().handlers
+                   if isinstance(h, logging.StreamHandler) and getattr(h, "_hearthgate", False))
+    old_stream = handler.setStream(stream)
     try:
         @app.get("/log-probe")
         @endpoint(auth="public")
@@ -25,7 +26,7 @@ def test_json_lines_with_request_id(app: Flask) -> None:
 
         app.test_client().get("/log-probe", headers={"X-Request-ID": "req-log-000001"})
     finally:
-        handler.setStream(old_stream)  # type: ignore[attr-defined]
+        handler.setStream(old_stream)
     lines = [json.loads(line) for line in stream.getvalue().splitlines() if "probe line" in line]
     assert lines and lines[0]["request_id"] == "req-log-000001"
     assert lines[0]["level"] == "WARNING" and lines[0]["logger"] == "probe"

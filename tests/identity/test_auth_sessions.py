@@ -565,7 +565,7 @@ def test_a_concurrent_first_login_of_the_same_identity_or_email_is_not_a_500(
 
     app = make_app()
     factory = SESSIONS.get(app)
-    real = permissions.default_permissions  # the function users calls, as users imports it
+    real = permissions.default_permissions  # what users.default_permissions names until replaced
 
     def meanwhile(config: Any) -> Any:
         monkeypatch.setattr(users, "default_permissions", real)

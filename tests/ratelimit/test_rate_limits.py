@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from limits.storage import MemoryStorage, RedisSentinelStorage
 
 from app.config import ConfigurationError, ConfigurationRefused
 from app.gateway.contracts import RATE_LIMIT, contract_of
@@ -216,7 +217,9 @@ def test_login_throttle_keys_are_hashed_and_its_429_is_the_contract_limiters(
         assert refused.get_json()["error"] == "TooManyRequests"
         assert refused.get_json()["limit"] == 2 and refused.get_json()["window"] == 60
         assert int(refused.headers["Retry-After"]) == refused.get_json()["retryAfter"] >= 1
-        keys = " ".join(rate_limit_storage(app).storage.storage)  # type: ignore[attr-defined]
+        shared = rate_limit_storage(app).storage
+        assert isinstance(shared, MemoryStorage)
+        keys = " ".join(shared.storage)
         assert "hearthgate-login-failures" in keys
         assert "erin" not in keys.lower() and "frank" not in keys.lower()
         assert limit_storage.hashed_key("erin@example.test") in keys
@@ -281,7 +284,9 @@ def test_a_sentinel_storage_gets_timeouts_for_the_sentinels_and_the_master(make_
     # Nothing listens on port 1: building the storage connects to nothing, a request would.
     app = make_app(RATELIMIT_ENABLED=True,
                    RATELIMIT_STORAGE_URI="redis+sentinel://127.0.0.1:1/mymaster")
-    sentinel = rate_limit_storage(app).storage.sentinel  # type: ignore[attr-defined]
+    shared = rate_limit_storage(app).storage
+    assert isinstance(shared, RedisSentinelStorage)
+    sentinel = shared.sentinel
     assert sentinel.sentinel_kwargs == {"socket_connect_timeout": 1, "socket_timeout": 1}
     assert sentinel.connection_kwargs == {"socket_connect_timeout": 1, "socket_timeout": 1}
     assert limit_storage.storage_options("redis+cluster://h:7000") == {

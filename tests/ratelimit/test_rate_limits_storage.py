@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from limits.storage import RedisStorage
 
 from app.auth.throttle import LOGIN_THROTTLE
 from app.ratelimit.fallback import FAIL_OPEN, FALLBACK, RETRY_STORAGE_AFTER_SECONDS
@@ -120,7 +121,8 @@ def test_login_throttle_and_contract_limits_share_one_connection_and_one_fallbac
 
     # Every command the application sends to Redis, failed or not.
     sent: list[Any] = []
-    redis_client = storage.storage.storage  # type: ignore[attr-defined]
+    assert isinstance(storage.storage, RedisStorage)
+    redis_client = storage.storage.storage
     send = redis_client.execute_command
     monkeypatch.setattr(redis_client, "execute_command",
                         spy(send, lambda *args, **options: sent.append(args[0])))
