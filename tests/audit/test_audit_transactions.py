@@ -280,10 +280,14 @@ def test_an_event_appended_before_any_session_commits_or_rolls_back_with_its_req
         db.session.rollback()
         db.commit()
 
+    def adopt_then_commit() -> None:
+        db.session.flush()
+        db.commit()
+
     request("test.committed", db.commit)
     request("test.rolled-back", db.rollback)
     request("test.abandoned", lambda: None)  # the request ends without a commit
-    request("test.adopted-and-committed", lambda: (db.session.flush(), db.commit()))
+    request("test.adopted-and-committed", adopt_then_commit)
     request("test.adopted-and-rolled-back", adopt_then_roll_back)
     with session_of(app) as session:
         stored = session.execute(select(AuditEvent.action, AuditEvent.seq)

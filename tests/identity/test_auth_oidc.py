@@ -18,6 +18,7 @@ from app.plugins import PLUGINS
 from plugins.oidc import OIDC_LOGIN
 from testkit.builders.households import assert_unchanged_but_denials, json_object, snapshot
 from testkit.servers.oidc import SPA_URL, OidcProvider, SecretWatch, parts
+from testkit.spies import spy
 
 pytestmark = pytest.mark.usefixtures("secret_watch")
 
@@ -467,8 +468,8 @@ def test_repeat_logins_write_the_user_only_when_the_claims_changed(
     # dialect, on a connection checked out of the pool.
     dialect = Database.engine(app).dialect
     for step in ("do_commit", "do_rollback"):
-        monkeypatch.setattr(dialect, step, (lambda name, original: lambda connection: (
-            transactions.append(name), original(connection)))(step, getattr(dialect, step)))
+        monkeypatch.setattr(dialect, step, spy(getattr(dialect, step),
+                                               lambda connection, name=step: transactions.append(name)))
 
     def began(*_: Any) -> None:
         transactions.append("checkout")
