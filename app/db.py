@@ -16,7 +16,7 @@ by telling the database who is asking (``app.rowsecurity``): the row-level secur
 read it, and it ends with the transaction.
 
 A request that reads (``app.fastread``) before anything opens its session runs on a
-``ReadTransaction`` (``Database.connection``): a pooled DBAPI connection begun and committed
+``RequestTransaction`` (``Database.connection``): a pooled DBAPI connection begun and committed
 without SQLAlchemy's ``Connection``, whose bookkeeping costs more than a few small statements.
 A session opened later adopts that transaction: one connection and one transaction per request
 either way. A writing request's begins as its session's would (on SQLite with the write lock),
@@ -24,7 +24,7 @@ and its adopted connection keeps the writer's options. Every transaction begins 
 steps (``_begin_steps``): SQLite's ``BEGIN`` (``BEGIN IMMEDIATE`` for a writer), and on
 PostgreSQL the row-level security scope. SQLAlchemy's transactions run them from the engine's
 ``begin`` event (``ConnectionEvents``; an ORM session event would miss the reads), a
-``ReadTransaction`` runs them itself.
+``RequestTransaction`` runs them itself.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from app.rawtransaction import (
     ADOPTED,
     WRITE_LOCK,
     BeginSteps,
-    ReadTransaction,
+    RequestTransaction,
     driver_error,
 )
 from app.rowsecurity import apply_scope, current_scope, refuse_bypassing_role
@@ -204,7 +204,7 @@ def _begin_postgres(connection: Any) -> None:
 
 
 def _begin_steps(engine: Engine, write_lock: bool) -> BeginSteps:
-    """What begins a ``ReadTransaction`` on ``engine``: the steps its ``begin`` listeners run
+    """What begins a ``RequestTransaction`` on ``engine``: the steps its ``begin`` listeners run
     for a connection with (``writer``) or without the write lock."""
     if engine.dialect.name == "sqlite":
         return lambda read: _begin_sqlite(read.connection.driver_connection, write_lock)
@@ -215,7 +215,7 @@ def _begin_steps(engine: Engine, write_lock: bool) -> BeginSteps:
 
 SESSIONS: Slot[sessionmaker[Session]] = Slot("db")  # sessions that write (module docstring)
 ENGINE: Slot[Engine] = Slot("db.engine")
-# What a ``ReadTransaction`` begins on, and how (``_begin_steps``): for a reader, the engine
+# What a ``RequestTransaction`` begins on, and how (``_begin_steps``): for a reader, the engine
 # without the write lock; for a writer, ``writer``'s (built once: an engine with options costs a
 # few microseconds to make).
 BEGIN_STEPS: Slot[tuple[tuple[Engine, BeginSteps], tuple[Engine, BeginSteps]]] = Slot(
@@ -267,14 +267,14 @@ class Database:
     def session(self) -> Session:
         session: Session | None = g.get("_db_session")
         if session is None:
-            read: ReadTransaction | None = g.get("_db_connection")
-            if read is not None:  # carries on the read transaction already begun, as its own:
+            raw: RequestTransaction | None = g.get("_db_connection")
+            if raw is not None:  # carries on the transaction already begun, as its own:
                 # its commit and rollback are the transaction's (then its listeners run)
-                session = SESSIONS.get()(bind=read.adopt(), join_transaction_mode="control_fully")
+                session = SESSIONS.get()(bind=raw.adopt(), join_transaction_mode="control_fully")
                 # What the transaction's code kept so far goes on with it: the session's events
                 # hand it on when it commits (and drop it when it rolls back).
-                session.info.update(read.info)
-                read.info = {}
+                session.info.update(raw.info)
+                raw.info = {}
                 session.connection()  # joined now: a rollback before any statement ends it too
             elif g.get("_db_read_only"):
                 session = self.reader()
@@ -288,25 +288,25 @@ class Database:
         """The request's session if it is open already (``session`` opens it)."""
         return g.get("_db_session")  # type: ignore[no-any-return]
 
-    def connection(self) -> Connection | ReadTransaction:
+    def connection(self) -> Connection | RequestTransaction:
         """The connection of the request's transaction, begun on first use: the session's, or
-        for a request that has no session yet a ``ReadTransaction`` (a session opened later
+        for a request that has no session yet a ``RequestTransaction`` (a session opened later
         adopts it), begun as the request's session would begin (a writing request's with the
         write lock). Reads run here (``app.fastread``): a session's bookkeeping (its
         transaction object, identity map, commit and close) costs more than a small read."""
-        read: ReadTransaction | None = g.get("_db_connection")
-        if read is not None:
-            return read
+        raw: RequestTransaction | None = g.get("_db_connection")
+        if raw is not None:
+            return raw
         if g.get("_db_session") is None:
             reader, writes = BEGIN_STEPS.get()
-            read = ReadTransaction(*(reader if g.get("_db_read_only") else writes))
-            g._db_connection = read
-            return read
+            raw = RequestTransaction(*(reader if g.get("_db_read_only") else writes))
+            g._db_connection = raw
+            return raw
         return self.session.connection()
 
     @staticmethod
     def on_commit(app: Flask, listener: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``listener`` with a ``ReadTransaction``'s ``info`` once the transaction it began
+        """Call ``listener`` with a ``RequestTransaction``'s ``info`` once the transaction it began
         committed (never for one that rolled back). A session that adopts the transaction takes
         its ``info`` over (into ``session.info``): from then on its ``after_commit`` and
         rollback events see to it."""
@@ -314,18 +314,18 @@ class Database:
 
     @staticmethod
     def commit() -> None:
-        """Commit the request's transaction (the session's, and a read connection's); then the
-        ``on_commit`` listeners run, as the session's ``after_commit`` listeners (the audit
-        sinks and witnesses) do: once the database has committed, never before."""
+        """Commit the request's transaction (the session's, or its ``RequestTransaction``'s);
+        then the ``on_commit`` listeners run, as the session's ``after_commit`` listeners (the
+        audit sinks and witnesses) do: once the database has committed, never before."""
         session: Session | None = g.get("_db_session")
-        read: ReadTransaction | None = g.get("_db_connection")
-        began = read is not None and read.begun_open
+        raw: RequestTransaction | None = g.get("_db_connection")
+        began = raw is not None and raw.begun_open
         if session is not None:
             session.commit()
-        if read is not None and read.in_transaction():
-            read.commit()
-        if read is not None and read.info:
-            info, read.info = read.info, {}
+        if raw is not None and raw.in_transaction():
+            raw.commit()
+        if raw is not None and raw.info:
+            info, raw.info = raw.info, {}
             if began:  # else it ended meanwhile (rolled back), and what it held with it
                 for listener in ON_COMMIT.get():
                     listener(info)
@@ -336,20 +336,20 @@ class Database:
         session: Session | None = g.get("_db_session")
         if session is not None:
             session.rollback()
-        read: ReadTransaction | None = g.get("_db_connection")
-        if read is not None:
-            read.info = {}
-            if read.in_transaction():
-                read.rollback()
+        raw: RequestTransaction | None = g.get("_db_connection")
+        if raw is not None:
+            raw.info = {}
+            if raw.in_transaction():
+                raw.rollback()
 
     @staticmethod
     def _close(_exc: BaseException | None) -> None:
         session: Session | None = g.pop("_db_session", None)
         if session is not None:
             session.close()
-        read: ReadTransaction | None = g.pop("_db_connection", None)
-        if read is not None:
-            read.close()
+        raw: RequestTransaction | None = g.pop("_db_connection", None)
+        if raw is not None:
+            raw.close()
 
 
 db = Database()

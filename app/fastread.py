@@ -3,7 +3,7 @@
 A ``Read`` is a SQLAlchemy Core ``Select`` built once at import time. Its SQL text, parameter
 order, bind converters and result converters are compiled once per dialect, and each execution
 hands them straight to the DBAPI cursor of the request's own transaction (``app.db``: its
-``ReadTransaction`` until a session opens, then its session's connection): the same connection
+``RequestTransaction`` until a session opens, then its session's connection): the same connection
 and transaction as every other statement of the request (so per-transaction settings made when
 it begins apply to it), without SQLAlchemy's per-execution work (cache key, result metadata, row
 objects), which costs several times what two small statements cost the driver. Writes keep the
@@ -32,7 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.crypto.fields import ENCRYPTED_FIELDS, read_decoder
 from app.db import db
-from app.rawtransaction import ReadTransaction, driver_error
+from app.rawtransaction import RequestTransaction, driver_error
 
 Decoder = Callable[[Any], Any]
 ValueDecoder = Callable[[str, str, Any, Any], Any]  # (table, column, row id, stored value)
@@ -82,7 +82,7 @@ class _Statement:
         self._compiled: dict[str, _Compiled] = {}
         _READS.add(self)
 
-    def rows_on(self, connection: Connection | ReadTransaction, params: Mapping[str, Any]
+    def rows_on(self, connection: Connection | RequestTransaction, params: Mapping[str, Any]
                 ) -> list[dict[str, Any]]:
         """Every row, as a dict of column name → value, in the transaction of ``connection``
         (a session's, say)."""
@@ -235,7 +235,7 @@ def _origin(column: ColumnElement[Any]) -> tuple[str, str]:
     return "", str(column.key)
 
 
-def _execute(connection: Connection | ReadTransaction, compiled: _Compiled,
+def _execute(connection: Connection | RequestTransaction, compiled: _Compiled,
              params: Mapping[str, Any]) -> list[dict[str, Any]]:
     values = dict(params)
     values.update(compiled.constants)

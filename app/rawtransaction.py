@@ -1,5 +1,5 @@
 """A request's transaction on a pooled DBAPI connection, without SQLAlchemy's ``Connection``
-(``ReadTransaction``; ``app.db`` hands it out and describes when), and the execution options
+(``RequestTransaction``; ``app.db`` hands it out and describes when), and the execution options
 that tell the engine's ``begin`` listeners how a connection's transaction begins."""
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import DBAPIError, StatementError
 
 WRITE_LOCK = "hearthgate_write_lock"  # execution option: this connection's BEGIN takes it
-# Execution option, set only while a ``ReadTransaction`` is adopted: its transaction has begun.
+# Execution option, set only while a ``RequestTransaction`` is adopted: its transaction has begun.
 ADOPTED = "hearthgate_adopted"
 
-BeginSteps = Callable[["ReadTransaction"], None]  # what begins one (``app.db._begin_steps``)
+BeginSteps = Callable[["RequestTransaction"], None]  # what begins one (``app.db._begin_steps``)
 
 
-def driver_error(connection: Connection | ReadTransaction, sql: str | None, exc: Exception
+def driver_error(connection: Connection | RequestTransaction, sql: str | None, exc: Exception
                  ) -> StatementError:
     """A driver's error on ``connection`` as SQLAlchemy raises it (the gateway maps those),
     parameters hidden; a connection the server dropped is invalidated, so the pool replaces it.
     For statements sent straight to the driver (the row-security scope, app.fastread,
-    a ``ReadTransaction``)."""
+    a ``RequestTransaction``)."""
     dialect = connection.dialect
     lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)  # type: ignore[arg-type]
     if lost:
@@ -32,7 +32,7 @@ def driver_error(connection: Connection | ReadTransaction, sql: str | None, exc:
         connection_invalidated=lost)
 
 
-class ReadTransaction:
+class RequestTransaction:
     """A request's transaction on a pooled DBAPI connection, for the reads it does before (or
     without) a session (``app.db``).
 

@@ -56,7 +56,7 @@ def statements_per_login(env: dict[str, str], body: str) -> None:
         assert answer.status_code == 200, answer.get_json()
     transactions: list[str] = []
     engine = Database.engine(application)
-    # Every transaction, SQLAlchemy's or a ReadTransaction, commits through the dialect.
+    # Every transaction, SQLAlchemy's or a RequestTransaction, commits through the dialect.
     do_commit = engine.dialect.do_commit
     engine.dialect.do_commit = (  # type: ignore[method-assign]
         lambda connection: (transactions.append("commit"), do_commit(connection))[1])

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, create_engine, event, text
 
 from app import fastread
 from app.db import Base, Database, build_engine
-from app.rawtransaction import ADOPTED, WRITE_LOCK, ReadTransaction
+from app.rawtransaction import ADOPTED, WRITE_LOCK, RequestTransaction
 from app.rowsecurity import SYSTEM, Scope, apply_scope
 
 
@@ -59,8 +59,8 @@ def _watch_fast_reads() -> None:
     original = fastread._execute
 
     def execute(connection: Any, compiled: Any, params: Any) -> Any:
-        if isinstance(connection, ReadTransaction) and not connection.writes or (
-                not isinstance(connection, ReadTransaction) and connection.in_transaction()
+        if isinstance(connection, RequestTransaction) and not connection.writes or (
+                not isinstance(connection, RequestTransaction) and connection.in_transaction()
                 and not connection.get_execution_options().get(WRITE_LOCK)):
             connection.connection.info["hearthgate.test.read"] = True
         return original(connection, compiled, params)

@@ -45,7 +45,7 @@ from app.context import request_id
 from app.db import SESSIONS, db, utcnow
 from app.fastread import Returning
 from app.models.audit import ERASED_ACTION, SYSTEM_CHAIN, AuditEvent
-from app.rawtransaction import ReadTransaction
+from app.rawtransaction import RequestTransaction
 
 APPEND_ATTEMPTS = 20
 
@@ -148,7 +148,7 @@ def _carry(session: Session, carried: tuple[Carried, Mapping[str, Any]] | None) 
         session.connection().execute(carried[0].statement, carried[1])
 
 
-def _append_directly(connection: Connection | ReadTransaction, event: AuditEvent,
+def _append_directly(connection: Connection | RequestTransaction, event: AuditEvent,
                      carried: tuple[Carried, Mapping[str, Any]] | None) -> None:
     """``audit_append`` (PostgreSQL): lock, head, link and insert in one round trip, with the
     carried change if any, in the outermost transaction of ``connection``."""
@@ -246,12 +246,12 @@ def record(
     its parameters, sent with the append where the database allows (``Carried``)."""
     event = _new_event(action, household_id=household_id, resource=resource, decision=decision,
                        details=details, principal_id=principal_id)
-    if session is None and (read := _request_transaction()) is not None:
-        return _append_in_request(read, event, carried)
+    if session is None and (raw := _request_transaction()) is not None:
+        return _append_in_request(raw, event, carried)
     return _append(session or db.session, event, carried)
 
 
-def _request_transaction() -> ReadTransaction | None:
+def _request_transaction() -> RequestTransaction | None:
     """The request's transaction when an append goes straight into it without a session: on
     PostgreSQL (one round trip, no savepoint), while the request has opened no session (whose
     unit of work would then have to be flushed first)."""
@@ -259,19 +259,19 @@ def _request_transaction() -> ReadTransaction | None:
             or db.engine().dialect.name != "postgresql"):
         return None
     connection = db.connection()
-    return connection if isinstance(connection, ReadTransaction) else None
+    return connection if isinstance(connection, RequestTransaction) else None
 
 
-def _append_in_request(read: ReadTransaction, event: AuditEvent,
+def _append_in_request(raw: RequestTransaction, event: AuditEvent,
                        carried: tuple[Carried, Mapping[str, Any]] | None) -> AuditEvent:
     """``_append`` for the request's transaction, without a session: the event waits in the
     transaction's ``info`` for the sinks and witnesses, which get it once that commits
     (``Database.on_commit``), or, should a session adopt the transaction, with the session's
     own (``session.info``). A checkpoint due now is signed in the request's session (opened
     for it: it adopts the same transaction)."""
-    _append_directly(read, event, carried)
-    read.info.setdefault(DIRECT_KEY, set()).add(id(event))  # as on a session: see _append
-    read.info.setdefault(PENDING_KEY, []).append(event)
+    _append_directly(raw, event, carried)
+    raw.info.setdefault(DIRECT_KEY, set()).add(id(event))  # as on a session: see _append
+    raw.info.setdefault(PENDING_KEY, []).append(event)
     every = _checkpoint_every()
     if every and event.seq % every == 0:
         _checkpoint(db.session, event, every)

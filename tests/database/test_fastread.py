@@ -255,7 +255,7 @@ def test_a_request_has_one_connection_and_transaction(app: Flask) -> None:
     import sqlite3
 
     from app.db import db
-    from app.rawtransaction import WRITE_LOCK, ReadTransaction
+    from app.rawtransaction import WRITE_LOCK, RequestTransaction
 
     with app.test_request_context():
         db.read_only_request()
@@ -283,7 +283,7 @@ def test_a_request_has_one_connection_and_transaction(app: Flask) -> None:
     sqlite = engine.dialect.name == "sqlite"
     with app.test_request_context():  # a request that may write
         first = db.connection()
-        assert isinstance(first, ReadTransaction) and first.writes and first.in_transaction()
+        assert isinstance(first, RequestTransaction) and first.writes and first.in_transaction()
         assert write_locked() if sqlite else True
         session_connection = db.session.connection()
         assert session_connection.connection.driver_connection is (

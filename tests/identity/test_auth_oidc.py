@@ -464,7 +464,7 @@ def test_repeat_logins_write_the_user_only_when_the_claims_changed(
     assert login(app, token("upsert-zed", "zed@example.test", "Zed")).status_code == 200
     transactions: list[str] = []
 
-    # Transactions, whether SQLAlchemy's or a ReadTransaction (app.db): each ends through the
+    # Transactions, whether SQLAlchemy's or a RequestTransaction (app.db): each ends through the
     # dialect, on a connection checked out of the pool.
     dialect = Database.engine(app).dialect
     for step in ("do_commit", "do_rollback"):
