@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -42,11 +43,14 @@ class ProcessThread:
 
 class BackgroundQueue(Generic[Item]):
     """Subclasses say what to do with an item (``_deliver``) and when one did not fit
-    (``_overflow``); ``_deliver`` handles its own errors (it runs where nobody can answer)."""
+    (``_overflow``); ``_deliver`` handles its own errors (it runs where nobody can answer).
+    ``gather_seconds``: how long the thread rests after delivering, so that the items queued
+    meanwhile are taken together (``_run``); 0 wakes it for each."""
 
-    def __init__(self, size: int, thread_name: str) -> None:
+    def __init__(self, size: int, thread_name: str, gather_seconds: float = 0.0) -> None:
         self._queue: queue.Queue[Item] = queue.Queue(maxsize=size)
         self._thread_name = thread_name
+        self._gather = gather_seconds
         self._lock = threading.Lock()
         self._runner = ProcessThread(self._run, thread_name)
         self.dropped = 0
@@ -72,12 +76,27 @@ class BackgroundQueue(Generic[Item]):
         return done.wait(timeout)
 
     def _run(self) -> None:
+        # Idle, the thread waits for the queue: the first item of a quiet spell goes at once.
+        # Then it delivers every item queued meanwhile and rests ``gather_seconds`` before the
+        # next ones: under a stream of items it wakes once per interval, not once per item (each
+        # wake-up is a switch of the interpreter's lock away from the request threads).
         while True:
-            item = self._queue.get()
-            try:
-                self._deliver(item)
-            finally:
-                self._queue.task_done()
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for item in batch:
+                try:
+                    self._deliver(item)
+                finally:
+                    self._queue.task_done()
+            self._rest()
+
+    def _rest(self) -> None:
+        if self._gather > 0:
+            time.sleep(self._gather)
 
     def _deliver(self, item: Item) -> None:
         raise NotImplementedError

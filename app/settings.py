@@ -201,6 +201,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUDIT_SINK_QUEUE_SIZE", "int", 10000,
             "committed events waiting for the audit_sink plugins, per process (beyond it an event"
             " is not forwarded, with a warning)"),
+    Setting("AUDIT_SINK_GATHER_MILLISECONDS", "int", 10,
+            "after handing events to the audit_sink plugins, the sink thread rests this long and"
+            " then takes every event committed meanwhile at once: under a stream of commits it"
+            " wakes once per interval, not once per event (0: at once; the first event after a"
+            " quiet spell always goes at once)"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

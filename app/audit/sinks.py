@@ -41,8 +41,8 @@ class SinkRelay(BackgroundQueue[dict[str, Any]]):
     call inside an application context of ``app`` (a sink reads its settings from
     ``app.config`` and may use the database as a request would)."""
 
-    def __init__(self, app: Flask, size: int) -> None:
-        super().__init__(size, "audit-sinks")
+    def __init__(self, app: Flask, size: int, gather_seconds: float = 0.0) -> None:
+        super().__init__(size, "audit-sinks", gather_seconds)
         self.app = app
         self._hook = hook(app)
 
@@ -65,7 +65,8 @@ AUDIT_SINKS: Slot[SinkRelay] = Slot("audit_sinks")
 
 
 def init_sinks(app: Flask) -> SinkRelay:
-    relay = SinkRelay(app, int(app.config["AUDIT_SINK_QUEUE_SIZE"]))
+    relay = SinkRelay(app, int(app.config["AUDIT_SINK_QUEUE_SIZE"]),
+                      int(app.config["AUDIT_SINK_GATHER_MILLISECONDS"]) / 1000)
     AUDIT_SINKS.set(app, relay)
     factory = SESSIONS.get(app)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -179,6 +180,45 @@ def test_a_slow_sink_never_holds_the_response(
         release.set()
     assert [e["action"] for e in sink.events] == ["request.approved"]
     assert sink.threads == {"audit-sinks"}
+
+
+def test_a_stream_of_events_reaches_the_sinks_once_per_rest(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``AUDIT_SINK_GATHER_MILLISECONDS``: the first event after a quiet spell goes to the sinks
+    at once; those committed while the sink thread rests go together when it wakes, in commit
+    order, none lost and none twice."""
+    app = make_app(AUDIT_SINK_GATHER_MILLISECONDS=2000)
+    sink = RecordingSink(app)
+    PLUGINS.get(app).register(sink, name="recording-sink")
+    relay = AUDIT_SINKS.get(app)
+    rests: list[list[int]] = []  # what the sinks had received at each rest of the thread
+    real_rest = type(relay)._rest
+
+    def rest(self: Any) -> None:
+        rests.append([e["seq"] for e in sink.received])
+        real_rest(self)
+
+    monkeypatch.setattr(type(relay), "_rest", rest)
+
+    def rested(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(rests) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    with app.app_context(), session_of(app) as session:
+        audit.record("test.first", session=session)
+        session.commit()
+        rested(1)
+        assert rests == [[1]]  # delivered before the thread rested: at once
+        for n in range(5):
+            audit.record(f"test.stream-{n}", session=session)
+            session.commit()
+    assert relay.drain(10)
+    rested(2)
+    assert rests == [[1], [1, 2, 3, 4, 5, 6]]  # the five in one wake-up
+    assert [e["action"] for e in sink.received] == [
+        "test.first", *(f"test.stream-{n}" for n in range(5))]
 
 
 def test_a_full_queue_drops_with_a_warning_and_the_chain_stays_whole(
