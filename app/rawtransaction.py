@@ -78,17 +78,13 @@ class RequestTransaction:
         return bool(self._engine.get_execution_options().get(WRITE_LOCK))
 
     @property
-    def carried_on(self) -> bool:
-        """Whether a ``Connection`` adopted this transaction and it is still open (a session
-        that joined it commits nothing of its own, ``app.db``)."""
-        return (self._adopted is not None and self._carried is not None
-                and self._adopted.get_transaction() is self._carried and self._carried.is_active)
-
-    @property
     def begun_open(self) -> bool:
         """Whether the transaction this began is still open: its own, or carried on by the
         adopting ``Connection`` (not one that began after it ended)."""
-        return self.carried_on if self._adopted is not None else self._open
+        if self._adopted is None:
+            return self._open
+        return (self._carried is not None and self._carried.is_active
+                and self._adopted.get_transaction() is self._carried)
 
     def adopt(self) -> Connection:
         """A ``Connection`` on the same DBAPI connection that carries this transaction on (for a
