@@ -70,6 +70,11 @@ def _tree_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def database_cpu_seconds() -> float:
+    """CPU seconds used so far by the database server ``database`` started (0.0 on SQLite)."""
+    return _tree_cpu_seconds(_DATABASE_PIDS) if _DATABASE_PIDS else 0.0
+
+
 def _ms(value: str) -> float:
     match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
     if match is None:

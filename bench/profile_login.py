@@ -1,12 +1,16 @@
 """Where an OIDC login's time goes, in one process: the login posted through the test client.
 
     .venv/bin/python bench/profile_login.py [--db postgresql|sqlite] [--logins 1000] [--rounds 3]
+        [--steps]
 
 Starts the test OpenID provider and a database as ``bench/bench_login.py`` does, logs in 100
 times to warm up (the first login creates the user, later ones change nothing about it), then
 prints, for each of ``--rounds`` runs of ``--logins`` logins, the mean CPU microseconds per login
 of this process (on a shared machine wall time also counts the other processes; the database
-server's own CPU is not in it) and the mean wall time. Compare two trees by running it from each
+server's own CPU is not in it, and is printed apart: its processes' CPU read from ``/proc``) and
+the mean wall time. ``--steps`` also prints where the login's CPU goes, step by step
+(``bench/steps.py``: the login's own steps clocked, each nested under the one that called it).
+Compare two trees by running it from each
 in turn (A, B, A, B). Under a sampling profiler (py-spy, a dev extra) the samples are the
 login's, e.g.
 
@@ -26,8 +30,38 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import database, scratch_dir  # noqa: E402
+from bench.harness import database, database_cpu_seconds, scratch_dir  # noqa: E402
+from bench.steps import Steps  # noqa: E402
 from testkit.servers.oidc import CLIENT_ID, start_provider  # noqa: E402
+
+# A login's steps, in the order the route takes them (``Steps``: where each name is looked up).
+LOGIN_STEPS = (
+    ("flask.app:Flask.__call__", "the WSGI application"),
+    ("flask.app:Flask.preprocess_request", "Flask: before-request hooks (request id, CORS)"),
+    ("app.gateway.contracts:_validate_input", "the body: JSON, string checks, schema"),
+    ("app.auth.routes:request_client_ip", "the client IP (for the failure throttle)"),
+    ("plugins.oidc:OidcLogin.authenticate", "the OIDC provider plugin"),
+    ("app.auth.idtokens:IdTokenVerifier.verify", "the ID token: header, RS256 signature, claims"),
+    ("plugins.oidc:upsert_identity", "the user (read; written only if changed)"),
+    ("app.rawtransaction:RequestTransaction.__init__",
+     "pool checkout, BEGIN with the row-security scope"),
+    ("app.fastread:_execute", "the statement, on the driver"),
+    ("app.auth.routes:sessions.start_session", "the session"),
+    ("app.auth.sessions:_device", "user agent and client IP"),
+    ("app.auth.sessions:encode_value", "encryption at rest (AES-GCM)"),
+    ("app.auth.sessions:_mint_pair", "the token pair"),
+    ("app.gateway.tokens:AccessTokens.mint", "the access token (HS256 JWT)"),
+    ("app.auth.sessions:audit.record", "the audit event, with the session's writes"),
+    ("app.audit.writer:_new_event", "the event: redaction, normalisation"),
+    ("app.audit.writer:hash_parts", "the hash's fixed parts"),
+    ("app.audit.writer:entry_hash", "the returned hash checked"),
+    ("app.gateway.contracts:_serialize", "the response schema"),
+    ("app.db:Database.commit", "commit"),
+    ("app.rawtransaction:RequestTransaction._end", "COMMIT"),
+    ("app.gateway.contracts:_respond", "the response"),
+    ("flask.app:Flask.process_response", "Flask: after-request hooks (headers, log)"),
+    ("flask.app:Flask.do_teardown_request", "Flask: teardown (back to the pool)"),
+)
 
 
 def main() -> None:
@@ -35,6 +69,8 @@ def main() -> None:
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--logins", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", action="store_true",
+                        help="print the CPU and wall time of each step of a login")
     args = parser.parse_args()
     with scratch_dir() as directory, ExitStack() as stack:
         url = database(args.db, directory, stack)
@@ -59,13 +95,21 @@ def main() -> None:
 
         for _ in range(100):
             login()
-        for _ in range(args.rounds):
-            wall, cpu = time.perf_counter(), time.process_time()
-            for _ in range(args.logins):
-                login()
-            cpu = (time.process_time() - cpu) / args.logins * 1e6
-            wall = (time.perf_counter() - wall) / args.logins * 1e6
-            print(f"{args.db}: {cpu:,.0f} µs of CPU, {wall:,.0f} µs of wall time per login")
+        steps = Steps(LOGIN_STEPS)
+        with steps.installed() if args.steps else ExitStack():
+            for _ in range(args.rounds):
+                steps.reset()
+                wall, cpu = time.perf_counter(), time.process_time()
+                server = database_cpu_seconds()
+                for _ in range(args.logins):
+                    login()
+                cpu = (time.process_time() - cpu) / args.logins * 1e6
+                wall = (time.perf_counter() - wall) / args.logins * 1e6
+                server = (database_cpu_seconds() - server) / args.logins * 1e6
+                print(f"{args.db}: {cpu:,.0f} µs of CPU, {wall:,.0f} µs of wall time per login"
+                      + (f"; the database server: {server:,.0f} µs of CPU" if server else ""))
+                if args.steps:
+                    print("\n".join(steps.report(args.logins)))
 
 
 if __name__ == "__main__":
