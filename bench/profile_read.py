@@ -1,7 +1,7 @@
 """Where a secured read's time goes, in one process: the WSGI app called directly, N times.
 
     .venv/bin/python bench/profile_read.py [--db sqlite|postgresql] [--requests 5000] [--profile]
-        [--route items|members|outfits|household] [--steps]
+        [--route items|members|outfits|household] [--steps] [--not-found-every K]
 
 Prepares the same database as ``bench/bench_read.py`` (one household of 20 items), then calls
 the application's WSGI callable with a ready-made environ for each route measured, and prints
@@ -9,7 +9,9 @@ the mean CPU microseconds per request of each (this process's CPU time: on a sha
 time also counts the other processes; on PostgreSQL the database server's CPU is printed apart).
 ``--steps`` also prints, for each route measured, where its CPU goes step by step
 (``bench/steps.py``: the gateway's steps clocked, each nested under the one that called it).
-``--profile`` runs the items list under
+``--not-found-every K`` makes every K-th request one for an item that does not exist: a 404
+after the membership read, whose transaction rolls back (the figures are then per request of
+the mix). ``--profile`` runs the items list under
 pyinstrument (a dev extra) and prints its call tree, to read where those microseconds go.
 ``--route`` measures one route only: under a sampling profiler (py-spy, a dev extra) its samples
 are that route's alone, e.g.
@@ -85,6 +87,22 @@ def caller(app: Any, path: str, token: str) -> Callable[[], int]:
     return call
 
 
+def mixed(found: Callable[[], int], missing: Callable[[], int], every: int
+          ) -> Callable[[], int]:
+    """``found``, except every ``every``-th call, which is ``missing`` (and must answer 404)."""
+    count = 0
+
+    def call() -> int:
+        nonlocal count
+        count += 1
+        if count % every:
+            return found()
+        assert missing() == 404  # noqa: S101 - a bench's own check
+        return 200
+
+    return call
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
@@ -93,6 +111,8 @@ def main() -> None:
     parser.add_argument("--route", choices=("items", "members", "outfits", "household"))
     parser.add_argument("--steps", action="store_true",
                         help="print the CPU and wall time of each step of each route")
+    parser.add_argument("--not-found-every", type=int, default=0, metavar="K",
+                        help="every K-th request asks for an item that does not exist (404)")
     args = parser.parse_args()
     with scratch_dir() as directory, ExitStack() as stack:
         prepared = prepare(database(args.db, directory, stack), directory / "body.json")
@@ -105,6 +125,10 @@ def main() -> None:
             call = caller(app, path, prepared.token)
             for _ in range(200):
                 assert call() == 200, path
+            if args.not_found_every:
+                call = mixed(call, caller(app, prepared.read_paths["items"].split("?")[0]
+                                          + "/itm_" + "0" * 26, prepared.token),
+                             args.not_found_every)
             steps = Steps(READ_STEPS)
             with steps.installed() if args.steps else ExitStack():
                 started, cpu = time.perf_counter(), time.process_time()

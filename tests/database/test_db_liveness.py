@@ -1,9 +1,14 @@
-"""A pooled PostgreSQL connection is tested for liveness at checkout without a round trip.
+"""A pooled PostgreSQL connection is tested for liveness at checkout without a round trip, and
+keeps its prepared statements through a rollback.
 
 An idle connection between transactions has nothing to read: a readable socket (the server's
 termination notice, or end of file) or a closed connection means the server went away, and the
 pool replaces it instead of handing it to a request (which would then fail). The restart under
 load itself is proven by ``tests/test_load_faults.py``.
+
+A request that ends in an error rolls its transaction back; psycopg's own rollback would also
+drop every statement prepared on the connection, and the next reads would be planned afresh
+(``app.db._rollback_keeping_prepared``).
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ import time
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, text
-from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.pool import QueuePool
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from app.db import Database, _alive_at_checkout, build_engine
 from testkit.builders.households import AuthActions
@@ -72,3 +77,68 @@ def test_connections_the_server_ended_are_replaced_before_a_request_sees_them(
     answers = [client.get(f"/api/households/{household}/items", headers=headers).status_code
                for _ in range(3)]
     assert answers == [200, 200, 200]
+
+
+def _prepared(engine: Engine) -> set[str]:
+    """The names of the statements prepared on the pool's connection (ended with ``COMMIT``, so
+    that this look does not roll anything back itself)."""
+    with engine.connect() as connection:
+        names = set(connection.exec_driver_sql("SELECT name FROM pg_prepared_statements").scalars())
+        connection.commit()
+    return names
+
+
+@pytest.mark.postgres_only
+def test_a_request_that_ends_in_an_error_leaves_the_connection_s_prepared_statements(
+        app: Flask, auth: AuthActions) -> None:
+    user = auth.user("reader@example.test")
+    client = app.test_client()
+    headers = auth.headers(user)
+    household = client.post("/api/households", json={"name": "H"}, headers=headers).get_json()["id"]
+    items = f"/api/households/{household}/items"
+    for _ in range(7):  # psycopg prepares a statement on its sixth run
+        assert client.get(items, headers=headers).status_code == 200
+    engine = Database.engine(app)
+    assert isinstance(engine.pool, QueuePool)
+    assert engine.pool.checkedin() == 1  # one thread's requests: one pooled connection, this one
+    before = _prepared(engine)
+    assert len(before) >= 2  # the membership read and the page of items, at least
+    rollbacks: list[object] = []
+    rollback = engine.dialect.do_rollback
+
+    def counted(dbapi_connection: PoolProxiedConnection) -> None:
+        rollbacks.append(dbapi_connection)
+        rollback(dbapi_connection)
+
+    engine.dialect.do_rollback = counted  # type: ignore[method-assign]
+    try:
+        missing = client.get(f"{items}/itm_{'0' * 26}", headers=headers)
+    finally:
+        engine.dialect.do_rollback = rollback  # type: ignore[method-assign]
+    assert missing.status_code == 404
+    assert len(rollbacks) == 1  # the 404 came after the membership read: its transaction rolled back
+    assert _prepared(engine) == before
+    assert client.get(items, headers=headers).status_code == 200
+    assert _prepared(engine) == before  # the read ran on them again: nothing prepared anew
+
+
+@pytest.mark.postgres_only
+def test_the_rollback_rolls_back_and_a_dead_connection_is_discarded(app: Flask) -> None:
+    engine = Database.engine(app)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("CREATE TEMPORARY TABLE rolled (x integer)")
+        connection.commit()
+        connection.exec_driver_sql("INSERT INTO rolled VALUES (1)")
+        connection.rollback()
+        assert connection.exec_driver_sql("SELECT count(*) FROM rolled").scalar() == 0
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        admin = build_engine(str(engine.url.render_as_string(hide_password=False)))
+        with admin.connect() as other:
+            assert other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        admin.dispose()
+        time.sleep(0.3)  # the termination notice arrives
+        with pytest.raises(OperationalError) as failed:
+            connection.rollback()
+        assert failed.value.connection_invalidated  # SQLAlchemy knows it lost the connection
+    with engine.connect() as fresh:  # the pool discarded it and opened another
+        assert fresh.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
