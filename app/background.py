@@ -4,7 +4,8 @@ Used for what a response must not wait for, or must not reveal by taking longer:
 (``app.audit.sinks``) and outgoing mail (``plugins.mail``). The thread starts on first use,
 and again in a forked worker (threads do not survive a fork). When the queue is full, an item is
 handed to ``_overflow`` instead (counted in ``dropped``) and the caller goes on: a stuck consumer
-never holds a response. ``drain`` waits for what is queued (tests, and a stopping worker).
+never holds a response. ``drain`` waits for what is queued (tests, and a stopping worker); while it
+waits the thread does not rest (``gather_seconds``), so items queued during a rest go at once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -54,6 +54,8 @@ class BackgroundQueue(Generic[Item]):
         self._lock = threading.Lock()
         self._runner = ProcessThread(self._run, thread_name)
         self.dropped = 0
+        self._draining = 0  # drains waiting now (under ``_lock``)
+        self._hurry = threading.Event()  # set while any drain waits: cuts a rest short
 
     def put(self, item: Item) -> None:
         self._runner.ensure()
@@ -72,8 +74,17 @@ class BackgroundQueue(Generic[Item]):
             self._queue.join()
             done.set()
 
-        threading.Thread(target=wait, daemon=True, name=f"{self._thread_name}-drain").start()
-        return done.wait(timeout)
+        with self._lock:
+            self._draining += 1
+            self._hurry.set()
+        try:
+            threading.Thread(target=wait, daemon=True, name=f"{self._thread_name}-drain").start()
+            return done.wait(timeout)
+        finally:
+            with self._lock:
+                self._draining -= 1
+                if not self._draining:
+                    self._hurry.clear()
 
     def _run(self) -> None:
         # Idle, the thread waits for the queue: the first item of a quiet spell goes at once.
@@ -96,7 +107,7 @@ class BackgroundQueue(Generic[Item]):
 
     def _rest(self) -> None:
         if self._gather > 0:
-            time.sleep(self._gather)
+            self._hurry.wait(self._gather)  # at once while a drain waits
 
     def _deliver(self, item: Item) -> None:
         raise NotImplementedError

@@ -261,6 +261,12 @@ def _audit_signing_key(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _sink_gather(c: Mapping[str, Any]) -> str | None:
+    if int(c.get("AUDIT_SINK_GATHER_MILLISECONDS") or 0) < 0:
+        return "AUDIT_SINK_GATHER_MILLISECONDS is negative (0: the sink thread does not rest)"
+    return None
+
+
 def _data_encryption_keys(c: Mapping[str, Any]) -> str | None:
     if not c.get("DATA_ENCRYPTION_KEYS"):
         return "DATA_ENCRYPTION_KEYS is unset (stored free text could not be encrypted)"
@@ -294,10 +300,11 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _secret_store,
     _audit_signing_key,
     _data_encryption_keys,
+    _sink_gather,
 )
 
 # Refused in every environment, development and test included.
-ALWAYS_RULES: tuple[Rule, ...] = (_cors,)
+ALWAYS_RULES: tuple[Rule, ...] = (_cors, _sink_gather)
 
 
 def refused_everywhere(config: Mapping[str, Any]) -> list[str]:

@@ -204,8 +204,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUDIT_SINK_GATHER_MILLISECONDS", "int", 10,
             "after handing events to the audit_sink plugins, the sink thread rests this long and"
             " then takes every event committed meanwhile at once: under a stream of commits it"
-            " wakes once per interval, not once per event (0: at once; the first event after a"
-            " quiet spell always goes at once)"),
+            " wakes once per interval, not once per event (0: at once; negative: refused; the"
+            " first event after a quiet spell always goes at once)"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

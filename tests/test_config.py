@@ -288,6 +288,23 @@ def test_wildcard_cors_with_credentials_is_refused_outside_production_too(
              CORS_ALLOW_CREDENTIALS=True, DEVELOPMENT_AUTH_ENABLED=True)
 
 
+@pytest.mark.parametrize("environment", ["development", "test"])
+def test_a_negative_sink_gather_is_refused_outside_production_too(
+    make_app: MakeApp, environment: str
+) -> None:
+    """A negative rest of the audit-sink thread means nothing: refused, not read as 0; 0 (no
+    rest) and the default start, with the rest they say."""
+    from app.audit.sinks import AUDIT_SINKS
+
+    with pytest.raises(ConfigurationRefused) as refused:
+        make_app(HEARTHGATE_ENV=environment, AUDIT_SINK_GATHER_MILLISECONDS=-1)
+    assert refused.value.problems == [
+        "AUDIT_SINK_GATHER_MILLISECONDS is negative (0: the sink thread does not rest)"]
+    assert AUDIT_SINKS.get(make_app(HEARTHGATE_ENV=environment,
+                                    AUDIT_SINK_GATHER_MILLISECONDS=0))._gather == 0
+    assert AUDIT_SINKS.get(make_app(HEARTHGATE_ENV=environment))._gather == 0.01
+
+
 # -- secret settings: the environment, then the store, then the development default ---------------
 
 STORE_JWT_SECRET = "store-jwt-secret-0123456789abcdef-from-the-store"
@@ -571,6 +588,8 @@ SWEEP: list[Refusal] = [
     Refusal("oidc-redirect-with-fragment", "AUTH_OIDC_REDIRECT_URIS",
             {"AUTH_OIDC_REDIRECT_URIS": ["https://spa.example.test/#x"]}),
     Refusal("integer-unparseable", "WEB_CONCURRENCY", raw={"WEB_CONCURRENCY": "many"}),
+    Refusal("sink-gather-negative", "AUDIT_SINK_GATHER_MILLISECONDS",
+            {"AUDIT_SINK_GATHER_MILLISECONDS": -1}),
     Refusal("boolean-unparseable", "DEBUG", raw={"DEBUG": "maybe"}),
     Refusal("environment-unknown", "HEARTHGATE_ENV", raw={"HEARTHGATE_ENV": "staging"}),
 ]

@@ -23,22 +23,20 @@ from app.models.audit import AuditCheckpoint, AuditEvent
 
 NEW_CHECKPOINTS_KEY = "hearthgate.audit.new_checkpoints"  # session.info: (row, note) to witness
 PENDING_KEY = "hearthgate.audit.pending"  # session.info: events to forward after commit
-# session.info: ids of the pending events inserted outside the unit of work (app.audit.writer)
-DIRECT_KEY = "hearthgate.audit.direct"
 
 
-def committed_events(session: Session, pending: list[AuditEvent]) -> list[AuditEvent]:
-    """The events of ``pending`` that the transaction just committed holds: those still in the
-    session (an insert of the unit of work, expunged should its savepoint roll back) and those
-    inserted straight into the outermost transaction (which committed them)."""
-    direct: set[int] = session.info.get(DIRECT_KEY, set())
-    return [event for event in pending if id(event) in direct or event in session]
+def committed_events(session: Session) -> list[AuditEvent]:
+    """The events appended in the transaction ``session`` just committed (``PENDING_KEY``): those
+    still in the session (an insert of the unit of work, expunged should its savepoint roll back)
+    and those inserted straight into the outermost transaction (``inserted_directly``), which
+    committed them."""
+    pending: list[AuditEvent] = session.info.get(PENDING_KEY, [])
+    return [event for event in pending if event.inserted_directly or event in session]
 
 
 def forget_pending(session: Session) -> None:
     """Drop the session's list of appended events (after its transaction ended)."""
     session.info.pop(PENDING_KEY, None)
-    session.info.pop(DIRECT_KEY, None)
 
 
 def checkpoint_payload(chain: str, seq: int, head_hash: str, key_id: str, signed_at: str

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from flask import Flask
@@ -46,6 +47,16 @@ class SinkRelay(BackgroundQueue[dict[str, Any]]):
         self.app = app
         self._hook = hook(app)
 
+    def has_sinks(self) -> bool:
+        """Whether any ``audit_sink`` plugin is registered (the records are built for them)."""
+        return bool(self._hook.audit_sink.get_hookimpls())
+
+    def forward(self, committed: Collection[AuditEvent]) -> None:
+        """Queue the records of events a transaction committed, for the sinks (if any)."""
+        if committed and self.has_sinks():
+            for audit_event in committed:
+                self.put(event_record(audit_event))
+
     def _overflow(self, record: dict[str, Any]) -> None:
         log.warning("audit sink queue full: %s seq %s not forwarded (%d so far)",
                     record["chain"], record["seq"], self.dropped)
@@ -73,13 +84,9 @@ def init_sinks(app: Flask) -> SinkRelay:
     def forward(session: Session) -> None:
         if session.in_nested_transaction():
             return  # a savepoint was released (after_commit fires for it too): not yet committed
-        pending: list[AuditEvent] = session.info.get(PENDING_KEY, [])
-        committed = committed_events(session, pending) if pending else []
+        committed = committed_events(session)
         forget_pending(session)
-        if not committed or not relay._hook.audit_sink.get_hookimpls():
-            return
-        for audit_event in committed:
-            relay.put(event_record(audit_event))
+        relay.forward(committed)
 
     def forget(session: Session, previous: SessionTransaction) -> None:
         if previous.parent is None:  # the outermost transaction rolled back, not a savepoint
@@ -87,9 +94,7 @@ def init_sinks(app: Flask) -> SinkRelay:
 
     def forward_direct(info: dict[str, Any]) -> None:
         # Appended straight into a request's transaction (no session), which committed them.
-        if relay._hook.audit_sink.get_hookimpls():
-            for audit_event in info.get(PENDING_KEY, []):
-                relay.put(event_record(audit_event))
+        relay.forward(info.get(PENDING_KEY, []))
 
     event.listen(factory, "after_commit", forward)
     event.listen(factory, "after_soft_rollback", forget)

@@ -24,7 +24,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -209,8 +209,15 @@ class Checkpointer:
         self._working = threading.Lock()  # one batch at a time; flush() waits for the thread's
 
     def has_witnesses(self) -> bool:
-            return bool(self.app.config.get("AUDIT_WITNESS_URL")) or bool(
+        return bool(self.app.config.get("AUDIT_WITNESS_URL")) or bool(
             hook(self.app).audit_witness.get_hookimpls())
+
+    def transaction_committed(self, events: Collection[AuditEvent],
+                              notes: Collection[str] = ()) -> None:
+        """A transaction committed ``events`` (appended in it) and the checkpoint ``notes``
+        (signed in it): their chains come due for signing, the notes go to the witnesses."""
+        if events or notes:
+            self.committed({e.chain for e in events}, notes)
 
     def committed(self, chains: Iterable[str], notes: Iterable[str]) -> None:
         witnessed = self.has_witnesses()
@@ -284,12 +291,8 @@ def init_witnesses(app: Flask) -> Checkpointer:
         if session.in_nested_transaction():
             return  # a savepoint was released: nothing is committed yet
         made = session.info.pop(NEW_CHECKPOINTS_KEY, [])
-        pending = session.info.get(PENDING_KEY, [])
-        if not made and not pending:
-            return
-        notes = [note for cp, note in made if cp in session]
-        chains = {e.chain for e in committed_events(session, pending)}
-        checkpointer.committed(chains, notes)
+        checkpointer.transaction_committed(committed_events(session),
+                                           [note for cp, note in made if cp in session])
 
     def forget(session: Session, previous: SessionTransaction) -> None:
         if previous.parent is None:  # the outermost transaction rolled back, not a savepoint
@@ -297,8 +300,7 @@ def init_witnesses(app: Flask) -> Checkpointer:
 
     def committed_direct(info: dict[str, Any]) -> None:
         # Appended straight into a request's transaction (no session), which committed them.
-        if pending := info.get(PENDING_KEY):
-            checkpointer.committed({e.chain for e in pending}, [])
+        checkpointer.transaction_committed(info.get(PENDING_KEY, []))
 
     event.listen(factory, "after_commit", committed)
     event.listen(factory, "after_soft_rollback", forget)

@@ -31,13 +31,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
 from app.audit.chain import GENESIS, entry_hash, hash_parts, normalise_details
-from app.audit.checkpoints import (
-    DIRECT_KEY,
-    PENDING_KEY,
-    drop_checkpoints,
-    newest_checkpoint,
-    sign_head,
-)
+from app.audit.checkpoints import PENDING_KEY, drop_checkpoints, newest_checkpoint, sign_head
 from app.audit.redaction import redact_details
 from app.audit.signing import signer
 from app.audit.witness import hand_to_witnesses
@@ -133,7 +127,6 @@ def _append(session: Session, event: AuditEvent,
             _insert(session, event, every)
         else:
             _append_directly(session.connection(), event, carried)
-            session.info.setdefault(DIRECT_KEY, set()).add(id(event))
             _checkpoint(session, event, every)
     else:
         _carry(session, carried)
@@ -151,7 +144,8 @@ def _carry(session: Session, carried: tuple[Carried, Mapping[str, Any]] | None) 
 def _append_directly(connection: Connection | RequestTransaction, event: AuditEvent,
                      carried: tuple[Carried, Mapping[str, Any]] | None) -> None:
     """``audit_append`` (PostgreSQL): lock, head, link and insert in one round trip, with the
-    carried change if any, in the outermost transaction of ``connection``."""
+    carried change if any, in the outermost transaction of ``connection`` (the event is then
+    ``inserted_directly``: it commits with that transaction, not with a session's unit of work)."""
     before, between, details = hash_parts(event)
     params = {
         "audit_chain": event.chain, "audit_key": _chain_lock_key(event.chain),
@@ -174,6 +168,7 @@ def _append_directly(connection: Connection | RequestTransaction, event: AuditEv
     if event.hash != entry_hash(event):
         # Never expected: the database serialized the entry otherwise than the verifier will.
         raise RuntimeError(f"audit chain {event.chain}: the linked entry's hash is not its own")
+    event.inserted_directly = True
 
 
 def _insert(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
@@ -182,9 +177,12 @@ def _insert(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
     _checkpoint(session, event, checkpoint_every)
 
 
-def _checkpoint(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
+def _checkpoint(session: Session | None, event: AuditEvent, checkpoint_every: int) -> None:
+    """Sign the chain's head at ``event`` if a checkpoint is due there, in ``session``; ``None``:
+    the request's session, opened only then (``_append_in_request``)."""
     if checkpoint_every and event.seq % checkpoint_every == 0:
-        sign_head(session, signer(), event.chain, event.seq, event.hash)
+        sign_head(db.session if session is None else session, signer(), event.chain, event.seq,
+                  event.hash)
 
 
 def _insert_racing(session: Session, event: AuditEvent, checkpoint_every: int) -> None:
@@ -270,11 +268,8 @@ def _append_in_request(raw: RequestTransaction, event: AuditEvent,
     own (``session.info``). A checkpoint due now is signed in the request's session (opened
     for it: it adopts the same transaction)."""
     _append_directly(raw, event, carried)
-    raw.info.setdefault(DIRECT_KEY, set()).add(id(event))  # as on a session: see _append
     raw.info.setdefault(PENDING_KEY, []).append(event)
-    every = _checkpoint_every()
-    if every and event.seq % every == 0:
-        _checkpoint(db.session, event, every)
+    _checkpoint(None, event, _checkpoint_every())
     return event
 
 

@@ -61,6 +61,11 @@ class AuditEvent(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), index=True)  # event ids name it (proofs)
 
+    # Not a column: whether this object's row went straight into the outermost transaction of
+    # its connection (``app.audit.writer``, PostgreSQL) rather than through a session's unit of
+    # work; such a row commits or rolls back with that transaction (``committed_events``).
+    inserted_directly = False
+
 
 class AuditCheckpoint(Base):
     """A chain's RFC 9162 tree of ``seq`` entries signed with the audit key (Ed25519) as a C2SP

@@ -110,8 +110,9 @@ TABLES = (
 )
 
 # (table, policy, command, USING, WITH CHECK); None: the clause is absent. PostgreSQL joins a
-# table's permissive policies with OR (the planner may order the terms by their cost); the common
-# case's policy is named ``hg_a_…`` so that it sorts first where names decide.
+# table's permissive policies with OR in descending order of their names and evaluates the OR
+# from the left, so the common case's policy, named ``hg_a_…`` here, is tested last, after every
+# other policy of its table; revision r2 renames these ``hg_z_…`` so that they are tested first.
 Policy = tuple[str, str, str, str | None, str | None]
 
 

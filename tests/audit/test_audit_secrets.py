@@ -7,6 +7,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import audit
+from app.audit.redaction import _SENSITIVE_KEYS, REDACTED, redact_details
 from app.models import AuditEvent
 from app.secrets import SECRET_STORE
 from testkit.builders.audit import session_of
@@ -60,3 +61,28 @@ def test_the_scan_finds_a_planted_secret(app: Flask) -> None:
     assert leaks([("usr_1", "x", None, None, {"v": f"Bearer {JWT}"})], known)
     assert leaks([("usr_1", "x", None, None, {"v": TEST_JWT_SECRET})], known)
     assert leaks([("usr_1", "x", None, None, {"v": "plain"})], known) == []
+
+
+def _names_a_credential(key: str) -> bool:
+    """The key rule spelled out: a word of the list in the key lower-cased with ``-`` as ``_``,
+    or in it with its ``_`` left out."""
+    lowered = key.lower().replace("-", "_")
+    return any(word in lowered or word in lowered.replace("_", "") for word in _SENSITIVE_KEYS)
+
+
+def test_every_spelling_of_a_credential_key_is_redacted_and_no_other_key() -> None:
+    """Every word of the list, in every spelling a caller may use (case, ``-``, ``_``, inside a
+    longer name), asked twice (the answer is cached); and names that merely resemble one."""
+    spellings: list[str] = []
+    for word in _SENSITIVE_KEYS:
+        for form in (word, word.upper(), word.title(), word.replace("_", "-"),
+                     word.replace("_", ""), "_".join(word), "-".join(word).upper()):
+            spellings += [form, f"x{form}", f"{form}Hash", f"refresh-{form}-id"]
+    harmless = ["method", "sessionId", "reason", "householdId", "finalHeadHash", "pass", "key",
+                "api", "private", "sig", "cook", "toke", "cred"]
+    for _ in range(2):
+        for key in [*spellings, *harmless]:
+            expected = _names_a_credential(key)
+            assert redact_details({key: "plain"}) == {key: REDACTED if expected else "plain"}, key
+    assert all(_names_a_credential(key) for key in spellings)
+    assert not any(_names_a_credential(key) for key in harmless)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app import audit
-from app.audit.sinks import AUDIT_SINKS
+from app.audit.sinks import AUDIT_SINKS, DRAIN_AT_EXIT_SECONDS
 from app.db import Database
 from app.hookspecs import hookimpl
 from app.models import AuditEvent, PurchaseRequest
@@ -219,6 +220,45 @@ def test_a_stream_of_events_reaches_the_sinks_once_per_rest(
     assert rests == [[1], [1, 2, 3, 4, 5, 6]]  # the five in one wake-up
     assert [e["action"] for e in sink.received] == [
         "test.first", *(f"test.stream-{n}" for n in range(5))]
+
+
+def test_events_committed_while_the_sink_thread_rests_go_out_with_the_drain_at_exit(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that stops while the sink thread rests: the drain it registered for its exit
+    hands the sinks every event committed during the rest, without waiting the rest out (here
+    far longer than the drain may take)."""
+    registered: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+    monkeypatch.setattr(atexit, "register", lambda f, *args: registered.append((f, args)))
+    app = make_app(AUDIT_SINK_GATHER_MILLISECONDS=600_000)
+    relay = AUDIT_SINKS.get(app)
+    (at_exit, args), = [(f, args) for f, args in registered if f == relay.drain]
+    assert args == (DRAIN_AT_EXIT_SECONDS,)
+    sink = RecordingSink(app)
+    PLUGINS.get(app).register(sink, name="recording-sink")
+    resting = threading.Event()
+    real_rest = type(relay)._rest
+
+    def rest(self: Any) -> None:
+        resting.set()
+        real_rest(self)
+
+    monkeypatch.setattr(type(relay), "_rest", rest)
+    with app.app_context(), session_of(app) as session:
+        audit.record("test.first", session=session)
+        session.commit()
+        assert resting.wait(10)  # the first went at once; the thread rests now
+        for n in range(3):
+            audit.record(f"test.resting-{n}", session=session)
+            session.commit()
+    time.sleep(0.2)
+    assert [e["seq"] for e in sink.received] == [1]  # the three wait for the rest to end
+    started = time.monotonic()
+    assert at_exit(*args) is True
+    assert time.monotonic() - started < DRAIN_AT_EXIT_SECONDS
+    assert [(e["action"], e["seq"]) for e in sink.received] == [
+        ("test.first", 1), *((f"test.resting-{n}", n + 2) for n in range(3))]
+    assert relay.dropped == 0
 
 
 def test_a_full_queue_drops_with_a_warning_and_the_chain_stays_whole(
