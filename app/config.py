@@ -267,6 +267,13 @@ def _sink_gather(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _sink_queue(c: Mapping[str, Any]) -> str | None:
+    if int(c.get("AUDIT_SINK_QUEUE_SIZE") or 0) < 1:
+        # queue.Queue reads a size below 1 as no bound: memory would grow while the sinks lag.
+        return "AUDIT_SINK_QUEUE_SIZE is below 1 (the queue of events for the sinks needs a bound)"
+    return None
+
+
 def _data_encryption_keys(c: Mapping[str, Any]) -> str | None:
     if not c.get("DATA_ENCRYPTION_KEYS"):
         return "DATA_ENCRYPTION_KEYS is unset (stored free text could not be encrypted)"
@@ -301,10 +308,11 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _audit_signing_key,
     _data_encryption_keys,
     _sink_gather,
+    _sink_queue,
 )
 
 # Refused in every environment, development and test included.
-ALWAYS_RULES: tuple[Rule, ...] = (_cors, _sink_gather)
+ALWAYS_RULES: tuple[Rule, ...] = (_cors, _sink_gather, _sink_queue)
 
 
 def refused_everywhere(config: Mapping[str, Any]) -> list[str]:

@@ -200,7 +200,7 @@ SETTINGS: tuple[Setting, ...] = (
             "approvals a household needs before an approval at a new hour of day is flagged"),
     Setting("AUDIT_SINK_QUEUE_SIZE", "int", 10000,
             "committed events waiting for the audit_sink plugins, per process (beyond it an event"
-            " is not forwarded, with a warning)"),
+            " is not forwarded, with a warning; below 1: refused)"),
     Setting("AUDIT_SINK_GATHER_MILLISECONDS", "int", 10,
             "after handing events to the audit_sink plugins, the sink thread rests this long and"
             " then takes every event committed meanwhile at once: under a stream of commits it"

@@ -305,6 +305,23 @@ def test_a_negative_sink_gather_is_refused_outside_production_too(
     assert AUDIT_SINKS.get(make_app(HEARTHGATE_ENV=environment))._gather == 0.01
 
 
+@pytest.mark.parametrize("environment", ["development", "test"])
+@pytest.mark.parametrize("size", [0, -5])
+def test_an_unbounded_sink_queue_is_refused_outside_production_too(
+    make_app: MakeApp, environment: str, size: int
+) -> None:
+    """``queue.Queue`` reads a size below 1 as no bound: events would pile up in memory while
+    the sinks are down. Refused; 1 is the smallest bound, and it holds."""
+    from app.audit.sinks import AUDIT_SINKS
+
+    with pytest.raises(ConfigurationRefused) as refused:
+        make_app(HEARTHGATE_ENV=environment, AUDIT_SINK_QUEUE_SIZE=size)
+    assert refused.value.problems == [
+        "AUDIT_SINK_QUEUE_SIZE is below 1 (the queue of events for the sinks needs a bound)"]
+    assert AUDIT_SINKS.get(make_app(HEARTHGATE_ENV=environment,
+                                    AUDIT_SINK_QUEUE_SIZE=1))._queue.maxsize == 1
+
+
 # -- secret settings: the environment, then the store, then the development default ---------------
 
 STORE_JWT_SECRET = "store-jwt-secret-0123456789abcdef-from-the-store"
@@ -590,6 +607,7 @@ SWEEP: list[Refusal] = [
     Refusal("integer-unparseable", "WEB_CONCURRENCY", raw={"WEB_CONCURRENCY": "many"}),
     Refusal("sink-gather-negative", "AUDIT_SINK_GATHER_MILLISECONDS",
             {"AUDIT_SINK_GATHER_MILLISECONDS": -1}),
+    Refusal("sink-queue-unbounded", "AUDIT_SINK_QUEUE_SIZE", {"AUDIT_SINK_QUEUE_SIZE": 0}),
     Refusal("boolean-unparseable", "DEBUG", raw={"DEBUG": "maybe"}),
     Refusal("environment-unknown", "HEARTHGATE_ENV", raw={"HEARTHGATE_ENV": "staging"}),
 ]
