@@ -17,6 +17,7 @@ from flask import Flask
 
 from app.audit.anomaly import init_anomaly
 from app.audit.chain import GENESIS, canonical, entry_hash, event_record, hashed_fields
+from app.audit.committed import init_committed
 from app.audit.redaction import redact_details
 from app.audit.signing import init_signing
 from app.audit.sinks import init_sinks
@@ -41,6 +42,5 @@ __all__ = [
 def init_audit(app: Flask) -> None:
     """The signing key and the sink forwarding (needs the secret store and the plugins)."""
     init_signing(app)
-    init_witnesses(app)  # before the sinks: both read the session's pending events at commit
-    init_sinks(app)
+    init_committed(app, init_witnesses(app), init_sinks(app))
     init_anomaly(app)

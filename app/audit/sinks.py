@@ -1,9 +1,8 @@
 """Forwarding committed events to the ``audit_sink`` plugins, off the request path.
 
-Events appended on a session wait in ``session.info`` and leave only after that session's commit;
-an event whose savepoint or transaction rolled back is no longer in the session and is dropped.
-Events appended straight into a request's transaction before any session opened (PostgreSQL)
-wait in that transaction's ``info`` and leave once it committed (``Database.on_commit``).
+Events leave only once the transaction that appended them committed (``app.audit.committed``
+hands them to ``SinkRelay.forward``); an event whose savepoint or transaction rolled back is
+dropped.
 
 Committed events go into a bounded queue that one thread of the process drains, so a slow or hung
 sink (a SIEM across the network) never holds a response or a database connection. A failing sink
@@ -21,13 +20,9 @@ from collections.abc import Collection
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.chain import event_record
-from app.audit.checkpoints import PENDING_KEY, committed_events, forget_pending
 from app.background import BackgroundQueue
-from app.db import SESSIONS, Database
 from app.models.audit import AuditEvent
 from app.plugins import call_impl, hook
 from app.state import Slot
@@ -79,26 +74,6 @@ def init_sinks(app: Flask) -> SinkRelay:
     relay = SinkRelay(app, int(app.config["AUDIT_SINK_QUEUE_SIZE"]),
                       int(app.config["AUDIT_SINK_GATHER_MILLISECONDS"]) / 1000)
     AUDIT_SINKS.set(app, relay)
-    factory = SESSIONS.get(app)
-
-    def forward(session: Session) -> None:
-        if session.in_nested_transaction():
-            return  # a savepoint was released (after_commit fires for it too): not yet committed
-        committed = committed_events(session)
-        forget_pending(session)
-        relay.forward(committed)
-
-    def forget(session: Session, previous: SessionTransaction) -> None:
-        if previous.parent is None:  # the outermost transaction rolled back, not a savepoint
-            forget_pending(session)
-
-    def forward_direct(info: dict[str, Any]) -> None:
-        # Appended straight into a request's transaction (no session), which committed them.
-        relay.forward(info.get(PENDING_KEY, []))
-
-    event.listen(factory, "after_commit", forward)
-    event.listen(factory, "after_soft_rollback", forget)
-    Database.on_commit(app, forward_direct)
     # A worker that stops (deploy, gunicorn's max_requests) hands over what it already queued.
     atexit.register(relay.drain, DRAIN_AT_EXIT_SECONDS)
     return relay

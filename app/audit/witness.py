@@ -10,7 +10,7 @@ Witnesses are the built-in file witness (``AUDIT_WITNESS_URL=file:///dir``: one 
 per chain, one JSON line per accepted checkpoint) and the ``audit_witness`` plugins.
 
 The ``Checkpointer`` (one thread per worker process) hands checkpoints to the witnesses after
-the transaction that signed them commits, and signs a chain's head at most
+the transaction that signed them commits (``app.audit.committed`` tells it), and signs a chain's head at most
 ``AUDIT_CHECKPOINT_INTERVAL_SECONDS`` after its newest unsigned event, so no event stays
 unsigned and unwitnessed for long without any cron.
 """
@@ -32,22 +32,19 @@ from urllib.parse import unquote, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from app.audit.chain import timestamp
 from app.audit.checkpoints import (
-    NEW_CHECKPOINTS_KEY,
-    PENDING_KEY,
     checkpoint_all,
-    committed_events,
 )
 from app.audit.merkle import consistency_proof, leaf_hash, verify_consistency
 from app.audit.notes import Checkpoint, NoteError, open_note
 from app.audit.signing import signer
 from app.background import ProcessThread
-from app.db import SESSIONS, Database, utcnow
+from app.db import SESSIONS, utcnow
 from app.models.audit import AuditEvent
 from app.plugins import call_impl, hook
 from app.state import Slot
@@ -285,26 +282,6 @@ def init_witnesses(app: Flask) -> Checkpointer:
     checkpointer = Checkpointer(app, float(app.config.get("AUDIT_CHECKPOINT_INTERVAL_SECONDS")
                                            or 0))
     CHECKPOINTER.set(app, checkpointer)
-    factory = SESSIONS.get(app)
-
-    def committed(session: Session) -> None:
-        if session.in_nested_transaction():
-            return  # a savepoint was released: nothing is committed yet
-        made = session.info.pop(NEW_CHECKPOINTS_KEY, [])
-        checkpointer.transaction_committed(committed_events(session),
-                                           [note for cp, note in made if cp in session])
-
-    def forget(session: Session, previous: SessionTransaction) -> None:
-        if previous.parent is None:  # the outermost transaction rolled back, not a savepoint
-            session.info.pop(NEW_CHECKPOINTS_KEY, None)
-
-    def committed_direct(info: dict[str, Any]) -> None:
-        # Appended straight into a request's transaction (no session), which committed them.
-        checkpointer.transaction_committed(info.get(PENDING_KEY, []))
-
-    event.listen(factory, "after_commit", committed)
-    event.listen(factory, "after_soft_rollback", forget)
-    Database.on_commit(app, committed_direct)
     return checkpointer
 
 
