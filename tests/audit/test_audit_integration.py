@@ -42,7 +42,8 @@ def test_a_failing_audit_write_aborts_the_real_approval(
     assert r.status_code >= 500
     assert snapshot(app) == before
     with session_of(app) as session:
-        assert session.get(PurchaseRequest, request_id).status == "SUBMITTED"  # type: ignore[union-attr]
+        row = session.get(PurchaseRequest, request_id)
+        assert row is not None and row.status == "SUBMITTED"
 
 
 def test_the_owner_reads_the_household_story_and_deletion_is_provable(

@@ -45,7 +45,9 @@ def request_setup(app: Flask, auth: AuthActions) -> dict[str, Any]:
 
 def _status(app: Flask, request_id: str) -> str:
     with session_of(app) as session:
-        return session.get(PurchaseRequest, request_id).status  # type: ignore[union-attr]
+        row = session.get(PurchaseRequest, request_id)
+        assert row is not None, request_id
+        return row.status
 
 
 class RecordingSink:
@@ -264,13 +266,14 @@ def test_a_carried_change_commits_with_its_event_and_fails_or_rolls_back_with_it
     """``audit.Carried``: the change and its event (one statement on PostgreSQL) are written
     together; a change the database refuses leaves no event; a savepoint rolled back takes both,
     and only committed events reach the sink."""
-    from sqlalchemy import bindparam, insert, select
+    from sqlalchemy import Table, bindparam, insert, select
     from sqlalchemy.exc import IntegrityError
 
     from app.models import User
 
     users = User.__table__
-    carried = audit.Carried(insert(users).values(  # type: ignore[arg-type]
+    assert isinstance(users, Table)  # a declarative model's table (typed as any FROM clause)
+    carried = audit.Carried(insert(users).values(
         id=bindparam("u_id"), email=bindparam("u_email"), name=bindparam("u_name")), "added")
 
     def user(n: int) -> tuple[audit.Carried, dict[str, Any]]:

@@ -6,8 +6,8 @@ import pytest
 
 from app.db import SESSIONS
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family
-from testkit.builders.households import assert_unchanged_but_denials, snapshot
-from testkit.typing import MakeApp
+from testkit.builders.households import assert_unchanged_but_denials, json_object, snapshot
+from testkit.typing import Json, MakeApp
 
 pytestmark = pytest.mark.settings(**INTERNAL_CONFIG)
 
@@ -20,7 +20,7 @@ def test_create_stores_only_declared_fields(family: Family) -> None:
         "decidedBy": family.owner.id, "id": "req_mine",
     })
     assert r.status_code == 201
-    body = r.get_json()
+    body = json_object(r)
     assert body["status"] == "SUBMITTED" and body["householdId"] == family.household_id
     assert body["requestedBy"] == family.child.id and body["decidedBy"] is None
     assert body["id"].startswith("req_") and body["id"] != "req_mine"
@@ -33,11 +33,11 @@ def test_create_stores_only_declared_fields(family: Family) -> None:
     {"currency": "eur"}, {"currency": "EURO"}, {"title": ""}, {"title": "x" * 201},
     {"url": "javascript:alert(1)"}, {"itemId": "not-an-id"},
 ])
-def test_invalid_bodies_are_400_and_store_nothing(family: Family, bad: dict[str, object]) -> None:
+def test_invalid_bodies_are_400_and_store_nothing(family: Family, bad: dict[str, Json]) -> None:
     before = snapshot(family.app)
     body = {"title": "Boots", "amountMinor": 100, "currency": "EUR", **bad}
     r = family.post(family.child, "", body)
-    assert r.status_code == 400 and r.get_json()["error"] == "ValidationError"
+    assert r.status_code == 400 and json_object(r)["error"] == "ValidationError"
     assert snapshot(family.app) == before
 
 
@@ -81,7 +81,7 @@ def test_the_requester_never_decides_their_own_request(family: Family, action: s
     request_id = family.submit(family.adult)
     before = snapshot(family.app)
     r = family.post(family.adult, f"/{request_id}/{action}")
-    assert r.status_code == 403 and r.get_json()["error"] == "Forbidden"
+    assert r.status_code == 403 and json_object(r)["error"] == "Forbidden"
     assert snapshot(family.app) == before
     owner_request = family.submit(family.owner)
     before = snapshot(family.app)
@@ -96,7 +96,7 @@ def test_owner_self_approval_only_with_the_setting(make_app: MakeApp) -> None:
     adult_request = family.submit(family.adult)
     assert family.post(family.adult, f"/{adult_request}/approve").status_code == 403
     r = family.post(family.owner, f"/{owner_request}/approve")
-    assert r.status_code == 200 and r.get_json()["decidedBy"] == family.owner.id
+    assert r.status_code == 200 and json_object(r)["decidedBy"] == family.owner.id
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])
@@ -104,7 +104,7 @@ def test_children_cannot_decide(family: Family, action: str) -> None:
     request_id = family.submit(family.adult)
     before = snapshot(family.app)
     r = family.post(family.child, f"/{request_id}/{action}")
-    assert r.status_code == 403 and r.get_json()["requiredRoles"] == ["owner", "adult"]
+    assert r.status_code == 403 and json_object(r)["requiredRoles"] == ["owner", "adult"]
     assert_unchanged_but_denials(before, snapshot(family.app))
 
 
@@ -121,7 +121,7 @@ def test_permission_is_required_even_for_an_owner(family: Family) -> None:
 def test_reject_then_nothing_more(family: Family) -> None:
     request_id = family.submit()
     r = family.post(family.owner, f"/{request_id}/reject")
-    assert r.status_code == 200 and r.get_json()["status"] == "REJECTED"
+    assert r.status_code == 200 and json_object(r)["status"] == "REJECTED"
     before = snapshot(family.app)
     for tail in ("/approve", "/cancel", "/purchase-intents"):
         assert family.post(family.owner, f"/{request_id}{tail}").status_code == 409
@@ -146,7 +146,7 @@ def test_who_may_cancel(make_app: MakeApp) -> None:
     assert r.status_code == 404  # a child does not even see it
     assert family.post(family.owner, f"/{adults_own}/cancel").status_code == 200
     r = family.post(family.child, f"/{request_id}/cancel")
-    assert r.status_code == 200 and r.get_json()["status"] == "CANCELLED"
+    assert r.status_code == 200 and json_object(r)["status"] == "CANCELLED"
 
 
 @pytest.mark.parametrize("state", ["PURCHASING", "CART_READY"])

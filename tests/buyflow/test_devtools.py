@@ -20,6 +20,7 @@ from testkit.builders.families import Family, build_family
 from testkit.builders.households import (
     AuthActions,
     assert_unchanged_but_denials,
+    json_object,
     make_household,
     snapshot,
 )
@@ -113,7 +114,7 @@ def test_actor_fills_the_cart_with_the_approved_amount_then_checkout_completes(
     assert family.request_row(request_id).status == "CART_READY"
     assert family.audit_actions()[-1] == "intent.cart_ready"
     done = family.confirm(request_id, intent["intentId"], intent["confirmationToken"])
-    assert done.status_code == 200 and done.get_json()["status"] == "COMPLETED"
+    assert done.status_code == 200 and json_object(done)["status"] == "COMPLETED"
 
 
 def test_the_callbacks_rules_apply_over_the_approved_amount_is_422(family: Family) -> None:

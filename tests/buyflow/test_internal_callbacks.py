@@ -16,8 +16,8 @@ from testkit.builders.families import (
     Family,
     build_family,
 )
-from testkit.builders.households import snapshot
-from testkit.typing import MakeApp
+from testkit.builders.households import json_object, snapshot
+from testkit.typing import Json, MakeApp
 
 SHA = "a" * 64
 
@@ -118,7 +118,7 @@ def test_a_total_that_is_not_the_sum_of_its_lines_is_422_and_changes_nothing(
     before = snapshot(family.app)
     r = family.cart_ready(intent["intentId"], cart=cart)
     assert r.status_code == 422, r.get_json()
-    body = r.get_json()
+    body = json_object(r)
     assert body["error"] == "UnprocessableEntity"
     assert body["totalMinor"] == cart["totalMinor"]
     assert body["linesTotalMinor"] == sum(i["quantity"] * i["amountMinor"] for i in cart["items"])
@@ -131,7 +131,7 @@ def test_a_total_that_is_not_the_sum_of_its_lines_is_422_and_changes_nothing(
 
 def test_a_cart_whose_lines_add_up_is_ready_and_stored_as_sent(family: Family) -> None:
     request_id, intent = purchasing(family)
-    cart = {"items": [{"name": "Boots", "quantity": 2, "amountMinor": 1500},
+    cart: dict[str, Json] = {"items": [{"name": "Boots", "quantity": 2, "amountMinor": 1500},
                       {"name": "Laces", "quantity": 3, "amountMinor": 500}],
             "totalMinor": 4500, "currency": "EUR"}
     r = family.cart_ready(intent["intentId"], cart=cart)
@@ -180,7 +180,7 @@ def test_events_and_artifacts_are_stored_and_shown_on_the_intent(family: Family)
     assert r.status_code == 201
     artifact_id = r.get_json()["id"]
     assert artifact_id.startswith("art_")
-    view = family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}").get_json()
+    view = json_object(family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}"))
     assert [(e["source"], e["type"], e["data"]) for e in view["events"]] == [
         ("orchestrator", "cart.item_added", {"name": "Rain boots"})]
     assert [a["id"] for a in view["artifacts"]] == [artifact_id]

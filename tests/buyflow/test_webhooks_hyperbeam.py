@@ -12,7 +12,7 @@ from app.db import SESSIONS
 from app.models import WebhookEvent
 from app.plugins import PLUGINS
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family
-from testkit.builders.households import snapshot
+from testkit.builders.households import json_object, snapshot
 from testkit.builders.webhooks import SECRET, event_body, signed
 from testkit.typing import MakeApp
 
@@ -39,7 +39,7 @@ def test_a_valid_event_is_stored_against_its_intent_and_shown(family: Family) ->
     assert stored.webhook_id == "msg_1" and stored.intent_id == intent_id
     assert stored.household_id == family.household_id
     assert "secretField" not in stored.payload
-    view = family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}").get_json()
+    view = json_object(family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}"))
     assert [(e["source"], e["type"], e["data"]) for e in view["events"]] == [
         ("hyperbeam", "session.started", {"sessionId": "hb_1"})]
 

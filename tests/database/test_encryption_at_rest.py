@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 
 from app.auth import sessions
 from app.crypto import fields as crypto_fields
@@ -24,7 +24,7 @@ from app.models.audit import SYSTEM_CHAIN
 from app.rowsecurity import in_flow
 from testkit.builders.audit import verify
 from testkit.builders.families import INTERNAL_CONFIG, ORCHESTRATOR_TOKEN, Family, build_family
-from testkit.builders.households import snapshot
+from testkit.builders.households import json_object, snapshot
 from testkit.builders.webhooks import SECRET, signed
 
 MARK = "zq-plaintext-marker-7x"
@@ -128,7 +128,7 @@ def test_no_stored_row_holds_the_plaintext_of_an_encrypted_field(make_app: Any) 
     assert item["notes"] == f"patched {MARK}"
     listed = family.client.get(items_url(family), headers=owner).get_json()["items"]
     assert [i["notes"] for i in listed] == [f"patched {MARK}"]
-    request = family.get(family.owner, f"/{ids['request']}").get_json()
+    request = json_object(family.get(family.owner, f"/{ids['request']}"))
     assert request["note"] == f"note {MARK}" and MARK in request["url"]
     view = family.get(family.owner, f"/{ids['request']}/purchase-intents/{ids['intent']}")
     shown = json.dumps(view.get_json())
@@ -140,8 +140,10 @@ def test_no_stored_row_holds_the_plaintext_of_an_encrypted_field(make_app: Any) 
 def test_the_sealed_type_refuses_to_store_plaintext(app: Flask) -> None:
     from app.models import Item
 
+    items = Item.__table__
+    assert isinstance(items, Table)  # a declarative model's table (typed as any FROM clause)
     with Database.engine(app).begin() as connection, pytest.raises(Exception, match="unencrypted"):
-        connection.execute(insert(Item.__table__), {  # type: ignore[arg-type]
+        connection.execute(insert(items), {
             "id": new_id("itm"), "household_id": "hh_x", "name": "x", "notes": "plain",
             "created_at": utcnow(), "updated_at": utcnow()})
 
@@ -372,7 +374,7 @@ def test_a_64_kib_value_round_trips_through_the_api(make_app: Any) -> None:
     r = family.client.post("/api/internal/events", headers={"X-Internal-Token": ORCHESTRATOR_TOKEN},
                            json={"intentId": intent_id, "type": "page.view", "data": {"t": big}})
     assert r.status_code in (200, 201, 202), r.get_json()
-    view = family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}").get_json()
+    view = json_object(family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}"))
     assert [e["data"] for e in view["events"]] == [{"t": big}]
 
 

@@ -55,7 +55,7 @@ def test_a_login_within_the_max_age_may_start_and_confirm(
     with_login_age(family, family.adult, age, frozen)  # the intent's actor
     request_id, intent = family.cart_ready_intent()
     confirmed = family.confirm(request_id, intent["intentId"], intent["confirmationToken"])
-    assert confirmed.status_code == 200 and confirmed.get_json()["status"] == "COMPLETED"
+    assert confirmed.status_code == 200 and json_object(confirmed)["status"] == "COMPLETED"
 
 
 @pytest.mark.parametrize("age", [901, 86400, None])
