@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.models import AuditEvent, PurchaseRequest
 from testkit.builders.audit import chain_rows, session_of, verify
-from testkit.builders.households import AuthActions, invite_and_accept, snapshot
+from testkit.builders.households import AuthActions, invite_and_accept, json_object, snapshot
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def household(client: FlaskClient, auth: AuthActions) -> dict[str, Any]:
     adult = auth.user("adult@example.test")
     created = client.post("/api/households", json={"name": "Real"}, headers=auth.headers(owner))
     assert created.status_code == 201, created.get_json()
-    household_id = created.get_json()["id"]
+    household_id = json_object(created)["id"]
     invite_and_accept(client.application, auth, household_id, owner, adult, "adult")
     return {"id": household_id, "owner": owner, "adult": adult}
 
@@ -35,7 +35,7 @@ def test_a_failing_audit_write_aborts_the_real_approval(
     made = client.post(base, json={"title": "Boots", "amountMinor": 4200, "currency": "EUR"},
                        headers=auth.headers(household["adult"]))
     assert made.status_code == 201, made.get_json()
-    request_id = made.get_json()["id"]
+    request_id = json_object(made)["id"]
     request.getfixturevalue("failing_audit_storage")
     before = snapshot(app)
     r = client.post(f"{base}/{request_id}/approve", headers=auth.headers(household["owner"]))
@@ -52,7 +52,7 @@ def test_the_owner_reads_the_household_story_and_deletion_is_provable(
     headers = auth.headers(household["owner"])
     url = f"/api/households/{household['id']}"
     assert client.patch(url, json={"name": "Renamed"}, headers=headers).status_code == 200
-    trail = client.get(f"{url}/audit", headers=headers).get_json()["items"]
+    trail = json_object(client.get(f"{url}/audit", headers=headers))["items"]
     actions = [e["action"] for e in trail]
     assert actions[0] == "household.renamed" and actions[-1] == "household.created"
     assert {"invitation.created", "invitation.accepted"} <= set(actions)

@@ -14,6 +14,7 @@ from testkit.builders.audit import write_events
 from testkit.builders.households import (
     AuthActions,
     assert_unchanged_but_denials,
+    json_object,
     make_household,
     snapshot,
 )
@@ -46,7 +47,7 @@ def test_owner_reads_newest_first_in_cursor_pages(client: FlaskClient, auth: Aut
     headers = auth.headers(setup.users["owner"])
     first = client.get(f"{url}?limit=2", headers=headers)
     assert first.status_code == 200, first.get_json()
-    body = first.get_json()
+    body = json_object(first)
     assert [e["seq"] for e in body["items"]] == [5, 4]
     event = body["items"][0]
     assert set(event) == {"id", "seq", "action", "resource", "decision", "principalId",
@@ -54,11 +55,11 @@ def test_owner_reads_newest_first_in_cursor_pages(client: FlaskClient, auth: Aut
     assert event["details"] == {"n": 4} and event["createdAt"].endswith("Z")
     assert event["id"] == "evt_" + event["hash"][:32]
     assert event["prevHash"] == body["items"][1]["hash"]
-    second = client.get(f"{url}?limit=2&cursor={body['nextCursor']}", headers=headers).get_json()
+    second = json_object(client.get(f"{url}?limit=2&cursor={body['nextCursor']}", headers=headers))
     assert [e["seq"] for e in second["items"]] == [3, 2]
-    last = client.get(f"{url}?limit=2&cursor={second['nextCursor']}", headers=headers).get_json()
+    last = json_object(client.get(f"{url}?limit=2&cursor={second['nextCursor']}", headers=headers))
     assert [e["seq"] for e in last["items"]] == [1] and last["nextCursor"] is None
-    everything = client.get(url, headers=headers).get_json()
+    everything = json_object(client.get(url, headers=headers))
     assert [e["seq"] for e in everything["items"]] == [5, 4, 3, 2, 1]  # never another household's
 
 
@@ -68,7 +69,7 @@ def test_a_bad_cursor_is_400(client: FlaskClient, auth: AuthActions, setup: Audi
                              cursor: str) -> None:
     r = client.get(f"/api/households/{setup.household}/audit?cursor={cursor}",
                    headers=auth.headers(setup.users["owner"]))
-    assert r.status_code == 400 and r.get_json()["error"] == "ValidationError"
+    assert r.status_code == 400 and json_object(r)["error"] == "ValidationError"
 
 
 @pytest.mark.parametrize("who, permissions, status", [
@@ -84,7 +85,7 @@ def test_everyone_else_is_refused_and_nothing_changes(
     r = client.get(f"/api/households/{setup.household}/audit",
                    headers=auth.headers(setup.users[who], permissions=permissions))
     assert r.status_code == status
-    assert "items" not in r.get_json()
+    assert "items" not in json_object(r)
     assert_unchanged_but_denials(before, snapshot(app))
 
 

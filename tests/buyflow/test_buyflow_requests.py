@@ -57,23 +57,23 @@ def test_list_is_paginated_newest_first_and_children_see_their_own(family: Famil
     mine = [family.submit(family.child, title=f"child {i}") for i in range(3)]
     theirs = family.submit(family.adult, title="adult")
     r = family.client.get(family.url("?limit=2"), headers=family.headers(family.owner))
-    page1 = r.get_json()
+    page1 = json_object(r)
     assert [i["id"] for i in page1["items"]] == [theirs, mine[2]]
     r = family.client.get(family.url(f"?limit=2&cursor={page1['nextCursor']}"),
                           headers=family.headers(family.owner))
-    page2 = r.get_json()
+    page2 = json_object(r)
     assert [i["id"] for i in page2["items"]] == [mine[1], mine[0]]
     assert page2["nextCursor"] is None
     r = family.get(family.child)
-    assert {i["id"] for i in r.get_json()["items"]} == set(mine)
+    assert {i["id"] for i in json_object(r)["items"]} == set(mine)
     assert family.get(family.child, f"/{theirs}").status_code == 404
     assert family.get(family.adult, f"/{mine[0]}").status_code == 200
     r = family.client.get(family.url("?status=APPROVED"), headers=family.headers(family.owner))
-    assert r.get_json()["items"] == []
+    assert json_object(r)["items"] == []
     bad = family.client.get(family.url("?cursor=%%%"), headers=family.headers(family.owner))
     assert bad.status_code == 400
-    assert bad.get_json()["error"] == "ValidationError"  # as on every other list
-    assert bad.get_json()["details"][0]["field"] == "cursor"
+    assert json_object(bad)["error"] == "ValidationError"  # as on every other list
+    assert json_object(bad)["details"][0]["field"] == "cursor"
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])
@@ -114,7 +114,7 @@ def test_permission_is_required_even_for_an_owner(family: Family) -> None:
     headers = {"Authorization": "Bearer " + family.auth.token(family.owner,
                                                                   permissions=["requests:read"])}
     r = family.client.post(family.url(f"/{request_id}/approve"), headers=headers)
-    assert r.status_code == 403 and r.get_json()["requiredPermissions"] == ["requests:approve"]
+    assert r.status_code == 403 and json_object(r)["requiredPermissions"] == ["requests:approve"]
     assert_unchanged_but_denials(before, snapshot(family.app))
 
 
@@ -170,7 +170,7 @@ def test_unknown_request_is_404_for_every_action(family: Family) -> None:
 
 
 def test_openapi_documents_the_buyflow(family: Family) -> None:
-    document = family.client.get("/api/openapi.json").get_json()
+    document = json_object(family.client.get("/api/openapi.json"))
     base = "/api/households/{householdId}/requests/{requestId}"
     cancel = document["paths"][base + "/cancel"]["post"]
     assert "requester" in cancel["summary"] and "owner or adult" in cancel["summary"]

@@ -407,7 +407,8 @@ def test_signing_key_rotation_keeps_old_tokens_valid(make_app: Any) -> None:
     old_token = register_and_login(before)["token"]
     after = make_app(AUTH_JWT_ALGORITHM="RS256", AUTH_JWT_PRIVATE_KEY=new_key,
                      AUTH_JWT_PREVIOUS_PUBLIC_KEYS=public_pem(old_key))
-    kids = [k["kid"] for k in after.test_client().get("/.well-known/jwks.json").json["keys"]]
+    jwks = json_object(after.test_client().get("/.well-known/jwks.json"))
+    kids = [k["kid"] for k in jwks["keys"]]
     assert len(kids) == 2 and parts(old_token)[0]["kid"] == kids[1]
     assert after.test_client().get("/api/auth/me", headers=bearer(old_token)).status_code == 200
     # Without the previous key published, the old token is refused.
@@ -423,7 +424,7 @@ def test_dev_hs256_token_is_refused_by_an_rs256_app(make_app: Any, auth: Any) ->
     assert dev_app.test_client().get("/api/auth/me", headers=bearer(hs_token)).status_code == 200
     rs_app = make_app(AUTH_JWT_ALGORITHM="RS256", AUTH_JWT_PRIVATE_KEY=pem("RS256"))
     response = rs_app.test_client().get("/api/auth/me", headers=bearer(hs_token))
-    assert response.status_code == 401 and response.json["error"] == "InvalidToken"
+    assert response.status_code == 401 and json_object(response)["error"] == "InvalidToken"
 
 
 def test_another_issuers_token_is_refused(make_app: Any, auth: Any) -> None:
@@ -445,8 +446,8 @@ def test_hs256_app_publishes_no_keys(app: Flask) -> None:
 def test_development_auth_acts_as_the_configured_user(make_app: Any) -> None:
     app = make_app(DEVELOPMENT_AUTH_ENABLED=True, DEVELOPMENT_AUTH_USER="devi@example.test")
     me = app.test_client().get("/api/auth/me")
-    assert me.status_code == 200 and me.json["email"] == "devi@example.test"
-    assert "households:create" in me.json["permissions"]
+    assert me.status_code == 200 and json_object(me)["email"] == "devi@example.test"
+    assert "households:create" in json_object(me)["permissions"]
     assert make_app().test_client().get("/api/auth/me").status_code == 401
 
 
