@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from app import audit
 from app.audit.sinks import AUDIT_SINKS
 from app.db import Database
 from app.hookspecs import hookimpl
-from app.models import AuditEvent, PurchaseRequest
+from app.models import AuditEvent, PurchaseRequest, User
 from app.plugins import PLUGINS
 from testkit.apps import audit as audit_routes
 from testkit.builders.audit import session_of, verify
@@ -28,8 +29,19 @@ from testkit.typing import MakeApp
 pytestmark = pytest.mark.blueprints(audit_routes.bp)
 
 
+@dataclass
+class SubmittedRequest:
+    """A purchase request the ``adult`` of ``household`` submitted, and the ``url`` of the audit
+    sample's route by which its ``owner`` approves it."""
+
+    owner: User
+    household: str
+    request: str
+    url: str
+
+
 @pytest.fixture
-def request_setup(app: Flask, auth: AuthActions) -> dict[str, Any]:
+def request_setup(app: Flask, auth: AuthActions) -> SubmittedRequest:
     owner = auth.user("owner@example.test")
     adult = auth.user("adult@example.test")
     household = make_household(app, "Tx", {owner.id: "owner", adult.id: "adult"})
@@ -40,7 +52,7 @@ def request_setup(app: Flask, auth: AuthActions) -> dict[str, Any]:
         session.commit()
         request_id = request.id
     url = f"/api/audit-sample/households/{household}/requests/{request_id}/approve"
-    return {"owner": owner, "household": household, "request": request_id, "url": url}
+    return SubmittedRequest(owner=owner, household=household, request=request_id, url=url)
 
 
 def _status(app: Flask, request_id: str) -> str:
@@ -76,7 +88,7 @@ def sink(app: Flask) -> RecordingSink:
 
 
 def test_an_audited_transition_commits_with_its_event_and_reaches_the_sink(
-    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: SubmittedRequest,
     sink: RecordingSink, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The route reads its household before its session opens, so the session adopts that
@@ -93,14 +105,14 @@ def test_an_audited_transition_commits_with_its_event_and_reaches_the_sink(
         put(record)
 
     monkeypatch.setattr(relay, "put", handed)
-    r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+    r = client.post(request_setup.url, headers=auth.headers(request_setup.owner))
     assert r.status_code == 204, r.get_json()
     assert visible_when_handed == [1]
-    assert _status(app, request_setup["request"]) == "APPROVED"
+    assert _status(app, request_setup.request) == "APPROVED"
     with session_of(app) as session:
         stored = session.scalars(select(AuditEvent)).one()
     assert (stored.action, stored.chain, stored.principal_id) == (
-        "request.approved", request_setup["household"], request_setup["owner"].id)
+        "request.approved", request_setup.household, request_setup.owner.id)
     assert stored.correlation_id == r.headers["X-Request-ID"]
     assert [(e["action"], e["seq"], e["hash"]) for e in sink.events] == [
         ("request.approved", 1, stored.hash)]
@@ -109,7 +121,7 @@ def test_an_audited_transition_commits_with_its_event_and_reaches_the_sink(
 
 @pytest.mark.parametrize("injection", ["database-refuses", "hashing-raises"])
 def test_a_failing_audit_write_aborts_the_transition(
-    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: SubmittedRequest,
     sink: RecordingSink, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
     injection: str,
 ) -> None:
@@ -121,10 +133,10 @@ def test_a_failing_audit_write_aborts_the_transition(
 
         monkeypatch.setattr("app.audit.writer.entry_hash", broken)
     before = snapshot(app)
-    r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+    r = client.post(request_setup.url, headers=auth.headers(request_setup.owner))
     assert r.status_code >= 500
     assert "audit storage failed" not in r.get_data(as_text=True)
-    assert _status(app, request_setup["request"]) == "SUBMITTED"
+    assert _status(app, request_setup.request) == "SUBMITTED"
     assert snapshot(app) == before
     assert sink.events == []
 
@@ -160,7 +172,7 @@ def test_a_failing_sink_does_not_undo_the_commit(app: Flask, sink: RecordingSink
 
 
 def test_a_slow_sink_never_holds_the_response(
-    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: SubmittedRequest,
     sink: RecordingSink,
 ) -> None:
     release, entered = threading.Event(), threading.Event()
@@ -173,11 +185,11 @@ def test_a_slow_sink_never_holds_the_response(
 
     PLUGINS.get(app).register(SlowSink(), name="slow-sink")
     try:
-        r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+        r = client.post(request_setup.url, headers=auth.headers(request_setup.owner))
         # The response is here while the sink still waits: delivery is not on the request path.
         assert r.status_code == 204 and not release.is_set()
         assert entered.wait(10)
-        assert _status(app, request_setup["request"]) == "APPROVED"
+        assert _status(app, request_setup.request) == "APPROVED"
     finally:
         release.set()
     assert [e["action"] for e in sink.events] == ["request.approved"]
@@ -268,8 +280,6 @@ def test_a_carried_change_commits_with_its_event_and_fails_or_rolls_back_with_it
     and only committed events reach the sink."""
     from sqlalchemy import Table, bindparam, insert, select
     from sqlalchemy.exc import IntegrityError
-
-    from app.models import User
 
     users = User.__table__
     assert isinstance(users, Table)  # a declarative model's table (typed as any FROM clause)
