@@ -9,10 +9,11 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app.db import SESSIONS
 from app.models import AuditEvent, Item, PurchaseIntent, PurchaseRequest, User
-from testkit.builders.households import AuthActions, make_household
+from testkit.builders.households import AuthActions, json_object, make_household
 from testkit.typing import Json
 
 BUYFLOW_TOKEN = "bf-internal-token-0123456789abcdef"
@@ -49,17 +50,17 @@ class Family:
     def url(self, tail: str = "") -> str:
         return f"/api/households/{self.household_id}/requests{tail}"
 
-    def post(self, user: User, tail: str, json: Any = None, **headers: str) -> Any:
+    def post(self, user: User, tail: str, json: Json = None, **headers: str) -> TestResponse:
         return self.client.post(self.url(tail), json=json, headers=self.headers(user, **headers))
 
-    def get(self, user: User, tail: str = "") -> Any:
+    def get(self, user: User, tail: str = "") -> TestResponse:
         return self.client.get(self.url(tail), headers=self.headers(user))
 
     def submit(self, user: User | None = None, **fields: Any) -> str:
         body = {"title": "Rain boots", "amountMinor": 4500, "currency": "EUR", **fields}
         r = self.post(user or self.child, "", body)
         assert r.status_code == 201, r.get_json()
-        return str(r.get_json()["id"])
+        return str(json_object(r)["id"])
 
     def approved(self, by: User | None = None) -> str:
         request_id = self.submit()
@@ -70,17 +71,18 @@ class Family:
     def intent(self, request_id: str, by: User | None = None) -> dict[str, Any]:
         r = self.post(by or self.adult, f"/{request_id}/purchase-intents")
         assert r.status_code == 201, r.get_json()
-        return dict(r.get_json())
+        return json_object(r)
 
-    def cart_ready(self, intent_id: str, actor: User | None = None, cart: Any = None,
-                   token: str = BUYFLOW_TOKEN) -> Any:
+    def cart_ready(self, intent_id: str, actor: User | None = None, cart: Json = None,
+                   token: str = BUYFLOW_TOKEN) -> TestResponse:
         return self.client.post(
             f"/api/internal/purchase-intents/{intent_id}/cart-ready",
-            json={"actorUserId": (actor or self.adult).id, "cart": cart or CART},
+            json={"actorUserId": (actor or self.adult).id, "cart": CART if cart is None else cart},
             headers={"X-Internal-Token": token},
         )
 
-    def failed(self, intent_id: str, actor: User | None = None, token: str = BUYFLOW_TOKEN) -> Any:
+    def failed(self, intent_id: str, actor: User | None = None,
+               token: str = BUYFLOW_TOKEN) -> TestResponse:
         return self.client.post(
             f"/api/internal/purchase-intents/{intent_id}/failed",
             json={"actorUserId": (actor or self.adult).id, "reason": "out of stock"},
@@ -88,7 +90,7 @@ class Family:
         )
 
     def confirm(self, request_id: str, intent_id: str, token: str, by: User | None = None,
-                **headers: str) -> Any:
+                **headers: str) -> TestResponse:
         return self.post(by or self.adult, f"/{request_id}/confirm-checkout",
                          {"intentId": intent_id, "confirmationToken": token}, **headers)
 

@@ -106,11 +106,10 @@ def invite_and_accept(app: Flask, auth: AuthActions, household_id: str, owner: U
     invited = client.post(f"/api/households/{household_id}/members",
                           json={"email": member.email, "role": role}, headers=auth.headers(owner))
     assert invited.status_code == 201, invited.get_json()
-    accepted = client.post(f"/api/invitations/{invited.get_json()['id']}/accept",
+    accepted = client.post(f"/api/invitations/{json_object(invited)['id']}/accept",
                            headers=auth.headers(member))
     assert accepted.status_code == 200, accepted.get_json()
-    membership: dict[str, Any] = accepted.get_json()
-    return membership
+    return json_object(accepted)
 
 
 def assert_unchanged_but_denials(before: dict[str, list[tuple[Any, ...]]],

@@ -14,6 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from schemathesis import Case, GenerationMode
 
+from testkit.builders.households import json_object
+from testkit.typing import Json
+
 BUYFLOW_TOKEN = "buyflow-internal-token-for-schemathesis-0123456789"
 ORCHESTRATOR_TOKEN = "orchestrator-internal-token-for-schemathesis-0123"
 INTERNAL_TOKENS = {"/api/internal/purchase-intents": BUYFLOW_TOKEN, "/api/internal/": ORCHESTRATOR_TOKEN}
@@ -35,29 +38,34 @@ class World:
     ids: dict[str, str] = field(default_factory=dict)
 
     def build(self) -> None:
-        def post(path: str, body: dict[str, Any] | None, as_user: dict[str, str]) -> Any:
+        def post(path: str, body: Json, as_user: dict[str, str], key: str = "id") -> str:
+            """The id (``key``) of what ``body`` posted to ``path`` created (201, or the test
+            fails)."""
             response = self.client.post(path, json=body, headers=as_user)
             assert response.status_code == 201, (path, response.get_json())
-            return response.get_json()
+            created = json_object(response)[key]
+            assert isinstance(created, str), (path, key, created)
+            return created
 
-        household = post("/api/households", {"name": "Schema home"}, self.owner)["id"]
+        household = post("/api/households", {"name": "Schema home"}, self.owner)
         base = f"/api/households/{household}"
         invitation = post(base + "/members", {"email": self.adult_email, "role": "adult"},
-                          self.owner)["id"]
+                          self.owner)
         accepted = self.client.post(f"/api/invitations/{invitation}/accept", headers=self.adult)
         assert accepted.status_code == 200, accepted.get_json()
-        adult = accepted.get_json()
-        item = post(base + "/items", {"name": "Coat"}, self.owner)["id"]
-        outfit = post(base + "/outfits", {"name": "Winter", "itemIds": [item]}, self.owner)["id"]
-        new_request = {"title": "Boots", "amountMinor": 5000, "currency": "EUR", "itemId": item}
-        submitted = post(base + "/requests", new_request, self.adult)["id"]
-        approved = post(base + "/requests", new_request, self.adult)["id"]
+        adult = json_object(accepted)
+        item = post(base + "/items", {"name": "Coat"}, self.owner)
+        outfit = post(base + "/outfits", {"name": "Winter", "itemIds": [item]}, self.owner)
+        new_request: dict[str, Json] = {"title": "Boots", "amountMinor": 5000, "currency": "EUR",
+                                        "itemId": item}
+        submitted = post(base + "/requests", new_request, self.adult)
+        approved = post(base + "/requests", new_request, self.adult)
         decided = self.client.post(f"{base}/requests/{approved}/approve", headers=self.owner)
         assert decided.status_code == 200, decided.get_json()
-        intent = post(f"{base}/requests/{approved}/purchase-intents", None, self.owner)["intentId"]
+        intent = post(f"{base}/requests/{approved}/purchase-intents", None, self.owner, "intentId")
         trail = self.client.get(f"{base}/audit", headers=self.owner)
         assert trail.status_code == 200, trail.get_json()
-        first_event = trail.get_json()["items"][-1]["id"]
+        first_event = json_object(trail)["items"][-1]["id"]
         self.ids = {
             "householdId": household, "itemId": item, "outfitId": outfit,
             "submittedRequestId": submitted, "approvedRequestId": approved,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeAlias
 
 import requests
 
@@ -37,14 +38,24 @@ def gunicorn_server(database_url: str, jwt_secret: str, workers: int = 4, thread
         yield f"http://127.0.0.1:{port}"
 
 
-def race(calls: list[Callable[[requests.Session], requests.Response]]) -> list[tuple[int, int]]:
-    """Run every call at once (a barrier releases them together); (index, status) per call."""
+Call: TypeAlias = Callable[[requests.Session], requests.Response]
+"""One raced call: a request sent on the session it is given."""
+
+
+def race_responses(calls: list[Call]) -> list[requests.Response]:
+    """Run every call at once, each on its own session in its own thread (a barrier releases
+    them together); the answers in call order."""
     barrier = threading.Barrier(len(calls))
 
-    def run(index: int) -> tuple[int, int]:
+    def run(call: Call) -> requests.Response:
         with requests.Session() as session:
             barrier.wait(timeout=60)
-            return index, calls[index](session).status_code
+            return call(session)
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, range(len(calls))))
+        return list(pool.map(run, calls))
+
+
+def race(calls: list[Call]) -> list[tuple[int, int]]:
+    """``race_responses``, as (index, status) per call in call order."""
+    return [(index, answer.status_code) for index, answer in enumerate(race_responses(calls))]

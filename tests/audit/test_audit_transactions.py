@@ -7,6 +7,7 @@ import atexit
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from app import audit
 from app.audit.sinks import AUDIT_SINKS, DRAIN_AT_EXIT_SECONDS
 from app.db import Database
 from app.hookspecs import hookimpl
-from app.models import AuditEvent, PurchaseRequest
+from app.models import AuditEvent, PurchaseRequest, User
 from app.plugins import PLUGINS
 from testkit.apps import audit as audit_routes
 from testkit.builders.audit import session_of, verify
@@ -29,8 +30,19 @@ from testkit.typing import MakeApp
 pytestmark = pytest.mark.blueprints(audit_routes.bp)
 
 
+@dataclass
+class SubmittedRequest:
+    """A purchase request the ``adult`` of ``household`` submitted, and the ``url`` of the audit
+    sample's route by which its ``owner`` approves it."""
+
+    owner: User
+    household: str
+    request: str
+    url: str
+
+
 @pytest.fixture
-def request_setup(app: Flask, auth: AuthActions) -> dict[str, Any]:
+def request_setup(app: Flask, auth: AuthActions) -> SubmittedRequest:
     owner = auth.user("owner@example.test")
     adult = auth.user("adult@example.test")
     household = make_household(app, "Tx", {owner.id: "owner", adult.id: "adult"})
@@ -41,12 +53,14 @@ def request_setup(app: Flask, auth: AuthActions) -> dict[str, Any]:
         session.commit()
         request_id = request.id
     url = f"/api/audit-sample/households/{household}/requests/{request_id}/approve"
-    return {"owner": owner, "household": household, "request": request_id, "url": url}
+    return SubmittedRequest(owner=owner, household=household, request=request_id, url=url)
 
 
 def _status(app: Flask, request_id: str) -> str:
     with session_of(app) as session:
-        return session.get(PurchaseRequest, request_id).status  # type: ignore[union-attr]
+        row = session.get(PurchaseRequest, request_id)
+        assert row is not None, request_id
+        return row.status
 
 
 class RecordingSink:
@@ -75,7 +89,7 @@ def sink(app: Flask) -> RecordingSink:
 
 
 def test_an_audited_transition_commits_with_its_event_and_reaches_the_sink(
-    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: SubmittedRequest,
     sink: RecordingSink, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The route reads its household before its session opens, so the session adopts that
@@ -92,14 +106,14 @@ def test_an_audited_transition_commits_with_its_event_and_reaches_the_sink(
         put(record)
 
     monkeypatch.setattr(relay, "put", handed)
-    r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+    r = client.post(request_setup.url, headers=auth.headers(request_setup.owner))
     assert r.status_code == 204, r.get_json()
     assert visible_when_handed == [1]
-    assert _status(app, request_setup["request"]) == "APPROVED"
+    assert _status(app, request_setup.request) == "APPROVED"
     with session_of(app) as session:
         stored = session.scalars(select(AuditEvent)).one()
     assert (stored.action, stored.chain, stored.principal_id) == (
-        "request.approved", request_setup["household"], request_setup["owner"].id)
+        "request.approved", request_setup.household, request_setup.owner.id)
     assert stored.correlation_id == r.headers["X-Request-ID"]
     assert [(e["action"], e["seq"], e["hash"]) for e in sink.events] == [
         ("request.approved", 1, stored.hash)]
@@ -108,7 +122,7 @@ def test_an_audited_transition_commits_with_its_event_and_reaches_the_sink(
 
 @pytest.mark.parametrize("injection", ["database-refuses", "hashing-raises"])
 def test_a_failing_audit_write_aborts_the_transition(
-    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: SubmittedRequest,
     sink: RecordingSink, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
     injection: str,
 ) -> None:
@@ -120,10 +134,10 @@ def test_a_failing_audit_write_aborts_the_transition(
 
         monkeypatch.setattr("app.audit.writer.entry_hash", broken)
     before = snapshot(app)
-    r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+    r = client.post(request_setup.url, headers=auth.headers(request_setup.owner))
     assert r.status_code >= 500
     assert "audit storage failed" not in r.get_data(as_text=True)
-    assert _status(app, request_setup["request"]) == "SUBMITTED"
+    assert _status(app, request_setup.request) == "SUBMITTED"
     assert snapshot(app) == before
     assert sink.events == []
 
@@ -159,7 +173,7 @@ def test_a_failing_sink_does_not_undo_the_commit(app: Flask, sink: RecordingSink
 
 
 def test_a_slow_sink_never_holds_the_response(
-    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, request_setup: SubmittedRequest,
     sink: RecordingSink,
 ) -> None:
     release, entered = threading.Event(), threading.Event()
@@ -172,11 +186,11 @@ def test_a_slow_sink_never_holds_the_response(
 
     PLUGINS.get(app).register(SlowSink(), name="slow-sink")
     try:
-        r = client.post(request_setup["url"], headers=auth.headers(request_setup["owner"]))
+        r = client.post(request_setup.url, headers=auth.headers(request_setup.owner))
         # The response is here while the sink still waits: delivery is not on the request path.
         assert r.status_code == 204 and not release.is_set()
         assert entered.wait(10)
-        assert _status(app, request_setup["request"]) == "APPROVED"
+        assert _status(app, request_setup.request) == "APPROVED"
     finally:
         release.set()
     assert [e["action"] for e in sink.events] == ["request.approved"]
@@ -304,13 +318,12 @@ def test_a_carried_change_commits_with_its_event_and_fails_or_rolls_back_with_it
     """``audit.Carried``: the change and its event (one statement on PostgreSQL) are written
     together; a change the database refuses leaves no event; a savepoint rolled back takes both,
     and only committed events reach the sink."""
-    from sqlalchemy import bindparam, insert, select
+    from sqlalchemy import Table, bindparam, insert, select
     from sqlalchemy.exc import IntegrityError
 
-    from app.models import User
-
     users = User.__table__
-    carried = audit.Carried(insert(users).values(  # type: ignore[arg-type]
+    assert isinstance(users, Table)  # a declarative model's table (typed as any FROM clause)
+    carried = audit.Carried(insert(users).values(
         id=bindparam("u_id"), email=bindparam("u_email"), name=bindparam("u_name")), "added")
 
     def user(n: int) -> tuple[audit.Carried, dict[str, Any]]:

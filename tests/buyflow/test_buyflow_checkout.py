@@ -34,17 +34,17 @@ def test_happy_path_for_a_two_person_household(make_app: MakeApp) -> None:
     r = family.post(teen, "", {"title": "Rain boots", "amountMinor": 4500, "currency": "EUR",
                                "url": "https://shop.example/boots", "note": "size 38"})
     assert r.status_code == 201
-    request_id = r.get_json()["id"]
-    assert r.get_json()["status"] == "SUBMITTED" and r.get_json()["requestedBy"] == teen.id
+    request_id = json_object(r)["id"]
+    assert json_object(r)["status"] == "SUBMITTED" and json_object(r)["requestedBy"] == teen.id
 
     r = family.post(parent, f"/{request_id}/approve")
-    assert r.status_code == 200 and r.get_json()["status"] == "APPROVED"
-    assert r.get_json()["decidedBy"] == parent.id
+    assert r.status_code == 200 and json_object(r)["status"] == "APPROVED"
+    assert json_object(r)["decidedBy"] == parent.id
 
     r = family.post(parent, f"/{request_id}/purchase-intents")
     assert r.status_code == 201
     assert r.headers["Cache-Control"] == "no-store"
-    created = r.get_json()
+    created = json_object(r)
     assert set(created) == {"intentId", "confirmationToken", "expiresAt"}
     intent_id, token = created["intentId"], created["confirmationToken"]
     assert family.request_row(request_id).status == "PURCHASING"
@@ -53,13 +53,13 @@ def test_happy_path_for_a_two_person_household(make_app: MakeApp) -> None:
     assert family.request_row(request_id).status == "CART_READY"
 
     r = family.get(parent, f"/{request_id}/purchase-intents/{intent_id}")
-    assert r.status_code == 200 and r.get_json()["status"] == "CART_READY"
-    assert r.get_json()["cart"]["totalMinor"] == 4500
+    assert r.status_code == 200 and json_object(r)["status"] == "CART_READY"
+    assert json_object(r)["cart"]["totalMinor"] == 4500
     assert token not in r.get_data(as_text=True)
 
     r = family.confirm(request_id, intent_id, token, by=parent)
     assert r.status_code == 200
-    assert r.get_json()["status"] == "COMPLETED" and r.get_json()["intentId"] == intent_id
+    assert json_object(r)["status"] == "COMPLETED" and json_object(r)["intentId"] == intent_id
     assert family.request_row(request_id).status == "COMPLETED"
     assert family.intent_row(intent_id).status == "COMPLETED"
     assert family.audit_actions() == [
@@ -80,7 +80,7 @@ def test_confirmation_token_is_long_random_and_stored_only_as_a_hash(family: Fam
     expires = row.expires_at
     assert timedelta(seconds=TTL - 5) < expires - row.created_at <= timedelta(seconds=TTL + 5)
     body = family.get(family.owner, f"/{request_id}/purchase-intents/{first['intentId']}")
-    assert "confirmationToken" not in body.get_json() and "tokenHash" not in body.get_json()
+    assert "confirmationToken" not in json_object(body) and "tokenHash" not in json_object(body)
 
 
 WRONG_ORDERS = ["confirm_before_approve", "intent_before_approve", "confirm_before_intent",
@@ -169,7 +169,7 @@ def test_token_of_intent_a_on_intent_b_is_403(family: Family) -> None:
     request_b, intent_b = family.cart_ready_intent()
     before = snapshot(family.app)
     r = family.confirm(request_b, intent_b["intentId"], intent_a["confirmationToken"])
-    assert r.status_code == 403 and r.get_json()["error"] == "Forbidden"
+    assert r.status_code == 403 and json_object(r)["error"] == "Forbidden"
     assert intent_a["confirmationToken"] not in r.get_data(as_text=True)
     after = snapshot(family.app)
     assert without(after, "audit_events") == without(before, "audit_events")
@@ -218,7 +218,7 @@ def test_foreign_household_and_outsider_get_404(make_app: MakeApp) -> None:
         family.url(f"/{request_id}/confirm-checkout"),
         json={"intentId": intent["intentId"], "confirmationToken": intent["confirmationToken"]},
         headers=other.headers(other.adult))
-    assert r.status_code == 404 and r.get_json()["message"] == "Household not found"
+    assert r.status_code == 404 and json_object(r)["message"] == "Household not found"
     assert snapshot(app) == before
 
 
@@ -228,7 +228,7 @@ def test_token_at_ttl_minus_one_second_confirms(family: Family, monkeypatch: pyt
     request_id, intent = family.cart_ready_intent()
     monkeypatch.setattr(clock, "now", lambda: start + timedelta(seconds=TTL - 1))
     r = family.confirm(request_id, intent["intentId"], intent["confirmationToken"])
-    assert r.status_code == 200 and r.get_json()["status"] == "COMPLETED"
+    assert r.status_code == 200 and json_object(r)["status"] == "COMPLETED"
 
 
 def test_token_at_ttl_plus_one_second_is_410_and_expires_the_intent(
@@ -239,7 +239,7 @@ def test_token_at_ttl_plus_one_second_is_410_and_expires_the_intent(
     request_id, intent = family.cart_ready_intent()
     monkeypatch.setattr(clock, "now", lambda: start + timedelta(seconds=TTL + 1))
     r = family.confirm(request_id, intent["intentId"], intent["confirmationToken"])
-    assert r.status_code == 410 and r.get_json()["error"] == "Gone"
+    assert r.status_code == 410 and json_object(r)["error"] == "Gone"
     assert family.intent_row(intent["intentId"]).status == "EXPIRED"
     assert family.request_row(request_id).status == "FAILED"
     assert family.audit_actions()[-1] == "intent.expired"
@@ -300,7 +300,7 @@ def test_unknown_well_formed_request_is_404_and_malformed_intent_id_is_400(famil
     assert r.status_code == 404
     request_id, intent = family.cart_ready_intent()
     r = family.confirm(request_id, "not an id", intent["confirmationToken"])
-    assert r.status_code == 400 and r.get_json()["error"] == "ValidationError"
+    assert r.status_code == 400 and json_object(r)["error"] == "ValidationError"
 
 
 def test_intent_of_another_household_is_404(make_app: MakeApp) -> None:

@@ -8,9 +8,10 @@ from sqlalchemy import select
 from app.db import SESSIONS
 from app.models import AuditEvent, IdempotencyKey
 from testkit.builders.families import INTERNAL_CONFIG, Family
-from testkit.builders.households import assert_unchanged_but_denials, snapshot
+from testkit.builders.households import assert_unchanged_but_denials, json_object, snapshot
+from testkit.typing import Json
 
-BODY = {"title": "Skates", "amountMinor": 9000, "currency": "EUR"}
+BODY: dict[str, Json] = {"title": "Skates", "amountMinor": 9000, "currency": "EUR"}
 
 
 pytestmark = pytest.mark.settings(**INTERNAL_CONFIG)
@@ -28,7 +29,7 @@ def test_same_key_and_body_replays_the_stored_response(family: Family) -> None:
     again = family.post(family.child, "", {"currency": "EUR", "amountMinor": 9000,
                                            "title": "Skates"}, **{"Idempotency-Key": "k-1"})
     assert again.status_code == 201
-    assert again.get_json() == first.get_json()
+    assert json_object(again) == json_object(first)
     assert snapshot(family.app) == before
 
 
@@ -36,7 +37,7 @@ def test_same_key_with_another_body_is_422(family: Family) -> None:
     assert family.post(family.child, "", BODY, **{"Idempotency-Key": "k-2"}).status_code == 201
     before = snapshot(family.app)
     r = family.post(family.child, "", {**BODY, "amountMinor": 9001}, **{"Idempotency-Key": "k-2"})
-    assert r.status_code == 422 and r.get_json()["error"] == "UnprocessableEntity"
+    assert r.status_code == 422 and json_object(r)["error"] == "UnprocessableEntity"
     assert snapshot(family.app) == before
 
 
@@ -55,7 +56,7 @@ def test_keys_belong_to_their_user(family: Family) -> None:
     assert family.post(family.child, "", BODY, **{"Idempotency-Key": "shared"}).status_code == 201
     r = family.post(family.adult, "", BODY, **{"Idempotency-Key": "shared"})
     assert r.status_code == 201
-    assert r.get_json()["requestedBy"] == family.adult.id
+    assert json_object(r)["requestedBy"] == family.adult.id
     assert len(keys(family)) == 2
 
 
@@ -64,7 +65,7 @@ def test_a_replayed_approval_is_not_a_second_transition(family: Family) -> None:
     first = family.post(family.adult, f"/{request_id}/approve", **{"Idempotency-Key": "ap-1"})
     before = snapshot(family.app)
     again = family.post(family.adult, f"/{request_id}/approve", **{"Idempotency-Key": "ap-1"})
-    assert again.status_code == 200 and again.get_json() == first.get_json()
+    assert again.status_code == 200 and json_object(again) == json_object(first)
     assert snapshot(family.app) == before
     assert family.post(family.adult, f"/{request_id}/approve").status_code == 409
 
@@ -86,7 +87,7 @@ def test_intent_creation_replay_is_409_and_the_token_is_never_at_rest(family: Fa
     first = family.post(family.adult, f"/{request_id}/purchase-intents",
                         **{"Idempotency-Key": "pi-1"})
     assert first.status_code == 201
-    token = first.get_json()["confirmationToken"]
+    token = json_object(first)["confirmationToken"]
     assert token not in repr(snapshot(family.app))
     stored = keys(family)
     assert len(stored) == 1 and "confirmationToken" not in (stored[0].response_body or "")
@@ -94,7 +95,7 @@ def test_intent_creation_replay_is_409_and_the_token_is_never_at_rest(family: Fa
     again = family.post(family.adult, f"/{request_id}/purchase-intents",
                         **{"Idempotency-Key": "pi-1"})
     assert again.status_code == 409
-    assert again.get_json()["intentId"] == first.get_json()["intentId"]
+    assert json_object(again)["intentId"] == json_object(first)["intentId"]
     assert token not in again.get_data(as_text=True)
     assert snapshot(family.app) == before
 
@@ -107,7 +108,7 @@ def test_confirm_checkout_replay_returns_the_completion(family: Family) -> None:
     before = snapshot(family.app)
     again = family.confirm(request_id, intent["intentId"], intent["confirmationToken"],
                            by=family.adult, **{"Idempotency-Key": "c-1"})
-    assert again.status_code == 200 and again.get_json() == first.get_json()
+    assert again.status_code == 200 and json_object(again) == json_object(first)
     assert snapshot(family.app) == before
     assert intent["confirmationToken"] not in repr(snapshot(family.app))
 
@@ -138,7 +139,7 @@ def test_a_refused_confirmation_with_a_key_is_403_audited_and_stores_no_key(
     r = family.confirm(request_id, intent["intentId"], token, by=by,
                        **{"Idempotency-Key": "deny-" + who.replace(" ", "-")})
     assert r.status_code == 403, r.get_json()
-    assert r.get_json()["error"] == "Forbidden"
+    assert json_object(r)["error"] == "Forbidden"
     assert_unchanged_but_denials(before, snapshot(family.app))
     reason = "wrong confirmation token" if who == "wrong token" else "not the intent's actor"
     assert denials(family) == [(by.id, {"reason": reason})]
@@ -172,11 +173,11 @@ def test_a_key_past_its_retention_names_a_new_request(
     first = family.post(family.child, "", BODY, **{"Idempotency-Key": "old-1"})
     assert first.status_code == 201
     monkeypatch.setattr(clock, "now", lambda: start + timedelta(seconds=86399))
-    assert family.post(family.child, "", BODY, **{"Idempotency-Key": "old-1"}).get_json() == \
-        first.get_json()  # within the day: a replay
+    replay = family.post(family.child, "", BODY, **{"Idempotency-Key": "old-1"})
+    assert json_object(replay) == json_object(first)  # within the day: a replay
     monkeypatch.setattr(clock, "now", lambda: start + timedelta(seconds=86401))
     second = family.post(family.child, "", {**BODY, "title": "Sledge"}, **{"Idempotency-Key": "old-1"})
-    assert second.status_code == 201 and second.get_json()["id"] != first.get_json()["id"]
+    assert second.status_code == 201 and json_object(second)["id"] != json_object(first)["id"]
     stored = [k for k in keys(family) if k.key == "old-1"]
     assert len(stored) == 1 and '"Sledge"' in (stored[0].response_body or "")
 

@@ -6,8 +6,8 @@ import pytest
 
 from app.db import SESSIONS
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family
-from testkit.builders.households import assert_unchanged_but_denials, snapshot
-from testkit.typing import MakeApp
+from testkit.builders.households import assert_unchanged_but_denials, json_object, snapshot
+from testkit.typing import Json, MakeApp
 
 pytestmark = pytest.mark.settings(**INTERNAL_CONFIG)
 
@@ -20,7 +20,7 @@ def test_create_stores_only_declared_fields(family: Family) -> None:
         "decidedBy": family.owner.id, "id": "req_mine",
     })
     assert r.status_code == 201
-    body = r.get_json()
+    body = json_object(r)
     assert body["status"] == "SUBMITTED" and body["householdId"] == family.household_id
     assert body["requestedBy"] == family.child.id and body["decidedBy"] is None
     assert body["id"].startswith("req_") and body["id"] != "req_mine"
@@ -33,11 +33,11 @@ def test_create_stores_only_declared_fields(family: Family) -> None:
     {"currency": "eur"}, {"currency": "EURO"}, {"title": ""}, {"title": "x" * 201},
     {"url": "javascript:alert(1)"}, {"itemId": "not-an-id"},
 ])
-def test_invalid_bodies_are_400_and_store_nothing(family: Family, bad: dict[str, object]) -> None:
+def test_invalid_bodies_are_400_and_store_nothing(family: Family, bad: dict[str, Json]) -> None:
     before = snapshot(family.app)
     body = {"title": "Boots", "amountMinor": 100, "currency": "EUR", **bad}
     r = family.post(family.child, "", body)
-    assert r.status_code == 400 and r.get_json()["error"] == "ValidationError"
+    assert r.status_code == 400 and json_object(r)["error"] == "ValidationError"
     assert snapshot(family.app) == before
 
 
@@ -57,23 +57,23 @@ def test_list_is_paginated_newest_first_and_children_see_their_own(family: Famil
     mine = [family.submit(family.child, title=f"child {i}") for i in range(3)]
     theirs = family.submit(family.adult, title="adult")
     r = family.client.get(family.url("?limit=2"), headers=family.headers(family.owner))
-    page1 = r.get_json()
+    page1 = json_object(r)
     assert [i["id"] for i in page1["items"]] == [theirs, mine[2]]
     r = family.client.get(family.url(f"?limit=2&cursor={page1['nextCursor']}"),
                           headers=family.headers(family.owner))
-    page2 = r.get_json()
+    page2 = json_object(r)
     assert [i["id"] for i in page2["items"]] == [mine[1], mine[0]]
     assert page2["nextCursor"] is None
     r = family.get(family.child)
-    assert {i["id"] for i in r.get_json()["items"]} == set(mine)
+    assert {i["id"] for i in json_object(r)["items"]} == set(mine)
     assert family.get(family.child, f"/{theirs}").status_code == 404
     assert family.get(family.adult, f"/{mine[0]}").status_code == 200
     r = family.client.get(family.url("?status=APPROVED"), headers=family.headers(family.owner))
-    assert r.get_json()["items"] == []
+    assert json_object(r)["items"] == []
     bad = family.client.get(family.url("?cursor=%%%"), headers=family.headers(family.owner))
     assert bad.status_code == 400
-    assert bad.get_json()["error"] == "ValidationError"  # as on every other list
-    assert bad.get_json()["details"][0]["field"] == "cursor"
+    assert json_object(bad)["error"] == "ValidationError"  # as on every other list
+    assert json_object(bad)["details"][0]["field"] == "cursor"
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])
@@ -81,7 +81,7 @@ def test_the_requester_never_decides_their_own_request(family: Family, action: s
     request_id = family.submit(family.adult)
     before = snapshot(family.app)
     r = family.post(family.adult, f"/{request_id}/{action}")
-    assert r.status_code == 403 and r.get_json()["error"] == "Forbidden"
+    assert r.status_code == 403 and json_object(r)["error"] == "Forbidden"
     assert snapshot(family.app) == before
     owner_request = family.submit(family.owner)
     before = snapshot(family.app)
@@ -96,7 +96,7 @@ def test_owner_self_approval_only_with_the_setting(make_app: MakeApp) -> None:
     adult_request = family.submit(family.adult)
     assert family.post(family.adult, f"/{adult_request}/approve").status_code == 403
     r = family.post(family.owner, f"/{owner_request}/approve")
-    assert r.status_code == 200 and r.get_json()["decidedBy"] == family.owner.id
+    assert r.status_code == 200 and json_object(r)["decidedBy"] == family.owner.id
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])
@@ -104,7 +104,7 @@ def test_children_cannot_decide(family: Family, action: str) -> None:
     request_id = family.submit(family.adult)
     before = snapshot(family.app)
     r = family.post(family.child, f"/{request_id}/{action}")
-    assert r.status_code == 403 and r.get_json()["requiredRoles"] == ["owner", "adult"]
+    assert r.status_code == 403 and json_object(r)["requiredRoles"] == ["owner", "adult"]
     assert_unchanged_but_denials(before, snapshot(family.app))
 
 
@@ -114,14 +114,14 @@ def test_permission_is_required_even_for_an_owner(family: Family) -> None:
     headers = {"Authorization": "Bearer " + family.auth.token(family.owner,
                                                                   permissions=["requests:read"])}
     r = family.client.post(family.url(f"/{request_id}/approve"), headers=headers)
-    assert r.status_code == 403 and r.get_json()["requiredPermissions"] == ["requests:approve"]
+    assert r.status_code == 403 and json_object(r)["requiredPermissions"] == ["requests:approve"]
     assert_unchanged_but_denials(before, snapshot(family.app))
 
 
 def test_reject_then_nothing_more(family: Family) -> None:
     request_id = family.submit()
     r = family.post(family.owner, f"/{request_id}/reject")
-    assert r.status_code == 200 and r.get_json()["status"] == "REJECTED"
+    assert r.status_code == 200 and json_object(r)["status"] == "REJECTED"
     before = snapshot(family.app)
     for tail in ("/approve", "/cancel", "/purchase-intents"):
         assert family.post(family.owner, f"/{request_id}{tail}").status_code == 409
@@ -146,7 +146,7 @@ def test_who_may_cancel(make_app: MakeApp) -> None:
     assert r.status_code == 404  # a child does not even see it
     assert family.post(family.owner, f"/{adults_own}/cancel").status_code == 200
     r = family.post(family.child, f"/{request_id}/cancel")
-    assert r.status_code == 200 and r.get_json()["status"] == "CANCELLED"
+    assert r.status_code == 200 and json_object(r)["status"] == "CANCELLED"
 
 
 @pytest.mark.parametrize("state", ["PURCHASING", "CART_READY"])
@@ -170,7 +170,7 @@ def test_unknown_request_is_404_for_every_action(family: Family) -> None:
 
 
 def test_openapi_documents_the_buyflow(family: Family) -> None:
-    document = family.client.get("/api/openapi.json").get_json()
+    document = json_object(family.client.get("/api/openapi.json"))
     base = "/api/households/{householdId}/requests/{requestId}"
     cancel = document["paths"][base + "/cancel"]["post"]
     assert "requester" in cancel["summary"] and "owner or adult" in cancel["summary"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from werkzeug.test import TestResponse
 
 from app import create_app
 from app.buyflow import clock
@@ -16,15 +17,17 @@ from app.db import utcnow
 from app.devtools import plugin
 from app.gateway.contracts import contract_of
 from app.gateway.defaultdeny import UNCONTRACTED_ROUTES
+from app.models import User
 from testkit.builders.families import Family, build_family
 from testkit.builders.households import (
     AuthActions,
     assert_unchanged_but_denials,
+    json_object,
     make_household,
     snapshot,
 )
 from testkit.config import production_config
-from testkit.typing import MakeApp
+from testkit.typing import Json, MakeApp
 
 DEV_PATH = "/api/dev/purchase-intents/{}/cart-ready"
 TTL = 900
@@ -33,7 +36,8 @@ TTL = 900
 pytestmark = pytest.mark.settings(DEMO_HELPERS_ENABLED=True)
 
 
-def simulate(family: Family, intent_id: str, user: Any = None, json: Any = None) -> Any:
+def simulate(family: Family, intent_id: str, user: User | None = None,
+             json: Json = None) -> TestResponse:
     headers = family.headers(user or family.adult)
     return family.client.post(DEV_PATH.format(intent_id), json={} if json is None else json,
                               headers=headers)
@@ -73,7 +77,7 @@ def test_registered_with_a_contract_and_documented(family: Family) -> None:
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/") and rule.endpoint not in LISTED:
             assert contract_of(app.view_functions[rule.endpoint]) is not None, rule.rule
-    document = family.client.get("/api/openapi.json").get_json()
+    document = json_object(family.client.get("/api/openapi.json"))
     operation = document["paths"]["/api/dev/purchase-intents/{intentId}/cart-ready"]["post"]
     assert "401" in operation["responses"] and "403" in operation["responses"]
 
@@ -104,7 +108,7 @@ def test_actor_fills_the_cart_with_the_approved_amount_then_checkout_completes(
     request_id, intent = purchasing(family)
     r = simulate(family, intent["intentId"])
     assert r.status_code == 200, r.get_json()
-    assert r.get_json() == {"intentId": intent["intentId"], "requestId": request_id,
+    assert json_object(r) == {"intentId": intent["intentId"], "requestId": request_id,
                             "status": "CART_READY"}
     row = family.intent_row(intent["intentId"])
     assert row.status == "CART_READY"
@@ -113,14 +117,14 @@ def test_actor_fills_the_cart_with_the_approved_amount_then_checkout_completes(
     assert family.request_row(request_id).status == "CART_READY"
     assert family.audit_actions()[-1] == "intent.cart_ready"
     done = family.confirm(request_id, intent["intentId"], intent["confirmationToken"])
-    assert done.status_code == 200 and done.get_json()["status"] == "COMPLETED"
+    assert done.status_code == 200 and json_object(done)["status"] == "COMPLETED"
 
 
 def test_the_callbacks_rules_apply_over_the_approved_amount_is_422(family: Family) -> None:
     request_id, intent = purchasing(family)
     before = snapshot(family.app)
     r = simulate(family, intent["intentId"], json={"totalMinor": 4501})
-    assert r.status_code == 422 and r.get_json()["approvedMinor"] == 4500
+    assert r.status_code == 422 and json_object(r)["approvedMinor"] == 4500
     assert snapshot(family.app) == before
     assert simulate(family, intent["intentId"], json={"totalMinor": 4000}).status_code == 200
     cart = family.intent_row(intent["intentId"]).cart
@@ -168,7 +172,7 @@ def test_a_non_member_gets_the_same_404_as_an_unknown_intent(family: Family) -> 
     foreign = simulate(family, intent["intentId"], user=stranger)
     unknown = simulate(family, "pi_" + "0" * 26)
     assert foreign.status_code == unknown.status_code == 404
-    assert foreign.get_json()["message"] == unknown.get_json()["message"]
+    assert json_object(foreign)["message"] == json_object(unknown)["message"]
     assert snapshot(family.app) == before
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from werkzeug.test import TestResponse
 
 from testkit.builders.families import (
     BUYFLOW_TOKEN,
@@ -16,8 +17,8 @@ from testkit.builders.families import (
     Family,
     build_family,
 )
-from testkit.builders.households import snapshot
-from testkit.typing import MakeApp
+from testkit.builders.households import json_object, snapshot
+from testkit.typing import Json, MakeApp
 
 SHA = "a" * 64
 
@@ -41,7 +42,7 @@ def test_callbacks_without_or_with_a_wrong_token_are_401(
     body = {"actorUserId": family.adult.id, "cart": CART, "reason": "x"}
     r = family.client.post(f"/api/internal/purchase-intents/{intent['intentId']}/{callback}",
                            json=body, headers=headers)
-    assert r.status_code == 401 and r.get_json()["error"] == "Unauthorized"
+    assert r.status_code == 401 and json_object(r)["error"] == "Unauthorized"
     assert snapshot(family.app) == before
 
 
@@ -118,7 +119,7 @@ def test_a_total_that_is_not_the_sum_of_its_lines_is_422_and_changes_nothing(
     before = snapshot(family.app)
     r = family.cart_ready(intent["intentId"], cart=cart)
     assert r.status_code == 422, r.get_json()
-    body = r.get_json()
+    body = json_object(r)
     assert body["error"] == "UnprocessableEntity"
     assert body["totalMinor"] == cart["totalMinor"]
     assert body["linesTotalMinor"] == sum(i["quantity"] * i["amountMinor"] for i in cart["items"])
@@ -131,7 +132,7 @@ def test_a_total_that_is_not_the_sum_of_its_lines_is_422_and_changes_nothing(
 
 def test_a_cart_whose_lines_add_up_is_ready_and_stored_as_sent(family: Family) -> None:
     request_id, intent = purchasing(family)
-    cart = {"items": [{"name": "Boots", "quantity": 2, "amountMinor": 1500},
+    cart: dict[str, Json] = {"items": [{"name": "Boots", "quantity": 2, "amountMinor": 1500},
                       {"name": "Laces", "quantity": 3, "amountMinor": 500}],
             "totalMinor": 4500, "currency": "EUR"}
     r = family.cart_ready(intent["intentId"], cart=cart)
@@ -141,7 +142,7 @@ def test_a_cart_whose_lines_add_up_is_ready_and_stored_as_sent(family: Family) -
 
 
 def test_the_cart_lines_bounds_are_in_the_openapi_document(family: Family) -> None:
-    schemas = family.client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    schemas = json_object(family.client.get("/api/openapi.json"))["components"]["schemas"]
     line = schemas["CartItem-Input"]["properties"]
     quantity, amount = line["quantity"], line["amountMinor"]
     assert quantity["minimum"] == 1 and amount["minimum"] == 0
@@ -156,14 +157,14 @@ def test_the_cart_lines_bounds_are_in_the_openapi_document(family: Family) -> No
 def test_failed_from_cart_ready_then_a_new_intent(family: Family) -> None:
     request_id, intent = family.cart_ready_intent()
     r = family.failed(intent["intentId"])
-    assert r.status_code == 200 and r.get_json() == {
+    assert r.status_code == 200 and json_object(r) == {
         "intentId": intent["intentId"], "requestId": request_id, "status": "FAILED"}
     assert family.audit_actions()[-1] == "intent.failed"
     assert family.failed(intent["intentId"]).status_code == 409
 
 
 def orchestrator_post(family: Family, path: str, body: dict[str, Any],
-                      token: str | None = ORCHESTRATOR_TOKEN) -> Any:
+                      token: str | None = ORCHESTRATOR_TOKEN) -> TestResponse:
     headers = {} if token is None else {"X-Internal-Token": token}
     return family.client.post(f"/api/internal/{path}", json=body, headers=headers)
 
@@ -173,14 +174,14 @@ def test_events_and_artifacts_are_stored_and_shown_on_the_intent(family: Family)
     intent_id = intent["intentId"]
     r = orchestrator_post(family, "events", {"intentId": intent_id, "type": "cart.item_added",
                                              "data": {"name": "Rain boots"}})
-    assert r.status_code == 202 and r.get_json()["intentId"] == intent_id
+    assert r.status_code == 202 and json_object(r)["intentId"] == intent_id
     r = orchestrator_post(family, "artifacts", {"intentId": intent_id, "kind": "receipt",
                                                 "uri": "https://files.example/r/1.pdf",
                                                 "sha256": SHA})
     assert r.status_code == 201
-    artifact_id = r.get_json()["id"]
+    artifact_id = json_object(r)["id"]
     assert artifact_id.startswith("art_")
-    view = family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}").get_json()
+    view = json_object(family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}"))
     assert [(e["source"], e["type"], e["data"]) for e in view["events"]] == [
         ("orchestrator", "cart.item_added", {"name": "Rain boots"})]
     assert [a["id"] for a in view["artifacts"]] == [artifact_id]

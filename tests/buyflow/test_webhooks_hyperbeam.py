@@ -12,7 +12,7 @@ from app.db import SESSIONS
 from app.models import WebhookEvent
 from app.plugins import PLUGINS
 from testkit.builders.families import INTERNAL_CONFIG, Family, build_family
-from testkit.builders.households import snapshot
+from testkit.builders.households import json_object, snapshot
 from testkit.builders.webhooks import SECRET, event_body, signed
 from testkit.typing import MakeApp
 
@@ -34,12 +34,12 @@ def test_a_valid_event_is_stored_against_its_intent_and_shown(family: Family) ->
     intent_id = family.intent(request_id)["intentId"]
     body = event_body(intent_id, secretField="dropped? no: unknown fields are dropped")
     r = family.client.post(URL, data=body, headers=signed(body))
-    assert r.status_code == 200 and r.get_json()["duplicate"] is False
+    assert r.status_code == 200 and json_object(r)["duplicate"] is False
     [stored] = events(family)
     assert stored.webhook_id == "msg_1" and stored.intent_id == intent_id
     assert stored.household_id == family.household_id
     assert "secretField" not in stored.payload
-    view = family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}").get_json()
+    view = json_object(family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}"))
     assert [(e["source"], e["type"], e["data"]) for e in view["events"]] == [
         ("hyperbeam", "session.started", {"sessionId": "hb_1"})]
 
@@ -82,7 +82,7 @@ def test_wrong_signatures_are_401(family: Family, tamper: str) -> None:
         headers["webhook-signature"] = headers["webhook-signature"].removeprefix("v1,")
     before = snapshot(family.app)
     r = family.client.post(URL, data=body, headers=headers)
-    assert r.status_code == 401 and r.get_json()["error"] == "Unauthorized"
+    assert r.status_code == 401 and json_object(r)["error"] == "Unauthorized"
     assert snapshot(family.app) == before
 
 
@@ -107,11 +107,11 @@ def test_a_replayed_webhook_id_is_acknowledged_without_effect(family: Family) ->
     first = family.client.post(URL, data=body, headers=signed(body))
     before = snapshot(family.app)
     again = family.client.post(URL, data=body, headers=signed(body))
-    assert again.status_code == 200 and again.get_json() == {"id": first.get_json()["id"],
+    assert again.status_code == 200 and json_object(again) == {"id": json_object(first)["id"],
                                                             "duplicate": True}
     other = event_body(type="session.ended")
     r = family.client.post(URL, data=other, headers=signed(other))  # same id, another body
-    assert r.status_code == 200 and r.get_json()["duplicate"] is True
+    assert r.status_code == 200 and json_object(r)["duplicate"] is True
     assert snapshot(family.app) == before
 
 

@@ -36,6 +36,7 @@ from testkit.builders.families import (
 )
 from testkit.config import TEST_JWT_SECRET
 from testkit.database import truncate_all
+from testkit.servers.gunicorn import race_responses
 from testkit.servers.processes import free_port, gunicorn_process
 from testkit.typing import Json
 
@@ -117,19 +118,6 @@ def family(make_app: Callable[..., Flask]) -> Family:
     return build_family(make_app(**INTERNAL_CONFIG), prefix=f"{uuid.uuid4().hex[:8]}-")
 
 
-def race(calls: list[Callable[[requests.Session], requests.Response]]) -> list[requests.Response]:
-    """Every call at once (a barrier releases them together), answers in call order."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(index: int) -> requests.Response:
-        with requests.Session() as session:
-            barrier.wait(timeout=60)
-            return calls[index](session)
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, range(len(calls))))
-
-
 def statuses(answers: list[requests.Response]) -> Counter[int]:
     return Counter(answer.status_code for answer in answers)
 
@@ -152,7 +140,7 @@ def test_forty_concurrent_approvals_approve_once(shared_server: str, family: Fam
     request_id = family.submit()
     url = shared_server + family.url(f"/{request_id}/approve")
     approvers = [family.headers(family.owner), family.headers(family.adult)]
-    answers = race([
+    answers = race_responses([
         (lambda h: lambda s: s.post(url, headers=h, timeout=60))(approvers[i % 2])
         for i in range(40)
     ])
@@ -168,7 +156,7 @@ def test_forty_identical_idempotency_key_posts_create_one_request(
     url = shared_server + family.url()
     body: dict[str, Json] = {"title": "Skates", "amountMinor": 9000, "currency": "EUR"}
     headers = {**family.headers(family.child), "Idempotency-Key": "skates-" + family.child.id}
-    answers = race([lambda s: s.post(url, json=body, headers=headers, timeout=60)] * 40)
+    answers = race_responses([lambda s: s.post(url, json=body, headers=headers, timeout=60)] * 40)
     assert statuses(answers) == {201: 40}, statuses(answers)
     assert len({a.json()["id"] for a in answers}) == 1  # every answer replays the one request
     household = PurchaseRequest.household_id == family.household_id
@@ -191,7 +179,7 @@ def test_refused_confirmations_with_a_key_are_403_and_all_audited(
         body = {"intentId": intent["intentId"], "confirmationToken": token}
         calls.append((lambda h, b: lambda s: s.post(url, json=b, headers=h, timeout=60))(
             headers, body))
-    answers = race(calls)
+    answers = race_responses(calls)
     assert statuses(answers) == {403: 20}, statuses(answers)
     assert audited(family, "checkout.confirm", "denied", household_id=family.household_id) == 20
     assert family.intent_row(intent["intentId"]).status == "CART_READY"
@@ -218,7 +206,8 @@ def refresh_race(base: str, app: Flask, calls: int = 8) -> None:
     is revoked, so the winner's new pair stays valid (API.md: two tabs must not log out)."""
     pair = register_and_log_in(base, f"refresh-{uuid.uuid4().hex[:12]}@example.test")
     body = {"refreshToken": pair["refreshToken"]}
-    answers = race([lambda s: s.post(f"{base}/api/auth/refresh", json=body, timeout=60)] * calls)
+    url = f"{base}/api/auth/refresh"
+    answers = race_responses([lambda s: s.post(url, json=body, timeout=60)] * calls)
     assert statuses(answers) == {200: 1, 409: calls - 1}, statuses(answers)
     winner = next(a.json() for a in answers if a.status_code == 200)
     user_id = pair["user"]["id"]
@@ -282,7 +271,7 @@ def test_the_default_workers_answer_races_without_5xx(
     request_id = family.submit()
     url = default_server + family.url(f"/{request_id}/approve")
     headers = family.headers(family.adult)
-    answers = race([lambda s: s.post(url, headers=headers, timeout=60)] * 20)
+    answers = race_responses([lambda s: s.post(url, headers=headers, timeout=60)] * 20)
     assert statuses(answers) == {200: 1, 409: 19}, statuses(answers)
     assert family.request_row(request_id).status == "APPROVED"
 

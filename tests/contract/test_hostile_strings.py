@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 import pytest
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app.db import SESSIONS
 from app.models import IntentEvent, WebhookEvent
 from testkit.builders.families import INTERNAL_CONFIG, ORCHESTRATOR_TOKEN, Family
-from testkit.builders.households import snapshot
+from testkit.builders.households import json_object, snapshot
 from testkit.builders.webhooks import SECRET, signed
 
 EVENTS = "/api/internal/events"
@@ -47,13 +47,13 @@ def purchasing(family: Family) -> tuple[str, str]:
     return request_id, family.intent(request_id)["intentId"]
 
 
-def intent_view(family: Family, request_id: str, intent_id: str) -> Any:
+def intent_view(family: Family, request_id: str, intent_id: str) -> TestResponse:
     return family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}")
 
 
-def assert_validation_error(response: Any, field: str | None = None) -> None:
+def assert_validation_error(response: TestResponse, field: str | None = None) -> None:
     assert response.status_code == 400, response.get_data()
-    body = response.get_json()
+    body = json_object(response)
     assert body["error"] == "ValidationError", body
     if field is not None:
         assert [d["field"] for d in body["details"]] == [field], body
@@ -68,10 +68,10 @@ def test_an_internal_event_with_an_unstorable_string_is_400_and_reads_still_work
     raw = f'{{"intentId": "{intent_id}", "type": "page.loaded", "data": {data}}}'
     r = family.client.post(EVENTS, data=raw, headers=INTERNAL)
     assert_validation_error(r)
-    assert r.get_json()["details"][0]["field"].startswith("data")
+    assert json_object(r)["details"][0]["field"].startswith("data")
     assert snapshot(family.app) == before
     view = intent_view(family, request_id, intent_id)
-    assert view.status_code == 200 and view.get_json()["events"] == []
+    assert view.status_code == 200 and json_object(view)["events"] == []
 
 
 @pytest.mark.parametrize("data", list(UNSTORABLE_DATA.values()), ids=list(UNSTORABLE_DATA))
@@ -105,11 +105,11 @@ def test_numbers_that_json_does_not_have_are_400_in_free_form_objects(
     before = snapshot(family.app)
     raw = f'{{"intentId": "{intent_id}", "type": "x", "data": {{"n": {token}}}}}'
     r = family.client.post(EVENTS, data=raw, headers=INTERNAL)
-    assert r.status_code == 400 and r.get_json()["error"] == "BadRequest", r.get_data()
+    assert r.status_code == 400 and json_object(r)["error"] == "BadRequest", r.get_data()
     assert snapshot(family.app) == before
     signed_raw = f'{{"type": "x", "intentId": "{intent_id}", "data": {{"n": {token}}}}}'.encode()
     r = family.client.post(WEBHOOK, data=signed_raw, headers=signed(signed_raw))
-    assert r.status_code == 400 and r.get_json()["error"] == "BadRequest", r.get_data()
+    assert r.status_code == 400 and json_object(r)["error"] == "BadRequest", r.get_data()
     assert snapshot(family.app) == before
     assert intent_view(family, request_id, intent_id).status_code == 200
 
@@ -197,13 +197,13 @@ def test_issued_cursors_still_page_through_every_list(family: Family) -> None:
             query = {"limit": 1, **({"cursor": cursor} if cursor else {})}
             r = family.client.get(url, query_string=query, headers=family.headers(family.owner))
             assert r.status_code == 200, (url, r.get_json())
-            page = r.get_json()
+            page = json_object(r)
             seen += page["items"]
             cursor = page["nextCursor"]
             if cursor is None:
                 break
-        whole = family.client.get(url, query_string={"limit": 100},
-                                  headers=family.headers(family.owner)).get_json()["items"]
+        whole = json_object(family.client.get(url, query_string={"limit": 100},
+                                              headers=family.headers(family.owner)))["items"]
         assert seen == whole and len(whole) >= 1, url
 
 
@@ -217,7 +217,7 @@ def test_a_stored_lone_surrogate_is_served_as_the_replacement_character(family: 
     r = intent_view(family, request_id, intent_id)
     assert r.status_code == 200, r.get_data()
     assert r.content_type == "application/json"
-    [event] = r.get_json()["events"]
+    [event] = json_object(r)["events"]
     [(key, value)] = event["data"].items()
     assert value == ["a\ufffdb", {"n": 1}]
     assert key[0] == "k" and set(key[1:]) == {"\ufffd"}  # keys: one U+FFFD per byte
@@ -239,7 +239,7 @@ def test_valid_but_unusual_strings_are_stored_and_read_back_intact(
     request_id, intent_id = purchasing(family)
     raw = f'{{"intentId": "{intent_id}", "type": "x", "data": {{"{value}": "{value}"}}}}'
     assert family.client.post(EVENTS, data=raw.encode(), headers=INTERNAL).status_code == 202
-    [event] = intent_view(family, request_id, intent_id).get_json()["events"]
+    [event] = json_object(intent_view(family, request_id, intent_id))["events"]
     assert event["data"] == {expected.strip(): expected}
     with SESSIONS.get(family.app)() as session:
         [stored] = session.scalars(select(IntentEvent)).all()  # the model opens the sealed data
@@ -252,7 +252,7 @@ def test_valid_but_unusual_strings_are_stored_and_read_back_intact(
 def test_an_empty_path_segment_is_a_json_404_not_an_html_redirect(family: Family, path: str) -> None:
     """werkzeug would answer "//" with a 308 (HTML) to the merged path, another resource."""
     r = family.client.get(path, headers=family.headers(family.owner))
-    assert r.status_code == 404 and r.get_json()["error"] == "NotFound", r.get_data()[:80]
+    assert r.status_code == 404 and json_object(r)["error"] == "NotFound", r.get_data()[:80]
     assert "Location" not in r.headers
 
 
@@ -274,7 +274,7 @@ def test_artifact_uris_with_whitespace_of_either_regex_dialect_are_400(
 def test_the_openapi_document_says_no_body_string_holds_nul(family: Family) -> None:
     """Unknown fields and free-form objects are ``JsonValue``: a client generating from the
     document (schemathesis among them) never calls a NUL-holding body valid."""
-    schemas = family.client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    schemas = json_object(family.client.get("/api/openapi.json"))["components"]["schemas"]
     nul_free = {"pattern": "^[^\\x00]*$"}
     json_value = {"$ref": "#/components/schemas/JsonValue"}
     branches = schemas["JsonValue"]["anyOf"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 
 from app.auth import sessions
 from app.crypto import fields as crypto_fields
@@ -24,7 +24,7 @@ from app.models.audit import SYSTEM_CHAIN
 from app.rowsecurity import in_flow
 from testkit.builders.audit import verify
 from testkit.builders.families import INTERNAL_CONFIG, ORCHESTRATOR_TOKEN, Family, build_family
-from testkit.builders.households import snapshot
+from testkit.builders.households import json_object, snapshot
 from testkit.builders.webhooks import SECRET, signed
 
 MARK = "zq-plaintext-marker-7x"
@@ -46,7 +46,7 @@ def add_item(family: Family, notes: str) -> str:
     r = family.client.post(items_url(family), json={"name": "Boots", "notes": notes},
                            headers=family.headers(family.owner))
     assert r.status_code == 201, r.get_json()
-    return str(r.get_json()["id"])
+    return str(json_object(r)["id"])
 
 
 def write_everything(family: Family, mark: str) -> dict[str, str]:
@@ -124,24 +124,26 @@ def test_no_stored_row_holds_the_plaintext_of_an_encrypted_field(make_app: Any) 
     assert seen == {(f.table, f.column) for f in ENCRYPTED_FIELDS}
     # ... and every API read gives the plaintext back.
     owner = family.headers(family.owner)
-    item = family.client.get(items_url(family, f"/{ids['item']}"), headers=owner).get_json()
+    item = json_object(family.client.get(items_url(family, f"/{ids['item']}"), headers=owner))
     assert item["notes"] == f"patched {MARK}"
-    listed = family.client.get(items_url(family), headers=owner).get_json()["items"]
+    listed = json_object(family.client.get(items_url(family), headers=owner))["items"]
     assert [i["notes"] for i in listed] == [f"patched {MARK}"]
-    request = family.get(family.owner, f"/{ids['request']}").get_json()
+    request = json_object(family.get(family.owner, f"/{ids['request']}"))
     assert request["note"] == f"note {MARK}" and MARK in request["url"]
     view = family.get(family.owner, f"/{ids['request']}/purchase-intents/{ids['intent']}")
     shown = json.dumps(view.get_json())
     assert shown.count(MARK) == 3, shown  # the event, the webhook and the artifact
-    mine = family.client.get("/api/auth/sessions", headers=owner).get_json()["items"]
+    mine = json_object(family.client.get("/api/auth/sessions", headers=owner))["items"]
     assert [s["userAgent"] for s in mine] == [f"Browser {MARK}"]
 
 
 def test_the_sealed_type_refuses_to_store_plaintext(app: Flask) -> None:
     from app.models import Item
 
+    items = Item.__table__
+    assert isinstance(items, Table)  # a declarative model's table (typed as any FROM clause)
     with Database.engine(app).begin() as connection, pytest.raises(Exception, match="unencrypted"):
-        connection.execute(insert(Item.__table__), {  # type: ignore[arg-type]
+        connection.execute(insert(items), {
             "id": new_id("itm"), "household_id": "hh_x", "name": "x", "notes": "plain",
             "created_at": utcnow(), "updated_at": utcnow()})
 
@@ -175,7 +177,7 @@ def test_a_value_swapped_between_rows_or_columns_is_refused(
         for item_id in (first, second):
             r = family.client.get(items_url(family, f"/{item_id}"), headers=owner)
             assert r.status_code == 500
-            assert r.get_json()["message"] == "A stored value could not be decrypted"
+            assert json_object(r)["message"] == "A stored value could not be decrypted"
             assert MARK not in r.get_data(as_text=True)
         assert family.client.get(items_url(family), headers=owner).status_code == 500
     refused = [rec.getMessage() for rec in caplog.records if rec.name == "app.crypto"]
@@ -243,7 +245,7 @@ def test_rotation_re_encrypts_every_value_and_resumes_after_an_interruption(
     family.app, family.client = only_new, only_new.test_client()
     family.tokens.clear()
     owner = family.headers(family.owner)
-    item = family.client.get(items_url(family, f"/{ids['item']}"), headers=owner).get_json()
+    item = json_object(family.client.get(items_url(family, f"/{ids['item']}"), headers=owner))
     assert item["notes"] == f"patched {MARK}"
     view = family.get(family.owner, f"/{ids['request']}/purchase-intents/{ids['intent']}")
     assert view.status_code == 200 and json.dumps(view.get_json()).count(MARK) == 3
@@ -260,7 +262,7 @@ def test_rotation_encrypts_text_stored_before_encryption_and_stops_at_a_bad_valu
     assert result.exit_code == 0, result.output
     assert "items.notes: batch 1, 0 re-encrypted, 1 encrypted" in result.output
     r = family.client.get(items_url(family, f"/{item_id}"), headers=family.headers(family.owner))
-    assert r.get_json()["notes"] == f"legacy {MARK}"
+    assert json_object(r)["notes"] == f"legacy {MARK}"
     # A sealed value moved to another row stops the run, naming the row, writing nothing.
     put_raw(family.app, "items", "notes", other, raw(family.app, "items", "notes", item_id))
     ring = KeyRing.from_setting([KEY_B, *family.app.config["DATA_ENCRYPTION_KEYS"]])
@@ -372,7 +374,7 @@ def test_a_64_kib_value_round_trips_through_the_api(make_app: Any) -> None:
     r = family.client.post("/api/internal/events", headers={"X-Internal-Token": ORCHESTRATOR_TOKEN},
                            json={"intentId": intent_id, "type": "page.view", "data": {"t": big}})
     assert r.status_code in (200, 201, 202), r.get_json()
-    view = family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}").get_json()
+    view = json_object(family.get(family.owner, f"/{request_id}/purchase-intents/{intent_id}"))
     assert [e["data"] for e in view["events"]] == [{"t": big}]
 
 
@@ -495,7 +497,7 @@ def test_export_and_erasure_work_over_encrypted_rows(make_app: Any) -> None:
             assert not any(family.household_id in repr(row) for row in after[table.name]), table
     # What belongs to the person, not the household, stays readable.
     mine = family.client.get("/api/auth/sessions", headers=family.headers(family.owner))
-    assert [s["userAgent"] for s in mine.get_json()["items"]] == [f"Browser {MARK}"]
+    assert [s["userAgent"] for s in json_object(mine)["items"]] == [f"Browser {MARK}"]
 
 
 def test_rotation_beside_concurrent_writes_loses_none_of_them(make_app: Any) -> None:
@@ -526,5 +528,5 @@ def test_rotation_beside_concurrent_writes_loses_none_of_them(make_app: Any) -> 
     assert not failures and not worker.is_alive()
     kid_b = key_id(parse_key(KEY_B) or b"")
     listed = client.get(f"/api/households/{old.household_id}/items?limit=50", headers=headers)
-    assert [i["notes"] for i in listed.get_json()["items"]] == [f"after {n}" for n in range(24)]
+    assert [i["notes"] for i in json_object(listed)["items"]] == [f"after {n}" for n in range(24)]
     assert sealed_key_ids(app) == {kid_b: 24}

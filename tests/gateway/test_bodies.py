@@ -17,11 +17,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.test import TestResponse
 
 from app.db import SESSIONS
 from app.models import Household
 from testkit.builders.families import BUYFLOW_TOKEN, ORCHESTRATOR_TOKEN
-from testkit.builders.households import AuthActions, snapshot
+from testkit.builders.households import AuthActions, json_object, snapshot
 from testkit.builders.routes import EVERY_FEATURE, concrete, credential_kind, live_routes
 from testkit.builders.webhooks import signed
 from testkit.config import TEST_JWT_SECRET
@@ -38,7 +39,7 @@ def padded(document: dict[str, Any], size: int) -> bytes:
 
 
 def post_chunked(client: FlaskClient, path: str, body: bytes, headers: dict[str, str],
-                 method: str = "POST") -> Any:
+                 method: str = "POST") -> TestResponse:
     """A body without ``Content-Length``, as gunicorn and werkzeug's server hand a chunked one
     to the application (the stream ends where the body ends: ``wsgi.input_terminated``)."""
     return client.open(path, method=method, input_stream=io.BytesIO(body),
@@ -59,15 +60,15 @@ def test_a_chunked_body_over_the_limit_is_413_and_creates_nothing(app: Flask) ->
     before = snapshot(app)
     r = post_chunked(client, "/api/households", padded({"name": "Cut family"}, 3 * MIB), headers)
     assert r.status_code == 413, r.data
-    assert r.get_json()["error"] == "PayloadTooLarge"
-    assert r.get_json()["correlationId"] == r.headers["X-Request-ID"]
+    assert json_object(r)["error"] == "PayloadTooLarge"
+    assert json_object(r)["correlationId"] == r.headers["X-Request-ID"]
     assert snapshot(app) == before
     # one byte over is over; exactly the limit is read whole and served
     r = post_chunked(client, "/api/households", padded({"name": "Over"}, MIB + 1), headers)
     assert r.status_code == 413
     assert snapshot(app) == before
     r = post_chunked(client, "/api/households", padded({"name": "At the limit"}, MIB), headers)
-    assert r.status_code == 201 and r.get_json()["name"] == "At the limit"
+    assert r.status_code == 201 and json_object(r)["name"] == "At the limit"
     assert households(app) == 1
 
 
@@ -104,7 +105,7 @@ def test_every_route_with_a_body_refuses_a_chunked_body_over_the_limit(
                                 content_type="application/json")
         if (chunked.status_code, announced.status_code) != (413, 413):
             wrong.append((method, rule.rule, chunked.status_code, announced.status_code))
-        elif chunked.get_json()["error"] != "PayloadTooLarge":
+        elif json_object(chunked)["error"] != "PayloadTooLarge":
             wrong.append((method, rule.rule, chunked.get_json()))
     assert not wrong, wrong
     assert snapshot(app) == before

@@ -4,43 +4,58 @@ asserted on the tables, and every refusal leaves them as they were (denials asid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app import clock
 from app.db import SESSIONS
-from app.models import AuditEvent, Invitation, Member
+from app.models import AuditEvent, Invitation, Member, User
 from testkit.builders.households import (
     AuthActions,
     assert_unchanged_but_denials,
     invite_and_accept,
+    json_object,
     make_household,
     snapshot,
     without_volatile,
 )
 
 
+@dataclass
+class Home:
+    """A household (``id``) whose only member is its ``owner``, and ``grandma``, a user not yet
+    in it, on ``app`` with ``auth`` to act as them."""
+
+    id: str
+    owner: User
+    grandma: User
+    app: Flask
+    auth: AuthActions
+
+
 @pytest.fixture
-def home(app: Flask, auth: AuthActions) -> dict[str, Any]:
+def home(app: Flask, auth: AuthActions) -> Home:
     owner = auth.user("owner@example.test", "Olive")
     grandma = auth.user("grandma@example.test", "Gran")
     household = make_household(app, "Home", {owner.id: "owner"})
-    return {"id": household, "owner": owner, "grandma": grandma, "app": app, "auth": auth}
+    return Home(id=household, owner=owner, grandma=grandma, app=app, auth=auth)
 
 
-def invite(home: dict[str, Any], email: str = "grandma@example.test", role: str = "adult") -> Any:
-    return home["app"].test_client().post(
-        f"/api/households/{home['id']}/members", json={"email": email, "role": role},
-        headers=home["auth"].headers(home["owner"]))
+def invite(home: Home, email: str = "grandma@example.test", role: str = "adult") -> TestResponse:
+    return home.app.test_client().post(
+        f"/api/households/{home.id}/members", json={"email": email, "role": role},
+        headers=home.auth.headers(home.owner))
 
 
-def answer(home: dict[str, Any], who: Any, invitation_id: str, verb: str = "accept") -> Any:
-    return home["app"].test_client().post(f"/api/invitations/{invitation_id}/{verb}",
-                                          headers=home["auth"].headers(who))
+def answer(home: Home, who: User, invitation_id: str, verb: str = "accept") -> TestResponse:
+    return home.app.test_client().post(f"/api/invitations/{invitation_id}/{verb}",
+                                       headers=home.auth.headers(who))
 
 
 def members(app: Flask, household_id: str) -> dict[str, str]:
@@ -64,34 +79,35 @@ def actions(app: Flask, household_id: str) -> list[tuple[str, str]]:
             .order_by(AuditEvent.id))]
 
 
-def test_invite_list_accept(home: dict[str, Any]) -> None:
-    app, auth, grandma = home["app"], home["auth"], home["grandma"]
+def test_invite_list_accept(home: Home) -> None:
+    app, auth, grandma = home.app, home.auth, home.grandma
     created = invite(home, "Grandma@EXAMPLE.test", "adult")
     assert created.status_code == 201
-    body = created.get_json()
+    body = json_object(created)
     assert set(body) == {"id", "email", "role", "status", "expiresAt", "createdAt"}
     assert body["id"].startswith("inv_") and body["email"] == "grandma@example.test"
     assert body["status"] == "PENDING" and body["role"] == "adult"
-    assert members(app, home["id"]) == {home["owner"].id: "owner"}  # not a member yet
+    assert members(app, home.id) == {home.owner.id: "owner"}  # not a member yet
 
     client = app.test_client()
-    owners = client.get(f"/api/households/{home['id']}/invitations",
-                        headers=auth.headers(home["owner"])).get_json()["items"]
+    owners = json_object(client.get(f"/api/households/{home.id}/invitations",
+                                    headers=auth.headers(home.owner)))["items"]
     assert [i["id"] for i in owners] == [body["id"]]
-    mine = client.get("/api/invitations", headers=auth.headers(grandma)).get_json()["items"]
+    mine = json_object(client.get("/api/invitations", headers=auth.headers(grandma)))["items"]
     assert [(i["id"], i["householdId"], i["householdName"], i["role"], i["invitedByName"])
-            for i in mine] == [(body["id"], home["id"], "Home", "adult", "Olive")]
+            for i in mine] == [(body["id"], home.id, "Home", "adult", "Olive")]
 
     accepted = answer(home, grandma, body["id"])
     assert accepted.status_code == 200
-    assert accepted.get_json()["householdId"] == home["id"]
-    assert accepted.get_json()["userId"] == grandma.id and accepted.get_json()["role"] == "adult"
-    assert members(app, home["id"]) == {home["owner"].id: "owner", grandma.id: "adult"}
+    membership = json_object(accepted)
+    assert membership["householdId"] == home.id
+    assert membership["userId"] == grandma.id and membership["role"] == "adult"
+    assert members(app, home.id) == {home.owner.id: "owner", grandma.id: "adult"}
     row = invitation_row(app, body["id"])
     assert row.status == "ACCEPTED" and row.decided_by == grandma.id
-    assert client.get("/api/invitations", headers=auth.headers(grandma)).get_json()["items"] == []
-    assert ("invitation.created", "allowed") in actions(app, home["id"])
-    assert ("invitation.accepted", "allowed") in actions(app, home["id"])
+    assert json_object(client.get("/api/invitations", headers=auth.headers(grandma)))["items"] == []
+    assert ("invitation.created", "allowed") in actions(app, home.id)
+    assert ("invitation.accepted", "allowed") in actions(app, home.id)
     # Once only.
     before = snapshot(app)
     again = answer(home, grandma, body["id"])
@@ -99,46 +115,46 @@ def test_invite_list_accept(home: dict[str, Any]) -> None:
     assert snapshot(app) == before
 
 
-def test_decline(home: dict[str, Any]) -> None:
-    app = home["app"]
-    invitation = invite(home).get_json()["id"]
-    assert answer(home, home["grandma"], invitation, "decline").status_code == 204
+def test_decline(home: Home) -> None:
+    app = home.app
+    invitation = json_object(invite(home))["id"]
+    assert answer(home, home.grandma, invitation, "decline").status_code == 204
     assert invitation_row(app, invitation).status == "DECLINED"
-    assert members(app, home["id"]) == {home["owner"].id: "owner"}
-    assert answer(home, home["grandma"], invitation).status_code == 409
-    assert ("invitation.declined", "allowed") in actions(app, home["id"])
+    assert members(app, home.id) == {home.owner.id: "owner"}
+    assert answer(home, home.grandma, invitation).status_code == 409
+    assert ("invitation.declined", "allowed") in actions(app, home.id)
 
 
-def test_someone_elses_invitation_is_404_like_an_unknown_one(home: dict[str, Any]) -> None:
-    app, auth = home["app"], home["auth"]
-    invitation = invite(home).get_json()["id"]
+def test_someone_elses_invitation_is_404_like_an_unknown_one(home: Home) -> None:
+    app, auth = home.app, home.auth
+    invitation = json_object(invite(home))["id"]
     impostor = auth.user("grandma@example.test.evil", "Not gran")
     before = snapshot(app)
     for verb in ("accept", "decline"):
         theirs = answer(home, impostor, invitation, verb)
         unknown = answer(home, impostor, "inv_00000000000000000000000000", verb)
         assert theirs.status_code == unknown.status_code == 404
-        assert without_volatile(theirs.get_json()) == without_volatile(unknown.get_json())
+        assert without_volatile(json_object(theirs)) == without_volatile(json_object(unknown))
     assert snapshot(app) == before
-    assert app.test_client().get("/api/invitations",
-                                 headers=auth.headers(impostor)).get_json()["items"] == []
+    assert json_object(app.test_client().get(
+        "/api/invitations", headers=auth.headers(impostor)))["items"] == []
 
 
 def test_an_unverified_address_cannot_accept_or_decline(app: Flask, auth: AuthActions) -> None:
     owner = auth.user("owner@example.test")
     claimant = auth.user("grandma@example.test", verified=False)
     household = make_household(app, "Home", {owner.id: "owner"})
-    home = {"id": household, "owner": owner, "app": app, "auth": auth}
-    invitation = invite(home).get_json()["id"]
+    home = Home(id=household, owner=owner, grandma=claimant, app=app, auth=auth)
+    invitation = json_object(invite(home))["id"]
     before = snapshot(app)
     for verb in ("accept", "decline"):
         refused = answer(home, claimant, invitation, verb)
-        assert refused.status_code == 403 and refused.get_json()["reason"] == "EmailNotVerified"
+        assert refused.status_code == 403 and json_object(refused)["reason"] == "EmailNotVerified"
     after = snapshot(app)
     assert_unchanged_but_denials(before, after)
     assert len(after["audit_events"]) == len(before["audit_events"]) + 2
-    assert app.test_client().get("/api/invitations",
-                                 headers=auth.headers(claimant)).get_json()["items"] == []
+    assert json_object(app.test_client().get(
+        "/api/invitations", headers=auth.headers(claimant)))["items"] == []
     assert members(app, household) == {owner.id: "owner"}
 
 
@@ -148,14 +164,14 @@ def test_an_expired_invitation_is_refused(
     app = make_app(INVITATION_TTL_SECONDS=60)
     auth = AuthActions(app)
     owner, grandma = auth.user("owner@example.test"), auth.user("grandma@example.test")
-    home = {"id": make_household(app, "Home", {owner.id: "owner"}), "owner": owner,
-            "app": app, "auth": auth}
+    home = Home(id=make_household(app, "Home", {owner.id: "owner"}), owner=owner,
+                grandma=grandma, app=app, auth=auth)
     at = [clock.now()]
     monkeypatch.setattr(clock, "now", lambda: at[0])
-    invitation = invite(home).get_json()
+    invitation = json_object(invite(home))
     at[0] += timedelta(seconds=59)
-    assert [i["id"] for i in app.test_client().get(
-        "/api/invitations", headers=auth.headers(grandma)).get_json()["items"]] == [
+    assert [i["id"] for i in json_object(app.test_client().get(
+        "/api/invitations", headers=auth.headers(grandma)))["items"]] == [
         invitation["id"]]
     at[0] += timedelta(seconds=1)  # exactly at expiresAt: expired
     before = snapshot(app)
@@ -163,28 +179,28 @@ def test_an_expired_invitation_is_refused(
         assert answer(home, grandma, invitation["id"], verb).status_code == 410
     assert snapshot(app) == before
     client = app.test_client()
-    assert client.get("/api/invitations", headers=auth.headers(grandma)).get_json()["items"] == []
-    listed = client.get(f"/api/households/{home['id']}/invitations",
-                        headers=auth.headers(owner)).get_json()["items"]
+    assert json_object(client.get("/api/invitations", headers=auth.headers(grandma)))["items"] == []
+    listed = json_object(client.get(f"/api/households/{home.id}/invitations",
+                                    headers=auth.headers(owner)))["items"]
     assert [i["status"] for i in listed] == ["EXPIRED"]
-    revoked = client.delete(f"/api/households/{home['id']}/invitations/{invitation['id']}",
+    revoked = client.delete(f"/api/households/{home.id}/invitations/{invitation['id']}",
                             headers=auth.headers(owner))
     assert revoked.status_code == 409
     # An expired invitation no longer blocks a new one.
     assert invite(home).status_code == 201
 
 
-def test_revoke(home: dict[str, Any]) -> None:
-    app, auth = home["app"], home["auth"]
-    invitation = invite(home).get_json()["id"]
+def test_revoke(home: Home) -> None:
+    app, auth = home.app, home.auth
+    invitation = json_object(invite(home))["id"]
     client = app.test_client()
-    url = f"/api/households/{home['id']}/invitations/{invitation}"
-    assert client.delete(url, headers=auth.headers(home["owner"])).status_code == 204
+    url = f"/api/households/{home.id}/invitations/{invitation}"
+    assert client.delete(url, headers=auth.headers(home.owner)).status_code == 204
     assert invitation_row(app, invitation).status == "REVOKED"
-    assert answer(home, home["grandma"], invitation).status_code == 409
-    assert client.delete(url, headers=auth.headers(home["owner"])).status_code == 409
-    assert members(app, home["id"]) == {home["owner"].id: "owner"}
-    assert ("invitation.revoked", "allowed") in actions(app, home["id"])
+    assert answer(home, home.grandma, invitation).status_code == 409
+    assert client.delete(url, headers=auth.headers(home.owner)).status_code == 409
+    assert members(app, home.id) == {home.owner.id: "owner"}
+    assert ("invitation.revoked", "allowed") in actions(app, home.id)
     # Another household's owner: the same 404 as for an unknown invitation.
     stranger = auth.user("stranger@example.test")
     away = make_household(app, "Away", {stranger.id: "owner"})
@@ -193,49 +209,49 @@ def test_revoke(home: dict[str, Any]) -> None:
     assert theirs.status_code == 404
 
 
-def test_invitations_refuse_duplicates_and_members(home: dict[str, Any]) -> None:
+def test_invitations_refuse_duplicates_and_members(home: Home) -> None:
     first = invite(home)
     assert first.status_code == 201
     assert invite(home, "grandma@example.test", "child").status_code == 409
-    assert answer(home, home["grandma"], first.get_json()["id"]).status_code == 200
+    assert answer(home, home.grandma, json_object(first)["id"]).status_code == 200
     assert invite(home, "GRANDMA@example.test").status_code == 409  # a member already
     assert invite(home, "owner@example.test").status_code == 409
 
 
 @pytest.mark.parametrize("email", ["grandma@exаmple.test", "grandma@аррӏе.com", "a@-bad.test"])
-def test_a_confusable_or_invalid_domain_is_refused(home: dict[str, Any], email: str) -> None:
-    before = snapshot(home["app"])
+def test_a_confusable_or_invalid_domain_is_refused(home: Home, email: str) -> None:
+    before = snapshot(home.app)
     refused = invite(home, email)
-    assert refused.status_code == 422 and refused.get_json()["error"] == "UnprocessableEntity"
-    assert refused.get_json()["details"][0]["field"] == "email"
-    assert snapshot(home["app"]) == before
+    assert refused.status_code == 422 and json_object(refused)["error"] == "UnprocessableEntity"
+    assert json_object(refused)["details"][0]["field"] == "email"
+    assert snapshot(home.app) == before
 
 
-def test_a_fullwidth_address_is_the_same_address(home: dict[str, Any]) -> None:
-    invitation = invite(home, "ｇrandma@ｅxample.test").get_json()
+def test_a_fullwidth_address_is_the_same_address(home: Home) -> None:
+    invitation = json_object(invite(home, "ｇrandma@ｅxample.test"))
     assert invitation["email"] == "grandma@example.test"
-    assert answer(home, home["grandma"], invitation["id"]).status_code == 200
+    assert answer(home, home.grandma, invitation["id"]).status_code == 200
 
 
-def test_the_last_owner_rules_hold_with_invited_owners(home: dict[str, Any]) -> None:
-    app, auth, owner, grandma = home["app"], home["auth"], home["owner"], home["grandma"]
-    invite_and_accept(app, auth, home["id"], owner, grandma, "owner")
+def test_the_last_owner_rules_hold_with_invited_owners(home: Home) -> None:
+    app, auth, owner, grandma = home.app, home.auth, home.owner, home.grandma
+    invite_and_accept(app, auth, home.id, owner, grandma, "owner")
     client = app.test_client()
-    base = f"/api/households/{home['id']}/members"
+    base = f"/api/households/{home.id}/members"
     # Two owners: one may leave; then the other is the last and may not.
     assert client.delete(f"{base}/{owner.id}", headers=auth.headers(grandma)).status_code == 204
     assert client.delete(f"{base}/{grandma.id}", headers=auth.headers(grandma)).status_code == 409
     assert client.patch(f"{base}/{grandma.id}", json={"role": "adult"},
                         headers=auth.headers(grandma)).status_code == 409
-    assert members(app, home["id"]) == {grandma.id: "owner"}
+    assert members(app, home.id) == {grandma.id: "owner"}
 
 
-def test_a_child_or_adult_cannot_invite(home: dict[str, Any]) -> None:
-    app, auth = home["app"], home["auth"]
+def test_a_child_or_adult_cannot_invite(home: Home) -> None:
+    app, auth = home.app, home.auth
     kid = auth.user("kid@example.test")
-    invite_and_accept(app, auth, home["id"], home["owner"], kid, "child")
+    invite_and_accept(app, auth, home.id, home.owner, kid, "child")
     before = snapshot(app)
-    refused = app.test_client().post(f"/api/households/{home['id']}/members",
+    refused = app.test_client().post(f"/api/households/{home.id}/members",
                                      json={"email": "x@example.test", "role": "owner"},
                                      headers=auth.headers(kid))
     assert refused.status_code == 403
@@ -243,7 +259,7 @@ def test_a_child_or_adult_cannot_invite(home: dict[str, Any]) -> None:
 
 
 def test_openapi_describes_the_invitation_routes(app: Flask) -> None:
-    paths = app.test_client().get("/api/openapi.json").get_json()["paths"]
+    paths = json_object(app.test_client().get("/api/openapi.json"))["paths"]
     assert "201" in paths["/api/households/{householdId}/members"]["post"]["responses"]
     for path, method in (("/api/invitations", "get"),
                          ("/api/invitations/{invitationId}/accept", "post"),
@@ -274,9 +290,9 @@ def test_two_concurrent_accepts_make_one_membership(database_url: str, tmp_path:
     auth = AuthActions(app)
     owner, grandma = auth.user("owner@example.test"), auth.user("grandma@example.test")
     household = make_household(app, "Home", {owner.id: "owner"})
-    invitation = app.test_client().post(
+    invitation = json_object(app.test_client().post(
         f"/api/households/{household}/members", json={"email": grandma.email, "role": "adult"},
-        headers=auth.headers(owner)).get_json()["id"]
+        headers=auth.headers(owner)))["id"]
     headers = auth.headers(grandma)
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "4",

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app.auth.emails import InvalidEmail, canonical_email
 from app.db import SESSIONS
@@ -28,7 +29,7 @@ def local_app(make_app: Any, **extra: Any) -> Flask:
     return app
 
 
-def register(app: Flask, email: str = "gran@example.test") -> Any:
+def register(app: Flask, email: str = "gran@example.test") -> TestResponse:
     return app.test_client().post("/api/auth/register",
                                   json={"email": email, "password": PASSWORD, "name": "Gran"})
 
@@ -42,7 +43,7 @@ def confirmation_code(app: Flask, to: str = "gran@example.test") -> str:
     return str(codes[0])
 
 
-def verify(app: Flask, code: str) -> Any:
+def verify(app: Flask, code: str) -> TestResponse:
     return app.test_client().post("/api/auth/verify-email", json={"token": code})
 
 
@@ -93,8 +94,10 @@ def test_look_alike_registrations_are_one_account_or_refused(make_app: Any) -> N
     assert register(app, "GRAN@xn--example-.test").status_code == 422
     before = snapshot(app)
     confusable = register(app, "gran@exаmple.test")
-    assert confusable.status_code == 422 and confusable.json["error"] == "UnprocessableEntity"
-    assert confusable.json["details"] == [{"field": "email", "message": "the domain mixes scripts"}]
+    assert confusable.status_code == 422
+    refusal = json_object(confusable)
+    assert refusal["error"] == "UnprocessableEntity"
+    assert refusal["details"] == [{"field": "email", "message": "the domain mixes scripts"}]
     assert snapshot(app)["users"] == before["users"]
     # The canonical form logs in whatever the spelling.
     login = app.test_client().post("/api/auth/login",
@@ -152,7 +155,7 @@ def test_bad_codes_are_refused_and_change_nothing(make_app: Any, kind: str) -> N
                 {"u": user.id, "e": "other@example.test"})
     before = snapshot(app)
     refused = verify(app, code)
-    assert refused.status_code == 400 and refused.json["error"] == "BadRequest"
+    assert refused.status_code == 400 and json_object(refused)["error"] == "BadRequest"
     assert snapshot(app)["users"] == before["users"]
 
 
@@ -235,8 +238,8 @@ def test_oidc_login_with_the_test_provider_is_verified(make_app: Any, oidc_provi
     from testkit.servers.oidc import CLIENT_ID
 
     app = make_app(AUTH_OIDC_ISSUER=oidc_provider.issuer, AUTH_OIDC_AUDIENCE=CLIENT_ID)
-    pair = app.test_client().post("/api/auth/login",
-                                  json={"idToken": oidc_provider.id_token("ida")}).json
-    body = app.test_client().get("/api/auth/me",
-                                 headers={"Authorization": f"Bearer {pair['token']}"}).json
+    pair = json_object(app.test_client().post(
+        "/api/auth/login", json={"idToken": oidc_provider.id_token("ida")}))
+    body = json_object(app.test_client().get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {pair['token']}"}))
     assert body["email"] == "ida@example.test" and body["emailVerified"] is True

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app.db import SESSIONS
 from app.models import User
@@ -26,12 +27,12 @@ def local_app(make_app: Any, **extra: Any) -> Flask:
     return app
 
 
-def register(app: Flask, email: str = "lee@example.test", password: str = PASSWORD) -> Any:
+def register(app: Flask, email: str = "lee@example.test", password: str = PASSWORD) -> TestResponse:
     return app.test_client().post("/api/auth/register",
                                   json={"email": email, "password": password, "name": "Lee"})
 
 
-def login(app: Flask, email: str = "lee@example.test", password: str = PASSWORD) -> Any:
+def login(app: Flask, email: str = "lee@example.test", password: str = PASSWORD) -> TestResponse:
     return app.test_client().post("/api/auth/login", json={"email": email, "password": password})
 
 
@@ -45,16 +46,16 @@ def test_register_then_log_in(make_app: Any, secret_watch: SecretWatch) -> None:
     app = local_app(make_app)
     created = register(app)
     assert created.status_code == 201
-    assert created.json == {"user": {"id": created.json["user"]["id"], "email": "lee@example.test",
-                                     "name": "Lee"}}
+    body = json_object(created)
+    assert body == {"user": {"id": body["user"]["id"], "email": "lee@example.test", "name": "Lee"}}
     with SESSIONS.get(app)() as session:
         user = session.scalars(select(User)).one()
     assert user.password_hash and user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in user.password_hash
     response = login(app, "LEE@example.test")
     assert response.status_code == 200
-    secret_watch.add(response.json["token"], response.json["refreshToken"])
-    assert response.json["user"]["id"] == user.id
+    secret_watch.add(json_object(response)["token"], json_object(response)["refreshToken"])
+    assert json_object(response)["user"]["id"] == user.id
 
 
 def test_registration_refuses_duplicates_and_weak_passwords(make_app: Any) -> None:
@@ -79,7 +80,7 @@ def test_wrong_password_and_unknown_account_answer_alike(make_app: Any) -> None:
     wrong = login(app, password="wrong password!")
     unknown = login(app, email="nobody@example.test")
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.json["message"] == unknown.json["message"]
+    assert json_object(wrong)["message"] == json_object(unknown)["message"]
     after = snapshot(app)
     assert after["users"] == before["users"] and after["refresh_tokens"] == []
     denied = [e for e in after["audit_events"] if e not in before["audit_events"]]
@@ -94,7 +95,7 @@ def test_failed_logins_are_limited_per_account(make_app: Any) -> None:
         assert login(app, password="wrong password!").status_code == 401
     blocked = login(app)  # even the right password, while the account is locked out
     assert blocked.status_code == 429
-    assert int(blocked.headers["Retry-After"]) > 0 and blocked.json["retryAfter"] > 0
+    assert int(blocked.headers["Retry-After"]) > 0 and json_object(blocked)["retryAfter"] > 0
     assert login(app, "kim@example.test").status_code == 200  # other accounts unaffected
 
 
@@ -149,7 +150,7 @@ def test_a_success_clears_the_account_counter(make_app: Any) -> None:
 def test_password_reset_is_single_use(make_app: Any, secret_watch: SecretWatch) -> None:
     app = local_app(make_app)
     register(app)
-    session = login(app).json
+    session = json_object(login(app))
     response = app.test_client().post("/api/auth/reset-password",
                                       json={"email": "lee@example.test"})
     assert response.status_code == 202 and response.data == b""

@@ -10,6 +10,7 @@ import pytest
 import requests
 from flask import Flask
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app.db import SESSIONS
 from app.hookspecs import hookimpl
@@ -23,7 +24,7 @@ from testkit.spies import spy
 pytestmark = pytest.mark.usefixtures("secret_watch")
 
 
-def login(app: Flask, id_token: str, **extra: Any) -> Any:
+def login(app: Flask, id_token: str, **extra: Any) -> TestResponse:
     return app.test_client().post("/api/auth/login", json={"idToken": id_token, **extra})
 
 
@@ -39,7 +40,7 @@ def test_genuine_id_token_logs_in_and_upserts_by_iss_and_sub(
     id_token = oidc_provider.id_token("alice")
     response = login(app, id_token)
     assert response.status_code == 200, response.json
-    body = response.json
+    body = json_object(response)
     secret_watch.add(id_token, body["token"], body["refreshToken"])
     assert body["tokenType"] == "Bearer" and body["expiresIn"] == 3600
     assert body["user"]["email"] == "alice@example.test" and body["user"]["name"] == "Alice"
@@ -47,15 +48,15 @@ def test_genuine_id_token_logs_in_and_upserts_by_iss_and_sub(
 
     me = app.test_client().get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.status_code == 200
-    assert me.json["id"] == body["user"]["id"]
-    assert "users:admin" not in me.json["permissions"]
-    assert "households:create" in me.json["permissions"]
+    assert json_object(me)["id"] == body["user"]["id"]
+    assert "users:admin" not in json_object(me)["permissions"]
+    assert "households:create" in json_object(me)["permissions"]
 
     users = rows(app, User)
     assert [(u.issuer, u.subject) for u in users] == [(oidc_provider.issuer, "alice")]
     # A second login updates the same row and opens a second session (family).
     again = login(app, oidc_provider.id_token("alice"))
-    assert again.status_code == 200 and again.json["user"]["id"] == body["user"]["id"]
+    assert again.status_code == 200 and json_object(again)["user"]["id"] == body["user"]["id"]
     assert len(rows(app, User)) == 1
     assert len({t.family_id for t in rows(app, RefreshToken)}) == 2
     logins = [e for e in rows(app, AuditEvent) if e.action == "auth.login"]
@@ -179,7 +180,7 @@ def test_provider_unreachable_and_nothing_cached_is_503(make_app: Any) -> None:
     response = login(app, well_formed)
     assert response.status_code == 503
     assert snapshot(app) == before
-    assert response.json["error"] == "ServiceUnavailable"
+    assert json_object(response)["error"] == "ServiceUnavailable"
 
 
 # -- authorization-code flow ---------------------------------------------------------------------
@@ -255,8 +256,8 @@ def test_authorization_code_flow_end_to_end(
     exchanged = client.post("/api/auth/oidc/exchange",
                             json={"code": code, "codeVerifier": verifier})
     assert exchanged.status_code == 200, exchanged.json
-    assert exchanged.json["user"]["email"] == "heidi@example.test"
-    secret_watch.add(exchanged.json["token"], exchanged.json["refreshToken"])
+    assert json_object(exchanged)["user"]["email"] == "heidi@example.test"
+    secret_watch.add(json_object(exchanged)["token"], json_object(exchanged)["refreshToken"])
 
     # The one-time code and the provider's callback cannot be replayed.
     before = snapshot(app)
@@ -289,7 +290,7 @@ def test_a_code_is_exchanged_only_with_the_verifier_of_the_spa_that_started_the_
         refused = victim.post("/api/auth/oidc/exchange",
                               json={"code": code, "codeVerifier": wrong})
         assert refused.status_code == 401
-        assert "token" not in refused.json and "refreshToken" not in refused.json
+        assert "token" not in json_object(refused) and "refreshToken" not in json_object(refused)
     # Even the starting browser, with its cookie, needs the verifier.
     assert starter.post("/api/auth/oidc/exchange",
                         json={"code": code, "codeVerifier": other_verifier}).status_code == 401
@@ -300,8 +301,8 @@ def test_a_code_is_exchanged_only_with_the_verifier_of_the_spa_that_started_the_
     exchanged = starter.post("/api/auth/oidc/exchange",
                              json={"code": code, "codeVerifier": verifier})
     assert exchanged.status_code == 200, exchanged.json
-    secret_watch.add(exchanged.json["token"], exchanged.json["refreshToken"])
-    assert exchanged.json["user"]["email"] == "mallory-csrf@example.test"
+    secret_watch.add(json_object(exchanged)["token"], json_object(exchanged)["refreshToken"])
+    assert json_object(exchanged)["user"]["email"] == "mallory-csrf@example.test"
     spent = snapshot(app)
     for client in (starter, victim):  # single use, whoever presents it
         again = client.post("/api/auth/oidc/exchange",
@@ -400,8 +401,8 @@ def test_a_refresh_grants_what_the_id_token_login_granted(
     app = make_app(**oidc_provider.config())
     plugin = AdminsByClaim()
     PLUGINS.get(app).register(plugin, name="admins-by-claim")
-    first = login(app, oidc_provider.id_token("idp-admin-1", nonce="nonce-claims-1"),
-                  nonce="nonce-claims-1").json
+    first = json_object(login(app, oidc_provider.id_token("idp-admin-1", nonce="nonce-claims-1"),
+                              nonce="nonce-claims-1"))
     secret_watch.add(first["token"], first["refreshToken"])
     assert "users:admin" in permissions(first["token"])
     second = refreshed(app, first["refreshToken"])
@@ -413,7 +414,7 @@ def test_a_refresh_grants_what_the_id_token_login_granted(
     assert plugin.seen[-1] == plugin.seen[-2] == plugin.seen[-3]
     assert "nonce" not in plugin.seen[-1]
 
-    plain = login(app, oidc_provider.id_token("plain-user")).json
+    plain = json_object(login(app, oidc_provider.id_token("plain-user")))
     assert "users:admin" not in permissions(plain["token"])
     assert "users:admin" not in permissions(refreshed(app, plain["refreshToken"])["token"])
 
@@ -431,10 +432,10 @@ def test_a_code_flow_login_and_its_refresh_see_the_claims(
     exchanged = client.post("/api/auth/oidc/exchange",
                             json={"code": code, "codeVerifier": verifier})
     assert exchanged.status_code == 200, exchanged.json
-    secret_watch.add(exchanged.json["token"], exchanged.json["refreshToken"])
-    assert "users:admin" in permissions(exchanged.json["token"])
+    secret_watch.add(json_object(exchanged)["token"], json_object(exchanged)["refreshToken"])
+    assert "users:admin" in permissions(json_object(exchanged)["token"])
     assert plugin.seen[-1] is not None and plugin.seen[-1]["sub"] == "idp-admin-2"
-    again = refreshed(app, exchanged.json["refreshToken"])
+    again = refreshed(app, json_object(exchanged)["refreshToken"])
     assert "users:admin" in permissions(again["token"])
     assert "nonce" not in (rows(app, LoginFlow)[0].claims or {"nonce": "missing"})
 
@@ -527,7 +528,8 @@ def test_repeat_logins_write_the_user_only_when_the_claims_changed(
 def test_openapi_states_the_spa_binding_of_the_code_flow(
     make_app: Any, oidc_provider: OidcProvider
 ) -> None:
-    document = make_app(**oidc_provider.config()).test_client().get("/api/openapi.json").json
+    app = make_app(**oidc_provider.config())
+    document = json_object(app.test_client().get("/api/openapi.json"))
     authorize = document["paths"]["/api/auth/oidc/authorize"]["get"]
     challenge = next(p for p in authorize["parameters"] if p["name"] == "codeChallenge")
     assert challenge["required"] is True and "S256" in authorize["description"]

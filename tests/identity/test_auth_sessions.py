@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Blueprint, Flask
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app.config import ConfigurationRefused
 from app.db import SESSIONS
@@ -60,7 +61,7 @@ def register_and_login(app: Flask, email: str = "pat@example.test") -> dict[str,
     return json_object(response)
 
 
-def refresh(app: Flask, token: str) -> Any:
+def refresh(app: Flask, token: str) -> TestResponse:
     return app.test_client().post("/api/auth/refresh", json={"refreshToken": token})
 
 
@@ -86,14 +87,14 @@ def test_refresh_rotates_and_reuse_revokes_the_family(
 
     second = refresh(app, first["refreshToken"])
     assert second.status_code == 200
-    assert second.json["refreshToken"] != first["refreshToken"]
-    assert parts(second.json["token"])[1]["sid"] == parts(first["token"])[1]["sid"]
-    secret_watch.add(second.json["refreshToken"])
+    assert json_object(second)["refreshToken"] != first["refreshToken"]
+    assert parts(json_object(second)["token"])[1]["sid"] == parts(first["token"])[1]["sid"]
+    secret_watch.add(json_object(second)["refreshToken"])
 
     # The spent token comes back: the whole family is revoked, the newest token included.
     replay = refresh(app, first["refreshToken"])
     assert replay.status_code == 401
-    assert refresh(app, second.json["refreshToken"]).status_code == 401
+    assert refresh(app, json_object(second)["refreshToken"]).status_code == 401
     reuse = events(app, "auth.refresh.reuse")
     assert len(reuse) == 1 and reuse[0].decision == "denied"
     # Another login session of the same user is untouched.
@@ -130,7 +131,7 @@ def test_logout_one_session_or_all(make_app: Any) -> None:
     assert fresh_b.status_code == 200
     assert client.post("/api/auth/logout", json={"all": True},
                        headers=bearer(c["token"])).status_code == 204
-    assert refresh(app, fresh_b.json["refreshToken"]).status_code == 401
+    assert refresh(app, json_object(fresh_b)["refreshToken"]).status_code == 401
     assert refresh(app, c["refreshToken"]).status_code == 401
     assert len(events(app, "auth.logout")) == 2
     assert client.post("/api/auth/logout", json={}).status_code == 401
@@ -170,13 +171,13 @@ def test_a_spent_token_within_the_grace_is_409_and_revokes_nothing(
     clock.move(grace)  # the last instant of the grace
     before = _tables_but_audit(app)
     late_tab = refresh(app, first["refreshToken"])
-    assert late_tab.status_code == 409 and late_tab.json["error"] == "Conflict"
+    assert late_tab.status_code == 409 and json_object(late_tab)["error"] == "Conflict"
     assert _tables_but_audit(app) == before  # nothing revoked, nothing issued
     assert [e.decision for e in events(app, "auth.refresh.reuse")] == []
     # The successor pair is still valid, and so is the rest of the session.
-    third = refresh(app, second.json["refreshToken"])
+    third = refresh(app, json_object(second)["refreshToken"])
     assert third.status_code == 200
-    assert refresh(app, third.json["refreshToken"]).status_code == 200
+    assert refresh(app, json_object(third)["refreshToken"]).status_code == 200
 
 
 def test_a_spent_token_just_after_the_grace_revokes_the_session(
@@ -189,8 +190,8 @@ def test_a_spent_token_just_after_the_grace_revokes_the_session(
     assert second.status_code == 200
     clock.move(10.001)  # just past the grace
     replay = refresh(app, first["refreshToken"])
-    assert replay.status_code == 401 and replay.json["error"] == "InvalidToken"
-    assert refresh(app, second.json["refreshToken"]).status_code == 401
+    assert replay.status_code == 401 and json_object(replay)["error"] == "InvalidToken"
+    assert refresh(app, json_object(second)["refreshToken"]).status_code == 401
     reuse = events(app, "auth.refresh.reuse")
     assert len(reuse) == 1 and reuse[0].decision == "denied"
     with SESSIONS.get(app)() as session:
@@ -209,7 +210,7 @@ def test_a_grace_of_zero_revokes_at_once(make_app: Any) -> None:
 def test_a_revoked_sessions_spent_token_is_401_even_within_the_grace(make_app: Any) -> None:
     app = local_app(make_app)
     first = register_and_login(app)
-    second = refresh(app, first["refreshToken"]).json
+    second = json_object(refresh(app, first["refreshToken"]))
     client = app.test_client()
     assert client.post("/api/auth/logout", json={},
                        headers=bearer(second["token"])).status_code == 204
@@ -258,8 +259,14 @@ def test_two_tabs_refreshing_at_once_under_gunicorn_stay_logged_in(
 # -- sessions a person can see and end -------------------------------------------------------------
 
 
-def sessions_of(app: Flask, token: str) -> Any:
-    return app.test_client().get("/api/auth/sessions", headers=bearer(token))
+def sessions_of(app: Flask, token: str) -> list[dict[str, Any]]:
+    """The sessions ``token``'s holder lists (``GET /api/auth/sessions`` answers 200, or the test
+    fails), newest first."""
+    listed = app.test_client().get("/api/auth/sessions", headers=bearer(token))
+    assert listed.status_code == 200, listed.get_json()
+    items = json_object(listed)["items"]
+    assert isinstance(items, list), items
+    return items
 
 
 def test_sessions_list_the_live_families_with_device_and_current(make_app: Any) -> None:
@@ -275,9 +282,7 @@ def test_sessions_list_the_live_families_with_device_and_current(make_app: Any) 
                                                               "password": PASSWORD},
                                      headers={"User-Agent": "Laptop\x01/2.0"}))
     other = register_and_login(app, "someone@example.test")
-    listed = sessions_of(app, laptop["token"])
-    assert listed.status_code == 200
-    items = listed.json["items"]
+    items = sessions_of(app, laptop["token"])
     assert [s["id"] for s in items] == [parts(laptop["token"])[1]["sid"],
                                         parts(phone["token"])[1]["sid"]]
     assert set(items[0]) == {"id", "createdAt", "lastUsedAt", "userAgent", "ip", "current"}
@@ -288,7 +293,7 @@ def test_sessions_list_the_live_families_with_device_and_current(make_app: Any) 
     assert parts(other["token"])[1]["sid"] not in [s["id"] for s in items]
     # A refresh keeps the session (same id), later lastUsedAt or equal.
     assert refresh(app, phone["refreshToken"]).status_code == 200
-    assert [s["id"] for s in sessions_of(app, laptop["token"]).json["items"]] == [
+    assert [s["id"] for s in sessions_of(app, laptop["token"])] == [
         s["id"] for s in items]
     # Paging, newest first.
     page = app.test_client().get("/api/auth/sessions?limit=1", headers=bearer(laptop["token"]))
@@ -313,7 +318,7 @@ def test_ending_a_session_stops_its_refresh_token_and_is_audited(make_app: Any) 
     ended = client.delete(f"/api/auth/sessions/{phone_sid}", headers=bearer(laptop["token"]))
     assert ended.status_code == 204
     assert refresh(app, phone["refreshToken"]).status_code == 401
-    assert [s["id"] for s in sessions_of(app, laptop["token"]).json["items"]] == [
+    assert [s["id"] for s in sessions_of(app, laptop["token"])] == [
         parts(laptop["token"])[1]["sid"]]
     assert refresh(app, laptop["refreshToken"]).status_code == 200
     assert refresh(app, other["refreshToken"]).status_code == 200
@@ -337,10 +342,10 @@ def test_a_password_reset_ends_every_session(make_app: Any) -> None:
                        json={"token": token, "password": new_password}).status_code == 204
     for pair in (a, b):
         assert refresh(app, pair["refreshToken"]).status_code == 401
-    assert sessions_of(app, other["token"]).json["items"] != []
+    assert sessions_of(app, other["token"]) != []
     fresh = json_object(client.post("/api/auth/login", json={"email": "pat@example.test",
                                                              "password": new_password}))
-    assert [s["current"] for s in sessions_of(app, fresh["token"]).json["items"]] == [True]
+    assert [s["current"] for s in sessions_of(app, fresh["token"])] == [True]
 
 
 def test_a_password_change_ends_every_session(make_app: Any) -> None:
@@ -402,7 +407,8 @@ def test_signing_key_rotation_keeps_old_tokens_valid(make_app: Any) -> None:
     old_token = register_and_login(before)["token"]
     after = make_app(AUTH_JWT_ALGORITHM="RS256", AUTH_JWT_PRIVATE_KEY=new_key,
                      AUTH_JWT_PREVIOUS_PUBLIC_KEYS=public_pem(old_key))
-    kids = [k["kid"] for k in after.test_client().get("/.well-known/jwks.json").json["keys"]]
+    jwks = json_object(after.test_client().get("/.well-known/jwks.json"))
+    kids = [k["kid"] for k in jwks["keys"]]
     assert len(kids) == 2 and parts(old_token)[0]["kid"] == kids[1]
     assert after.test_client().get("/api/auth/me", headers=bearer(old_token)).status_code == 200
     # Without the previous key published, the old token is refused.
@@ -418,7 +424,7 @@ def test_dev_hs256_token_is_refused_by_an_rs256_app(make_app: Any, auth: Any) ->
     assert dev_app.test_client().get("/api/auth/me", headers=bearer(hs_token)).status_code == 200
     rs_app = make_app(AUTH_JWT_ALGORITHM="RS256", AUTH_JWT_PRIVATE_KEY=pem("RS256"))
     response = rs_app.test_client().get("/api/auth/me", headers=bearer(hs_token))
-    assert response.status_code == 401 and response.json["error"] == "InvalidToken"
+    assert response.status_code == 401 and json_object(response)["error"] == "InvalidToken"
 
 
 def test_another_issuers_token_is_refused(make_app: Any, auth: Any) -> None:
@@ -440,8 +446,8 @@ def test_hs256_app_publishes_no_keys(app: Flask) -> None:
 def test_development_auth_acts_as_the_configured_user(make_app: Any) -> None:
     app = make_app(DEVELOPMENT_AUTH_ENABLED=True, DEVELOPMENT_AUTH_USER="devi@example.test")
     me = app.test_client().get("/api/auth/me")
-    assert me.status_code == 200 and me.json["email"] == "devi@example.test"
-    assert "households:create" in me.json["permissions"]
+    assert me.status_code == 200 and json_object(me)["email"] == "devi@example.test"
+    assert "households:create" in json_object(me)["permissions"]
     assert make_app().test_client().get("/api/auth/me").status_code == 401
 
 
@@ -520,13 +526,13 @@ def test_users_cli_grant_and_revoke_take_effect_at_refresh(make_app: Any) -> Non
     granted = runner.invoke(args=["users", "grant", "cli@example.test", "users:admin"])
     assert granted.exit_code == 0, granted.output
     assert "users:admin" not in parts(pair["token"])[1]["permissions"]  # old token: unchanged
-    fresh = refresh(app, pair["refreshToken"]).json
+    fresh = json_object(refresh(app, pair["refreshToken"]))
     assert "users:admin" in parts(fresh["token"])[1]["permissions"]
 
     revoked = runner.invoke(args=["users", "revoke", "cli@example.test", "users:admin",
                                   "items:write"])
     assert revoked.exit_code == 0, revoked.output
-    later = refresh(app, fresh["refreshToken"]).json
+    later = json_object(refresh(app, fresh["refreshToken"]))
     held = parts(later["token"])[1]["permissions"]
     assert "users:admin" not in held and "items:write" not in held and "items:read" in held
     assert len(events(app, "users.grant")) == 1 and len(events(app, "users.revoke")) == 1
@@ -617,7 +623,8 @@ def test_a_user_read_without_the_orm_is_the_orm_s_user_detached(make_app: Any) -
         session.commit()
         assert renamed is loaded
     with factory() as session:
-        assert session.get(User, created.id).name == "Plain Two"  # type: ignore[union-attr]
+        stored = session.get(User, created.id)
+        assert stored is not None and stored.name == "Plain Two"
 
 
 def test_a_user_is_read_without_the_orm_before_anything_configured_the_mappers() -> None:

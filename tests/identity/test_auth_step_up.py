@@ -44,7 +44,7 @@ def with_login_age(family: Family, user: Any, seconds: int | None, now: Any) -> 
 def assert_step_up(response: Any, age: int = 900) -> None:
     assert response.status_code == 401, response.get_json()
     assert response.headers["WWW-Authenticate"] == CHALLENGE.format(age=age)
-    assert response.get_json()["error"] == "StepUpRequired"
+    assert json_object(response)["error"] == "StepUpRequired"
 
 
 @pytest.mark.parametrize("age", [0, 900])
@@ -55,7 +55,7 @@ def test_a_login_within_the_max_age_may_start_and_confirm(
     with_login_age(family, family.adult, age, frozen)  # the intent's actor
     request_id, intent = family.cart_ready_intent()
     confirmed = family.confirm(request_id, intent["intentId"], intent["confirmationToken"])
-    assert confirmed.status_code == 200 and confirmed.get_json()["status"] == "COMPLETED"
+    assert confirmed.status_code == 200 and json_object(confirmed)["status"] == "COMPLETED"
 
 
 @pytest.mark.parametrize("age", [901, 86400, None])
@@ -156,7 +156,7 @@ def test_auth_time_is_the_login_and_survives_refreshes(
 
 
 def test_openapi_states_the_step_up(app: Flask) -> None:
-    document = app.test_client().get("/api/openapi.json").get_json()
+    document = json_object(app.test_client().get("/api/openapi.json"))
     stepped = sorted(
         f"{method.upper()} {path}" for path, item in document["paths"].items()
         for method, operation in item.items() if "x-step-up-max-age" in operation)

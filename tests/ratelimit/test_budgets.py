@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.test import TestResponse
 
 from app.db import SESSIONS
 from app.gateway.tokens import ACCESS_TOKENS, AccessTokens
@@ -23,7 +24,7 @@ from testkit.builders.families import (
     ORCHESTRATOR_TOKEN,
     build_family,
 )
-from testkit.builders.households import AuthActions, snapshot
+from testkit.builders.households import AuthActions, json_object, snapshot
 from testkit.builders.routes import EVERY_FEATURE, concrete, credential_kind, live_routes
 from testkit.builders.webhooks import event_body, signed
 
@@ -67,7 +68,7 @@ PUBLIC_BODIES: dict[str, Any] = {
 }
 
 
-def send(client: FlaskClient, method: str, path: str, ip: str, **kwargs: Any) -> Any:
+def send(client: FlaskClient, method: str, path: str, ip: str, **kwargs: Any) -> TestResponse:
     return client.open(path, method=method, environ_base={"REMOTE_ADDR": ip}, **kwargs)
 
 
@@ -98,7 +99,7 @@ def test_bad_internal_tokens_are_limited_per_ip_and_never_lock_the_orchestrator_
         statuses.append(r.status_code)
         if r.status_code == 429:
             assert '"anonymous"' in r.headers["RateLimit-Policy"]
-            assert r.get_json()["limit"] == ANONYMOUS
+            assert json_object(r)["limit"] == ANONYMOUS
     assert statuses == [401] * ANONYMOUS + [429] * (SERVICE + 10 - ANONYMOUS)
     assert snapshot(app) == before  # the guesses changed nothing
 
