@@ -10,9 +10,9 @@ Witnesses are the built-in file witness (``AUDIT_WITNESS_URL=file:///dir``: one 
 per chain, one JSON line per accepted checkpoint) and the ``audit_witness`` plugins.
 
 The ``Checkpointer`` (one thread per worker process) hands checkpoints to the witnesses after
-the transaction that signed them commits (``app.audit.committed`` tells it), and signs a chain's head at most
-``AUDIT_CHECKPOINT_INTERVAL_SECONDS`` after its newest unsigned event, so no event stays
-unsigned and unwitnessed for long without any cron.
+the transaction that signed them commits (``app.audit.committed`` tells it), and signs a
+chain's head at most ``AUDIT_CHECKPOINT_INTERVAL_SECONDS`` after its newest unsigned event, so
+no event stays unsigned and unwitnessed for long without any cron.
 """
 
 from __future__ import annotations

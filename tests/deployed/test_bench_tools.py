@@ -51,6 +51,22 @@ def test_steps_nest_as_called_and_are_restored() -> None:
     assert table[1].split()[1] == "1.0"  # calls per request: 2 calls over 2 requests
 
 
+def test_the_report_takes_the_clocks_own_cost_off() -> None:
+    """Each call's own clock reading, and each wrapped call's whole wrapper in the step above
+    it: an empty step corrected is about nothing, where its raw time is the clocks'."""
+    steps = Steps([(f"{MODULE}:Work.outer", "outer"), (f"{MODULE}:Work.inner", "inner")])
+    assert steps.beneath[0] >= steps.inside[0] > 0  # measured on the probe at start
+    with steps.installed():
+        for _ in range(2000):
+            Work.outer(0)  # two empty inner calls each
+    raw = steps.cpu[("outer",)] / 2000
+    corrected = steps.corrected(("outer",))[0] / 2000
+    assert raw >= 2 * steps.beneath[0]  # two wrapped calls beneath, each costing its wrapper
+    assert abs(corrected) < raw / 2  # most of the raw time was the clocks'
+    assert steps.corrected(("outer", "inner")) < (steps.cpu[("outer", "inner")],
+                                                  steps.wall[("outer", "inner")])
+
+
 def test_a_step_that_does_not_exist_fails_at_once() -> None:
     with pytest.raises((AttributeError, KeyError)):
         Steps([(f"{MODULE}:Work.gone", "gone")])
@@ -60,6 +76,6 @@ def test_a_step_that_does_not_exist_fails_at_once() -> None:
 
 @pytest.mark.parametrize("listed", [LOGIN_STEPS, READ_STEPS], ids=["login", "read"])
 def test_the_profiling_scripts_steps_exist(listed: tuple[tuple[str, str], ...]) -> None:
-    steps = Steps(listed)  # resolves every name
+    steps = Steps(listed, calibrate=False)  # resolves every name
     assert len({label for _, label in listed}) == len(listed)  # labels are the tree's keys
     assert steps.calls == {}
