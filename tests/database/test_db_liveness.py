@@ -18,12 +18,13 @@ import time
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from app.db import Database, _alive_at_checkout, build_engine
-from testkit.builders.households import AuthActions
+from testkit.builders.households import AuthActions, json_object
 
 
 class _Connection:
@@ -50,18 +51,23 @@ def test_an_idle_connection_passes_and_one_the_server_spoke_on_or_closed_does_no
             _alive_at_checkout(_Connection(first), None, None)
 
 
+def _reader(app: Flask, auth: AuthActions) -> tuple[FlaskClient, dict[str, str], str]:
+    """A client, the headers of a user and the items path of the household they made."""
+    client = app.test_client()
+    headers = auth.headers(auth.user("reader@example.test"))
+    household = json_object(client.post("/api/households", json={"name": "H"}, headers=headers))
+    return client, headers, f"/api/households/{household['id']}/items"
+
+
 @pytest.mark.postgres_only
 def test_connections_the_server_ended_are_replaced_before_a_request_sees_them(
         app: Flask, auth: AuthActions) -> None:
-    user = auth.user("reader@example.test")
-    client = app.test_client()
-    headers = auth.headers(user)
-    household = client.post("/api/households", json={"name": "H"}, headers=headers).get_json()["id"]
+    client, headers, items = _reader(app, auth)
     engine = Database.engine(app)
     pings: list[str] = []
     event.listen(engine, "before_cursor_execute",
                  lambda *args: pings.append(args[2]) if "SELECT 1" in args[2] else None)
-    assert client.get(f"/api/households/{household}/items", headers=headers).status_code == 200
+    assert client.get(items, headers=headers).status_code == 200
     assert pings == []  # the happy path: no liveness round trip
     assert isinstance(engine.pool, QueuePool)  # PostgreSQL's (app.db.build_engine sizes it)
     pooled = engine.pool.checkedin()
@@ -74,8 +80,7 @@ def test_connections_the_server_ended_are_replaced_before_a_request_sees_them(
     admin.dispose()
     assert ended is not None and ended >= pooled
     time.sleep(0.3)  # the termination notices arrive
-    answers = [client.get(f"/api/households/{household}/items", headers=headers).status_code
-               for _ in range(3)]
+    answers = [client.get(items, headers=headers).status_code for _ in range(3)]
     assert answers == [200, 200, 200]
 
 
@@ -91,11 +96,7 @@ def _prepared(engine: Engine) -> set[str]:
 @pytest.mark.postgres_only
 def test_a_request_that_ends_in_an_error_leaves_the_connection_s_prepared_statements(
         app: Flask, auth: AuthActions) -> None:
-    user = auth.user("reader@example.test")
-    client = app.test_client()
-    headers = auth.headers(user)
-    household = client.post("/api/households", json={"name": "H"}, headers=headers).get_json()["id"]
-    items = f"/api/households/{household}/items"
+    client, headers, items = _reader(app, auth)
     for _ in range(7):  # psycopg prepares a statement on its sixth run
         assert client.get(items, headers=headers).status_code == 200
     engine = Database.engine(app)
