@@ -20,6 +20,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -101,8 +102,12 @@ def prepare(database_url: str, body_file: Path, notes: int = 0, plain: bool = Fa
     event.listen(Database.engine(app), "before_cursor_execute",
                  lambda *args: statements.append(args[2]))
     execute = fastread._execute
-    fastread._execute = lambda c, compiled, p: (  # type: ignore[assignment]
-        statements.append(compiled.sql) or execute(c, compiled, p))
+
+    def counted(connection: Any, compiled: Any, params: Any) -> list[dict[str, Any]]:
+        statements.append(compiled.sql)
+        return execute(connection, compiled, params)
+
+    fastread._execute = counted
     body = client.get(path, headers=headers)
     fastread._execute = execute  # type: ignore[assignment]
     assert body.status_code == 200 and len(body.get_json()["items"]) == 20

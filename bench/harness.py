@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +105,8 @@ def wrk(url: str, *, seconds: int = 10, connections: int = 16, headers: dict[str
 
 
 def alternating(
-    kinds: dict[str, tuple[str, dict[str, str]] | tuple[str, dict[str, str], str]], rounds: int,
+    kinds: Mapping[str, tuple[str, dict[str, str]] | tuple[str, dict[str, str], str]],
+    rounds: int,
     **options: Any
 ) -> dict[str, WrkResult]:
     """Run wrk on each kind's (url, headers) or (url, headers, wrk script) once per round, the
