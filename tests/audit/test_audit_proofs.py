@@ -25,6 +25,7 @@ from testkit.builders.audit import chain_rows, session_of
 from testkit.builders.households import (
     AuthActions,
     assert_unchanged_but_denials,
+    json_object,
     make_household,
     snapshot,
 )
@@ -142,12 +143,12 @@ def test_an_event_after_the_newest_checkpoint_is_409_until_it_is_signed(
     newest = world["rows"][-1]
     assert newest.seq > 4
     r = client.get(_url(world["home"], newest), headers=auth.headers(world["owner"]))
-    assert r.status_code == 409 and r.get_json()["retryAfter"] >= 1
+    assert r.status_code == 409 and json_object(r)["retryAfter"] >= 1
     cli = app.test_cli_runner().invoke(args=["audit", "prove", event_id(newest.hash)])
     assert cli.exit_code != 0 and "newer than" in cli.output
     _checkpoint(app)
     r = client.get(_url(world["home"], newest), headers=auth.headers(world["owner"]))
-    assert r.status_code == 200 and r.get_json()["treeSize"] == newest.seq
+    assert r.status_code == 200 and json_object(r)["treeSize"] == newest.seq
     assert verify_proof(r.get_json(), [signer(app).public_key], newest.hash) == []
 
 

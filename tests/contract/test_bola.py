@@ -26,6 +26,7 @@ from testkit.builders.households import (
     USERS,
     AuthActions,
     assert_unchanged_but_denials,
+    json_object,
     make_household,
     snapshot,
     without_volatile,
@@ -84,12 +85,12 @@ def household_world(app: Flask, auth: AuthActions) -> dict[str, Any]:
     make_household(app, "Away", {users["outsider"].id: "owner"})
     client = app.test_client()
     h = auth.headers(users["owner"])
-    item = client.post(f"/api/households/{home}/items", json={"name": "Coat"}, headers=h).get_json()["id"]
-    outfit = client.post(f"/api/households/{home}/outfits", json={"name": "O", "itemIds": [item]},
-                         headers=h).get_json()["id"]
-    invitation = client.post(f"/api/households/{home}/members",
-                             json={"email": "invitee@example.test", "role": "adult"},
-                             headers=h).get_json()["id"]
+    item = json_object(client.post(f"/api/households/{home}/items", json={"name": "Coat"}, headers=h))["id"]
+    outfit = json_object(client.post(f"/api/households/{home}/outfits", json={"name": "O", "itemIds": [item]},
+                                     headers=h))["id"]
+    invitation = json_object(client.post(f"/api/households/{home}/members",
+                                         json={"email": "invitee@example.test", "role": "adult"},
+                                         headers=h))["id"]
     with app.app_context(), SESSIONS.get(app)() as session:
         event = audit.record("test.event", household_id=home, principal_id=users["owner"].id,
                              session=session)
@@ -151,7 +152,7 @@ def test_every_household_route_is_in_the_matrix(app: Flask) -> None:
 def test_child_object_of_another_household_is_404(app: Flask, auth: AuthActions, household_world: dict[str, Any], kind: str) -> None:
     client = app.test_client()
     outsider = auth.headers(household_world["users"]["outsider"])
-    away = client.get("/api/households", headers=outsider).get_json()["items"][0]["id"]
+    away = json_object(client.get("/api/households", headers=outsider))["items"][0]["id"]
     object_id = household_world["ids"]["item_id" if kind == "items" else "outfit_id"]
     before = snapshot(app)
     for method, body in (("GET", None), ("PATCH", {"name": "Stolen"}), ("DELETE", None)):
@@ -176,10 +177,10 @@ def test_mass_assignment_changes_nothing(app: Flask, auth: AuthActions, househol
     item = client.post(f"/api/households/{home}/items", json={"name": "Cap", **MASS_ASSIGNMENT}, headers=h).get_json()
     assert item["id"].startswith("itm_") and item["createdAt"] != "2000-01-01T00:00:00Z"
     r = client.patch(f"/api/households/{home}/items/{item['id']}", json={"notes": "n", **MASS_ASSIGNMENT}, headers=h)
-    assert r.get_json()["id"] == item["id"]
+    assert json_object(r)["id"] == item["id"]
     created = client.post("/api/households", json={"name": "Mine", **MASS_ASSIGNMENT}, headers=h).get_json()
     assert created["id"].startswith("hh_") and created["id"] != "hh_forged"
-    members = client.get(f"/api/households/{home}/members", headers=h).get_json()["items"]
+    members = json_object(client.get(f"/api/households/{home}/members", headers=h))["items"]
     assert {m["userId"]: m["role"] for m in members}[child.id] == "child"
     me = auth.find_user(child.email or "")
     assert me is not None and "users:admin" not in me.permissions

@@ -19,6 +19,7 @@ from testkit.builders.households import (
     USERS,
     AuthActions,
     assert_unchanged_but_denials,
+    json_object,
     make_household,
     snapshot,
     without_volatile,
@@ -78,7 +79,7 @@ def buyflow_world(app: Flask, auth: AuthActions) -> dict[str, Any]:
     def new_request() -> str:
         r = client.post(base, json=REQUEST_BODY, headers=h["child"])
         assert r.status_code == 201, r.get_json()
-        return str(r.get_json()["id"])
+        return str(json_object(r)["id"])
 
     submitted = new_request()
     approved = new_request()

@@ -14,7 +14,13 @@ import pytest
 from flask import Flask
 
 from app.gateway.contracts import contract_of
-from testkit.builders.households import AuthActions, make_household, snapshot, without_volatile
+from testkit.builders.households import (
+    AuthActions,
+    json_object,
+    make_household,
+    snapshot,
+    without_volatile,
+)
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,9 @@ def person_world(make_app: Any) -> dict[str, Any]:
     stranger = auth.user("stranger@example.test")
     home = make_household(app, "Home", {owner.id: "owner"})
     client = app.test_client()
-    invitation = client.post(f"/api/households/{home}/members",
-                             json={"email": invitee.email, "role": "adult"},
-                             headers=auth.headers(owner)).get_json()["id"]
+    invitation = json_object(client.post(f"/api/households/{home}/members",
+                                         json={"email": invitee.email, "role": "adult"},
+                                         headers=auth.headers(owner)))["id"]
     # A real session of the invitee (so that ending it is possible).
     from app.auth import sessions
 
@@ -98,8 +104,8 @@ def test_matrix(person_world: dict[str, Any], case: Case, who: str) -> None:
 @pytest.mark.parametrize("path", ["/api/invitations", "/api/auth/sessions"])
 def test_lists_show_only_the_callers_own(person_world: dict[str, Any], path: str) -> None:
     client = person_world["app"].test_client()
-    mine = client.get(path, headers=person_world["headers"]["invitee"]).get_json()["items"]
-    theirs = client.get(path, headers=person_world["headers"]["stranger"]).get_json()["items"]
+    mine = json_object(client.get(path, headers=person_world["headers"]["invitee"]))["items"]
+    theirs = json_object(client.get(path, headers=person_world["headers"]["stranger"]))["items"]
     wanted = person_world["ids"]["invitation_id" if "invitations" in path else "session_id"]
     assert [i["id"] for i in mine] == [wanted]
     assert theirs == []
