@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -48,8 +49,17 @@ def _get_routes(app: Flask) -> dict[str, str]:
     return routes
 
 
+@dataclass(frozen=True)
+class ReaderHome:
+    """A household's owner's ``headers``, and ``ids`` by the URL parameter each fills
+    (``household_id``, ``item_id`` …), for substituting into a route's rule."""
+
+    headers: dict[str, str]
+    ids: dict[str, str]
+
+
 @pytest.fixture
-def reader_home(app: Flask, auth: AuthActions) -> dict[str, Any]:
+def reader_home(app: Flask, auth: AuthActions) -> ReaderHome:
     """A household with one of everything a read shows: an item, an outfit, a member, an
     invitation, a purchase request with an intent whose cart is ready, audit events."""
     owner, adult = auth.user("owner@example.test"), auth.user("adult@example.test")
@@ -81,13 +91,13 @@ def reader_home(app: Flask, auth: AuthActions) -> dict[str, Any]:
         checkpoint_all(session, signer(app))
         session.commit()
     event = json_object(client.get(f"{base}/audit", headers=headers))["items"][0]["id"]
-    return {"headers": headers, "ids": {
+    return ReaderHome(headers=headers, ids={
         "household_id": household, "item_id": item, "outfit_id": outfit,
-        "request_id": request_id, "intent_id": intent, "event_id": event}}
+        "request_id": request_id, "intent_id": intent, "event_id": event})
 
 
 def test_every_read_route_reads_only_through_fastread(
-        app: Flask, reader_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        app: Flask, reader_home: ReaderHome, monkeypatch: pytest.MonkeyPatch) -> None:
     routes = _get_routes(app)
     through_sqlalchemy: list[str] = []
     fast: list[str] = []
@@ -101,10 +111,10 @@ def test_every_read_route_reads_only_through_fastread(
     for name, rule in sorted(routes.items()):
         if not rule.startswith("/api/"):
             continue
-        path = re.sub(r"<([a-z_]+)>", lambda m: reader_home["ids"][m.group(1)], rule)
+        path = re.sub(r"<([a-z_]+)>", lambda m: reader_home.ids[m.group(1)], rule)
         through_sqlalchemy.clear()
         fast.clear()
-        answer = client.get(path, headers=reader_home["headers"])
+        answer = client.get(path, headers=reader_home.headers)
         assert answer.status_code == 200, (name, answer.get_json())
         assert through_sqlalchemy == [], (name, through_sqlalchemy)
         assert fast, f"{name} read nothing through fastread"
@@ -114,30 +124,30 @@ def test_every_read_route_reads_only_through_fastread(
 
 
 def test_trusted_rows_are_not_validated_again(
-        app: Flask, reader_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        app: Flask, reader_home: ReaderHome, monkeypatch: pytest.MonkeyPatch) -> None:
     class Refuses:
         def __getattr__(self, name: str) -> Any:
             raise AssertionError(f"validated again ({name})")
 
     for model in (ItemOut, ItemPage):
         monkeypatch.setattr(model, "__pydantic_validator__", Refuses())
-    household, item = reader_home["ids"]["household_id"], reader_home["ids"]["item_id"]
+    household, item = reader_home.ids["household_id"], reader_home.ids["item_id"]
     client = app.test_client()
-    listed = client.get(f"/api/households/{household}/items", headers=reader_home["headers"])
-    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home["headers"])
+    listed = client.get(f"/api/households/{household}/items", headers=reader_home.headers)
+    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home.headers)
     assert listed.status_code == 200 and one.status_code == 200
     assert json_object(listed)["items"] == [one.get_json()]
     assert json_object(one)["notes"] == "wool"
 
 
 def test_the_response_schema_still_strips_undeclared_columns(
-        app: Flask, reader_home: dict[str, Any]) -> None:
-    household, item = reader_home["ids"]["household_id"], reader_home["ids"]["item_id"]
+        app: Flask, reader_home: ReaderHome) -> None:
+    household, item = reader_home.ids["household_id"], reader_home.ids["item_id"]
     client = app.test_client()
     declared = {field.alias or name for name, field in ItemOut.model_fields.items()}
-    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home["headers"])
+    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home.headers)
     assert set(one.get_json()) == declared  # the table also has household_id, created_by, …
-    members = client.get(f"/api/households/{household}/members", headers=reader_home["headers"])
+    members = client.get(f"/api/households/{household}/members", headers=reader_home.headers)
     assert [set(m) for m in json_object(members)["items"]] == 2 * [
         {field.alias or name for name, field in MemberOut.model_fields.items()}]
     # A trusted answer carrying more than the schema declares, at every level.
@@ -173,7 +183,7 @@ def test_every_response_schema_has_a_mirror_with_the_same_fields(app: Flask) -> 
 
 
 def test_a_column_decoder_applies_to_every_read_of_that_column(
-        app: Flask, reader_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        app: Flask, reader_home: ReaderHome, monkeypatch: pytest.MonkeyPatch) -> None:
     """``DECODERS`` is where a stored form (ciphertext, say) becomes the value: its entry is
     called once per read, and the decoder it gives is given the table, column, row id and stored
     value of each row; only that column changes."""
@@ -192,16 +202,16 @@ def test_a_column_decoder_applies_to_every_read_of_that_column(
 
         return decode
 
-    household, item = reader_home["ids"]["household_id"], reader_home["ids"]["item_id"]
+    household, item = reader_home.ids["household_id"], reader_home.ids["item_id"]
     client = app.test_client()
-    second = json_object(client.post(f"/api/households/{household}/items", headers=reader_home["headers"],
+    second = json_object(client.post(f"/api/households/{household}/items", headers=reader_home.headers,
                                      json={"name": "Scarf", "notes": "silk"}))["id"]
-    before = client.get(f"/api/households/{household}/items", headers=reader_home["headers"]).get_json()
+    before = client.get(f"/api/households/{household}/items", headers=reader_home.headers).get_json()
     # Decoders are resolved when a read is compiled: compile again with the decoder in place.
     monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), decoder)
     fastread.forget_compiled()
-    listed = client.get(f"/api/households/{household}/items", headers=reader_home["headers"])
-    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home["headers"])
+    listed = client.get(f"/api/households/{household}/items", headers=reader_home.headers)
+    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home.headers)
     monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), stored)
     fastread.forget_compiled()
     assert [i["notes"] for i in before["items"]] == ["wool", "silk"]
