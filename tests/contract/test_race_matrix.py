@@ -170,9 +170,7 @@ def stage(request: pytest.FixtureRequest, migrated_database: str,
     log = folder / "gunicorn.log"
     try:
         with gunicorn_server(url, TEST_JWT_SECRET, workers=WORKERS, threads=THREADS,
-                             log_path=log, **SETTINGS) as base:
-            for _ in range(WORKERS * THREADS):  # every worker booted and connected
-                assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
+                             log_path=log, ready_calls=WORKERS * THREADS, settings=SETTINGS) as base:
             built = Stage(base=base, app=app, log=log, postgres=postgres)
             yield built
         print("\nlock waits over 1 ms per case (PostgreSQL log_lock_waits):")  # noqa: T201
