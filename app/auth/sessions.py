@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import BindParameter
 from app import audit, clock
 from app.auth.permissions import effective_permissions
 from app.crypto.fields import encode_value
-from app.db import db, new_id
+from app.db import db, new_id, table_of
 from app.gateway.clientip import request_client_ip
 from app.gateway.errors import Conflict, Unauthorized
 from app.gateway.pagination import keyset
@@ -44,8 +44,8 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name
 
 
-_REFRESH_TABLE: Table = RefreshToken.__table__  # type: ignore[assignment]
-_SESSION_TABLE: Table = AuthSession.__table__  # type: ignore[assignment]
+_REFRESH_TABLE = table_of(RefreshToken)
+_SESSION_TABLE = table_of(AuthSession)
 _INSERT_SESSION = insert(_SESSION_TABLE)
 USER_AGENT_LENGTH = 256
 IP_LENGTH = 64
