@@ -40,7 +40,7 @@ from typing import Any
 import psycopg
 from flask import Flask, g
 from psycopg import pq
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -68,15 +68,6 @@ _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower cas
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-
-
-def table_of(model: type[Base]) -> Table:
-    """The Table ``model`` maps. SQLAlchemy types ``__table__`` as any FromClause; every model
-    here is declared on one Table, and anything else (a model mapped to a join) is refused."""
-    table = model.__table__
-    if not isinstance(table, Table):
-        raise TypeError(f"{model.__name__} is not mapped to one table")
-    return table
 
 
 def new_id(prefix: str) -> str:

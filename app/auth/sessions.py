@@ -25,12 +25,13 @@ from sqlalchemy.sql.elements import BindParameter
 from app import audit, clock
 from app.auth.permissions import effective_permissions
 from app.crypto.fields import encode_value
-from app.db import db, new_id, table_of
+from app.db import db, new_id
 from app.gateway.clientip import request_client_ip
 from app.gateway.errors import Conflict, Unauthorized
 from app.gateway.pagination import keyset
 from app.gateway.tokens import ACCESS_TOKENS
 from app.models import AuthSession, RefreshToken, User
+from app.sqltypes import rows_changed, table_of
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def rotate(presented: str) -> TokenPair:
                RefreshToken.revoked_at.is_(None))
         .values(used_at=now)
     )
-    if spent.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(spent) != 1:
         # Another refresh spent it (or a revocation ended it) a moment ago: read what it did.
         session.rollback()
         again = session.get(RefreshToken, row.id)
@@ -261,7 +262,7 @@ def end(user_id: str, family_id: str) -> int | None:
                AuthSession.ended_at.is_(None), AuthSession.expires_at > now)
         .values(ended_at=now)
     )
-    if ended.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(ended) != 1:
         return None
     return revoke_family(user_id, family_id)
 
@@ -282,7 +283,7 @@ def revoke_family(user_id: str, family_id: str) -> int:
                RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rows_changed(result)
 
 
 def revoke_all(user_id: str) -> int:
@@ -298,7 +299,7 @@ def revoke_all(user_id: str) -> int:
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rows_changed(result)
 
 
 # The user's sessions that can still be refreshed, newest first (app.fastread).

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detache
 from app import clock
 from app.auth.emails import InvalidEmail, canonical_email
 from app.auth.permissions import default_permissions
-from app.db import db, table_of
+from app.db import db
 from app.fastread import Read
 from app.models import User
+from app.sqltypes import table_of
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from sqlalchemy.types import TypeDecorator
 
 from app.crypto.fields import BY_COLUMN, VERSION, decode_value, encode_value
 from app.crypto.keys import keyring
-from app.db import Base, table_of
+from app.db import Base
+from app.sqltypes import table_of
 
 _PENDING = "_hearthgate_sealed_plaintext"
 
