@@ -43,6 +43,7 @@ from app.gateway.schemas import Body, Query
 from app.hookspecs import hookimpl
 from app.hooktypes import Identity, LoginBody, LoginFailed
 from app.models import LoginFlow, User
+from app.sqltypes import rows_changed
 from app.state import Slot
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def callback(query: CallbackQuery) -> Reply:
         update(LoginFlow).where(LoginFlow.id == flow.id, LoginFlow.callback_at.is_(None))
         .values(callback_at=now)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(claimed) != 1:
         raise BadRequest("Unknown, expired or replayed login")
     provider = oidc()
     if query.error or not query.code or (query.iss is not None and query.iss != provider.issuer):
@@ -261,7 +262,7 @@ def exchange(body: ExchangeIn) -> Any:
             .values(consumed_at=now)
         )
     user = db.session.get(User, flow.user_id) if flow is not None and flow.user_id else None
-    if (flow is None or spent is None or spent.rowcount != 1  # type: ignore[attr-defined]
+    if (flow is None or spent is None or rows_changed(spent) != 1
             or user is None or user.disabled):
         audit.record_denial("auth.login", details={"method": "oidc-code",
                                                    "reason": "unknown, used or expired code"})

@@ -48,6 +48,7 @@ from app.gateway.schemas import Body, Schema
 from app.hookspecs import hookimpl
 from app.hooktypes import Identity, LoginBody, LoginFailed
 from app.models import User
+from app.sqltypes import rows_changed
 from plugins.mail import queue_mail
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ def verify_email(body: VerifyEmailIn) -> None:
         .values(email_verified_at=clock.now())
         .execution_options(synchronize_session=False)
     )
-    if confirmed.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(confirmed) != 1:
         db.session.rollback()
         audit.record_denial("users.email_verified", details={"reason": "already used code"})
         raise BadRequest("Invalid, expired or already used confirmation code")
@@ -286,7 +287,7 @@ def reset_password_confirm(body: ResetConfirmIn) -> None:
                 email_verified_at=func.coalesce(User.email_verified_at, clock.now()))
         .execution_options(synchronize_session=False)
     )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(changed) != 1:
         db.session.rollback()
         audit.record_denial("auth.reset.confirm", details={"reason": "used or unknown token"})
         raise Unauthorized("Invalid or expired reset token")
@@ -327,7 +328,7 @@ def change_password(body: ChangePasswordIn, principal: Principal) -> None:
         .values(password_hash=new_hash, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(changed) != 1:
         db.session.rollback()
         raise Conflict("The password was changed meanwhile")
     ended = revoke_all(user_id)

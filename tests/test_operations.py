@@ -18,6 +18,7 @@ from openapi_spec_validator import validate
 
 from app.db import Base, Database
 from app.gateway.defaultdeny import UNCONTRACTED_ROUTES
+from testkit.builders.households import json_object
 from testkit.servers.processes import free_port, stop, wait_for_port
 from testkit.typing import MakeApp
 
@@ -35,7 +36,7 @@ def test_healthz(client: FlaskClient) -> None:
 def test_readyz_checks_the_database(client: FlaskClient) -> None:
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.get_json()["components"]["database"] == "ok"
+    assert json_object(r)["components"]["database"] == "ok"
 
 
 def test_readyz_names_a_down_database_fast(make_app: MakeApp) -> None:
@@ -43,8 +44,8 @@ def test_readyz_names_a_down_database_fast(make_app: MakeApp) -> None:
     started = time.monotonic()
     r = app.test_client().get("/readyz")
     assert r.status_code == 503
-    assert r.get_json()["components"]["database"] == "down"
-    assert "database" in r.get_json()["message"]
+    assert json_object(r)["components"]["database"] == "down"
+    assert "database" in json_object(r)["message"]
     assert time.monotonic() - started < 5
 
 

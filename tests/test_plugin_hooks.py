@@ -39,6 +39,7 @@ from app.plugins import build_manager, plugin_settings
 from app.secrets import SECRET_STORE
 from app.settings import BY_NAME as SETTINGS_BY_NAME
 from app.webhooks.verification import verifiers
+from testkit.builders.households import json_object
 from testkit.checks.log_leaks import remember
 
 HOOK_SECRET = "hook-test-secret-from-the-plugin-store-0123456789"  # noqa: S105 - a test value
@@ -219,7 +220,7 @@ def test_hook_login_providers(
     answer = hearthgate_client.post("/api/auth/login",
                                     json={"email": "ada@hook.test", "password": PASSWORD})
     assert answer.status_code == 200, answer.json
-    assert answer.json is not None and answer.json["token"]
+    assert json_object(answer)["token"]
     unknown = hearthgate_client.post("/api/auth/login",
                                      json={"email": "bob@hook.test", "password": PASSWORD})
     assert unknown.status_code == 401
@@ -270,7 +271,7 @@ def test_hook_audit_witness(
     created = hearthgate_client.post("/api/households", json={"name": "Witnessed"},
                                      headers=_bearer(hearthgate_token()))
     assert created.status_code == 201
-    household = created.json["id"] if created.json else ""
+    household = json_object(created)["id"]
     result = hearthgate_app.test_cli_runner().invoke(args=["audit", "checkpoint"])
     assert result.exit_code == 0, result.output
     witnessed = recorder.called("audit_witness")

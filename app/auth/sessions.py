@@ -31,6 +31,7 @@ from app.gateway.errors import Conflict, Unauthorized
 from app.gateway.pagination import keyset
 from app.gateway.tokens import ACCESS_TOKENS
 from app.models import AuthSession, RefreshToken, User
+from app.sqltypes import rows_changed, table_of
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name
 
 
-_REFRESH_TABLE: Table = RefreshToken.__table__  # type: ignore[assignment]
-_SESSION_TABLE: Table = AuthSession.__table__  # type: ignore[assignment]
+_REFRESH_TABLE = table_of(RefreshToken)
+_SESSION_TABLE = table_of(AuthSession)
 _INSERT_SESSION = insert(_SESSION_TABLE)
 USER_AGENT_LENGTH = 256
 IP_LENGTH = 64
@@ -201,7 +202,7 @@ def rotate(presented: str) -> TokenPair:
                RefreshToken.revoked_at.is_(None))
         .values(used_at=now)
     )
-    if spent.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(spent) != 1:
         # Another refresh spent it (or a revocation ended it) a moment ago: read what it did.
         session.rollback()
         again = session.get(RefreshToken, row.id)
@@ -261,7 +262,7 @@ def end(user_id: str, family_id: str) -> int | None:
                AuthSession.ended_at.is_(None), AuthSession.expires_at > now)
         .values(ended_at=now)
     )
-    if ended.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(ended) != 1:
         return None
     return revoke_family(user_id, family_id)
 
@@ -282,7 +283,7 @@ def revoke_family(user_id: str, family_id: str) -> int:
                RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rows_changed(result)
 
 
 def revoke_all(user_id: str) -> int:
@@ -298,7 +299,7 @@ def revoke_all(user_id: str) -> int:
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rows_changed(result)
 
 
 # The user's sessions that can still be refreshed, newest first (app.fastread).

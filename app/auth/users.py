@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 
@@ -17,6 +17,7 @@ from app.auth.permissions import default_permissions
 from app.db import db
 from app.fastread import Read
 from app.models import User
+from app.sqltypes import table_of
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ _BY_IDENTITY = select(User).where(User.issuer == bindparam("issuer"),
 # The same row as a plain read (app.fastread), compiled once: every login reads it, and the
 # ORM's loading (result context, identity map) costs more than the statement. ``_loaded`` makes
 # it an ORM instance.
-_USERS: Table = User.__table__  # type: ignore[assignment]
+_USERS = table_of(User)
 _ROW_BY_IDENTITY = Read(select(_USERS).where(_USERS.c.issuer == bindparam("issuer"),
                                              _USERS.c.subject == bindparam("subject")))
 

@@ -37,6 +37,7 @@ from app.db import db
 from app.gateway.contracts import Call, Reply
 from app.gateway.errors import BadRequest, Conflict, Unprocessable
 from app.models import IdempotencyKey
+from app.sqltypes import rows_changed
 
 HEADER = "Idempotency-Key"
 _SANE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -97,7 +98,7 @@ def purge_stale_keys() -> int:
         delete(IdempotencyKey).where(IdempotencyKey.created_at < stale_before())
     )
     db.session.commit()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_changed(result)
 
 
 def _replay(existing: IdempotencyKey, print_: str, mode: str) -> Reply:

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import update
 
 from app.buyflow import clock
 from app.buyflow.states import TABLES, refuse_unlisted
 from app.db import db
 from app.gateway.errors import Conflict
 from app.models import PurchaseIntent, PurchaseRequest
+from app.sqltypes import rows_changed
 
 Model = type[PurchaseRequest] | type[PurchaseIntent]
 
@@ -40,8 +41,7 @@ def transition(
         .values(status=new_status, updated_at=clock.now(), **values)
         .execution_options(synchronize_session=False)
     )
-    result: CursorResult[Any] = db.session.execute(statement)  # type: ignore[assignment]
-    return result.rowcount == 1
+    return rows_changed(db.session.execute(statement)) == 1
 
 
 def transition_or_conflict(

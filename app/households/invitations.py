@@ -34,6 +34,7 @@ from app.households.schemas import (
     MembershipOut,
 )
 from app.models import Household, Invitation, Member, User
+from app.sqltypes import rows_changed
 
 NOT_FOUND = "Invitation not found"
 
@@ -123,7 +124,7 @@ def revoke_invitation(household: HouseholdScope, invitation_id: str) -> None:
                Invitation.expires_at > now)
         .values(status="REVOKED", decided_at=now, decided_by=household.user_id)
     )
-    if revoked.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(revoked) != 1:
         raise Conflict("The invitation is no longer pending",
                        invitationStatus=status_of(invitation))
     audit.record("invitation.revoked", household_id=household.id,
@@ -184,7 +185,7 @@ def _decide(invitation: Invitation, user: User, status: str) -> None:
                Invitation.expires_at > now)
         .values(status=status, decided_at=now, decided_by=user.id)
     )
-    if decided.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(decided) != 1:
         db.session.rollback()
         raise Conflict("The invitation is no longer pending")
 

@@ -18,11 +18,13 @@ from sqlalchemy import Text, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapper, attributes
 from sqlalchemy.orm.state import InstanceState
+from sqlalchemy.sql.schema import CallableColumnDefault
 from sqlalchemy.types import TypeDecorator
 
 from app.crypto.fields import BY_COLUMN, VERSION, decode_value, encode_value
 from app.crypto.keys import keyring
 from app.db import Base
+from app.sqltypes import table_of
 
 _PENDING = "_hearthgate_sealed_plaintext"
 
@@ -42,21 +44,24 @@ class Sealed(TypeDecorator[str]):
 
 
 def _columns(mapper: Mapper[Any]) -> list[str]:
-    table = mapper.local_table.name  # type: ignore[attr-defined]
+    table = table_of(mapper.class_).name
     return [key for (name, key) in BY_COLUMN if name == table]
 
 
 def _row_id(mapper: Mapper[Any], target: Any) -> str:
     if target.id is None:
-        default = mapper.local_table.c.id.default  # type: ignore[attr-defined]
-        if default is None:
-            raise ValueError(f"{mapper.local_table.name} rows need an id before they are written")  # type: ignore[attr-defined]
-        target.id = default.arg(None)
+        table = table_of(mapper.class_)
+        default = table.c.id.default
+        if not isinstance(default, CallableColumnDefault):
+            raise ValueError(f"{table.name} rows need an id before they are written")
+        # The models' id factories (``new_id``) take no arguments: SQLAlchemy's wrapper of them
+        # drops the execution context, which there is none of here.
+        target.id = default.arg(None)  # type: ignore[arg-type]
     return str(target.id)
 
 
 def _seal(mapper: Mapper[Any], connection: Any, target: Any, *, inserting: bool) -> None:
-    table = mapper.local_table.name  # type: ignore[attr-defined]
+    table = table_of(mapper.class_).name
     ring = keyring(bind=connection)
     row_id = _row_id(mapper, target)
     # A flush that failed after sealing left ciphertext in the attributes of an object that is
@@ -91,7 +96,7 @@ def _unseal_written(_mapper: Mapper[Any], _connection: Any, target: Any) -> None
 
 def _open(state: InstanceState[Any], context: Any, names: Any) -> None:
     mapper = state.mapper
-    table = mapper.local_table.name  # type: ignore[attr-defined]
+    table = table_of(mapper.class_).name
     loaded = state.dict
     row_id = str(loaded.get("id"))
     ring = None
@@ -117,7 +122,7 @@ def install() -> None:
     tables = {table for (table, _column) in BY_COLUMN}
     for mapper in Base.registry.mappers:
         model = mapper.class_
-        if mapper.local_table.name not in tables or event.contains(  # type: ignore[attr-defined]
+        if table_of(model).name not in tables or event.contains(
                 model, "load", _on_load):
             continue
         event.listen(model, "before_insert", _seal_new)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,12 @@ from app.audit.checkpoints import checkpoint_all
 from app.audit.notes import open_note
 from app.audit.proofs import event_id, verify_proof
 from app.audit.signing import signer
-from app.models import AuditEvent
+from app.models import AuditEvent, User
 from testkit.builders.audit import chain_rows, session_of
 from testkit.builders.households import (
     AuthActions,
     assert_unchanged_but_denials,
+    json_object,
     make_household,
     snapshot,
 )
@@ -32,8 +34,20 @@ from testkit.builders.households import (
 pytestmark = pytest.mark.settings(AUDIT_CHECKPOINT_EVERY=4)
 
 
+@dataclass(frozen=True)
+class ProofWorld:
+    """The household ``home`` (its ``owner`` and ``adult``) with six events, whose chain is
+    ``rows`` in order, and an ``outsider`` who owns another household."""
+
+    owner: User
+    adult: User
+    outsider: User
+    home: str
+    rows: list[AuditEvent]
+
+
 @pytest.fixture
-def world(app: Flask, auth: AuthActions) -> dict[str, Any]:
+def world(app: Flask, auth: AuthActions) -> ProofWorld:
     owner, adult = auth.user("owner@example.test"), auth.user("adult@example.test")
     outsider = auth.user("outsider@example.test")
     home = make_household(app, "Proofs", {owner.id: "owner", adult.id: "adult"})
@@ -44,7 +58,7 @@ def world(app: Flask, auth: AuthActions) -> dict[str, Any]:
                          principal_id=adult.id if n % 2 else owner.id, session=session)
             session.commit()
     rows = chain_rows(app, home)
-    return {"owner": owner, "adult": adult, "outsider": outsider, "home": home, "rows": rows}
+    return ProofWorld(owner=owner, adult=adult, outsider=outsider, home=home, rows=rows)
 
 
 def _url(home: str, row: AuditEvent) -> str:
@@ -64,13 +78,13 @@ def _checkpoint(app: Flask) -> None:
 
 
 def test_every_event_up_to_the_checkpoint_has_a_proof_that_verifies_offline(
-    app: Flask, client: FlaskClient, auth: AuthActions, world: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, world: ProofWorld,
 ) -> None:
     key = _published_key(client)
-    home, rows = world["home"], world["rows"]
+    home, rows = world.home, world.rows
     checkpointed = [r for r in rows if r.seq <= 4]  # AUDIT_CHECKPOINT_EVERY=4, 7 entries
     for row in checkpointed:
-        r = client.get(_url(home, row), headers=auth.headers(world["owner"]))
+        r = client.get(_url(home, row), headers=auth.headers(world.owner))
         assert r.status_code == 200, r.get_json()
         proof = r.get_json()
         assert set(proof) == {"eventId", "chain", "leafIndex", "treeSize", "leafHash",
@@ -98,11 +112,11 @@ def _mutations(proof: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_a_mutated_proof_fails_by_function_and_command(
-    app: Flask, client: FlaskClient, auth: AuthActions, world: dict[str, Any], tmp_path: Path,
+    app: Flask, client: FlaskClient, auth: AuthActions, world: ProofWorld, tmp_path: Path,
 ) -> None:
     key = _published_key(client)
-    row = world["rows"][1]
-    proof = client.get(_url(world["home"], row), headers=auth.headers(world["owner"])).get_json()
+    row = world.rows[1]
+    proof = client.get(_url(world.home, row), headers=auth.headers(world.owner)).get_json()
     public = tmp_path / "audit.pem"
     public.write_bytes(client.get("/.well-known/hearthgate-audit-key").data)
     good = tmp_path / "proof.json"
@@ -118,13 +132,13 @@ def test_a_mutated_proof_fails_by_function_and_command(
                                      str(public)])
         assert result.exit_code == 1 and "FAIL" in result.output, (name, result.output)
     # The right proof for another event is no proof for this one.
-    assert verify_proof(proof, [key], world["rows"][2].hash)
+    assert verify_proof(proof, [key], world.rows[2].hash)
 
 
 def test_flask_audit_prove_gives_the_same_kind_of_proof(
-    app: Flask, client: FlaskClient, world: dict[str, Any],
+    app: Flask, client: FlaskClient, world: ProofWorld,
 ) -> None:
-    row = world["rows"][2]
+    row = world.rows[2]
     runner = app.test_cli_runner()
     result = runner.invoke(args=["audit", "prove", event_id(row.hash)])
     assert result.exit_code == 0, result.output
@@ -137,24 +151,24 @@ def test_flask_audit_prove_gives_the_same_kind_of_proof(
 
 
 def test_an_event_after_the_newest_checkpoint_is_409_until_it_is_signed(
-    app: Flask, client: FlaskClient, auth: AuthActions, world: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, world: ProofWorld,
 ) -> None:
-    newest = world["rows"][-1]
+    newest = world.rows[-1]
     assert newest.seq > 4
-    r = client.get(_url(world["home"], newest), headers=auth.headers(world["owner"]))
-    assert r.status_code == 409 and r.get_json()["retryAfter"] >= 1
+    r = client.get(_url(world.home, newest), headers=auth.headers(world.owner))
+    assert r.status_code == 409 and json_object(r)["retryAfter"] >= 1
     cli = app.test_cli_runner().invoke(args=["audit", "prove", event_id(newest.hash)])
     assert cli.exit_code != 0 and "newer than" in cli.output
     _checkpoint(app)
-    r = client.get(_url(world["home"], newest), headers=auth.headers(world["owner"]))
-    assert r.status_code == 200 and r.get_json()["treeSize"] == newest.seq
+    r = client.get(_url(world.home, newest), headers=auth.headers(world.owner))
+    assert r.status_code == 200 and json_object(r)["treeSize"] == newest.seq
     assert verify_proof(r.get_json(), [signer(app).public_key], newest.hash) == []
 
 
 def test_members_prove_their_own_events_only_and_outsiders_see_nothing(
-    app: Flask, client: FlaskClient, auth: AuthActions, world: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, world: ProofWorld,
 ) -> None:
-    home, rows, adult = world["home"], world["rows"], world["adult"]
+    home, rows, adult = world.home, world.rows, world.adult
     own = next(r for r in rows if r.principal_id == adult.id and r.seq <= 4)
     other = next(r for r in rows if r.principal_id != adult.id and r.seq <= 4)
     assert client.get(_url(home, own), headers=auth.headers(adult)).status_code == 200
@@ -165,21 +179,21 @@ def test_members_prove_their_own_events_only_and_outsiders_see_nothing(
     assert_unchanged_but_denials(before, after)
     assert len(after["audit_events"]) == len(before["audit_events"]) + 1
     before = snapshot(app)
-    hidden = client.get(_url(home, own), headers=auth.headers(world["outsider"]))
+    hidden = client.get(_url(home, own), headers=auth.headers(world.outsider))
     assert hidden.status_code == 404
     assert snapshot(app) == before
     unknown = client.get(f"/api/households/{home}/audit/evt_{'0' * 32}/proof",
-                         headers=auth.headers(world["owner"]))
+                         headers=auth.headers(world.owner))
     assert unknown.status_code == 404
     garbage = client.get(f"/api/households/{home}/audit/nonsense/proof",
-                         headers=auth.headers(world["owner"]))
+                         headers=auth.headers(world.owner))
     assert garbage.status_code == 404
 
 
 def test_an_event_of_another_household_is_not_proved_through_this_one(
-    app: Flask, client: FlaskClient, auth: AuthActions, world: dict[str, Any],
+    app: Flask, client: FlaskClient, auth: AuthActions, world: ProofWorld,
 ) -> None:
-    owner = world["owner"]
+    owner = world.owner
     elsewhere = make_household(app, "Elsewhere", {owner.id: "owner"})
     with app.app_context(), session_of(app) as session:
         audit.record("test.event", household_id=elsewhere, principal_id=owner.id,
@@ -187,6 +201,6 @@ def test_an_event_of_another_household_is_not_proved_through_this_one(
         session.commit()
     _checkpoint(app)
     foreign = chain_rows(app, elsewhere)[0]
-    r = client.get(_url(world["home"], foreign), headers=auth.headers(owner))
+    r = client.get(_url(world.home, foreign), headers=auth.headers(owner))
     assert r.status_code == 404
     assert client.get(_url(elsewhere, foreign), headers=auth.headers(owner)).status_code == 200

@@ -22,10 +22,12 @@ from app.audit.proofs import event_id
 from app.audit.signing import signer
 from app.db import SESSIONS
 from app.gateway.contracts import contract_of
+from app.models import User
 from testkit.builders.households import (
     USERS,
     AuthActions,
     assert_unchanged_but_denials,
+    json_object,
     make_household,
     snapshot,
     without_volatile,
@@ -74,8 +76,17 @@ CASES = [
 ]
 
 
+@dataclass(frozen=True)
+class HouseholdWorld:
+    """``users`` by role name (``USERS``), and ``ids`` by the URL parameter each fills
+    (``household_id``, ``item_id`` …): one of each object in the owner's household."""
+
+    users: dict[str, User]
+    ids: dict[str, str]
+
+
 @pytest.fixture
-def household_world(app: Flask, auth: AuthActions) -> dict[str, Any]:
+def household_world(app: Flask, auth: AuthActions) -> HouseholdWorld:
     users = {name: auth.user(f"{name}@example.test") for name in USERS}
     auth.user("newcomer@example.test")
     target = auth.user("target@example.test")  # the member that member routes act on
@@ -84,20 +95,21 @@ def household_world(app: Flask, auth: AuthActions) -> dict[str, Any]:
     make_household(app, "Away", {users["outsider"].id: "owner"})
     client = app.test_client()
     h = auth.headers(users["owner"])
-    item = client.post(f"/api/households/{home}/items", json={"name": "Coat"}, headers=h).get_json()["id"]
-    outfit = client.post(f"/api/households/{home}/outfits", json={"name": "O", "itemIds": [item]},
-                         headers=h).get_json()["id"]
-    invitation = client.post(f"/api/households/{home}/members",
-                             json={"email": "invitee@example.test", "role": "adult"},
-                             headers=h).get_json()["id"]
+    item = json_object(client.post(f"/api/households/{home}/items", json={"name": "Coat"}, headers=h))["id"]
+    outfit = json_object(client.post(f"/api/households/{home}/outfits", json={"name": "O", "itemIds": [item]},
+                                     headers=h))["id"]
+    invitation = json_object(client.post(f"/api/households/{home}/members",
+                                         json={"email": "invitee@example.test", "role": "adult"},
+                                         headers=h))["id"]
     with app.app_context(), SESSIONS.get(app)() as session:
         event = audit.record("test.event", household_id=home, principal_id=users["owner"].id,
                              session=session)
         checkpoint_all(session, signer(app))
         session.commit()
-    return {"users": users, "ids": {"household_id": home, "item_id": item, "outfit_id": outfit,
-                                    "user_id": target.id, "event_id": event_id(event.hash),
-                                    "invitation_id": invitation}}
+    return HouseholdWorld(users=users, ids={"household_id": home, "item_id": item,
+                                            "outfit_id": outfit, "user_id": target.id,
+                                            "event_id": event_id(event.hash),
+                                            "invitation_id": invitation})
 
 
 def _path(rule: str, ids: dict[str, str]) -> str:
@@ -112,10 +124,10 @@ def _expected(case: Case, user: str) -> int:
 
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.rule.removeprefix('/api/households/<household_id>') or '/'}")
-def test_matrix(app: Flask, auth: AuthActions, household_world: dict[str, Any], case: Case, user: str) -> None:
+def test_matrix(app: Flask, auth: AuthActions, household_world: HouseholdWorld, case: Case, user: str) -> None:
     client = app.test_client()
-    ids = household_world["ids"]
-    headers = auth.headers(household_world["users"][user])
+    ids = household_world.ids
+    headers = auth.headers(household_world.users[user])
     body = case.body(ids) if case.body else None
     expected = _expected(case, user)
     before = snapshot(app)
@@ -148,11 +160,11 @@ def test_every_household_route_is_in_the_matrix(app: Flask) -> None:
 
 
 @pytest.mark.parametrize("kind", ["items", "outfits"])
-def test_child_object_of_another_household_is_404(app: Flask, auth: AuthActions, household_world: dict[str, Any], kind: str) -> None:
+def test_child_object_of_another_household_is_404(app: Flask, auth: AuthActions, household_world: HouseholdWorld, kind: str) -> None:
     client = app.test_client()
-    outsider = auth.headers(household_world["users"]["outsider"])
-    away = client.get("/api/households", headers=outsider).get_json()["items"][0]["id"]
-    object_id = household_world["ids"]["item_id" if kind == "items" else "outfit_id"]
+    outsider = auth.headers(household_world.users["outsider"])
+    away = json_object(client.get("/api/households", headers=outsider))["items"][0]["id"]
+    object_id = household_world.ids["item_id" if kind == "items" else "outfit_id"]
     before = snapshot(app)
     for method, body in (("GET", None), ("PATCH", {"name": "Stolen"}), ("DELETE", None)):
         r = client.open(f"/api/households/{away}/{kind}/{object_id}", method=method, json=body, headers=outsider)
@@ -167,19 +179,19 @@ MASS_ASSIGNMENT = {"id": "x_forged", "householdId": "hh_forged", "role": "owner"
                    "status": "COMPLETED", "permissions": ["users:admin"], "createdAt": "2000-01-01T00:00:00Z"}
 
 
-def test_mass_assignment_changes_nothing(app: Flask, auth: AuthActions, household_world: dict[str, Any]) -> None:
+def test_mass_assignment_changes_nothing(app: Flask, auth: AuthActions, household_world: HouseholdWorld) -> None:
     client = app.test_client()
-    ids = household_world["ids"]
-    child = household_world["users"]["child"]
+    ids = household_world.ids
+    child = household_world.users["child"]
     h = auth.headers(child)
     home = ids["household_id"]
     item = client.post(f"/api/households/{home}/items", json={"name": "Cap", **MASS_ASSIGNMENT}, headers=h).get_json()
     assert item["id"].startswith("itm_") and item["createdAt"] != "2000-01-01T00:00:00Z"
     r = client.patch(f"/api/households/{home}/items/{item['id']}", json={"notes": "n", **MASS_ASSIGNMENT}, headers=h)
-    assert r.get_json()["id"] == item["id"]
+    assert json_object(r)["id"] == item["id"]
     created = client.post("/api/households", json={"name": "Mine", **MASS_ASSIGNMENT}, headers=h).get_json()
     assert created["id"].startswith("hh_") and created["id"] != "hh_forged"
-    members = client.get(f"/api/households/{home}/members", headers=h).get_json()["items"]
+    members = json_object(client.get(f"/api/households/{home}/members", headers=h))["items"]
     assert {m["userId"]: m["role"] for m in members}[child.id] == "child"
     me = auth.find_user(child.email or "")
     assert me is not None and "users:admin" not in me.permissions

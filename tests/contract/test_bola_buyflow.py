@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from app.models import User
 from testkit.builders.households import (
     USERS,
     AuthActions,
     assert_unchanged_but_denials,
+    json_object,
     make_household,
     snapshot,
     without_volatile,
@@ -65,8 +67,21 @@ CASES = [
 pytestmark = pytest.mark.settings(BUYFLOW_INTERNAL_TOKEN=[TOKEN], REQUIRE_BUYFLOW_INTERNAL_TOKEN=True)
 
 
+@dataclass(frozen=True)
+class BuyflowWorld:
+    """``users`` by role name (``USERS``) in the household ``household_id``, its ``requests`` by
+    state (``submitted``, ``approved``, ``cart_ready``), and the cart-ready request's intent
+    (``intent_id``, ``confirmation_token``)."""
+
+    users: dict[str, User]
+    household_id: str
+    requests: dict[str, str]
+    intent_id: str
+    confirmation_token: str
+
+
 @pytest.fixture
-def buyflow_world(app: Flask, auth: AuthActions) -> dict[str, Any]:
+def buyflow_world(app: Flask, auth: AuthActions) -> BuyflowWorld:
     users = {name: auth.user(f"{name}@example.test") for name in USERS}
     home = make_household(app, "Home", {users["owner"].id: "owner", users["adult"].id: "adult",
                                         users["child"].id: "child"})
@@ -78,27 +93,27 @@ def buyflow_world(app: Flask, auth: AuthActions) -> dict[str, Any]:
     def new_request() -> str:
         r = client.post(base, json=REQUEST_BODY, headers=h["child"])
         assert r.status_code == 201, r.get_json()
-        return str(r.get_json()["id"])
+        return str(json_object(r)["id"])
 
     submitted = new_request()
     approved = new_request()
     assert client.post(f"{base}/{approved}/approve", headers=h["adult"]).status_code == 200
     cart_ready = new_request()
     assert client.post(f"{base}/{cart_ready}/approve", headers=h["adult"]).status_code == 200
-    intent = client.post(f"{base}/{cart_ready}/purchase-intents", headers=h["owner"]).get_json()
+    intent = json_object(client.post(f"{base}/{cart_ready}/purchase-intents", headers=h["owner"]))
     r = client.post(f"/api/internal/purchase-intents/{intent['intentId']}/cart-ready",
                     json={"actorUserId": users["owner"].id,
                           "cart": {"items": [{"name": "Boots", "quantity": 1, "amountMinor": 8900}],
                                    "totalMinor": 8900, "currency": "EUR"}},
                     headers={"X-Internal-Token": TOKEN})
     assert r.status_code == 200, r.get_json()
-    return {
-        "users": users,
-        "household_id": home,
-        "requests": {"submitted": submitted, "approved": approved, "cart_ready": cart_ready},
-        "intent_id": intent["intentId"],
-        "confirmation_token": intent["confirmationToken"],
-    }
+    return BuyflowWorld(
+        users=users,
+        household_id=home,
+        requests={"submitted": submitted, "approved": approved, "cart_ready": cart_ready},
+        intent_id=intent["intentId"],
+        confirmation_token=intent["confirmationToken"],
+    )
 
 
 def _path(rule: str, ids: dict[str, str]) -> str:
@@ -107,16 +122,16 @@ def _path(rule: str, ids: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.rule.removeprefix(BASE) or '/'}")
-def test_matrix(app: Flask, auth: AuthActions, buyflow_world: dict[str, Any], case: Case, user: str) -> None:
+def test_matrix(app: Flask, auth: AuthActions, buyflow_world: BuyflowWorld, case: Case, user: str) -> None:
     client = app.test_client()
-    ids = {"household_id": buyflow_world["household_id"], "request_id": buyflow_world["requests"][case.state],
-           "intent_id": buyflow_world["intent_id"]}
+    ids = {"household_id": buyflow_world.household_id, "request_id": buyflow_world.requests[case.state],
+           "intent_id": buyflow_world.intent_id}
     body: dict[str, Any] | None = None
     if case.body == "request":
         body = REQUEST_BODY
     elif case.body == "confirm":
-        body = {"intentId": buyflow_world["intent_id"], "confirmationToken": buyflow_world["confirmation_token"]}
-    headers = auth.headers(buyflow_world["users"][user])
+        body = {"intentId": buyflow_world.intent_id, "confirmationToken": buyflow_world.confirmation_token}
+    headers = auth.headers(buyflow_world.users[user])
     before = snapshot(app)
     r = client.open(_path(case.rule, ids), method=case.method, json=body, headers=headers)
     expected = case.expect[user]

@@ -14,7 +14,14 @@ import pytest
 from flask import Flask
 
 from app.gateway.contracts import contract_of
-from testkit.builders.households import AuthActions, make_household, snapshot, without_volatile
+from testkit.builders.households import (
+    AuthActions,
+    json_object,
+    make_household,
+    snapshot,
+    without_volatile,
+)
+from testkit.typing import MakeApp
 
 
 @dataclass(frozen=True)
@@ -32,18 +39,28 @@ CASES = [
 ]
 
 
+@dataclass(frozen=True)
+class PersonWorld:
+    """On ``app`` (local accounts on): an invitation of the invitee's and a session of theirs
+    (``ids`` by URL parameter), and ``headers`` by who: the ``invitee`` and a ``stranger``."""
+
+    app: Flask
+    headers: dict[str, dict[str, str]]
+    ids: dict[str, str]
+
+
 @pytest.fixture
-def person_world(make_app: Any) -> dict[str, Any]:
-    app: Flask = make_app(AUTH_LOCAL_ACCOUNTS_ENABLED=True)
+def person_world(make_app: MakeApp) -> PersonWorld:
+    app = make_app(AUTH_LOCAL_ACCOUNTS_ENABLED=True)
     auth = AuthActions(app)
     owner = auth.user("owner@example.test")
     invitee = auth.user("invitee@example.test")
     stranger = auth.user("stranger@example.test")
     home = make_household(app, "Home", {owner.id: "owner"})
     client = app.test_client()
-    invitation = client.post(f"/api/households/{home}/members",
-                             json={"email": invitee.email, "role": "adult"},
-                             headers=auth.headers(owner)).get_json()["id"]
+    invitation = json_object(client.post(f"/api/households/{home}/members",
+                                         json={"email": invitee.email, "role": "adult"},
+                                         headers=auth.headers(owner)))["id"]
     # A real session of the invitee (so that ending it is possible).
     from app.auth import sessions
 
@@ -63,10 +80,10 @@ def person_world(make_app: Any) -> dict[str, Any]:
     from testkit.servers.oidc import parts
 
     sid = parts(pair.token)[1]["sid"]
-    return {"app": app, "auth": auth, "invitee": invitee, "stranger": stranger,
-            "headers": {"invitee": {"Authorization": f"Bearer {pair.token}"},
-                        "stranger": auth.headers(stranger)},
-            "ids": {"invitation_id": invitation, "session_id": sid}}
+    return PersonWorld(app=app,
+                       headers={"invitee": {"Authorization": f"Bearer {pair.token}"},
+                                "stranger": auth.headers(stranger)},
+                       ids={"invitation_id": invitation, "session_id": sid})
 
 
 def _path(rule: str, ids: dict[str, str]) -> str:
@@ -75,12 +92,12 @@ def _path(rule: str, ids: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("who", ["invitee", "stranger"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.rule}")
-def test_matrix(person_world: dict[str, Any], case: Case, who: str) -> None:
-    app: Flask = person_world["app"]
+def test_matrix(person_world: PersonWorld, case: Case, who: str) -> None:
+    app = person_world.app
     client = app.test_client()
-    headers = person_world["headers"][who]
+    headers = person_world.headers[who]
     before = snapshot(app)
-    response = client.open(_path(case.rule, person_world["ids"]), method=case.method, json={},
+    response = client.open(_path(case.rule, person_world.ids), method=case.method, json={},
                            headers=headers)
     if who == "invitee":
         assert response.status_code == case.ok, response.get_json()
@@ -89,18 +106,18 @@ def test_matrix(person_world: dict[str, Any], case: Case, who: str) -> None:
     assert snapshot(app) == before
     param = re.search(r"<([a-z_]+)>", case.rule)
     assert param is not None
-    unknown = client.open(_path(case.rule, {**person_world["ids"], param.group(1): case.unknown}),
+    unknown = client.open(_path(case.rule, {**person_world.ids, param.group(1): case.unknown}),
                           method=case.method, json={}, headers=headers)
     assert unknown.status_code == 404
     assert without_volatile(response.get_json()) == without_volatile(unknown.get_json())
 
 
 @pytest.mark.parametrize("path", ["/api/invitations", "/api/auth/sessions"])
-def test_lists_show_only_the_callers_own(person_world: dict[str, Any], path: str) -> None:
-    client = person_world["app"].test_client()
-    mine = client.get(path, headers=person_world["headers"]["invitee"]).get_json()["items"]
-    theirs = client.get(path, headers=person_world["headers"]["stranger"]).get_json()["items"]
-    wanted = person_world["ids"]["invitation_id" if "invitations" in path else "session_id"]
+def test_lists_show_only_the_callers_own(person_world: PersonWorld, path: str) -> None:
+    client = person_world.app.test_client()
+    mine = json_object(client.get(path, headers=person_world.headers["invitee"]))["items"]
+    theirs = json_object(client.get(path, headers=person_world.headers["stranger"]))["items"]
+    wanted = person_world.ids["invitation_id" if "invitations" in path else "session_id"]
     assert [i["id"] for i in mine] == [wanted]
     assert theirs == []
 

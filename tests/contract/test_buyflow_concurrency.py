@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-import requests
 from sqlalchemy import ColumnElement, func, select
 
 from app.db import SESSIONS
@@ -31,8 +30,6 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server(migrated_database: str) -> Iterator[str]:
     with gunicorn_server(migrated_database, TEST_JWT_SECRET, workers=4, threads=4) as base:
-        for _ in range(16):  # every worker booted and connected before the races
-            assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
         yield base
 
 

@@ -9,15 +9,12 @@ on row locks; reads take no lock. Both databases run this module.
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,16 +25,13 @@ from sqlalchemy import func, select
 from app.db import SESSIONS
 from app.models import AuditEvent, IdempotencyKey, PurchaseRequest, RefreshToken
 from testkit.builders.families import (
-    BUYFLOW_TOKEN,
     INTERNAL_CONFIG,
-    ORCHESTRATOR_TOKEN,
     Family,
     build_family,
 )
 from testkit.config import TEST_JWT_SECRET
 from testkit.database import truncate_all
-from testkit.servers.gunicorn import race_responses
-from testkit.servers.processes import free_port, gunicorn_process
+from testkit.servers.gunicorn import gunicorn_server, race_responses
 from testkit.typing import Json
 
 pytestmark = [pytest.mark.slow]
@@ -65,38 +59,21 @@ def database_url(shared_database: str) -> str:
     return shared_database
 
 
-def server_environ(database_url: str, **settings: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "HOST": "127.0.0.1", "PORT": str(free_port()), "HEARTHGATE_ENV": "test",
-        "DATABASE_URL": database_url, "DATABASE_POOL_SIZE": "8",
-        "AUTH_JWT_SECRET": TEST_JWT_SECRET, "SECRET_STORE_URL": "memory://",
-        "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
-        "BUYFLOW_INTERNAL_TOKEN": BUYFLOW_TOKEN, "REQUIRE_BUYFLOW_INTERNAL_TOKEN": "true",
-        "ORCHESTRATOR_INTERNAL_TOKEN": ORCHESTRATOR_TOKEN, "REQUIRE_INTERNAL_EVENT_TOKEN": "true",
-        "AUTH_LOCAL_ACCOUNTS_ENABLED": "true",
-        # the login throttle would answer 429 before the database is reached
-        "AUTH_LOGIN_FAILURES_PER_ACCOUNT": "100000/minute",
-        "AUTH_LOGIN_FAILURES_PER_IP": "100000/minute",
-        **settings,
-    }
-
-
-@contextmanager
-def serving(environ: dict[str, str], log: Path) -> Iterator[str]:
-    with gunicorn_process("wsgi:app", environ, log):
-        base = f"http://127.0.0.1:{environ['PORT']}"
-        for _ in range(16):  # every worker booted and connected before the races
-            assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
-        yield base
+LOCAL_LOGINS = {
+    "AUTH_LOCAL_ACCOUNTS_ENABLED": "true",
+    # the login throttle would answer 429 before the database is reached
+    "AUTH_LOGIN_FAILURES_PER_ACCOUNT": "100000/minute",
+    "AUTH_LOGIN_FAILURES_PER_IP": "100000/minute",
+}
+"""What the servers here add to ``gunicorn_server``'s settings: password logins, unthrottled."""
 
 
 @pytest.fixture(scope="module")
 def shared_server(shared_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """4 gthread workers × 4 threads."""
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
-    environ = server_environ(shared_database, WEB_CONCURRENCY="4", GUNICORN_THREADS="4")
-    with serving(environ, log) as base:
+    with gunicorn_server(shared_database, TEST_JWT_SECRET, workers=4, threads=4, log_path=log,
+                         settings=LOCAL_LOGINS) as base:
         yield base
     assert "OperationalError" not in log.read_text(errors="replace")
 
@@ -105,10 +82,9 @@ def shared_server(shared_database: str, tmp_path_factory: pytest.TempPathFactory
 def default_server(shared_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The development defaults: WEB_CONCURRENCY and GUNICORN_THREADS unset (2 sync workers)."""
     log = tmp_path_factory.mktemp("gunicorn") / "default.log"
-    environ = server_environ(shared_database, HEARTHGATE_ENV="development")
-    for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS"):
-        environ.pop(name, None)
-    with serving(environ, log) as base:
+    with gunicorn_server(shared_database, TEST_JWT_SECRET, workers=None, threads=None,
+                         log_path=log, settings={**LOCAL_LOGINS, "HEARTHGATE_ENV": "development"}
+                         ) as base:
         yield base
     assert "OperationalError" not in log.read_text(errors="replace")
 

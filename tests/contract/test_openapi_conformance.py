@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.gateway.openapi import trimmed_pattern
-from testkit.builders.households import AuthActions, make_household, snapshot
+from testkit.builders.households import AuthActions, json_object, make_household, snapshot
 
 
 def _document(client: FlaskClient) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def test_an_integral_float_is_an_integer(app: Flask, client: FlaskClient, auth: 
         json={"title": "Boots", "amountMinor": 5000.0, "currency": "EUR"},
     )
     assert created.status_code == 201, created.get_json()
-    assert created.get_json()["amountMinor"] == 5000
+    assert json_object(created)["amountMinor"] == 5000
 
 
 def test_a_fractional_amount_is_still_refused(app: Flask, client: FlaskClient, auth: AuthActions) -> None:
@@ -44,7 +44,7 @@ def test_a_fractional_amount_is_still_refused(app: Flask, client: FlaskClient, a
         json={"title": "Boots", "amountMinor": 5000.5, "currency": "EUR"},
     )
     assert refused.status_code == 400
-    assert refused.get_json()["details"][0]["field"] == "amountMinor"
+    assert json_object(refused)["details"][0]["field"] == "amountMinor"
     assert snapshot(app) == before
 
 
@@ -59,7 +59,7 @@ def test_a_disabled_login_method_is_forbidden_not_malformed(app: Flask, client: 
     before = snapshot(app)
     refused = client.post("/api/auth/login", json={"email": "a@b.example", "password": "pw"})
     assert refused.status_code == 403
-    assert refused.get_json()["error"] == "Forbidden"
+    assert json_object(refused)["error"] == "Forbidden"
     assert "403" in _document(client)["paths"]["/api/auth/login"]["post"]["responses"]
     assert snapshot(app) == before
 
@@ -143,12 +143,12 @@ def test_nul_is_refused_everywhere_not_a_server_error(
     before = snapshot(app)
     body = client.post(f"/api/households/{household}/items", headers=headers, json={"name": "a\x00"})
     assert body.status_code == 400
-    assert "NUL" in body.get_json()["details"][0]["message"]
+    assert "NUL" in json_object(body)["details"][0]["message"]
     listed = client.get(f"/api/households/{household}/items?category=%00", headers=headers)
     assert listed.status_code == 400
     path = client.get("/api/households/hh_%00", headers=headers)
     assert path.status_code == 404
-    assert path.get_json()["error"] == "NotFound"
+    assert json_object(path)["error"] == "NotFound"
     assert snapshot(app) == before
 
 

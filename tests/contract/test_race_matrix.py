@@ -67,6 +67,7 @@ from app.models import (
 )
 from app.models.audit import SYSTEM_CHAIN
 from testkit.builders.families import BUYFLOW_TOKEN, CART, ORCHESTRATOR_TOKEN, Family, build_family
+from testkit.builders.households import json_object
 from testkit.checks.log_leaks import leaks, remember
 from testkit.config import BASE_CONFIG, DB_BACKEND, TEST_JWT_SECRET
 from testkit.database import truncate_all
@@ -169,9 +170,7 @@ def stage(request: pytest.FixtureRequest, migrated_database: str,
     log = folder / "gunicorn.log"
     try:
         with gunicorn_server(url, TEST_JWT_SECRET, workers=WORKERS, threads=THREADS,
-                             log_path=log, **SETTINGS) as base:
-            for _ in range(WORKERS * THREADS):  # every worker booted and connected
-                assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
+                             log_path=log, ready_calls=WORKERS * THREADS, settings=SETTINGS) as base:
             built = Stage(base=base, app=app, log=log, postgres=postgres)
             yield built
         print("\nlock waits over 1 ms per case (PostgreSQL log_lock_waits):")  # noqa: T201
@@ -408,7 +407,7 @@ def _invited(stage: Stage, f: Family) -> tuple[User, str]:
     created = f.client.post(hh(f, "/members"), json={"email": newcomer.email, "role": "adult"},
                             headers=f.headers(f.owner))
     assert created.status_code == 201, created.get_json()
-    return newcomer, str(created.get_json()["id"])
+    return newcomer, str(json_object(created)["id"])
 
 
 @dataclass(frozen=True)
@@ -689,7 +688,7 @@ def _change_outfit(stage: Stage) -> Race:
     items = [f.add_item(), f.add_item(), f.add_item()]
     created = f.client.post(hh(f, "/outfits"), json={"name": "Set", "itemIds": items[:1]},
                             headers=f.headers(f.child))
-    outfit = created.get_json()["id"]
+    outfit = json_object(created)["id"]
     shots = identical("patch", "PATCH", hh(f, f"/outfits/{outfit}"),
                       json={"itemIds": items[1:]}, headers=f.headers(f.child))
 
@@ -708,8 +707,8 @@ def _change_outfit_vs_delete(stage: Stage) -> Race:
     f = stage.family()
     items = [f.add_item(), f.add_item()]
     child = f.headers(f.child)
-    outfit = f.client.post(hh(f, "/outfits"), json={"name": "Set", "itemIds": items[:1]},
-                           headers=child).get_json()["id"]
+    outfit = json_object(f.client.post(hh(f, "/outfits"), json={"name": "Set", "itemIds": items[:1]},
+                                       headers=child))["id"]
     path = hh(f, f"/outfits/{outfit}")
     shots = halves(identical("patch", "PATCH", path, json={"itemIds": items}, headers=child),
                    identical("delete", "DELETE", path, headers=child))
@@ -728,7 +727,7 @@ def _delete_outfit(stage: Stage) -> Race:
     item = f.add_item()
     created = f.client.post(hh(f, "/outfits"), json={"name": "Set", "itemIds": [item]},
                             headers=f.headers(f.child))
-    outfit = created.get_json()["id"]
+    outfit = json_object(created)["id"]
     shots = identical("delete", "DELETE", hh(f, f"/outfits/{outfit}"),
                       headers=f.headers(f.child))
 
@@ -1226,7 +1225,7 @@ def _change_password(stage: Stage) -> Race:
         login = stage.app.test_client().post("/api/auth/login",
                                               json={"email": email, "password": new})
         assert login.status_code == 200, login.get_json()
-        remember(login.get_json()["token"], login.get_json()["refreshToken"])
+        remember(json_object(login)["token"], json_object(login)["refreshToken"])
 
     # The losers that verify after the winner hold a wrong current password: 403, and those count
     # as failed logins of the account, so past its budget they are 429.
@@ -1241,7 +1240,7 @@ def _end_session(stage: Stage) -> Race:
     phone, laptop = local_login(stage, email), local_login(stage, email)
     sessions = stage.app.test_client().get(
         "/api/auth/sessions", headers={"Authorization": f"Bearer {laptop['token']}"})
-    other = next(s["id"] for s in sessions.get_json()["items"] if not s["current"])
+    other = next(s["id"] for s in json_object(sessions)["items"] if not s["current"])
     shots = identical("end", "DELETE", f"/api/auth/sessions/{other}",
                       headers={"Authorization": f"Bearer {laptop['token']}"})
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ from app.households.schemas import MemberOut, MemberPage
 from app.rowsecurity import in_flow
 from app.wardrobe.schemas import ItemOut, ItemPage
 from testkit.builders.audit import session_of
-from testkit.builders.households import AuthActions
+from testkit.builders.households import AuthActions, json_object
 from testkit.spies import spy
 
 TOKEN = "internal-token-for-fastread-0123456789"  # noqa: S105 - a test value
@@ -48,28 +49,37 @@ def _get_routes(app: Flask) -> dict[str, str]:
     return routes
 
 
+@dataclass(frozen=True)
+class ReaderHome:
+    """A household's owner's ``headers``, and ``ids`` by the URL parameter each fills
+    (``household_id``, ``item_id`` …), for substituting into a route's rule."""
+
+    headers: dict[str, str]
+    ids: dict[str, str]
+
+
 @pytest.fixture
-def reader_home(app: Flask, auth: AuthActions) -> dict[str, Any]:
+def reader_home(app: Flask, auth: AuthActions) -> ReaderHome:
     """A household with one of everything a read shows: an item, an outfit, a member, an
     invitation, a purchase request with an intent whose cart is ready, audit events."""
     owner, adult = auth.user("owner@example.test"), auth.user("adult@example.test")
     headers, other = auth.headers(owner), auth.headers(adult)
     client = app.test_client()
-    household = client.post("/api/households", json={"name": "Home"}, headers=headers).get_json()["id"]
+    household = json_object(client.post("/api/households", json={"name": "Home"}, headers=headers))["id"]
     base = f"/api/households/{household}"
-    item = client.post(f"{base}/items", headers=headers,
-                       json={"name": "Coat", "notes": "wool"}).get_json()["id"]
-    outfit = client.post(f"{base}/outfits", headers=headers,
-                         json={"name": "O", "itemIds": [item]}).get_json()["id"]
-    invitation = client.post(f"{base}/members", headers=headers,
-                             json={"email": adult.email, "role": "adult"}).get_json()["id"]
+    item = json_object(client.post(f"{base}/items", headers=headers,
+                                   json={"name": "Coat", "notes": "wool"}))["id"]
+    outfit = json_object(client.post(f"{base}/outfits", headers=headers,
+                                     json={"name": "O", "itemIds": [item]}))["id"]
+    invitation = json_object(client.post(f"{base}/members", headers=headers,
+                                         json={"email": adult.email, "role": "adult"}))["id"]
     assert client.post(f"/api/invitations/{invitation}/accept", headers=other).status_code == 200
     client.post(f"{base}/members", headers=headers, json={"email": "x@example.test", "role": "child"})
-    request_id = client.post(f"{base}/requests", headers=other, json={
-        "title": "Boots", "amountMinor": 8900, "currency": "EUR"}).get_json()["id"]
+    request_id = json_object(client.post(f"{base}/requests", headers=other, json={
+        "title": "Boots", "amountMinor": 8900, "currency": "EUR"}))["id"]
     assert client.post(f"{base}/requests/{request_id}/approve", headers=headers).status_code == 200
-    intent = client.post(f"{base}/requests/{request_id}/purchase-intents",
-                         headers=headers).get_json()["intentId"]
+    intent = json_object(client.post(f"{base}/requests/{request_id}/purchase-intents",
+                                     headers=headers))["intentId"]
     ready = client.post(f"/api/internal/purchase-intents/{intent}/cart-ready",
                         json={"actorUserId": owner.id,
                               "cart": {"items": [{"name": "Boots", "quantity": 1,
@@ -80,14 +90,14 @@ def reader_home(app: Flask, auth: AuthActions) -> dict[str, Any]:
     with app.app_context(), session_of(app) as session:  # a signed checkpoint: proofs exist
         checkpoint_all(session, signer(app))
         session.commit()
-    event = client.get(f"{base}/audit", headers=headers).get_json()["items"][0]["id"]
-    return {"headers": headers, "ids": {
+    event = json_object(client.get(f"{base}/audit", headers=headers))["items"][0]["id"]
+    return ReaderHome(headers=headers, ids={
         "household_id": household, "item_id": item, "outfit_id": outfit,
-        "request_id": request_id, "intent_id": intent, "event_id": event}}
+        "request_id": request_id, "intent_id": intent, "event_id": event})
 
 
 def test_every_read_route_reads_only_through_fastread(
-        app: Flask, reader_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        app: Flask, reader_home: ReaderHome, monkeypatch: pytest.MonkeyPatch) -> None:
     routes = _get_routes(app)
     through_sqlalchemy: list[str] = []
     fast: list[str] = []
@@ -101,10 +111,10 @@ def test_every_read_route_reads_only_through_fastread(
     for name, rule in sorted(routes.items()):
         if not rule.startswith("/api/"):
             continue
-        path = re.sub(r"<([a-z_]+)>", lambda m: reader_home["ids"][m.group(1)], rule)
+        path = re.sub(r"<([a-z_]+)>", lambda m: reader_home.ids[m.group(1)], rule)
         through_sqlalchemy.clear()
         fast.clear()
-        answer = client.get(path, headers=reader_home["headers"])
+        answer = client.get(path, headers=reader_home.headers)
         assert answer.status_code == 200, (name, answer.get_json())
         assert through_sqlalchemy == [], (name, through_sqlalchemy)
         assert fast, f"{name} read nothing through fastread"
@@ -114,31 +124,31 @@ def test_every_read_route_reads_only_through_fastread(
 
 
 def test_trusted_rows_are_not_validated_again(
-        app: Flask, reader_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        app: Flask, reader_home: ReaderHome, monkeypatch: pytest.MonkeyPatch) -> None:
     class Refuses:
         def __getattr__(self, name: str) -> Any:
             raise AssertionError(f"validated again ({name})")
 
     for model in (ItemOut, ItemPage):
         monkeypatch.setattr(model, "__pydantic_validator__", Refuses())
-    household, item = reader_home["ids"]["household_id"], reader_home["ids"]["item_id"]
+    household, item = reader_home.ids["household_id"], reader_home.ids["item_id"]
     client = app.test_client()
-    listed = client.get(f"/api/households/{household}/items", headers=reader_home["headers"])
-    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home["headers"])
+    listed = client.get(f"/api/households/{household}/items", headers=reader_home.headers)
+    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home.headers)
     assert listed.status_code == 200 and one.status_code == 200
-    assert listed.get_json()["items"] == [one.get_json()]
-    assert one.get_json()["notes"] == "wool"
+    assert json_object(listed)["items"] == [one.get_json()]
+    assert json_object(one)["notes"] == "wool"
 
 
 def test_the_response_schema_still_strips_undeclared_columns(
-        app: Flask, reader_home: dict[str, Any]) -> None:
-    household, item = reader_home["ids"]["household_id"], reader_home["ids"]["item_id"]
+        app: Flask, reader_home: ReaderHome) -> None:
+    household, item = reader_home.ids["household_id"], reader_home.ids["item_id"]
     client = app.test_client()
     declared = {field.alias or name for name, field in ItemOut.model_fields.items()}
-    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home["headers"])
+    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home.headers)
     assert set(one.get_json()) == declared  # the table also has household_id, created_by, …
-    members = client.get(f"/api/households/{household}/members", headers=reader_home["headers"])
-    assert [set(m) for m in members.get_json()["items"]] == 2 * [
+    members = client.get(f"/api/households/{household}/members", headers=reader_home.headers)
+    assert [set(m) for m in json_object(members)["items"]] == 2 * [
         {field.alias or name for name, field in MemberOut.model_fields.items()}]
     # A trusted answer carrying more than the schema declares, at every level.
     row = {"id": "itm_1", "name": "n", "category": None, "size": None, "color": None,
@@ -173,7 +183,7 @@ def test_every_response_schema_has_a_mirror_with_the_same_fields(app: Flask) -> 
 
 
 def test_a_column_decoder_applies_to_every_read_of_that_column(
-        app: Flask, reader_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        app: Flask, reader_home: ReaderHome, monkeypatch: pytest.MonkeyPatch) -> None:
     """``DECODERS`` is where a stored form (ciphertext, say) becomes the value: its entry is
     called once per read, and the decoder it gives is given the table, column, row id and stored
     value of each row; only that column changes."""
@@ -192,28 +202,28 @@ def test_a_column_decoder_applies_to_every_read_of_that_column(
 
         return decode
 
-    household, item = reader_home["ids"]["household_id"], reader_home["ids"]["item_id"]
+    household, item = reader_home.ids["household_id"], reader_home.ids["item_id"]
     client = app.test_client()
-    second = client.post(f"/api/households/{household}/items", headers=reader_home["headers"],
-                         json={"name": "Scarf", "notes": "silk"}).get_json()["id"]
-    before = client.get(f"/api/households/{household}/items", headers=reader_home["headers"]).get_json()
+    second = json_object(client.post(f"/api/households/{household}/items", headers=reader_home.headers,
+                                     json={"name": "Scarf", "notes": "silk"}))["id"]
+    before = client.get(f"/api/households/{household}/items", headers=reader_home.headers).get_json()
     # Decoders are resolved when a read is compiled: compile again with the decoder in place.
     monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), decoder)
     fastread.forget_compiled()
-    listed = client.get(f"/api/households/{household}/items", headers=reader_home["headers"])
-    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home["headers"])
+    listed = client.get(f"/api/households/{household}/items", headers=reader_home.headers)
+    one = client.get(f"/api/households/{household}/items/{item}", headers=reader_home.headers)
     monkeypatch.setitem(fastread.DECODERS, ("items", "notes"), stored)
     fastread.forget_compiled()
     assert [i["notes"] for i in before["items"]] == ["wool", "silk"]
-    assert [i["notes"] for i in listed.get_json()["items"]] == ["WOOL", "SILK"]
-    assert one.get_json()["notes"] == "WOOL"
+    assert [i["notes"] for i in json_object(listed)["items"]] == ["WOOL", "SILK"]
+    assert json_object(one)["notes"] == "WOOL"
     # The decoder is given the stored form (ciphertext), with the row's table, column and id;
     # the entry is called once per read (the list, the detail), not once per row.
     assert [(t, c, i) for t, c, i, _ in seen] == [
         ("items", "notes", item), ("items", "notes", second), ("items", "notes", item)]
     assert len(reads) == 2
     assert all(value.startswith("v1:") and "wool" not in value for *_, value in seen)
-    assert {k: v for k, v in listed.get_json()["items"][0].items() if k != "notes"} == {
+    assert {k: v for k, v in json_object(listed)["items"][0].items() if k != "notes"} == {
         k: v for k, v in before["items"][0].items() if k != "notes"}
 
 
@@ -241,7 +251,7 @@ def test_columns_that_share_a_decoder_factory_share_its_decoder_within_a_read(
     finally:
         monkeypatch.undo()
         fastread.forget_compiled()
-    items = listed.get_json()["items"]
+    items = json_object(listed)["items"]
     assert sorted(s["userAgent"] for s in items) == ["Browser A", "Browser B"]
     assert {s["ip"] for s in items} == {"192.0.2.7"}
     assert made == [1]

@@ -50,7 +50,7 @@ from app.models import (
 )
 from app.rowsecurity import BypassingRole, refuse_bypassing_role
 from migrations.versions.r1_row_level_security import TABLES
-from testkit.builders.households import AuthActions
+from testkit.builders.households import AuthActions, json_object
 from testkit.config import APP_ROLE
 from testkit.servers.postgres import Postgres
 from testkit.typing import MakeApp
@@ -398,8 +398,8 @@ def test_with_row_security_off_a_read_runs_in_one_transaction_without_a_scope(
     auth = AuthActions(app)
     owner = auth.user("off@example.test")
     headers, client = auth.headers(owner), app.test_client()
-    household = client.post("/api/households", json={"name": "Off"},
-                            headers=headers).get_json()["id"]
+    household = json_object(client.post("/api/households", json={"name": "Off"},
+                                        headers=headers))["id"]
     assert client.post(f"/api/households/{household}/items", json={"name": "Coat"},
                        headers=headers).status_code == 201
     reads: list[tuple[Any, ...]] = []
@@ -417,7 +417,7 @@ def test_with_row_security_off_a_read_runs_in_one_transaction_without_a_scope(
         patch.setattr(fastread, "_execute", execute)
         listed = client.get(f"/api/households/{household}/items", headers=headers)
     assert listed.status_code == 200
-    assert [i["name"] for i in listed.get_json()["items"]] == ["Coat"]
+    assert [i["name"] for i in json_object(listed)["items"]] == ["Coat"]
     assert len(reads) == 2  # membership, page
     assert {(scope, status) for scope, _, status in reads} == {("", pq.TransactionStatus.INTRANS)}
     assert reads[0][1] == reads[1][1]  # the same transaction

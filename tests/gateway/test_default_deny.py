@@ -20,6 +20,7 @@ from app.gateway.contracts import contract_of, endpoint
 from app.gateway.defaultdeny import UNCONTRACTED_ROUTES, uncontracted_rules
 from app.gateway.schemas import Schema
 from testkit.apps.plugins import BlueprintPlugin, raw_blueprint
+from testkit.builders.households import json_object
 from testkit.builders.routes import EVERY_FEATURE
 from testkit.servers.processes import PROJECT_ROOT, free_port, stop
 
@@ -72,8 +73,8 @@ def test_a_plugins_contracted_route_is_served_behind_the_gateway(
     with_plugin(contracted_blueprint)
     client = make_app().test_client()
     r = client.get("/api/plugin/hello")
-    assert r.status_code == 401 and r.get_json()["error"] == "Unauthorized"
-    assert "/api/plugin/hello" in client.get("/api/openapi.json").get_json()["paths"]
+    assert r.status_code == 401 and json_object(r)["error"] == "Unauthorized"
+    assert "/api/plugin/hello" in json_object(client.get("/api/openapi.json"))["paths"]
 
 
 @pytest.mark.parametrize("method", ["POST", "DELETE"])
@@ -97,7 +98,7 @@ def test_a_route_added_after_create_app_is_never_served(make_app: Callable[..., 
     for path in ("/hello-raw", "/healthz", "/api/openapi.json"):
         r = client.get(path)
         assert r.status_code == 500, path
-        assert r.get_json()["error"] == "InternalError" and b"world" not in r.data
+        assert json_object(r)["error"] == "InternalError" and b"world" not in r.data
 
 
 def test_every_rule_of_the_live_url_map_is_a_contract_or_listed(
@@ -115,7 +116,7 @@ def test_every_rule_of_the_live_url_map_is_a_contract_or_listed(
     for route in UNCONTRACTED_ROUTES:
         assert route.why and route.methods <= {"GET"}, route
     # every contracted API route is in the OpenAPI document
-    paths = application.test_client().get("/api/openapi.json").get_json()["paths"]
+    paths = json_object(application.test_client().get("/api/openapi.json"))["paths"]
     contracted = {
         (re.sub(r"<[^>]+>", "{}", rule.rule), method.lower())
         for rule in live.values() if contract_of(application.view_functions[rule.endpoint])

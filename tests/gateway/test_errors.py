@@ -73,7 +73,7 @@ def test_missing_body_is_400(client: FlaskClient) -> None:
 def test_request_id_is_echoed_when_sane_and_replaced_when_not(client: FlaskClient) -> None:
     r = client.get("/api/nothing", headers={"X-Request-ID": "client-req-0001"})
     assert r.headers["X-Request-ID"] == "client-req-0001"
-    assert r.get_json()["correlationId"] == "client-req-0001"
+    assert json_object(r)["correlationId"] == "client-req-0001"
     r = client.get("/api/nothing", headers={"X-Request-ID": "bad id <script>" + "x" * 200})
     assert r.headers["X-Request-ID"].startswith("cor_")
 

@@ -82,7 +82,7 @@ def test_bad_credentials_are_401_with_www_authenticate(client: FlaskClient, head
     r = client.get("/api/sample/guarded", headers={"Authorization": header} if header else {})
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
-    assert r.get_json()["error"] in {"Unauthorized", "InvalidToken"}
+    assert json_object(r)["error"] in {"Unauthorized", "InvalidToken"}
 
 
 def test_token_of_another_issuer_or_secret_is_refused(
@@ -145,7 +145,7 @@ class TestHouseholdScope:
         owner, _, outsider, home, away = people
         r = client.post(f"/api/sample/households/{away}/items", json={"name": "Theirs"},
                         headers=auth.headers(outsider))
-        theirs = r.get_json()["id"]
+        theirs = json_object(r)["id"]
         r = client.get(f"/api/sample/households/{home}/items/{theirs}", headers=auth.headers(owner))
         assert r.status_code == 404
 
@@ -155,7 +155,7 @@ class TestHouseholdScope:
                            headers=auth.headers(child)).get_json()
         before = snapshot(app)
         r = client.delete(f"/api/sample/households/{home}/items/{item['id']}", headers=auth.headers(child))
-        assert r.status_code == 403 and r.get_json()["requiredRoles"] == ["owner"]
+        assert r.status_code == 403 and json_object(r)["requiredRoles"] == ["owner"]
         r = client.post(f"/api/sample/households/{home}/items", json={"name": "taken"},
                         headers=auth.headers(owner))
         assert r.status_code == 409

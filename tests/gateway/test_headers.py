@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from testkit.builders.households import AuthActions
+from testkit.builders.households import AuthActions, json_object
 from testkit.typing import MakeApp
 
 ORIGIN = "https://spa.example.test"
@@ -126,7 +126,7 @@ def test_error_responses_carry_the_security_headers(client: FlaskClient) -> None
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Cache-Control"] == "no-store"
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert r.get_json()["correlationId"] == r.headers["X-Request-ID"]
+    assert json_object(r)["correlationId"] == r.headers["X-Request-ID"]
 
 
 # -- CORS on errors: the same as on successes, for every kind of error ---------------------------
@@ -179,7 +179,7 @@ def test_errors_carry_exactly_the_cors_headers_of_a_success(make_app: MakeApp, o
         client.environ_base["REMOTE_ADDR"] = f"192.0.2.{n + 1}"
         r = send(client, headers)
         assert r.status_code == status, (status, r.data)
-        assert r.get_json()["correlationId"] == r.headers["X-Request-ID"]
+        assert json_object(r)["correlationId"] == r.headers["X-Request-ID"]
         assert _cors_headers(r) == expected, (status, origin, _cors_headers(r))
         assert "Origin" in r.headers["Vary"]
     assert sorted(kinds) == [400, 401, 403, 404, 405, 413, 415, 429, 500]

@@ -19,6 +19,7 @@ from app.db import SESSIONS, Database, db
 from app.gateway.contracts import endpoint
 from app.models import User
 from app.rowsecurity import in_flow
+from testkit.builders.households import json_object
 from testkit.config import BASE_CONFIG
 from testkit.database import watch_read_only_transactions
 
@@ -110,4 +111,4 @@ def test_a_get_reads_while_another_connection_holds_the_write_lock(
             r = client.get("/api/households", headers=headers)
         finally:
             holder.execute("ROLLBACK")
-    assert r.status_code == 200 and r.get_json()["items"] == []
+    assert r.status_code == 200 and json_object(r)["items"] == []

@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 
 from app.db import SESSIONS, Database
 from app.models import AuditEvent, Household, Item, Member, User
-from testkit.builders.households import AuthActions, invite_and_accept, snapshot
+from testkit.builders.households import AuthActions, invite_and_accept, json_object, snapshot
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def owner(auth: AuthActions) -> User:
 def home(client: FlaskClient, auth: AuthActions, owner: User) -> str:
     r = client.post("/api/households", json={"name": "Home"}, headers=auth.headers(owner))
     assert r.status_code == 201
-    return str(r.get_json()["id"])
+    return str(json_object(r)["id"])
 
 
 def test_create_makes_the_caller_owner(client: FlaskClient, auth: AuthActions, owner: User) -> None:
@@ -42,7 +42,7 @@ def test_create_makes_the_caller_owner(client: FlaskClient, auth: AuthActions, o
 def test_list_shows_only_own_households(client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     other = auth.user("other@example.test")
     client.post("/api/households", json={"name": "Theirs"}, headers=auth.headers(other))
-    mine = client.get("/api/households", headers=auth.headers(owner)).get_json()["items"]
+    mine = json_object(client.get("/api/households", headers=auth.headers(owner)))["items"]
     assert [h["id"] for h in mine] == [home]
 
 
@@ -52,12 +52,12 @@ def test_members_lifecycle_and_last_owner(app: Flask, client: FlaskClient, auth:
     r = client.post(f"/api/households/{home}/members", json={"email": "adult@example.TEST", "role": "adult"}, headers=h)
     assert r.status_code == 201
     assert set(r.get_json()) == {"id", "email", "role", "status", "expiresAt", "createdAt"}
-    assert r.get_json()["email"] == "adult@example.test" and r.get_json()["status"] == "PENDING"
+    assert json_object(r)["email"] == "adult@example.test" and json_object(r)["status"] == "PENDING"
     # Invited, not yet a member; a second invitation of the same address is 409.
-    assert [m["userId"] for m in client.get(f"/api/households/{home}/members", headers=h).get_json()["items"]] == [owner.id]
+    assert [m["userId"] for m in json_object(client.get(f"/api/households/{home}/members", headers=h))["items"]] == [owner.id]
     assert client.post(f"/api/households/{home}/members", json={"email": "adult@example.test", "role": "child"},
                        headers=h).status_code == 409
-    accepted = client.post(f"/api/invitations/{r.get_json()['id']}/accept", headers=auth.headers(adult))
+    accepted = client.post(f"/api/invitations/{json_object(r)['id']}/accept", headers=auth.headers(adult))
     assert accepted.status_code == 200
     assert set(accepted.get_json()) == {"householdId", "userId", "email", "name", "role", "joinedAt"}
     assert client.post(f"/api/households/{home}/members", json={"email": "adult@example.test", "role": "child"},
@@ -68,7 +68,7 @@ def test_members_lifecycle_and_last_owner(app: Flask, client: FlaskClient, auth:
     before = snapshot(app)
     assert client.delete(f"/api/households/{home}/members/{owner.id}", headers=h).status_code == 409
     r = client.patch(f"/api/households/{home}/members/{owner.id}", json={"role": "adult"}, headers=h)
-    assert r.status_code == 409 and r.get_json()["error"] == "Conflict"
+    assert r.status_code == 409 and json_object(r)["error"] == "Conflict"
     assert snapshot(app) == before
     # With a second owner the first may step down.
     assert client.patch(f"/api/households/{home}/members/{adult.id}", json={"role": "owner"}, headers=h).status_code == 200
@@ -94,10 +94,10 @@ def test_items_crud_and_filters(client: FlaskClient, auth: AuthActions, owner: U
     base = f"/api/households/{home}/items"
     red = client.post(base, json={"name": "Coat", "category": "outer", "color": "red", "size": "M"}, headers=h).get_json()
     client.post(base, json={"name": "Scarf", "category": "acc", "color": "blue"}, headers=h)
-    assert [i["name"] for i in client.get(f"{base}?color=red", headers=h).get_json()["items"]] == ["Coat"]
-    assert [i["name"] for i in client.get(f"{base}?category=acc", headers=h).get_json()["items"]] == ["Scarf"]
+    assert [i["name"] for i in json_object(client.get(f"{base}?color=red", headers=h))["items"]] == ["Coat"]
+    assert [i["name"] for i in json_object(client.get(f"{base}?category=acc", headers=h))["items"]] == ["Scarf"]
     r = client.patch(f"{base}/{red['id']}", json={"notes": "dry clean", "householdId": "hh_x", "id": "itm_x"}, headers=h)
-    assert r.status_code == 200 and r.get_json()["notes"] == "dry clean" and r.get_json()["id"] == red["id"]
+    assert r.status_code == 200 and json_object(r)["notes"] == "dry clean" and json_object(r)["id"] == red["id"]
     assert client.patch(f"{base}/{red['id']}", json={"name": ""}, headers=h).status_code == 400
     assert client.delete(f"{base}/{red['id']}", headers=h).status_code == 204
     assert client.get(f"{base}/{red['id']}", headers=h).status_code == 404
@@ -105,21 +105,21 @@ def test_items_crud_and_filters(client: FlaskClient, auth: AuthActions, owner: U
 
 def test_outfits_need_items_of_the_same_household(app: Flask, client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
     h = auth.headers(owner)
-    mine = client.post(f"/api/households/{home}/items", json={"name": "Shirt"}, headers=h).get_json()["id"]
+    mine = json_object(client.post(f"/api/households/{home}/items", json={"name": "Shirt"}, headers=h))["id"]
     other = auth.user("other@example.test")
-    away = client.post("/api/households", json={"name": "Away"}, headers=auth.headers(other)).get_json()["id"]
-    theirs = client.post(f"/api/households/{away}/items", json={"name": "Hat"}, headers=auth.headers(other)).get_json()["id"]
+    away = json_object(client.post("/api/households", json={"name": "Away"}, headers=auth.headers(other)))["id"]
+    theirs = json_object(client.post(f"/api/households/{away}/items", json={"name": "Hat"}, headers=auth.headers(other)))["id"]
     before = snapshot(app)
     r = client.post(f"/api/households/{home}/outfits", json={"name": "Mixed", "itemIds": [mine, theirs]}, headers=h)
     assert r.status_code == 404 and snapshot(app) == before
     r = client.post(f"/api/households/{home}/outfits", json={"name": "Mine", "itemIds": [mine, mine]}, headers=h)
-    assert r.status_code == 201 and r.get_json()["itemIds"] == [mine]
-    outfit = r.get_json()["id"]
+    assert r.status_code == 201 and json_object(r)["itemIds"] == [mine]
+    outfit = json_object(r)["id"]
     r = client.patch(f"/api/households/{home}/outfits/{outfit}", json={"itemIds": [theirs]}, headers=h)
     assert r.status_code == 404
-    assert client.get(f"/api/households/{home}/outfits/{outfit}", headers=h).get_json()["itemIds"] == [mine]
+    assert json_object(client.get(f"/api/households/{home}/outfits/{outfit}", headers=h))["itemIds"] == [mine]
     client.delete(f"/api/households/{home}/items/{mine}", headers=h)
-    assert client.get(f"/api/households/{home}/outfits/{outfit}", headers=h).get_json()["itemIds"] == []
+    assert json_object(client.get(f"/api/households/{home}/outfits/{outfit}", headers=h))["itemIds"] == []
 
 
 def test_cursor_pagination_is_stable_under_inserts(client: FlaskClient, auth: AuthActions, owner: User, home: str) -> None:
@@ -142,15 +142,15 @@ def test_outfit_pages_carry_their_own_items_on_every_page(client: FlaskClient, a
     """An outfit page's item ids come from a second read keyed by the same page (and cursor):
     every outfit on every page shows exactly its items, in their order."""
     h = auth.headers(owner)
-    items = [client.post(f"/api/households/{home}/items", json={"name": f"item {n}"},
-                         headers=h).get_json()["id"] for n in range(6)]
+    items = [json_object(client.post(f"/api/households/{home}/items", json={"name": f"item {n}"},
+                                     headers=h))["id"] for n in range(6)]
     expected = {}
     for n in range(7):
         chosen = [items[(n + k) % 6] for k in range(n % 4)][::-1]
         created = client.post(f"/api/households/{home}/outfits",
                               json={"name": f"outfit {n}", "itemIds": chosen}, headers=h)
         assert created.status_code == 201, created.get_json()
-        expected[created.get_json()["id"]] = chosen
+        expected[json_object(created)["id"]] = chosen
     seen: dict[str, list[str]] = {}
     pages, cursor = 0, ""
     while True:
@@ -172,7 +172,7 @@ def test_outfit_pages_carry_their_own_items_on_every_page(client: FlaskClient, a
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "cursor=%%%", "cursor=bm90LWpzb24"])
 def test_bad_page_parameters_are_400(client: FlaskClient, auth: AuthActions, owner: User, home: str, query: str) -> None:
     r = client.get(f"/api/households/{home}/items?{query}", headers=auth.headers(owner))
-    assert r.status_code == 400 and r.get_json()["error"] == "ValidationError"
+    assert r.status_code == 400 and json_object(r)["error"] == "ValidationError"
 
 
 @contextmanager
@@ -195,15 +195,15 @@ def test_query_count_is_constant_in_list_size(app: Flask, client: FlaskClient, a
     counts = {}
     for size in (1, 20):
         while True:
-            items = client.get(f"/api/households/{home}/items?limit=100", headers=h).get_json()["items"]
+            items = json_object(client.get(f"/api/households/{home}/items?limit=100", headers=h))["items"]
             if len(items) >= size:
                 break
             item = client.post(f"/api/households/{home}/items", json={"name": "x"}, headers=h).get_json()
             client.post(f"/api/households/{home}/outfits", json={"name": "o", "itemIds": [item["id"]]}, headers=h)
         with count_statements(app) as items_sql:
-            assert len(client.get(f"/api/households/{home}/items?limit=100", headers=h).get_json()["items"]) == size
+            assert len(json_object(client.get(f"/api/households/{home}/items?limit=100", headers=h))["items"]) == size
         with count_statements(app) as outfits_sql:
-            assert len(client.get(f"/api/households/{home}/outfits?limit=100", headers=h).get_json()["items"]) == size
+            assert len(json_object(client.get(f"/api/households/{home}/outfits?limit=100", headers=h))["items"]) == size
         counts[size] = (len(items_sql), len(outfits_sql))
     assert counts[1] == counts[20]
     assert counts[1][0] <= 4  # membership + page (+ BEGIN/ROLLBACK bookkeeping)
@@ -218,13 +218,13 @@ def test_cascading_deletion_removes_everything_of_one_household(app: Flask, clie
     from app.models import PurchaseIntent, PurchaseRequest, WebhookEvent
 
     other = auth.user("other@example.test")
-    away = client.post("/api/households", json={"name": "Away"}, headers=auth.headers(other)).get_json()["id"]
+    away = json_object(client.post("/api/households", json={"name": "Away"}, headers=auth.headers(other)))["id"]
     child = auth.user("kid@example.test")
     for hid, user in ((home, owner), (away, other)):
         hh = auth.headers(user)
         if hid == home:
             invite_and_accept(app, auth, hid, user, child, "child")
-        item = client.post(f"/api/households/{hid}/items", json={"name": "Coat"}, headers=hh).get_json()["id"]
+        item = json_object(client.post(f"/api/households/{hid}/items", json={"name": "Coat"}, headers=hh))["id"]
         client.post(f"/api/households/{hid}/outfits", json={"name": "O", "itemIds": [item]}, headers=hh)
         with SESSIONS.get(app)() as session:
             request = PurchaseRequest(household_id=hid, requested_by=user.id, title="Boots",
@@ -271,7 +271,7 @@ def test_filters_combine_and_page_with_a_cursor(client: FlaskClient, auth: AuthA
         url = page["nextCursor"] and f"{base}?color=red&size=S&limit=2&cursor={page['nextCursor']}"
     assert names == ["red 1", "red 3", "red 5"]
     # The same statement shape with other values answers for those values only.
-    blue = client.get(f"{base}?color=blue&size=S&limit=100", headers=h).get_json()["items"]
+    blue = json_object(client.get(f"{base}?color=blue&size=S&limit=100", headers=h))["items"]
     assert [i["name"] for i in blue] == [f"blue {n}" for n in range(7)]
     assert client.get(f"{base}?color=green&limit=100", headers=h).get_json() == {
         "items": [], "nextCursor": None}

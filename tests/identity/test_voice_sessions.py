@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from app.voice import tokens
 from app.voice.routes import VOICE_RATE_LIMIT
 from testkit.builders.families import build_family
-from testkit.builders.households import snapshot
+from testkit.builders.households import json_object, snapshot
 from testkit.typing import MakeApp
 
 URL = "/api/voice/live/public-session"
@@ -27,16 +27,16 @@ def test_mints_a_session_token(client: FlaskClient, app: Flask) -> None:
     assert r.headers["Cache-Control"] == "no-store"
     claims = tokens.verify(dict(app.config), body["token"])
     assert claims["sid"] == body["sessionId"] and claims["typ"] == "voice-session"
-    assert client.post(URL).get_json()["sessionId"] != body["sessionId"]
+    assert json_object(client.post(URL))["sessionId"] != body["sessionId"]
 
 
 def test_a_voice_token_is_not_a_bearer_token(make_app: MakeApp) -> None:
     app = make_app()
     family = build_family(app)
-    voice = app.test_client().post(URL).get_json()["token"]
+    voice = json_object(app.test_client().post(URL))["token"]
     before = snapshot(app)
     r = family.client.get(family.url(), headers={"Authorization": f"Bearer {voice}"})
-    assert r.status_code == 401 and r.get_json()["error"] == "InvalidToken"
+    assert r.status_code == 401 and json_object(r)["error"] == "InvalidToken"
     r = family.client.post(family.url(), json={"title": "x", "amountMinor": 1, "currency": "EUR"},
                            headers={"Authorization": f"Bearer {voice}"})
     assert r.status_code == 401
@@ -73,7 +73,7 @@ def test_without_any_key_the_route_is_503(make_app: MakeApp) -> None:
 def test_the_rate_limit_is_declared_from_the_settings(make_app: MakeApp) -> None:
     app = make_app(VOICE_LIVE_PUBLIC_RATE_LIMIT_MAX_REQUESTS=3,
                    VOICE_LIVE_PUBLIC_RATE_LIMIT_WINDOW_SECONDS=30)
-    operation = app.test_client().get("/api/openapi.json").get_json()["paths"][URL]["post"]
+    operation = json_object(app.test_client().get("/api/openapi.json"))["paths"][URL]["post"]
     assert operation["x-public"] is True and operation["x-rate-limit"] == "3/30 seconds per client IP on this operation"
     item = limits.parse(VOICE_RATE_LIMIT.format(**app.config))
     assert (item.amount, item.get_expiry()) == (3, 30)

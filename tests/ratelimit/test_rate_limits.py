@@ -23,7 +23,7 @@ from app.ratelimit.memory import SweptMemoryStorage
 from app.ratelimit.setup import LIMITER, rate_limit_storage
 from app.readiness import CHECKS
 from plugins.limiter import limiter_storage, with_redis_timeouts
-from testkit.builders.households import AuthActions, snapshot
+from testkit.builders.households import AuthActions, json_object, snapshot
 from testkit.spies import spy
 from testkit.typing import MakeApp
 
@@ -69,7 +69,7 @@ def test_own_limit_is_a_bucket_beside_the_callers(limited_app: LimitedApp) -> No
     # Those five calls also cost the caller's bucket: 10 - 5 left for every other route.
     assert statuses(client, "/api/limit-test/me", 6, headers=headers) == [200] * 5 + [429]
     denied = client.get("/api/limit-test/own", headers=headers)
-    assert denied.status_code == 429 and denied.get_json()["limit"] == 10  # caller bucket first
+    assert denied.status_code == 429 and json_object(denied)["limit"] == 10  # caller bucket first
 
 
 def test_headers_are_consistent_across_a_window_and_429_matches_the_contract(
@@ -159,7 +159,7 @@ def test_failed_authentication_costs_the_ip_quota_and_changes_nothing(
     forged = {"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c3JfeCJ9."}
     assert statuses(client, "/api/limit-test/me", 3, headers=forged) == [401] * 3
     r = client.get("/api/limit-test/me", headers=forged)
-    assert r.status_code == 429 and r.get_json()["error"] == "TooManyRequests"
+    assert r.status_code == 429 and json_object(r)["error"] == "TooManyRequests"
     assert client.get("/api/limit-test/me").status_code == 429  # no header at all: same bucket
     assert snapshot(app) == before
     # A genuine token from the same address has its own bucket (its sub).
@@ -214,9 +214,9 @@ def test_login_throttle_keys_are_hashed_and_its_429_is_the_contract_limiters(
         refused = client.post("/api/auth/login", json=body)
         assert set(refused.get_json()) == {"error", "message", "correlationId", "timestamp",
                                            "retryAfter", "limit", "window"}
-        assert refused.get_json()["error"] == "TooManyRequests"
-        assert refused.get_json()["limit"] == 2 and refused.get_json()["window"] == 60
-        assert int(refused.headers["Retry-After"]) == refused.get_json()["retryAfter"] >= 1
+        assert json_object(refused)["error"] == "TooManyRequests"
+        assert json_object(refused)["limit"] == 2 and json_object(refused)["window"] == 60
+        assert int(refused.headers["Retry-After"]) == json_object(refused)["retryAfter"] >= 1
         shared = rate_limit_storage(app).storage
         assert isinstance(shared, MemoryStorage)
         keys = " ".join(shared.storage)
@@ -338,7 +338,7 @@ def test_internal_callers_share_a_service_bucket_not_the_ip_budget(make_app: Mak
                 for _ in range(7)]
     assert 429 not in statuses[:5] and statuses[5:] == [429, 429]
     r = client.post("/api/internal/events", json=body, headers={"X-Internal-Token": INTERNAL})
-    assert r.get_json()["limit"] == 5 and '"service"' in r.headers["RateLimit-Policy"]
+    assert json_object(r)["limit"] == 5 and '"service"' in r.headers["RateLimit-Policy"]
     # the same address as an anonymous visitor still has its own, untouched budget
     assert client.get("/api/openapi.json").status_code == 200
     assert client.post("/api/voice/live/public-session").status_code == 201

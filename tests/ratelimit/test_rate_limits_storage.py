@@ -15,6 +15,7 @@ from limits.storage import RedisStorage
 from app.auth.throttle import LOGIN_THROTTLE
 from app.ratelimit.fallback import FAIL_OPEN, FALLBACK, RETRY_STORAGE_AFTER_SECONDS
 from app.ratelimit.setup import LIMITER, rate_limit_storage
+from testkit.builders.households import json_object
 from testkit.servers.processes import missing
 from testkit.servers.ratelimit import Redis, memcached_server
 from testkit.spies import spy
@@ -50,7 +51,7 @@ def test_each_strategy_on_redis(limited_app: LimitedApp, redis: Redis, strategy:
         r = client.get("/api/limit-test/public")
         results.append(r.status_code)
     assert results == [200] * 4 + [429] * 4
-    assert r is not None and 1 <= r.get_json()["retryAfter"] <= 60
+    assert r is not None and 1 <= json_object(r)["retryAfter"] <= 60
 
 
 def test_storage_outage_sensitive_limited_ordinary_open_then_shared_again(
@@ -60,7 +61,7 @@ def test_storage_outage_sensitive_limited_ordinary_open_then_shared_again(
     storage = rate_limit_storage(app)
     client = app.test_client()
     assert codes(client, "/api/limit-test/sensitive", 4) == [200, 200, 200, 429]
-    assert client.get("/readyz").get_json()["components"]["ratelimit"] == "ok"
+    assert json_object(client.get("/readyz"))["components"]["ratelimit"] == "ok"
 
     redis.stop()
     with caplog.at_level(logging.WARNING, logger="app.ratelimit.fallback"):
@@ -74,7 +75,7 @@ def test_storage_outage_sensitive_limited_ordinary_open_then_shared_again(
     assert [r.status_code for r in ordinary] == [200] * 6
     assert not any("X-RateLimit-Limit" in r.headers for r in ordinary)
     assert storage.failures[FALLBACK] >= 6 and storage.failures[FAIL_OPEN] >= 6
-    assert ready.status_code == 503 and ready.get_json()["components"]["ratelimit"] == "down"
+    assert ready.status_code == 503 and json_object(ready)["components"]["ratelimit"] == "down"
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert "sensitive call limited per process" in warned
     assert "ordinary call not limited" in warned
@@ -174,4 +175,4 @@ def test_memcached_limits_hold_across_application_instances(limited_app: Limited
         two = limited_app(RATELIMIT_STORAGE_URI=uri, RATELIMIT_ANONYMOUS="4/minute")
         assert codes(one.test_client(), "/api/limit-test/public", 2) == [200, 200]
         assert codes(two.test_client(), "/api/limit-test/public", 3) == [200, 200, 429]
-        assert one.test_client().get("/readyz").get_json()["components"]["ratelimit"] == "ok"
+        assert json_object(one.test_client().get("/readyz"))["components"]["ratelimit"] == "ok"
