@@ -17,12 +17,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from app.audit.checkpoints import (
-    NEW_CHECKPOINTS_KEY,
-    PENDING_KEY,
-    committed_events,
-    forget_pending,
-)
+from app.audit.checkpoints import NEW_CHECKPOINTS_KEY, PENDING_KEY, committed_events, forget_pending
 from app.audit.sinks import SinkRelay
 from app.audit.witness import Checkpointer
 from app.db import SESSIONS, Database

@@ -37,9 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.chain import timestamp
-from app.audit.checkpoints import (
-    checkpoint_all,
-)
+from app.audit.checkpoints import checkpoint_all
 from app.audit.merkle import consistency_proof, leaf_hash, verify_consistency
 from app.audit.notes import Checkpoint, NoteError, open_note
 from app.audit.signing import signer
