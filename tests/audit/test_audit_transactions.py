@@ -172,6 +172,54 @@ def test_a_failing_sink_does_not_undo_the_commit(app: Flask, sink: RecordingSink
     assert [e["action"] for e in sink.events] == ["test.committed"]
 
 
+@pytest.mark.parametrize("failing", ["checkpointer", "sinks"])
+def test_a_failure_handing_committed_events_on_is_logged_not_raised(
+    app: Flask, sink: RecordingSink, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, failing: str,
+) -> None:
+    """Once the transaction committed, neither the checkpointer nor the sinks can fail the
+    request (its client would send a finished write again): the failure is logged, and the other
+    still gets the events. Both ways a commit hands them on: a session's, and a request's
+    transaction (on PostgreSQL an event recorded before any session goes straight into it)."""
+    from app.audit.witness import CHECKPOINTER
+    from app.db import db
+    from app.rowsecurity import in_flow
+
+    checkpointer, relay = CHECKPOINTER.get(app), AUDIT_SINKS.get(app)
+    chains: list[str] = []
+    witness = checkpointer.transaction_committed
+
+    def down(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError(f"{failing} down")
+
+    def counted(events: Any, notes: Any = ()) -> None:
+        chains.extend(e.chain for e in events)
+        witness(events, notes)
+
+    monkeypatch.setattr(checkpointer, "transaction_committed",
+                        down if failing == "checkpointer" else counted)
+    if failing == "sinks":
+        monkeypatch.setattr(relay, "forward", down)
+    with app.app_context(), session_of(app) as session:
+        audit.record("test.session-commit", session=session, principal_id="usr_session")
+        session.commit()
+    with app.test_request_context(method="POST"), in_flow("login"):
+        audit.record("test.request-commit", principal_id="usr_request")
+        db.commit()
+    with session_of(app) as session:
+        stored = session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert sorted(stored) == ["test.request-commit", "test.session-commit"]
+    failures = [r for r in caplog.records if r.name == "app.audit.committed"]
+    assert [(r.levelname, f"handed to the {failing}" in r.getMessage()) for r in failures] == [
+        ("ERROR", True), ("ERROR", True)]
+    if failing == "checkpointer":
+        assert sorted(e["action"] for e in sink.events) == sorted(stored)
+    else:
+        assert sorted(chains) == ["usr_request", "usr_session"]
+        assert sink.events == []
+    assert verify(app).ok
+
+
 def test_a_slow_sink_never_holds_the_response(
     app: Flask, client: FlaskClient, auth: AuthActions, request_setup: SubmittedRequest,
     sink: RecordingSink,
