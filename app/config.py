@@ -291,6 +291,9 @@ STRENGTH_CHECKED: tuple[str, ...] = (
     "AUTH_OIDC_CLIENT_SECRET",
 )
 
+# Refused in every environment, development and test included (production's rules hold them too).
+ALWAYS_RULES: tuple[Rule, ...] = (_cors, _sink_gather, _sink_queue)
+
 PRODUCTION_RULES: tuple[Rule, ...] = (
     _jwt_secret,
     _jwt_private_key,
@@ -302,17 +305,12 @@ PRODUCTION_RULES: tuple[Rule, ...] = (
     _required_token("REQUIRE_INTERNAL_EVENT_TOKEN", "ORCHESTRATOR_INTERNAL_TOKEN"),
     _webhook_secret,
     *(_weak_secret(name) for name in STRENGTH_CHECKED),
-    _cors,
+    *ALWAYS_RULES,
     _limiter_storage,
     _secret_store,
     _audit_signing_key,
     _data_encryption_keys,
-    _sink_gather,
-    _sink_queue,
 )
-
-# Refused in every environment, development and test included.
-ALWAYS_RULES: tuple[Rule, ...] = (_cors, _sink_gather, _sink_queue)
 
 
 def refused_everywhere(config: Mapping[str, Any]) -> list[str]:
