@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from flask import Flask, g
 from psycopg import pq
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
@@ -45,6 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from app.libpq import run_simple
 from app.rawtransaction import (
     ADOPTED,
     WRITE_LOCK,
@@ -140,15 +140,8 @@ def _rollback_keeping_prepared(dbapi_connection: Any) -> None:
     to 175–200 µs once the statements were kept."""
     # The pool's proxy (its ``info`` is the pool's, not psycopg's), or psycopg's connection.
     driver = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
-    pgconn = driver.pgconn
-    if pgconn.transaction_status == pq.TransactionStatus.IDLE:
-        return  # as psycopg: nothing to roll back, no round trip
-    result = pgconn.exec_(b"ROLLBACK")
-    if result.status == pq.ExecStatus.COMMAND_OK:
-        return
-    if pgconn.status == pq.ConnStatus.BAD:  # as psycopg raises it: the pool then discards it
-        raise psycopg.OperationalError((result.error_message or b"").decode(errors="replace"))
-    raise psycopg.errors.error_from_result(result, encoding=driver.info.encoding)
+    if driver.pgconn.transaction_status != pq.TransactionStatus.IDLE:  # else, as psycopg: no
+        run_simple(driver, "ROLLBACK")  # round trip when there is nothing to roll back
 
 
 def _alive_at_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

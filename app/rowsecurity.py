@@ -27,9 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from flask import g, has_request_context, request
 from psycopg import pq
+
+from app.libpq import run_simple
 
 SYSTEM = "system"
 
@@ -128,9 +129,7 @@ def apply_scope(dbapi_connection: Any, scope: Scope) -> None:
     escaping = pq.Escaping(pgconn)
     literals = {name: escaping.escape_literal(text.encode(encoding)).decode(encoding)
                 for name, text in value.items()}
-    result = pgconn.exec_(("BEGIN; " + statement % literals).encode(encoding))
-    if result.status != pq.ExecStatus.TUPLES_OK:
-        raise psycopg.errors.error_from_result(result, encoding=encoding)
+    run_simple(dbapi_connection, "BEGIN; " + statement % literals)
 
 
 class BypassingRole(RuntimeError):

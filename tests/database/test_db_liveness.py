@@ -16,15 +16,19 @@ from __future__ import annotations
 import socket
 import time
 
+import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from psycopg import pq
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DisconnectionError, OperationalError
-from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+from sqlalchemy.pool import QueuePool
 
 from app.db import Database, _alive_at_checkout, build_engine
+from app.libpq import run_simple
 from testkit.builders.households import AuthActions, json_object
+from testkit.spies import spy
 
 
 class _Connection:
@@ -95,7 +99,7 @@ def _prepared(engine: Engine) -> set[str]:
 
 @pytest.mark.postgres_only
 def test_a_request_that_ends_in_an_error_leaves_the_connection_s_prepared_statements(
-        app: Flask, auth: AuthActions) -> None:
+        app: Flask, auth: AuthActions, monkeypatch: pytest.MonkeyPatch) -> None:
     client, headers, items = _reader(app, auth)
     for _ in range(7):  # psycopg prepares a statement on its sixth run
         assert client.get(items, headers=headers).status_code == 200
@@ -105,17 +109,10 @@ def test_a_request_that_ends_in_an_error_leaves_the_connection_s_prepared_statem
     before = _prepared(engine)
     assert len(before) >= 2  # the membership read and the page of items, at least
     rollbacks: list[object] = []
-    rollback = engine.dialect.do_rollback
-
-    def counted(dbapi_connection: PoolProxiedConnection) -> None:
-        rollbacks.append(dbapi_connection)
-        rollback(dbapi_connection)
-
-    engine.dialect.do_rollback = counted  # type: ignore[method-assign]
-    try:
-        missing = client.get(f"{items}/itm_{'0' * 26}", headers=headers)
-    finally:
-        engine.dialect.do_rollback = rollback  # type: ignore[method-assign]
+    monkeypatch.setattr(engine.dialect, "do_rollback",
+                        spy(engine.dialect.do_rollback, rollbacks.append))
+    missing = client.get(f"{items}/itm_{'0' * 26}", headers=headers)
+    monkeypatch.undo()
     assert missing.status_code == 404
     assert len(rollbacks) == 1  # the 404 came after the membership read: its transaction rolled back
     assert _prepared(engine) == before
@@ -143,3 +140,21 @@ def test_the_rollback_rolls_back_and_a_dead_connection_is_discarded(app: Flask) 
         assert failed.value.connection_invalidated  # SQLAlchemy knows it lost the connection
     with engine.connect() as fresh:  # the pool discarded it and opened another
         assert fresh.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+
+
+@pytest.mark.postgres_only
+def test_a_simple_statement_fails_as_psycopg_would_fail(app: Flask) -> None:
+    """``app.libpq.run_simple`` (the scope's ``BEGIN``, the engine's ``ROLLBACK``): a statement
+    the server refuses raises the class of its SQLSTATE, and the connection goes on."""
+    engine = Database.engine(app)
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        run_simple(driver, "BEGIN; SELECT 1")
+        assert driver.pgconn.transaction_status == pq.TransactionStatus.INTRANS
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            run_simple(driver, "SELECT 1 / 0")
+        assert driver.pgconn.transaction_status == pq.TransactionStatus.INERROR
+        engine.dialect.do_rollback(driver)  # the engine's ROLLBACK, through run_simple too
+        assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        assert connection.exec_driver_sql("SELECT 2").scalar() == 2
