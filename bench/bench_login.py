@@ -21,6 +21,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -46,7 +47,9 @@ def statements_per_login(env: dict[str, str], body: str) -> None:
 
     from app import create_app
     from app.db import Database
+    from app.rowsecurity import Scope, apply_scope
     from testkit.database import statements_sent
+    from testkit.spies import spy
 
     os.environ.update(env)
     application = create_app()
@@ -58,12 +61,12 @@ def statements_per_login(env: dict[str, str], body: str) -> None:
     engine = Database.engine(application)
     # Every transaction, SQLAlchemy's or a RequestTransaction, commits through the dialect.
     do_commit = engine.dialect.do_commit
-    engine.dialect.do_commit = (  # type: ignore[method-assign]
-        lambda connection: (transactions.append("commit"), do_commit(connection))[1])
-    db_module = importlib.import_module("app.db")  # ``app.db`` the attribute is the extension
-    apply_scope = db_module.apply_scope
-    scopes: list[object] = []
-    db_module.apply_scope = lambda c, scope: (scopes.append(scope), apply_scope(c, scope))[1]
+    engine.dialect.do_commit = spy(  # type: ignore[method-assign]
+        do_commit, lambda dbapi_connection: transactions.append("commit"))
+    db_module: Any = importlib.import_module("app.db")  # ``app.db`` the attribute is the extension
+    scopes: list[Scope] = []
+    scoped = spy(apply_scope, lambda dbapi_connection, scope: scopes.append(scope))
+    db_module.apply_scope = scoped
     try:
         with statements_sent(application) as statements:
             answer = client.post("/api/auth/login", data=body, content_type="application/json")

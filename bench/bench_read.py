@@ -20,7 +20,6 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,12 +42,11 @@ def prepare(database_url: str, body_file: Path, notes: int = 0, plain: bool = Fa
     notes, an encrypted column), 5 members and 10 outfits, the items read's body in
     ``body_file`` (the bare baseline serves it). ``plain``: encryption replaced by the bench's
     passthrough (bench/plain_fields_app.py)."""
-    from sqlalchemy import event
-
-    from app import create_app, fastread
+    from app import create_app
     from app.cli import migrate
     from app.db import Database
     from testkit.builders.households import AuthActions
+    from testkit.database import statements_sent
 
     env = {
         "HEARTHGATE_ENV": "development",
@@ -98,22 +96,12 @@ def prepare(database_url: str, body_file: Path, notes: int = 0, plain: bool = Fa
         answer = client.get(other_path, headers=headers)
         assert answer.status_code == 200, (name, answer.get_json())
     assert len(client.get(read_paths["members"], headers=headers).get_json()["items"]) == 5
-    statements: list[str] = []  # through SQLAlchemy's execution, then through app.fastread
-    event.listen(Database.engine(app), "before_cursor_execute",
-                 lambda *args: statements.append(args[2]))
-    execute = fastread._execute
-
-    def counted(connection: Any, compiled: Any, params: Any) -> list[dict[str, Any]]:
-        statements.append(compiled.sql)
-        return execute(connection, compiled, params)
-
-    fastread._execute = counted
-    body = client.get(path, headers=headers)
-    fastread._execute = execute  # type: ignore[assignment]
+    with statements_sent(app) as statements:  # through SQLAlchemy, and through app.fastread
+        body = client.get(path, headers=headers)
     assert body.status_code == 200 and len(body.get_json()["items"]) == 20
     print(f"SQL statements per secured read: {len(statements)}")
     for statement in statements:
-        print("   ", " ".join(statement.split())[:110])
+        print("   ", statement[:110])
     body_file.write_bytes(body.data)
     Database.engine(app).dispose()
     return Prepared(env, token, user.id, household, read_paths)

@@ -25,6 +25,7 @@ from testkit.apps import audit as audit_routes
 from testkit.builders.audit import session_of, verify
 from testkit.builders.households import AuthActions, make_household, snapshot
 from testkit.database import system_connection
+from testkit.spies import spy
 from testkit.typing import MakeApp
 
 pytestmark = pytest.mark.blueprints(audit_routes.bp)
@@ -187,15 +188,12 @@ def test_a_failure_handing_committed_events_on_is_logged_not_raised(
 
     checkpointer, relay = CHECKPOINTER.get(app), AUDIT_SINKS.get(app)
     chains: list[str] = []
-    witness = checkpointer.transaction_committed
 
     def down(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError(f"{failing} down")
 
-    def counted(events: Any, notes: Any = ()) -> None:
-        chains.extend(e.chain for e in events)
-        witness(events, notes)
-
+    counted = spy(checkpointer.transaction_committed,
+                  lambda events, notes=(): chains.extend(e.chain for e in events))
     monkeypatch.setattr(checkpointer, "transaction_committed",
                         down if failing == "checkpointer" else counted)
     if failing == "sinks":
