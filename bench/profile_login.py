@@ -95,7 +95,7 @@ def main() -> None:
 
         for _ in range(100):
             login()
-        steps = Steps(LOGIN_STEPS)
+        steps = Steps(LOGIN_STEPS, calibrate=args.steps)
         with steps.installed() if args.steps else ExitStack():
             for _ in range(args.rounds):
                 steps.reset()

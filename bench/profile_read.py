@@ -129,7 +129,7 @@ def main() -> None:
                 call = mixed(call, caller(app, prepared.read_paths["items"].split("?")[0]
                                           + "/itm_" + "0" * 26, prepared.token),
                              args.not_found_every)
-            steps = Steps(READ_STEPS)
+            steps = Steps(READ_STEPS, calibrate=args.steps)
             with steps.installed() if args.steps else ExitStack():
                 started, cpu = time.perf_counter(), time.process_time()
                 server = database_cpu_seconds()

@@ -101,8 +101,8 @@ class Steps:
         local = self._local
 
         def clocked(*args: Any, **kwargs: Any) -> Any:
-            path = (*getattr(local, "path", ()), label)
-            outer, local.path = getattr(local, "path", ()), path
+            outer = getattr(local, "path", ())
+            local.path = path = (*outer, label)
             cpu, wall = time.thread_time(), time.perf_counter()
             try:
                 return function(*args, **kwargs)
